@@ -1,0 +1,225 @@
+//! Configuration: the INI file of DESIGN.md turned into a typed [`Config`].
+//!
+//! Two phases, as ripgrep does it: the INI text becomes a raw section/key map, then every key
+//! is checked and converted into the typed structs below. Errors are collected, not stopped at
+//! the first, and each names file, section, key and value. bui-monitor's `[Global]` and
+//! `[Burp]` keys keep their meaning and defaults.
+//!
+//! TYPES ONLY in this commit: parsing (`Config::load`), validation, `check-config` and the
+//! embedded defaults are filled in by the config work.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which analyzer a worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Builtin,
+    Zeek,
+    Command,
+    Burp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Tsv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportMode {
+    Copy,
+    Move,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogProto {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogFormat {
+    Rfc5424,
+    Rfc3164,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogFraming {
+    /// One message per line (TCP/TLS).
+    NonTransparent,
+    /// RFC 6587 octet counting (TCP/TLS).
+    OctetCounting,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from; `None` for embedded defaults.
+    pub source: Option<PathBuf>,
+    pub global: GlobalConfig,
+    pub worker: WorkerConfig,
+    pub burp: BurpConfig,
+    pub zeek: ZeekConfig,
+    pub command: CommandConfig,
+    pub output: OutputConfig,
+    pub syslog: Option<SyslogConfig>,
+    pub http: Option<HttpConfig>,
+    pub jobs: JobsConfig,
+}
+
+/// `[Global]`: bui-monitor's keys plus pcapd's listener and storage keys.
+#[derive(Debug, Clone)]
+pub struct GlobalConfig {
+    /// `port`, default 11111.
+    pub port: u16,
+    /// `bind`, default `::1`.
+    pub bind: IpAddr,
+    /// `pool`, default: number of CPUs.
+    pub pool: usize,
+    /// `ssl`, default true.
+    pub ssl: bool,
+    /// `sslcert` / `sslkey`: PEM files. With embedded defaults, generated in `state_dir`.
+    pub sslcert: Option<PathBuf>,
+    pub sslkey: Option<PathBuf>,
+    /// `password` (inline) or `password_file` (first line). Exactly one source wins; never logged.
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// `backend`, default builtin.
+    pub backend: BackendKind,
+    /// `state_dir`, default `/var/lib/pcapd` (embedded defaults: a per-user directory).
+    pub state_dir: PathBuf,
+    /// `jobs_dir`, default `<state_dir>/jobs`.
+    pub jobs_dir: PathBuf,
+    /// `spool_dir`: the only place `paths` submissions may name; unset = `paths` refused.
+    pub spool_dir: Option<PathBuf>,
+    /// `max_connections`, default 1024.
+    pub max_connections: usize,
+    /// `max_queue`, default 1000.
+    pub max_queue: usize,
+    /// `max_request` bytes for a JSON request frame, default 1 MiB.
+    pub max_request: u64,
+    /// `max_chunk` bytes for one upload data frame, default 4 MiB.
+    pub max_chunk: u64,
+    /// `max_upload` bytes for one capture file, default 4 GiB.
+    pub max_upload: u64,
+    /// `handshake_timeout`, default 10 s.
+    pub handshake_timeout: Duration,
+    /// `request_timeout`: time to read one whole frame once it started, default 60 s.
+    pub request_timeout: Duration,
+    /// `idle_timeout`: time a connection may sit between requests, default 300 s.
+    pub idle_timeout: Duration,
+    /// `auth_delay`: how late a wrong password is answered, default 1 s.
+    pub auth_delay: Duration,
+}
+
+/// `[Worker]`: the pool children.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// `timeout`: base per-job deadline, default 600 s.
+    pub timeout: Duration,
+    /// `timeout_per_gb`: extra deadline per GiB of input, default 600 s.
+    pub timeout_per_gb: Duration,
+    /// `grace`: between SIGTERM and SIGKILL of a child group, and the SIGTERM drain, default 10 s.
+    pub grace: Duration,
+    /// `retries` after a crash, default 0.
+    pub retries: u32,
+    /// `max_jobs` before a child is recycled, default 0 (never).
+    pub max_jobs: u64,
+    /// `recycle_memory` RSS bytes before a child is recycled, default 0 (never).
+    pub recycle_memory: u64,
+    /// `memory_limit` bytes as RLIMIT_AS, default 0 (unlimited).
+    pub memory_limit: u64,
+    /// `env`: names of environment variables passed to children (all others dropped).
+    pub env: Vec<String>,
+    /// `user` / `group` to run children as when pcapd runs as root.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// `max_restarts` within `restart_window` before a slot backs off, default 5 in 60 s.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    /// `max_line`: longest line accepted from a child, default 64 KiB.
+    pub max_line: usize,
+    /// `start_timeout`: time a new child has to say ready, default 30 s.
+    pub start_timeout: Duration,
+    /// `backoff_max`: cap of the restart backoff, default 60 s.
+    pub backoff_max: Duration,
+}
+
+/// `[Burp]`, as bui-monitor.
+#[derive(Debug, Clone)]
+pub struct BurpConfig {
+    /// `burpbin`, default `/usr/sbin/burp`.
+    pub burpbin: PathBuf,
+    /// `bconfcli`, default `/etc/burp/burp.conf`.
+    pub bconfcli: PathBuf,
+    /// `timeout`, default 15 s.
+    pub timeout: Duration,
+}
+
+/// `[Zeek]`.
+#[derive(Debug, Clone)]
+pub struct ZeekConfig {
+    /// `zeekbin`, default `zeek` (looked up on PATH at start).
+    pub zeekbin: PathBuf,
+    /// `scripts`: extra scripts/packages loaded after the trace, space separated.
+    pub scripts: Vec<String>,
+    /// `args`: extra arguments, space separated.
+    pub args: Vec<String>,
+}
+
+/// `[Command]`.
+#[derive(Debug, Clone, Default)]
+pub struct CommandConfig {
+    /// `command`: run with `sh -c`; `{pcaps}` and `{out}` substituted. Required for backend=command.
+    pub command: Option<String>,
+}
+
+/// `[Output]`.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// `format`, default tsv.
+    pub format: LogFormat,
+    /// `export_dir`: where finished logs are copied/moved to, unset = no export.
+    pub export_dir: Option<PathBuf>,
+    /// `export_mode`, default copy.
+    pub export_mode: ExportMode,
+}
+
+/// `[Syslog]`, present = forwarding on.
+#[derive(Debug, Clone)]
+pub struct SyslogConfig {
+    pub host: String,
+    /// `port`, default 514 (udp/tcp) or 6514 (tls).
+    pub port: u16,
+    pub proto: SyslogProto,
+    pub format: SyslogFormat,
+    pub framing: SyslogFraming,
+    /// `prefix`: program name, `{log}` replaced by the log name, default `pcapd_{log}`.
+    pub prefix: String,
+    /// `exclude`: log names (without `.log`) not forwarded.
+    pub exclude: Vec<String>,
+    /// `ca`: trust anchor for `proto = tls`.
+    pub ca: Option<PathBuf>,
+}
+
+/// `[Http]`, present = gateway on.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub port: u16,
+    pub bind: IpAddr,
+    pub ssl: bool,
+}
+
+/// `[Jobs]`.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// `keep`: how long finished jobs are kept, default 7 days; zero = forever.
+    pub keep: Duration,
+    /// `max_disk`: bytes `jobs_dir` may hold before oldest finished jobs go, default 0 (no cap).
+    pub max_disk: u64,
+    /// `dedupe`: identical captures + options return the existing job, default false.
+    pub dedupe: bool,
+}
