@@ -1,0 +1,152 @@
+//! Password check: constant-time comparison, late answers to failures, per-peer counts.
+//!
+//! The password lives in one place ([`Auth`]) that SIGHUP can update; it is never formatted
+//! into a log line (the type has no `Debug` that shows it). A wrong password is answered only
+//! after a delay that doubles with the peer's recent failures, up to [`MAX_DELAY`], so guessing
+//! is slow even over persistent connections.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Longest delay before a failure is answered.
+pub const MAX_DELAY: Duration = Duration::from_secs(10);
+/// Failures older than this no longer count towards a peer's delay.
+const FAILURE_MEMORY: Duration = Duration::from_secs(600);
+/// Peers remembered at most (oldest forgotten first) so a scan cannot grow the table.
+const MAX_PEERS: usize = 4096;
+
+/// Failures recorded for one peer address.
+#[derive(Debug, Clone, Copy)]
+struct PeerFailures {
+    count: u32,
+    last: Instant,
+}
+
+pub struct Auth {
+    password: RwLock<Vec<u8>>,
+    base_delay: Duration,
+    failures: Mutex<HashMap<IpAddr, PeerFailures>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Compares in time that depends only on the lengths, never on where bytes differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        // Compare against the expected password cyclically so the loop length is the input's.
+        let y = if b.is_empty() { 0 } else { b[i % b.len()] };
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+impl Auth {
+    pub fn new(password: String, base_delay: Duration) -> Self {
+        Self {
+            password: RwLock::new(password.into_bytes()),
+            base_delay,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn set_password(&self, password: String) {
+        *self.password.write().unwrap_or_else(|e| e.into_inner()) = password.into_bytes();
+    }
+
+    pub fn check(&self, offered: &str) -> bool {
+        let expected = self.password.read().unwrap_or_else(|e| e.into_inner());
+        constant_time_eq(offered.as_bytes(), &expected)
+    }
+
+    /// Records a failure from `peer` and returns how long to wait before answering, and the
+    /// peer's recent failure count.
+    pub fn record_failure(&self, peer: IpAddr, now: Instant) -> (Duration, u32) {
+        let mut table = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if table.len() >= MAX_PEERS && !table.contains_key(&peer) {
+            table.retain(|_, f| now.duration_since(f.last) < FAILURE_MEMORY);
+            if table.len() >= MAX_PEERS {
+                if let Some(oldest) = table.iter().min_by_key(|(_, f)| f.last).map(|(ip, _)| *ip) {
+                    table.remove(&oldest);
+                }
+            }
+        }
+        let entry = table.entry(peer).or_insert(PeerFailures {
+            count: 0,
+            last: now,
+        });
+        if now.duration_since(entry.last) >= FAILURE_MEMORY {
+            entry.count = 0;
+        }
+        entry.count = entry.count.saturating_add(1);
+        entry.last = now;
+        let factor = 1u32 << (entry.count - 1).min(5);
+        ((self.base_delay * factor).min(MAX_DELAY), entry.count)
+    }
+
+    /// Total failures currently remembered (for statistics).
+    pub fn failures_total(&self) -> u64 {
+        let table = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        table.values().map(|f| u64::from(f.count)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_matches_only_equal_inputs() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secreT", b"secret"));
+        assert!(!constant_time_eq(b"secret1", b"secret"));
+        assert!(!constant_time_eq(b"secre", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+        assert!(constant_time_eq(b"", b""));
+        // A prefix repeated cyclically must not match.
+        assert!(!constant_time_eq(b"abab", b"ab"));
+    }
+
+    #[test]
+    fn delay_doubles_per_failure_and_is_capped() {
+        let auth = Auth::new("pw".into(), Duration::from_millis(500));
+        let peer: IpAddr = "127.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(
+            auth.record_failure(peer, t0),
+            (Duration::from_millis(500), 1)
+        );
+        assert_eq!(auth.record_failure(peer, t0).0, Duration::from_secs(1));
+        assert_eq!(auth.record_failure(peer, t0).0, Duration::from_secs(2));
+        for _ in 0..10 {
+            auth.record_failure(peer, t0);
+        }
+        assert_eq!(auth.record_failure(peer, t0).0, MAX_DELAY);
+        let other: IpAddr = "::1".parse().unwrap();
+        assert_eq!(auth.record_failure(other, t0).1, 1, "counted per peer");
+        let later = t0 + FAILURE_MEMORY;
+        assert_eq!(
+            auth.record_failure(peer, later).1,
+            1,
+            "old failures forgotten"
+        );
+    }
+
+    #[test]
+    fn password_can_be_replaced_and_is_not_debug_printed() {
+        let auth = Auth::new("old".into(), Duration::ZERO);
+        assert!(auth.check("old"));
+        auth.set_password("new".into());
+        assert!(!auth.check("old"));
+        assert!(auth.check("new"));
+        assert!(!format!("{auth:?}").contains("new"));
+    }
+}

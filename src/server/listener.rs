@@ -1,0 +1,91 @@
+//! The accept loop: a connection cap taken before `accept()`, TLS with a handshake deadline,
+//! one task per connection, accept errors backed off instead of ending the server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::conn::{serve_connection, ConnEnd, ConnLimits};
+use super::tls::ReloadableAcceptor;
+use super::Service;
+
+/// Listener-wide limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerLimits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub conn: ConnLimits,
+}
+
+/// Accepts until `shutdown`; every connection task is tracked by `tracker` so the caller can
+/// wait for them to finish.
+pub async fn run_listener<Svc: Service>(
+    listener: TcpListener,
+    tls: Option<ReloadableAcceptor>,
+    service: Arc<Svc>,
+    limits: ListenerLimits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        // The permit comes first: at the cap the server stops accepting, so the kernel's
+        // backlog (not our memory) holds the excess.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (socket, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(ok) => { backoff = Duration::from_millis(10); ok }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; backing off {:?}", backoff);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        let tls = tls.as_ref().map(ReloadableAcceptor::current);
+        let service = service.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let end = handle(socket, peer, tls, service, limits, shutdown).await;
+            tracing::debug!(%peer, ?end, "connection closed");
+            drop(permit);
+        });
+    }
+}
+
+async fn handle<Svc: Service>(
+    socket: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    service: Arc<Svc>,
+    limits: ListenerLimits,
+    shutdown: CancellationToken,
+) -> ConnEnd {
+    match tls {
+        None => serve_connection(socket, peer, service, limits.conn, shutdown).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(socket)).await {
+                Err(_) => ConnEnd::Io("TLS handshake not finished within handshake_timeout".into()),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    ConnEnd::Io(format!("TLS handshake failed: {e}"))
+                }
+                Ok(Ok(stream)) => {
+                    serve_connection(stream, peer, service, limits.conn, shutdown).await
+                }
+            }
+        }
+    }
+}
