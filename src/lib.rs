@@ -3,3 +3,5 @@ pub mod analyzer;
 pub mod config;
 pub mod protocol;
 pub mod server;
+pub mod client;
+pub mod systemd;

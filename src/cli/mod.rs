@@ -1,0 +1,219 @@
+//! The command line: clap definitions and dispatch to the daemon, the client commands, the
+//! analyzer and the worker.
+//!
+//! `main` stays thin: it parses [`Cli`], calls [`run`], and maps the result to an exit code.
+
+pub mod client_cmds;
+pub mod demo;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code for a bad configuration or usage (EX_USAGE).
+pub const EXIT_CONFIG: i32 = 64;
+/// Exit code when a waited-for job ended other than `done`.
+pub const EXIT_JOB_NOT_DONE: i32 = 3;
+
+const ABOUT: &str = "Runs PCAP analysis jobs on a fixed pool of analyzer processes for many front ends.";
+
+const LONG_ABOUT: &str = "\
+pcapd keeps a fixed pool of long-lived analyzer processes and runs PCAP jobs on them for many
+front ends at once (upload APIs, celery workers, this CLI, Burp-UI). Front ends connect over
+TLS, authenticate with a shared password, upload capture files and fetch the job's state and
+its Zeek-format logs. However many front ends connect, the number of analyzer processes stays
+what the operator configured.
+
+The daemon reads one INI file (-c FILE, else /etc/pcapd/pcapd.cfg if it exists). With no file
+at all it runs on embedded defaults: loopback only, the builtin analyzer, and a state
+directory (/var/lib/pcapd as root, else ~/.local/state/pcapd) holding the jobs, a generated
+self-signed certificate and a generated password. Client commands read the same settings, so
+on one machine `pcapd serve` in one terminal and `pcapd submit FILE` in another just work.";
+
+const AFTER_HELP: &str = "\
+EXAMPLES:
+    pcapd demo                                  daemon + sample jobs on embedded defaults
+    pcapd serve -c /etc/pcapd/pcapd.cfg         run the daemon (foreground)
+    pcapd check-config -c /etc/pcapd/pcapd.cfg  validate a config file
+    pcapd submit --tag sensor1 --wait a.pcap    upload, wait, print the job
+    pcapd fetch JOB_ID conn.log | zeek-cut id.orig_h id.resp_h service
+    pcapd analyze -o out/ trace.pcap            the builtin analyzer, no daemon
+
+EXIT STATUS:
+    0   success
+    1   runtime error (daemon unreachable, job not found, I/O error, ...)
+    2   command-line usage error
+    3   the waited-for job ended failed, timed_out or cancelled
+    64  invalid configuration (check-config, serve)
+    78  (worker) cannot start: a restart would not help
+
+SIGNALS (serve):
+    SIGTERM, SIGINT  stop accepting, let running jobs finish within [Worker] grace,
+                     requeue the rest on disk, exit 0
+    SIGHUP           reload password, TLS certificate, pool size and timeouts
+
+ENVIRONMENT:
+    PCAPD_HOST, PCAPD_PORT, PCAPD_PASSWORD, PCAPD_CA   override client connection settings
+    RUST_LOG                                           log filter (default: info)
+
+See docs/ in the source tree: protocol.md, configuration.md, operations.md, analyzer.md.";
+
+#[derive(Debug, Parser)]
+#[command(name = "pcapd", version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd runs it so).
+    Serve {
+        /// Config file (default /etc/pcapd/pcapd.cfg if present, else embedded defaults).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file: print every problem, exit 0 or 64.
+    CheckConfig {
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Tour on embedded defaults: start a daemon, submit the sample captures, print a summary.
+    Demo {
+        /// State directory for the demo daemon (default: a fresh temporary directory).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Captures to submit instead of the bundled samples.
+        #[arg(value_name = "CAPTURE")]
+        captures: Vec<PathBuf>,
+    },
+    /// Upload captures as one job.
+    Submit {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Tag for the job (printable ASCII, no spaces, at most 64 characters).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Wait for the job to finish (progress on a terminal), exit 3 unless it ends done.
+        #[arg(long)]
+        wait: bool,
+        /// Ignore IP/TCP/UDP checksums (like zeek -C).
+        #[arg(short = 'C', long)]
+        ignore_checksums: bool,
+        /// Submit paths under the daemon's spool_dir instead of uploading them.
+        #[arg(long)]
+        paths: bool,
+        #[arg(required = true, value_name = "CAPTURE")]
+        captures: Vec<PathBuf>,
+    },
+    /// Show a job.
+    Status {
+        #[command(flatten)]
+        conn: ConnArgs,
+        job_id: String,
+    },
+    /// Wait for a job to finish; exit 3 unless it ends done.
+    Wait {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Give up after this many seconds (0 = wait forever).
+        #[arg(long, default_value_t = 0)]
+        timeout: u64,
+        job_id: String,
+    },
+    /// List jobs, newest first.
+    List {
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// Only jobs in this state (queued, running, done, failed, timed_out, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// List the logs a job produced.
+    Logs {
+        #[command(flatten)]
+        conn: ConnArgs,
+        job_id: String,
+    },
+    /// Write one log of a job to stdout.
+    Fetch {
+        #[command(flatten)]
+        conn: ConnArgs,
+        job_id: String,
+        /// Log name, e.g. conn.log.
+        log: String,
+    },
+    /// Cancel a queued or running job.
+    Cancel {
+        #[command(flatten)]
+        conn: ConnArgs,
+        job_id: String,
+    },
+    /// Show the worker pool: every slot and the counters.
+    Pool {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Check the daemon answers; print its version and uptime.
+    Ping {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Run the builtin analyzer on captures, no daemon: Zeek-format logs into DIR.
+    Analyze {
+        /// Output directory (created if missing).
+        #[arg(short, long, value_name = "DIR")]
+        out: PathBuf,
+        /// Ignore checksums, as zeek -C.
+        #[arg(short = 'C', long)]
+        ignore_checksums: bool,
+        /// Write JSON lines instead of Zeek TSV.
+        #[arg(long)]
+        json_logs: bool,
+        /// Only these logs, comma-separated (e.g. conn or conn,dns).
+        #[arg(long, value_delimiter = ',', value_name = "LIST")]
+        logs: Option<Vec<String>>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true, value_name = "CAPTURE")]
+        captures: Vec<PathBuf>,
+    },
+    /// The pool child (started by `serve`; speaks JSON lines on stdin/stdout).
+    #[command(hide = true)]
+    Worker {
+        /// Worker settings as JSON (written by the daemon).
+        #[arg(long)]
+        settings: String,
+    },
+}
+
+/// How a client command reaches the daemon.
+#[derive(Debug, Args, Clone)]
+pub struct ConnArgs {
+    /// Config file to read host, port, password and certificate from.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Daemon address (default: from the config's bind).
+    #[arg(long, env = "PCAPD_HOST")]
+    pub host: Option<String>,
+    /// Daemon port (default: from the config, 11111).
+    #[arg(long, env = "PCAPD_PORT")]
+    pub port: Option<u16>,
+    /// Password (default: from the config or its password_file).
+    #[arg(long, env = "PCAPD_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Certificate to trust (default: the daemon's sslcert from the config).
+    #[arg(long, env = "PCAPD_CA", value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Name the certificate must be valid for (default: the host).
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// Print answers as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
