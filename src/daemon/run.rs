@@ -1,0 +1,337 @@
+//! Starting, reloading and stopping the daemon.
+//!
+//! Order on start: open the job store and recover it, start the pool and wait for its
+//! children, then accept connections and report ready (stdout line, `listen.addr` in the state
+//! directory, `READY=1` to systemd). SIGTERM/SIGINT drain: stop accepting, let running jobs
+//! finish within `grace`, requeue the rest on disk, exit 0. SIGHUP reloads the password, the
+//! certificate, the pool size and the worker timeouts.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::events::apply_pool_events;
+use super::state::{blocking, Daemon};
+use crate::config::{self, Config, ConfigErrors};
+use crate::jobs::{self, JobId, JobStore, StoreError};
+use crate::pool::{self, PoolError, PoolSettings};
+use crate::server::auth::Auth;
+use crate::server::conn::ConnLimits;
+use crate::server::tls::{ReloadableAcceptor, TlsError};
+use crate::server::{run_listener, ListenerLimits};
+use crate::worker::WorkerSettings;
+
+/// Why the daemon could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("configuration error:\n{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("{0}")]
+    Credentials(#[from] config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("job store: {0}")]
+    Store(#[from] StoreError),
+    #[error("worker pool: {0}")]
+    Pool(#[from] PoolError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot locate the pcapd executable for the workers: {0}")]
+    Exe(std::io::Error),
+    #[error("{0}")]
+    Signals(std::io::Error),
+}
+
+impl DaemonError {
+    /// Configuration problems exit 64, everything else 1.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            DaemonError::Config(_) | DaemonError::Credentials(_) | DaemonError::Tls(_) => crate::cli::EXIT_CONFIG,
+            _ => 1,
+        }
+    }
+}
+
+/// What the daemon reports once it accepts connections.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub addr: SocketAddr,
+}
+
+/// Loads the configuration `serve` uses: the given file, else the default file if present,
+/// else embedded defaults (credentials generated in the state directory).
+pub fn load_config(path: Option<&Path>) -> Result<Config, DaemonError> {
+    let default = Path::new(config::DEFAULT_CONFIG_PATH);
+    let path = match path {
+        Some(p) => Some(p.to_owned()),
+        None if default.exists() => Some(default.to_owned()),
+        None => None,
+    };
+    match path {
+        Some(p) => Ok(Config::load(&p)?),
+        None => embedded_config(config::default_state_dir()),
+    }
+}
+
+/// Embedded defaults rooted at `state_dir`, with credentials created on first use.
+pub fn embedded_config(state_dir: PathBuf) -> Result<Config, DaemonError> {
+    config::ensure_embedded_credentials(&state_dir)?;
+    Ok(Config::embedded(state_dir))
+}
+
+/// `pcapd serve`: runs until SIGTERM/SIGINT. Returns the exit code.
+pub async fn serve_main(config_path: Option<PathBuf>) -> Result<i32, DaemonError> {
+    let config = load_config(config_path.as_deref())?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let addr = SocketAddr::new(config.global.bind, config.global.port);
+    let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;
+    let shutdown = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: draining"); stopper.cancel(); break }
+                _ = int.recv() => { tracing::info!("SIGINT: draining"); stopper.cancel(); break }
+                _ = hup.recv() => { let _ = reload_tx.send(()); }
+            }
+        }
+    });
+    run(config, listener, shutdown, reload_rx, |ready| {
+        println!("pcapd {} listening on {}", env!("CARGO_PKG_VERSION"), ready.addr);
+    })
+    .await?;
+    Ok(0)
+}
+
+/// Runs the daemon on a bound listener until `shutdown`; `reloads` delivers SIGHUPs.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), DaemonError> {
+    let password = config.password()?;
+    let tls = if config.global.ssl {
+        let (cert, key) = tls_files(&config)?;
+        Some(ReloadableAcceptor::load(&cert, &key)?)
+    } else {
+        None
+    };
+    let store = Arc::new(JobStore::open(&config.global.jobs_dir)?);
+    let recovery = {
+        let store = store.clone();
+        blocking(move || store.recover(&jobs::now())).await?
+    };
+    tracing::info!(
+        requeued = recovery.requeue.len(),
+        failed = recovery.failed.len(),
+        cleaned = recovery.cleaned_temp,
+        "job store recovered"
+    );
+    for (path, reason) in &recovery.unreadable {
+        tracing::error!(path = %path.display(), reason, "unreadable job record left alone");
+    }
+
+    let (pool, events) = pool::start(pool_settings(&config)?).await?;
+    let (changes, _) = broadcast::channel(1024);
+    let daemon = Arc::new_cyclic(|me| Daemon {
+        me: me.clone(),
+        config: RwLock::new(Arc::new(config.clone())),
+        auth: Auth::new(password, config.global.auth_delay),
+        store: store.clone(),
+        pool: pool.clone(),
+        changes,
+        backlog: Mutex::new(VecDeque::new()),
+        progress: Mutex::new(HashMap::new()),
+        started: Instant::now(),
+        draining: AtomicBool::new(false),
+        accepted: AtomicU64::new(0),
+    });
+    let tracker = TaskTracker::new();
+    tracker.spawn(apply_pool_events(daemon.clone(), events));
+    requeue_recovered(&daemon, &recovery.requeue).await;
+    tracker.spawn(retention_loop(daemon.clone(), shutdown.clone()));
+
+    let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+        addr: SocketAddr::new(config.global.bind, config.global.port),
+        source,
+    })?;
+    let ready = Ready { addr };
+    write_listen_addr(&config.global.state_dir, addr);
+    let limits = listener_limits(&config);
+    let connections = TaskTracker::new();
+    let listen_task = tokio::spawn(run_listener(
+        listener,
+        tls.clone(),
+        daemon.clone(),
+        limits,
+        shutdown.clone(),
+        connections.clone(),
+    ));
+    crate::systemd::notify("READY=1\nSTATUS=accepting jobs");
+    tracing::info!(%addr, pool = config.global.pool, backend = ?config.global.backend, "pcapd ready");
+    on_ready(&ready);
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(()) = reloads.recv() => reload(&daemon, tls.as_ref()).await,
+        }
+    }
+
+    crate::systemd::notify("STOPPING=1");
+    daemon.draining.store(true, Ordering::SeqCst);
+    let _ = listen_task.await;
+    let grace = daemon.config().worker.grace;
+    let unfinished = pool.shutdown(grace).await;
+    let backlog: Vec<String> = daemon.backlog.lock().unwrap_or_else(|e| e.into_inner()).drain(..).map(|s| s.job_id).collect();
+    requeue_on_disk(&daemon, unfinished.into_iter().chain(backlog)).await;
+    connections.close();
+    let _ = tokio::time::timeout(grace, connections.wait()).await;
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    tracing::info!("pcapd stopped");
+    Ok(())
+}
+
+fn tls_files(config: &Config) -> Result<(PathBuf, PathBuf), DaemonError> {
+    match (&config.global.sslcert, &config.global.sslkey) {
+        (Some(c), Some(k)) => Ok((c.clone(), k.clone())),
+        _ => Err(DaemonError::Tls(TlsError::Cert {
+            path: PathBuf::from("(sslcert)"),
+            reason: "ssl = true needs sslcert and sslkey".into(),
+        })),
+    }
+}
+
+fn listener_limits(config: &Config) -> ListenerLimits {
+    let g = &config.global;
+    ListenerLimits {
+        max_connections: g.max_connections,
+        handshake_timeout: g.handshake_timeout,
+        conn: ConnLimits {
+            max_request: g.max_request,
+            max_chunk: g.max_chunk,
+            idle_timeout: g.idle_timeout,
+            request_timeout: g.request_timeout,
+        },
+    }
+}
+
+/// What the pool's children run: this executable's `worker` subcommand.
+fn pool_settings(config: &Config) -> Result<PoolSettings, DaemonError> {
+    let program = std::env::current_exe().map_err(DaemonError::Exe)?;
+    let settings = WorkerSettings::from_config(config);
+    let json = serde_json::to_string(&settings).unwrap_or_default();
+    Ok(PoolSettings {
+        size: config.global.pool,
+        program,
+        args: vec!["worker".into(), "--settings".into(), json],
+        worker: config.worker.clone(),
+        max_queue: config.global.max_queue,
+    })
+}
+
+/// Writes the bound address for local clients (the embedded defaults may use port 0).
+fn write_listen_addr(state_dir: &Path, addr: SocketAddr) {
+    if std::fs::create_dir_all(state_dir).is_ok() {
+        if let Err(e) = std::fs::write(state_dir.join("listen.addr"), format!("{addr}\n")) {
+            tracing::warn!(error = %e, "cannot write listen.addr");
+        }
+    }
+}
+
+async fn requeue_recovered(daemon: &Arc<Daemon>, ids: &[JobId]) {
+    for id in ids {
+        match daemon.load(id).await {
+            Ok(record) => {
+                if let Err(e) = daemon.enqueue(daemon.job_spec(&record), true) {
+                    tracing::error!(job = %id, error = ?e, "cannot requeue recovered job");
+                }
+            }
+            Err(e) => tracing::error!(job = %id, error = %e, "cannot load recovered job"),
+        }
+    }
+}
+
+/// Marks jobs the drain could not finish as queued again, so the next start runs them.
+async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: impl Iterator<Item = String>) {
+    for raw in ids {
+        let Ok(id) = JobId::parse(&raw) else { continue };
+        let store = daemon.store.clone();
+        let result = blocking(move || {
+            store.update(&id, |r| if r.state.is_terminal() { Ok(()) } else { r.requeue(&jobs::now()) })
+        })
+        .await;
+        match result {
+            Ok(_) => tracing::info!(job = %raw, "requeued for the next start"),
+            Err(e) => tracing::error!(job = %raw, error = %e, "cannot requeue job on shutdown"),
+        }
+    }
+}
+
+/// SIGHUP: re-read the config; apply password, certificate, pool size and worker timeouts.
+/// A bad new config is logged and the old one stays.
+async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
+    crate::systemd::reloading();
+    let current = daemon.config();
+    let fresh = match &current.source {
+        Some(path) => Config::load(path).map_err(DaemonError::from),
+        None => embedded_config(current.global.state_dir.clone()),
+    };
+    let fresh = match fresh.and_then(|c| c.password().map(|p| (c, p)).map_err(DaemonError::from)) {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::error!("reload refused, keeping the running configuration: {e}");
+            crate::systemd::notify("READY=1");
+            return;
+        }
+    };
+    let (config, password) = fresh;
+    daemon.auth.set_password(password);
+    if let (Some(tls), Ok((cert, key))) = (tls, tls_files(&config)) {
+        if let Err(e) = tls.reload(&cert, &key) {
+            tracing::error!("certificate reload failed, keeping the old one: {e}");
+        }
+    }
+    daemon.pool.reconfigure(config.global.pool, config.worker.clone()).await;
+    tracing::info!(pool = config.global.pool, "configuration reloaded");
+    *daemon.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    crate::systemd::notify("READY=1");
+}
+
+/// Removes expired jobs now and then.
+async fn retention_loop(daemon: Arc<Daemon>, shutdown: CancellationToken) {
+    const EVERY: Duration = Duration::from_secs(60);
+    loop {
+        let jobs_config = daemon.config().jobs.clone();
+        if !jobs_config.keep.is_zero() || jobs_config.max_disk > 0 {
+            let store = daemon.store.clone();
+            match blocking(move || store.sweep(jobs_config.keep, jobs_config.max_disk, &jobs::now())).await {
+                Ok(removed) if !removed.is_empty() => tracing::info!(removed = removed.len(), "retention removed jobs"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+    }
+}

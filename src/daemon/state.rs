@@ -1,0 +1,132 @@
+//! [`Daemon`]: the state every connection and task shares.
+//!
+//! Invariant: the job store on disk is the source of truth. The pool's queue and the
+//! `backlog` only hold jobs whose records say `queued`; whatever they lose in a crash,
+//! recovery rebuilds from the records.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::jobs::{JobId, JobRecord, JobStore};
+use crate::pool::{JobSpec, PoolHandle, Rejected};
+use crate::server::auth::Auth;
+
+/// Live progress of running jobs, kept in memory (writing every progress line to disk
+/// would cost an fsync each) and overlaid on status answers.
+pub type ProgressTable = Mutex<HashMap<String, (u64, u64)>>;
+
+pub struct Daemon {
+    /// Itself, for tasks that must own the daemon (uploads); set by `Arc::new_cyclic`.
+    pub me: std::sync::Weak<Daemon>,
+    pub config: RwLock<Arc<Config>>,
+    pub auth: Auth,
+    pub store: Arc<JobStore>,
+    pub pool: PoolHandle,
+    /// Job ids whose record changed; `wait` listens here.
+    pub changes: broadcast::Sender<String>,
+    /// Queued jobs that did not fit in the pool's queue (recovered after a restart); fed to
+    /// the pool as slots free up.
+    pub backlog: Mutex<VecDeque<JobSpec>>,
+    pub progress: ProgressTable,
+    pub started: Instant,
+    pub draining: AtomicBool,
+    pub accepted: AtomicU64,
+}
+
+impl Daemon {
+    /// An owning handle to this daemon. Every `Daemon` lives in an `Arc` built by
+    /// `Arc::new_cyclic`, so the upgrade only fails during teardown.
+    pub fn self_arc(&self) -> Arc<Daemon> {
+        self.me.upgrade().expect("daemon used after teardown")
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The pool job for a stored record.
+    pub fn job_spec(&self, record: &JobRecord) -> JobSpec {
+        JobSpec {
+            job_id: record.job_id.to_string(),
+            pcaps: self.store.pcap_paths(record),
+            out: self.store.logs_dir(&record.job_id),
+            options: record.options.clone(),
+            input_bytes: record.files.iter().map(|f| f.size).sum(),
+        }
+    }
+
+    /// Hands a job to the pool, or to the backlog when `overflow_ok` and the pool queue is
+    /// full. Returns the pool's refusal otherwise.
+    pub fn enqueue(&self, spec: JobSpec, overflow_ok: bool) -> Result<(), Rejected> {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        if !backlog.is_empty() && overflow_ok {
+            backlog.push_back(spec);
+            return Ok(());
+        }
+        match self.pool.submit(spec.clone()) {
+            Ok(()) => Ok(()),
+            Err(Rejected::QueueFull { .. }) if overflow_ok => {
+                backlog.push_back(spec);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves backlog jobs into the pool while it accepts them.
+    pub fn feed_backlog(&self) {
+        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(spec) = backlog.pop_front() {
+            if let Err(Rejected::QueueFull { .. }) = self.pool.submit(spec.clone()) {
+                backlog.push_front(spec);
+                break;
+            }
+        }
+    }
+
+    pub fn notify_change(&self, job_id: &str) {
+        let _ = self.changes.send(job_id.to_owned());
+    }
+
+    /// Loads a record on a blocking thread, with live progress overlaid.
+    pub async fn load(&self, id: &JobId) -> Result<JobRecord, crate::jobs::StoreError> {
+        let store = self.store.clone();
+        let id2 = id.clone();
+        let mut record = blocking(move || store.load(&id2)).await?;
+        if let Some(&(bytes, total)) = self
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id.as_str())
+        {
+            record.progress = Some(crate::jobs::Progress { bytes, total });
+        }
+        Ok(record)
+    }
+
+    pub fn uptime_secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    pub fn jobs_dir(&self) -> &Path {
+        self.store.jobs_dir()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
