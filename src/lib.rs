@@ -5,3 +5,5 @@ pub mod protocol;
 pub mod server;
 pub mod client;
 pub mod systemd;
+pub mod cli;
+pub mod daemon;

@@ -217,3 +217,120 @@ pub struct ConnArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    init_tracing(matches!(cli.command, Command::Worker { .. }));
+    match cli.command {
+        Command::Worker { settings } => match serde_json::from_str(&settings) {
+            Ok(settings) => crate::worker::run(settings),
+            Err(e) => {
+                eprintln!("pcapd worker: invalid --settings: {e}");
+                crate::worker::EXIT_CANNOT_START
+            }
+        },
+        Command::CheckConfig { config } => {
+            crate::config::check_config(&config, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Analyze { out, ignore_checksums, json_logs, logs, json, captures } => {
+            analyze(&out, ignore_checksums, json_logs, logs, json, &captures)
+        }
+        command => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("pcapd: cannot start the async runtime: {e}");
+                    return 1;
+                }
+            };
+            runtime.block_on(run_async(command))
+        }
+    }
+}
+
+async fn run_async(command: Command) -> i32 {
+    let result: anyhow::Result<i32> = match command {
+        Command::Serve { config } => match crate::daemon::serve_main(config).await {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                eprintln!("pcapd: {e}");
+                return e.exit_code();
+            }
+        },
+        Command::Demo { state_dir, captures } => demo::run(state_dir, captures).await,
+        Command::Submit { conn, tag, wait, ignore_checksums, paths, captures } => {
+            client_cmds::submit(&conn, tag.as_deref(), wait, ignore_checksums, paths, &captures).await
+        }
+        Command::Status { conn, job_id } => client_cmds::status(&conn, &job_id).await,
+        Command::Wait { conn, timeout, job_id } => client_cmds::wait(&conn, &job_id, timeout).await,
+        Command::List { conn, state, tag, limit } => {
+            client_cmds::list(&conn, state.as_deref(), tag.as_deref(), limit).await
+        }
+        Command::Logs { conn, job_id } => client_cmds::logs(&conn, &job_id).await,
+        Command::Fetch { conn, job_id, log } => client_cmds::fetch(&conn, &job_id, &log).await,
+        Command::Cancel { conn, job_id } => client_cmds::cancel(&conn, &job_id).await,
+        Command::Pool { conn } => client_cmds::pool(&conn).await,
+        Command::Ping { conn } => client_cmds::ping(&conn).await,
+        Command::Worker { .. } | Command::CheckConfig { .. } | Command::Analyze { .. } => unreachable!("handled synchronously"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pcapd: {e:#}");
+            1
+        }
+    }
+}
+
+fn analyze(
+    out: &std::path::Path,
+    ignore_checksums: bool,
+    json_logs: bool,
+    logs: Option<Vec<String>>,
+    json: bool,
+    captures: &[PathBuf],
+) -> i32 {
+    use crate::analyzer::{analyze, AnalyzeOptions};
+    use crate::config::LogFormat;
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("pcapd analyze: cannot create {}: {e}", out.display());
+        return 1;
+    }
+    let opts = AnalyzeOptions {
+        ignore_checksums,
+        format: if json_logs { LogFormat::Json } else { LogFormat::Tsv },
+        only_logs: logs.map(|l| l.into_iter().map(|s| s.trim_end_matches(".log").to_owned()).collect()),
+    };
+    match analyze(captures, out, &opts, &mut |_, _| {}) {
+        Ok(summary) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+            } else {
+                println!(
+                    "{} packets, {} bytes, {} connections; logs: {}",
+                    summary.packets,
+                    summary.bytes,
+                    summary.connections,
+                    summary.logs.join(" ")
+                );
+                for w in &summary.warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("pcapd analyze: {e}");
+            if e.kind() == "bad_input" { 65 } else { 1 }
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` filters (default `info`). Workers log at `warn` unless told
+/// otherwise, because their stderr is copied into the daemon's log.
+fn init_tracing(worker: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if worker { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

@@ -1,0 +1,292 @@
+//! The client commands: `submit`, `status`, `wait`, `list`, `logs`, `fetch`, `cancel`, `pool`,
+//! `ping`. Each reads its connection settings ([`settings_for`]), makes one connection, and
+//! prints the answer for a person, or as JSON with `--json`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Map, Value};
+
+use super::{ConnArgs, EXIT_JOB_NOT_DONE};
+use crate::client::{dial_host, Client, ClientSettings, TlsTrust, DEFAULT_CHUNK};
+use crate::config::{self, Config};
+
+/// Connection settings: flags and environment over the config file (`-c`, else the default
+/// file, else the embedded defaults' state directory, where `listen.addr` names the port).
+pub fn settings_for(args: &ConnArgs) -> Result<ClientSettings> {
+    let default = Path::new(config::DEFAULT_CONFIG_PATH);
+    let (config, listen_addr) = match &args.config {
+        Some(path) => (Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?, None),
+        None if default.exists() => (Config::load(default).map_err(|e| anyhow::anyhow!("{e}"))?, None),
+        None => {
+            let state_dir = config::default_state_dir();
+            let addr = std::fs::read_to_string(state_dir.join("listen.addr"))
+                .ok()
+                .and_then(|s| s.trim().parse::<std::net::SocketAddr>().ok());
+            (Config::embedded(state_dir), addr)
+        }
+    };
+    let host = args
+        .host
+        .clone()
+        .unwrap_or_else(|| dial_host(listen_addr.map_or(config.global.bind, |a| a.ip())));
+    let port = args.port.or(listen_addr.map(|a| a.port())).unwrap_or(config.global.port);
+    let password = match &args.password {
+        Some(p) => p.clone(),
+        None => config
+            .password()
+            .with_context(|| "no password: pass --password, set PCAPD_PASSWORD, or point -c at the daemon's config")?,
+    };
+    let tls = if config.global.ssl {
+        let ca = args
+            .ca
+            .clone()
+            .or_else(|| config.global.sslcert.clone())
+            .context("ssl is on but no certificate to trust: pass --ca or set sslcert in the config")?;
+        Some(TlsTrust { ca, server_name: args.server_name.clone().unwrap_or_else(|| host.clone()) })
+    } else {
+        None
+    };
+    Ok(ClientSettings { host, port, password, tls, connect_timeout: Duration::from_secs(10), chunk: DEFAULT_CHUNK })
+}
+
+async fn connect(args: &ConnArgs) -> Result<Client> {
+    let settings = settings_for(args)?;
+    let target = format!("{}:{}", settings.host, settings.port);
+    Client::connect(settings).await.with_context(|| format!("cannot reach pcapd at {target}"))
+}
+
+fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+/// One line per job for people.
+fn job_line(job: &Value) -> String {
+    let files: Vec<&str> = job["files"].as_array().map(|f| f.iter().filter_map(|x| x["name"].as_str()).collect()).unwrap_or_default();
+    format!(
+        "{}  {:<10} {:<16} {}",
+        job["job_id"].as_str().unwrap_or("?"),
+        job["state"].as_str().unwrap_or("?"),
+        job["tag"].as_str().unwrap_or("-"),
+        files.join(",")
+    )
+}
+
+fn print_job(job: &Value) {
+    println!("job      {}", job["job_id"].as_str().unwrap_or("?"));
+    println!("state    {}", job["state"].as_str().unwrap_or("?"));
+    if let Some(tag) = job["tag"].as_str() {
+        println!("tag      {tag}");
+    }
+    for f in job["files"].as_array().into_iter().flatten() {
+        println!("file     {} ({} bytes, sha256 {})", f["name"].as_str().unwrap_or("?"), f["size"], f["sha256"].as_str().unwrap_or("?"));
+    }
+    for key in ["created_at", "started_at", "finished_at"] {
+        if let Some(t) = job[key].as_str() {
+            println!("{:<8} {t}", key.trim_end_matches("_at"));
+        }
+    }
+    if let Some(p) = job["packets"].as_u64() {
+        println!("packets  {p}");
+    }
+    for log in job["logs"].as_array().into_iter().flatten() {
+        println!("log      {} ({} lines, {} bytes)", log["name"].as_str().unwrap_or("?"), log["lines"], log["bytes"]);
+    }
+    if job["error"].is_object() {
+        println!("error    {}: {}", job["error"]["kind"].as_str().unwrap_or("?"), job["error"]["message"].as_str().unwrap_or(""));
+    }
+}
+
+fn exit_for(job: &Value) -> i32 {
+    if job["state"] == "done" {
+        0
+    } else {
+        EXIT_JOB_NOT_DONE
+    }
+}
+
+/// Waits for a terminal state, showing progress on a terminal.
+pub async fn wait_terminal(client: &mut Client, job_id: &str, limit: Option<Duration>, show: bool) -> Result<Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let step = limit.map_or(30, |l| l.saturating_sub(start.elapsed()).as_secs().clamp(1, 30));
+        let job = client.call("wait", json!({ "job_id": job_id, "timeout": if show { 1 } else { step } })).await?;
+        let terminal = matches!(job["state"].as_str(), Some("done" | "failed" | "timed_out" | "cancelled"));
+        if show {
+            let progress = match (job["progress"]["bytes"].as_u64(), job["progress"]["total"].as_u64()) {
+                (Some(b), Some(t)) if t > 0 => format!(" {:>3}%", b * 100 / t),
+                _ => String::new(),
+            };
+            eprint!("\r\x1b[K{job_id} {}{progress}", job["state"].as_str().unwrap_or("?"));
+            if terminal {
+                eprintln!();
+            }
+        }
+        if terminal || limit.is_some_and(|l| start.elapsed() >= l) {
+            return Ok(job);
+        }
+    }
+}
+
+pub async fn submit(
+    conn: &ConnArgs,
+    tag: Option<&str>,
+    wait: bool,
+    ignore_checksums: bool,
+    paths: bool,
+    captures: &[PathBuf],
+) -> Result<i32> {
+    let mut client = connect(conn).await?;
+    let mut options = Map::new();
+    if ignore_checksums {
+        options.insert("ignore_checksums".into(), json!(true));
+    }
+    let show = std::io::stderr().is_terminal() && !conn.json;
+    let answer = if paths {
+        let list: Vec<String> = captures.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let mut kwargs = json!({ "paths": list, "options": options });
+        if let Some(tag) = tag {
+            kwargs["tag"] = json!(tag);
+        }
+        client.call("submit", kwargs).await?
+    } else {
+        let mut progress = |sent: u64, total: u64| {
+            if show && total > 0 {
+                eprint!("\r\x1b[Kuploading {:>3}% ({sent} of {total} bytes)", sent * 100 / total);
+            }
+        };
+        let answer = client.submit_files(captures, tag, options, &mut progress).await?;
+        if show {
+            eprintln!();
+        }
+        answer
+    };
+    let job_id = answer["job_id"].as_str().context("submit answer has no job_id")?.to_owned();
+    if !wait {
+        if conn.json {
+            print_json(&answer);
+        } else {
+            println!("{job_id}");
+        }
+        return Ok(0);
+    }
+    let job = wait_terminal(&mut client, &job_id, None, show).await?;
+    if conn.json {
+        print_json(&job);
+    } else {
+        print_job(&job);
+    }
+    Ok(exit_for(&job))
+}
+
+pub async fn status(conn: &ConnArgs, job_id: &str) -> Result<i32> {
+    let job = connect(conn).await?.call("status", json!({ "job_id": job_id })).await?;
+    if conn.json { print_json(&job) } else { print_job(&job) }
+    Ok(0)
+}
+
+pub async fn wait(conn: &ConnArgs, job_id: &str, timeout: u64) -> Result<i32> {
+    let mut client = connect(conn).await?;
+    let limit = (timeout > 0).then(|| Duration::from_secs(timeout));
+    let show = std::io::stderr().is_terminal() && !conn.json;
+    let job = wait_terminal(&mut client, job_id, limit, show).await?;
+    if conn.json { print_json(&job) } else { print_job(&job) }
+    Ok(exit_for(&job))
+}
+
+pub async fn list(conn: &ConnArgs, state: Option<&str>, tag: Option<&str>, limit: usize) -> Result<i32> {
+    let answer = connect(conn).await?.call("list", json!({ "state": state, "tag": tag, "limit": limit })).await?;
+    if conn.json {
+        print_json(&answer);
+    } else {
+        for job in answer["jobs"].as_array().into_iter().flatten() {
+            println!("{}", job_line(job));
+        }
+    }
+    Ok(0)
+}
+
+pub async fn logs(conn: &ConnArgs, job_id: &str) -> Result<i32> {
+    let answer = connect(conn).await?.call("logs", json!({ "job_id": job_id })).await?;
+    if conn.json {
+        print_json(&answer);
+    } else {
+        for log in answer["logs"].as_array().into_iter().flatten() {
+            println!("{:<16} {:>10} lines {:>12} bytes", log["name"].as_str().unwrap_or("?"), log["lines"], log["bytes"]);
+        }
+    }
+    Ok(0)
+}
+
+/// Streams a log to stdout in chunks.
+pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
+    let mut client = connect(conn).await?;
+    let mut out = std::io::stdout().lock();
+    let mut offset = 0u64;
+    loop {
+        let chunk = client.call_raw("fetch", json!({ "job_id": job_id, "log": log, "offset": offset })).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        offset += chunk.len() as u64;
+        out.write_all(&chunk).context("cannot write to stdout")?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+pub async fn cancel(conn: &ConnArgs, job_id: &str) -> Result<i32> {
+    let job = connect(conn).await?.call("cancel", json!({ "job_id": job_id })).await?;
+    if conn.json { print_json(&job) } else { print_job(&job) }
+    Ok(0)
+}
+
+pub async fn pool(conn: &ConnArgs) -> Result<i32> {
+    let status = connect(conn).await?.call("pool", json!({})).await?;
+    if conn.json {
+        print_json(&status);
+        return Ok(0);
+    }
+    println!("{:<5} {:>8} {:<9} {:<38} {:>6} {:>8}", "slot", "pid", "state", "job", "done", "restarts");
+    for s in status["slots"].as_array().into_iter().flatten() {
+        println!(
+            "{:<5} {:>8} {:<9} {:<38} {:>6} {:>8}",
+            s["slot"],
+            s["pid"].as_u64().map_or("-".into(), |p| p.to_string()),
+            s["state"].as_str().unwrap_or("?"),
+            s["job"].as_str().unwrap_or("-"),
+            s["jobs_done"],
+            s["restarts"]
+        );
+    }
+    println!(
+        "queue {} (max seen {}), accepted {}, rejected {}, timed out {}, crashed {}{}",
+        status["queue_len"],
+        status["max_queue_seen"],
+        status["accepted"],
+        status["rejected"],
+        status["timed_out"],
+        status["crashed"],
+        if status["degraded"] == true { ", DEGRADED" } else { "" }
+    );
+    Ok(0)
+}
+
+pub async fn ping(conn: &ConnArgs) -> Result<i32> {
+    let mut client = connect(conn).await?;
+    let target = client.target();
+    let answer = client.call("ping", json!({})).await?;
+    if conn.json {
+        print_json(&answer);
+    } else {
+        println!(
+            "pcapd {} at {target}: up {:.0} s, backend {}",
+            answer["version"].as_str().unwrap_or("?"),
+            answer["uptime"].as_f64().unwrap_or(0.0),
+            answer["backend"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(0)
+}
