@@ -1,0 +1,251 @@
+//! Test harness: starts the real `pcapd serve` binary with TLS on 127.0.0.1:0 in a fresh
+//! state directory, connects real clients, and reports the daemon's stderr when a test fails.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pcapd::client::{Client, ClientSettings, TlsTrust, DEFAULT_CHUNK};
+use serde_json::{json, Value};
+
+pub const PCAPD: &str = env!("CARGO_BIN_EXE_pcapd");
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory under target/ (kept on failure for inspection).
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("it-{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a test daemon runs.
+#[derive(Clone)]
+pub struct DaemonSpec {
+    pub pool: usize,
+    pub backend: &'static str,
+    /// `[Command] command` for backend = command.
+    pub command: Option<String>,
+    pub extra_global: String,
+    pub extra_worker: String,
+}
+
+impl Default for DaemonSpec {
+    fn default() -> Self {
+        DaemonSpec { pool: 2, backend: "builtin", command: None, extra_global: String::new(), extra_worker: String::new() }
+    }
+}
+
+pub struct TestDaemon {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub password: String,
+    pub cert: PathBuf,
+    pub port: u16,
+    pub child: Option<Child>,
+    stderr_path: PathBuf,
+}
+
+impl TestDaemon {
+    /// Writes a config for `spec` in a fresh directory and starts the daemon.
+    pub fn start(name: &str, spec: &DaemonSpec) -> TestDaemon {
+        let dir = temp_dir(name);
+        let creds = pcapd::config::ensure_embedded_credentials(&dir.join("state")).expect("credentials");
+        let password = std::fs::read_to_string(&creds.password_file).unwrap().trim().to_owned();
+        let command = spec.command.as_ref().map(|c| format!("[Command]\ncommand = {c}\n")).unwrap_or_default();
+        let config = format!(
+            "[Global]\nport = 0\nbind = 127.0.0.1\npool = {pool}\nssl = true\nsslcert = {cert}\nsslkey = {key}\n\
+             password_file = {pw}\nbackend = {backend}\nstate_dir = {state}\nauth_delay = 200ms\n{extra_global}\n\
+             [Worker]\ntimeout = 30s\ngrace = 500ms\n{extra_worker}\n{command}",
+            pool = spec.pool,
+            cert = creds.cert.display(),
+            key = creds.key.display(),
+            pw = creds.password_file.display(),
+            backend = spec.backend,
+            state = dir.join("state").display(),
+            extra_global = spec.extra_global,
+            extra_worker = spec.extra_worker,
+        );
+        let config_path = dir.join("pcapd.cfg");
+        std::fs::write(&config_path, config).unwrap();
+        let mut daemon = TestDaemon {
+            stderr_path: dir.join("daemon.stderr"),
+            dir,
+            config: config_path,
+            password,
+            cert: creds.cert,
+            port: 0,
+            child: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Starts (or restarts) the daemon process and waits for its "listening on" line.
+    pub fn spawn(&mut self) {
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_path).unwrap();
+        let mut child = Command::new(PCAPD)
+            .args(["serve", "-c"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("start pcapd serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("daemon did not start; stderr:\n{}", self.stderr());
+            }
+        };
+        self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn settings(&self) -> ClientSettings {
+        ClientSettings {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            password: self.password.clone(),
+            tls: Some(TlsTrust { ca: self.cert.clone(), server_name: "127.0.0.1".into() }),
+            connect_timeout: Duration::from_secs(10),
+            chunk: DEFAULT_CHUNK,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.settings()).await.unwrap_or_else(|e| panic!("connect: {e}\n{}", self.stderr()))
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
+    }
+
+    /// Waits for the daemon to exit; returns its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("daemon running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(start.elapsed() < limit, "daemon did not exit within {limit:?}\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the pcapd CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let output = Command::new(PCAPD)
+            .args(args)
+            .args(["-c".as_ref(), self.config.as_os_str()])
+            .env("PCAPD_HOST", "127.0.0.1")
+            .env("PCAPD_PORT", self.port.to_string())
+            .output()
+            .unwrap();
+        output
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- daemon stderr ({}) ----\n{}", self.dir.display(), self.stderr());
+        }
+    }
+}
+
+/// Live processes whose parent is `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // Fields after the command name (which may contain spaces) start after the last ')'.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == pid && state != "Z" {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Whether any process is left in process group `pgid`.
+pub fn group_alive(pgid: i32) -> bool {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Polls `f` until it returns Some or `limit` passes.
+pub async fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Submits one file and returns its job id.
+pub async fn submit(client: &mut Client, path: &Path, tag: Option<&str>) -> String {
+    let answer = client.submit_files(&[path.to_owned()], tag, Default::default(), &mut |_, _| {}).await.expect("submit");
+    answer["job_id"].as_str().expect("job_id").to_owned()
+}
+
+/// Waits until the job is terminal.
+pub async fn wait_done(client: &mut Client, job_id: &str, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let job = client.call("wait", json!({ "job_id": job_id, "timeout": 5 })).await.expect("wait");
+        if matches!(job["state"].as_str(), Some("done" | "failed" | "timed_out" | "cancelled")) {
+            return job;
+        }
+        assert!(start.elapsed() < limit, "job {job_id} not terminal after {limit:?}: {job}");
+    }
+}
+
+/// A file with given content in `dir`.
+pub fn write_file(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// The bundled sample captures.
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("share/pcapd/samples").join(name)
+}
