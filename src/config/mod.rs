@@ -1,14 +1,31 @@
 //! Configuration: the INI file of DESIGN.md turned into a typed [`Config`].
 //!
-//! Two phases, as ripgrep does it: the INI text becomes a raw section/key map, then every key
-//! is checked and converted into the typed structs below. Errors are collected, not stopped at
-//! the first, and each names file, section, key and value. bui-monitor's `[Global]` and
-//! `[Burp]` keys keep their meaning and defaults.
-//!
-//! TYPES ONLY in this commit: parsing (`Config::load`), validation, `check-config` and the
-//! embedded defaults are filled in by the config work.
+//! Two phases, as ripgrep does it: [`parse`] turns the INI text into a raw section/key map
+//! (the `configparser` crate does the syntax), then every key is checked and converted into the
+//! typed structs below. Errors are collected, not stopped at the first, and each names file,
+//! section, key and value and says what would be valid. bui-monitor's `[Global]` and `[Burp]`
+//! keys keep their meaning and defaults. [`embedded`] holds the defaults used when there is no
+//! file at all and creates the credentials they need; [`check`] holds the non-fatal findings
+//! and `pcapd check-config`; [`values`] the parsers for booleans, durations, sizes and lists.
 
+// ConfigError carries the whole location (file, section, key, value, what is valid), which is
+// the point of it; it is built a handful of times per load, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
+mod check;
+mod embedded;
+mod parse;
+#[cfg(test)]
+mod test_support;
+mod values;
+
+pub use check::check_config;
+pub use embedded::{default_state_dir, ensure_embedded_credentials, EmbeddedCredentials};
+pub use embedded::{EMBEDDED_CERT_FILE, EMBEDDED_KEY_FILE, EMBEDDED_PASSWORD_FILE};
+
+use std::fmt;
 use std::net::IpAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -222,4 +239,127 @@ pub struct JobsConfig {
     pub max_disk: u64,
     /// `dedupe`: identical captures + options return the existing job, default false.
     pub dedupe: bool,
+}
+
+/// Where `pcapd serve` and the client commands look for a config file when `-c` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pcapd/pcapd.cfg";
+
+/// One problem found in a config file: where it is and what would be valid.
+///
+/// Displayed as `FILE: [Section] key = value: problem (valid: ...)`; the parts that do not
+/// apply are left out. The value of `password` is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ConfigError {
+    /// The config file, or the file the problem is about (e.g. a `password_file`).
+    pub file: PathBuf,
+    /// The section as the operator knows it (`Global`, `Worker`, ...), or as written when unknown.
+    pub section: Option<String>,
+    pub key: Option<String>,
+    /// The value as written; `password` values are replaced before they get here.
+    pub value: Option<String>,
+    pub problem: String,
+    /// What would be accepted instead, when that can be said in a few words.
+    pub valid: Option<String>,
+}
+
+impl ConfigError {
+    /// The one-line message: `FILE: [Section] key = value: problem (valid: ...)`.
+    fn render(&self) -> String {
+        let mut line = self.file.display().to_string();
+        if self.section.is_some() || self.key.is_some() {
+            line.push(':');
+        }
+        if let Some(section) = &self.section {
+            line.push_str(&format!(" [{section}]"));
+        }
+        if let Some(key) = &self.key {
+            line.push_str(&format!(" {key}"));
+            match self.value.as_deref() {
+                Some("") => line.push_str(" = \"\""),
+                Some(value) => line.push_str(&format!(" = {value}")),
+                None => {}
+            }
+        }
+        line.push_str(&format!(": {}", self.problem));
+        if let Some(valid) = &self.valid {
+            line.push_str(&format!(" (valid: {valid})"));
+        }
+        line
+    }
+
+    /// A problem with a whole file (unreadable, not INI), not with one key.
+    pub fn file_problem(file: &Path, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            section: None,
+            key: None,
+            value: None,
+            problem: problem.into(),
+            valid: None,
+        }
+    }
+}
+
+/// Every problem found in one config file, in file order of sections and key order within.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and validates a file. All problems are collected.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let bytes = std::fs::read(path).map_err(|error| {
+            ConfigErrors(vec![ConfigError::file_problem(
+                path,
+                format!("cannot read the config file: {error}"),
+            )])
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ConfigErrors(vec![ConfigError::file_problem(
+                path,
+                "the config file is not UTF-8 text",
+            )])
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Same as [`Config::load`], from text (`path` is used in messages and for the
+    /// world-readable check of an inline `password`).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        parse::parse_config(text, path)
+    }
+
+    /// Embedded defaults: loopback (127.0.0.1, port 11111), ssl on, builtin backend,
+    /// pool = CPUs, `state_dir` as given, `jobs_dir` = `state_dir/jobs`, and
+    /// sslcert/sslkey/password_file inside `state_dir` (see [`ensure_embedded_credentials`],
+    /// which creates them).
+    pub fn embedded(state_dir: PathBuf) -> Config {
+        embedded::embedded_config(state_dir)
+    }
+
+    /// Non-fatal findings, e.g. a password in a world-readable file, ssl = false with a
+    /// non-loopback bind.
+    pub fn warnings(&self) -> Vec<String> {
+        check::warnings(self)
+    }
+
+    /// The password: the `password` key, or the first line of `password_file` (read on every
+    /// call, so a SIGHUP reload sees a rotated file). The error names the file.
+    pub fn password(&self) -> Result<String, ConfigError> {
+        parse::read_password(self)
+    }
 }
