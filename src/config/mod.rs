@@ -94,19 +94,20 @@ pub struct GlobalConfig {
     pub port: u16,
     /// `bind`, default `::1`.
     pub bind: IpAddr,
-    /// `pool`, default: number of CPUs.
+    /// `pool`, default: number of CPUs; 1 to 4096.
     pub pool: usize,
     /// `ssl`, default true.
     pub ssl: bool,
     /// `sslcert` / `sslkey`: PEM files. With embedded defaults, generated in `state_dir`.
     pub sslcert: Option<PathBuf>,
     pub sslkey: Option<PathBuf>,
-    /// `password` (inline) or `password_file` (first line). Exactly one source wins; never logged.
+    /// `password` (inline) or `password_file` (first line): exactly one must be set; never logged.
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
     /// `backend`, default builtin.
     pub backend: BackendKind,
-    /// `state_dir`, default `/var/lib/pcapd` (embedded defaults: a per-user directory).
+    /// `state_dir`, default [`default_state_dir`]: `/var/lib/pcapd` as root, else a per-user
+    /// directory (the same for files and embedded defaults).
     pub state_dir: PathBuf,
     /// `jobs_dir`, default `<state_dir>/jobs`.
     pub jobs_dir: PathBuf,
@@ -149,7 +150,8 @@ pub struct WorkerConfig {
     pub recycle_memory: u64,
     /// `memory_limit` bytes as RLIMIT_AS, default 0 (unlimited).
     pub memory_limit: u64,
-    /// `env`: names of environment variables passed to children (all others dropped).
+    /// `env`: names of environment variables passed to children (all others dropped),
+    /// default `PATH LANG LC_ALL TZ`.
     pub env: Vec<String>,
     /// `user` / `group` to run children as when pcapd runs as root.
     pub user: Option<String>,
@@ -190,7 +192,8 @@ pub struct ZeekConfig {
 /// `[Command]`.
 #[derive(Debug, Clone, Default)]
 pub struct CommandConfig {
-    /// `command`: run with `sh -c`; `{pcaps}` and `{out}` substituted. Required for backend=command.
+    /// `command`: run with `sh -c`; `{pcaps}` and `{out}` substituted. Required for
+    /// backend=command; must contain `{pcaps}` whenever set.
     pub command: Option<String>,
 }
 
@@ -208,25 +211,33 @@ pub struct OutputConfig {
 /// `[Syslog]`, present = forwarding on.
 #[derive(Debug, Clone)]
 pub struct SyslogConfig {
+    /// `host`, required.
     pub host: String,
     /// `port`, default 514 (udp/tcp) or 6514 (tls).
     pub port: u16,
+    /// `proto`, default udp.
     pub proto: SyslogProto,
+    /// `format`, default rfc5424.
     pub format: SyslogFormat,
+    /// `framing` (tcp/tls only), default non-transparent for tcp, octet-counting for tls.
     pub framing: SyslogFraming,
     /// `prefix`: program name, `{log}` replaced by the log name, default `pcapd_{log}`.
     pub prefix: String,
-    /// `exclude`: log names (without `.log`) not forwarded.
+    /// `exclude`: log names (without `.log`; a written `.log` is stripped) not forwarded,
+    /// default Brocapi's `loaded_scripts packet_filter reporter`.
     pub exclude: Vec<String>,
-    /// `ca`: trust anchor for `proto = tls`.
+    /// `ca`: trust anchor for `proto = tls`, required (and checked readable) then.
     pub ca: Option<PathBuf>,
 }
 
 /// `[Http]`, present = gateway on.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
+    /// `port`, default 8080; must differ from `[Global] port` on an overlapping address.
     pub port: u16,
+    /// `bind`, default `[Global] bind`.
     pub bind: IpAddr,
+    /// `ssl`, default `[Global] ssl`; uses `[Global] sslcert`/`sslkey`.
     pub ssl: bool,
 }
 

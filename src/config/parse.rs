@@ -198,6 +198,7 @@ pub(crate) fn read_raw(
             return None;
         }
     };
+    report_duplicate_keys(text, file, errors);
     // HashMap order is random; sorting keeps messages in a stable order.
     let map: BTreeMap<String, RawEntries> = map
         .into_iter()
@@ -235,6 +236,53 @@ pub(crate) fn read_raw(
         }
     }
     Some(RawConfig { sections })
+}
+
+/// configparser keeps the last of two settings of one key silently; Python's ConfigParser
+/// (bui-monitor's) refuses them, and so does pcapd: the operator meant one of them. This walks
+/// the lines with configparser's rules (whole-line comments, `=` or `:`, names lowercased) only
+/// to find repeats and their line numbers.
+fn report_duplicate_keys(text: &str, file: &Path, errors: &mut Vec<ConfigError>) {
+    let mut section = BEFORE_ANY_SECTION.to_string();
+    let mut first_seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (index, line) in text.lines().enumerate() {
+        let line_number = index + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[') {
+            let name = header.rfind(']').map_or(header, |end| &header[..end]);
+            section = name.trim().to_lowercase();
+            continue;
+        }
+        let key = line
+            .find(['=', ':'])
+            .map_or(line, |delimiter| &line[..delimiter])
+            .trim()
+            .to_lowercase();
+        match first_seen.entry((section.clone(), key)) {
+            std::collections::btree_map::Entry::Vacant(entry) => {
+                entry.insert(line_number);
+            }
+            std::collections::btree_map::Entry::Occupied(entry) => {
+                let (section, key) = entry.key();
+                let shown_section = SECTIONS
+                    .iter()
+                    .find(|spec| spec.name.eq_ignore_ascii_case(section))
+                    .map_or(section.as_str(), |spec| spec.name);
+                let shown_section = (section != BEFORE_ANY_SECTION).then_some(shown_section);
+                errors.push(key_error(
+                    file,
+                    shown_section,
+                    key,
+                    None,
+                    format!("set twice (lines {} and {line_number})", entry.get()),
+                    Some("each key once per section".to_string()),
+                ));
+            }
+        }
+    }
 }
 
 fn section_names() -> String {
@@ -1128,6 +1176,14 @@ mod tests {
             errors[0]
         );
         assert_eq!(errors[0].section, None);
+    }
+
+    #[test]
+    fn a_key_set_twice_is_an_error_naming_both_lines() {
+        let errors =
+            errors_of("[Global]\nssl = false\npassword = x\nPort = 1\n[Jobs]\n[global]\nport: 2\n");
+        assert_eq!(locations(&errors), [location("Global", "port")]);
+        assert_eq!(errors[0].problem, "set twice (lines 4 and 7)");
     }
 
     #[test]
