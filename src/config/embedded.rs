@@ -289,16 +289,8 @@ fn credential_error(path: &Path, what: &str, error: std::io::Error) -> ConfigErr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_support::TestDir;
     use rustls_pki_types::pem::PemObject;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "pcapd-config-embedded-{name}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        dir
-    }
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -324,7 +316,9 @@ mod tests {
 
     #[test]
     fn credentials_are_created_private_and_reused() {
-        let state = temp_dir("create").join("nested");
+        let dir = TestDir::new("credentials-create");
+        // Not there yet: ensure_embedded_credentials makes it.
+        let state = dir.path().join("state");
         let first = ensure_embedded_credentials(&state).unwrap();
         assert_eq!(mode(&state), 0o700);
         assert_eq!(mode(&first.key), 0o600);
@@ -359,12 +353,12 @@ mod tests {
             .filter(|entry| entry.file_name().to_string_lossy().contains(".tmp."))
             .collect();
         assert!(leftovers.is_empty());
-        fs::remove_dir_all(state.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn a_missing_key_regenerates_the_pair_but_keeps_the_password() {
-        let state = temp_dir("regenerate");
+        let dir = TestDir::new("credentials-regenerate");
+        let state = dir.path().join("state");
         let first = ensure_embedded_credentials(&state).unwrap();
         let cert = fs::read_to_string(&first.cert).unwrap();
         let password = fs::read_to_string(&first.password_file).unwrap();
@@ -374,12 +368,12 @@ mod tests {
         assert_ne!(fs::read_to_string(&second.cert).unwrap(), cert);
         assert!(holds_data(&second.key));
         assert_eq!(fs::read_to_string(&second.password_file).unwrap(), password);
-        fs::remove_dir_all(&state).unwrap();
     }
 
     #[test]
     fn the_certificate_names_localhost_and_both_loopback_addresses() {
-        let state = temp_dir("sans");
+        let dir = TestDir::new("credentials-sans");
+        let state = dir.path().join("state");
         let credentials = ensure_embedded_credentials(&state).unwrap();
         let pem = fs::read(&credentials.cert).unwrap();
         let der = rustls_pki_types::CertificateDer::from_pem_slice(&pem);
@@ -392,7 +386,6 @@ mod tests {
         let mut v6 = vec![0x87, 16];
         v6.extend_from_slice(&Ipv6Addr::LOCALHOST.octets());
         assert!(contains(&v6));
-        fs::remove_dir_all(&state).unwrap();
     }
 
     #[test]

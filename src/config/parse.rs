@@ -468,10 +468,6 @@ impl<'a> Section<'a> {
         usize::try_from(value).unwrap_or(usize::MAX)
     }
 
-    fn string(&mut self, key: &str) -> Option<String> {
-        self.text(key)
-    }
-
     fn path(&mut self, key: &str) -> Option<PathBuf> {
         self.text(key).map(PathBuf::from)
     }
@@ -499,6 +495,8 @@ impl<'a> Section<'a> {
 /// Both phases and the cross-key rules; `Err` holds every problem found.
 pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
+    // Editors on some systems start UTF-8 files with a byte-order mark; it is not a key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let Some(mut raw) = read_raw(text, file, &mut errors) else {
         return Err(ConfigErrors(errors));
     };
@@ -554,7 +552,7 @@ fn read_global(
     global.ssl = section.boolean("ssl", global.ssl);
     global.sslcert = section.path("sslcert");
     global.sslkey = section.path("sslkey");
-    global.password = section.string("password");
+    global.password = section.text("password");
     global.password_file = section.path("password_file");
     global.backend = section.choice("backend", global.backend, BACKENDS);
     if let Some(state_dir) = section.path("state_dir") {
@@ -611,8 +609,8 @@ fn read_worker(
             Some("names of letters, digits and _, separated by commas or spaces".to_string()),
         );
     }
-    worker.user = section.string("user");
-    worker.group = section.string("group");
+    worker.user = section.text("user");
+    worker.group = section.text("group");
     worker.max_restarts = section.count_u32("max_restarts", worker.max_restarts, 1);
     worker.restart_window = section.positive_duration("restart_window", worker.restart_window);
     // A worker's result line lists its logs and warnings; less than this cannot hold one.
@@ -649,7 +647,7 @@ fn read_backends(
     zeek.finish();
 
     let mut command = Section::new(raw, "Command", file, errors);
-    config.command.command = command.string("command");
+    config.command.command = command.text("command");
     command.finish();
 }
 
@@ -669,7 +667,7 @@ fn read_outputs(
 
 fn read_syslog(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) -> SyslogConfig {
     let mut section = Section::new(raw, "Syslog", file, errors);
-    let host = section.string("host");
+    let host = section.text("host");
     if host.is_none() {
         section.error(
             "host",
@@ -688,7 +686,7 @@ fn read_syslog(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) 
     let format = section.choice("format", SyslogFormat::Rfc5424, SYSLOG_FORMATS);
     let framing = section.choice("framing", default_framing, SYSLOG_FRAMINGS);
     let prefix = section
-        .string("prefix")
+        .text("prefix")
         .unwrap_or_else(|| DEFAULT_SYSLOG_PREFIX.to_string());
     let default_exclude = DEFAULT_SYSLOG_EXCLUDE
         .iter()
@@ -1047,6 +1045,12 @@ mod tests {
         assert_eq!(config.global.port, 1234);
         assert!(!config.global.ssl);
         assert_eq!(config.burp.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let config = parse("\u{feff}[Global]\nssl = false\npassword = x\n").unwrap();
+        assert!(!config.global.ssl);
     }
 
     #[test]
