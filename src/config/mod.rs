@@ -1,12 +1,12 @@
 //! Configuration: the INI file of DESIGN.md turned into a typed [`Config`].
 //!
-//! Two phases, as ripgrep does it: [`parse`] turns the INI text into a raw section/key map
+//! Two phases, as ripgrep does it: `parse.rs` turns the INI text into a raw section/key map
 //! (the `configparser` crate does the syntax), then every key is checked and converted into the
 //! typed structs below. Errors are collected, not stopped at the first, and each names file,
 //! section, key and value and says what would be valid. bui-monitor's `[Global]` and `[Burp]`
-//! keys keep their meaning and defaults. [`embedded`] holds the defaults used when there is no
-//! file at all and creates the credentials they need; [`check`] holds the non-fatal findings
-//! and `pcapd check-config`; [`values`] the parsers for booleans, durations, sizes and lists.
+//! keys keep their meaning and defaults. `embedded.rs` holds the defaults used when there is no
+//! file at all and creates the credentials they need; `check.rs` holds the non-fatal findings
+//! and `pcapd check-config`; `values.rs` the parsers for booleans, durations, sizes and lists.
 
 // ConfigError carries the whole location (file, section, key, value, what is valid), which is
 // the point of it; it is built a handful of times per load, so its size costs nothing.
