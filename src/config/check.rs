@@ -1,0 +1,233 @@
+//! Findings that do not stop pcapd but that an operator should hear about, and
+//! `pcapd check-config`, which prints every error and warning of a file.
+//!
+//! Warnings are about exposure: a password other local users can read, a password or
+//! key sent or kept in the clear. They are computed from a loaded [`Config`] plus the
+//! file system, so `serve` can log them at start and on reload as well.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::{Config, SyslogProto};
+
+/// Exit code of `check-config` for a bad file: EX_USAGE, as linkerd2-proxy and sysexits use.
+pub(crate) const EXIT_CONFIG_ERROR: i32 = 64;
+
+/// Non-fatal findings of `config`, one sentence each.
+pub(crate) fn warnings(config: &Config) -> Vec<String> {
+    let global = &config.global;
+    let mut warnings = Vec::new();
+
+    if global.password.is_some() {
+        if let Some(source) = &config.source {
+            if is_world_readable(source) {
+                warnings.push(format!(
+                    "{}: [Global] password is set in a file every local user can read; \
+                     chmod o-r the file or move the password to password_file (mode 0600)",
+                    source.display()
+                ));
+            }
+        }
+    }
+    if let Some(password_file) = &global.password_file {
+        if is_world_readable(password_file) {
+            warnings.push(format!(
+                "{}: the password file ([Global] password_file) can be read by every local user; \
+                 chmod 0600 it",
+                password_file.display()
+            ));
+        }
+    }
+    if global.ssl {
+        if let Some(sslkey) = &global.sslkey {
+            if is_world_readable(sslkey) {
+                warnings.push(format!(
+                    "{}: the TLS private key ([Global] sslkey) can be read by every local user; \
+                     chmod 0600 it",
+                    sslkey.display()
+                ));
+            }
+        }
+    }
+    if !global.ssl && !global.bind.is_loopback() {
+        warnings.push(format!(
+            "[Global] ssl = false with bind = {}: passwords and captures cross the network \
+             unencrypted",
+            global.bind
+        ));
+    }
+    if let Some(http) = &config.http {
+        if !http.ssl && !http.bind.is_loopback() {
+            warnings.push(format!(
+                "[Http] ssl = false with bind = {}: the HTTP gateway takes captures unencrypted",
+                http.bind
+            ));
+        }
+    }
+    if let Some(syslog) = &config.syslog {
+        if syslog.ca.is_some() && syslog.proto != SyslogProto::Tls {
+            warnings.push("[Syslog] ca is only used with proto = tls; it is ignored".to_string());
+        }
+    }
+    warnings
+}
+
+/// Whether others (not owner, not group) may read `path`; false when it cannot be examined.
+fn is_world_readable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|metadata| metadata.permissions().mode() & 0o004 != 0)
+}
+
+/// `pcapd check-config`: loads `path`, prints each error (all of them) on `err` and returns 64,
+/// or prints the warnings on `err`, a one-line verdict on `out` and returns 0.
+pub fn check_config(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    // Write errors on out/err (a closed pipe) cannot be reported anywhere; the exit code stands.
+    match Config::load(path) {
+        Ok(config) => {
+            for warning in config.warnings() {
+                let _ = writeln!(err, "warning: {warning}");
+            }
+            let _ = writeln!(out, "{}: configuration OK", path.display());
+            0
+        }
+        Err(errors) => {
+            for error in &errors.0 {
+                let _ = writeln!(err, "error: {error}");
+            }
+            let count = errors.0.len();
+            let _ = writeln!(
+                err,
+                "{}: {count} error{}",
+                path.display(),
+                if count == 1 { "" } else { "s" }
+            );
+            EXIT_CONFIG_ERROR
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_support::TestDir;
+    use std::fs;
+    use std::path::PathBuf;
+
+    fn run_check(path: &Path) -> (i32, String, String) {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let code = check_config(path, &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn an_inline_password_in_a_world_readable_file_is_warned_about() {
+        let dir = TestDir::new("inline");
+        let path = dir.file(
+            "pcapd.cfg",
+            "[Global]\nssl = false\nbind = 127.0.0.1\npassword = s3cret\n",
+            0o644,
+        );
+        let config = Config::load(&path).unwrap();
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("every local user can read"));
+        assert!(warnings[0].contains(&path.display().to_string()));
+        assert!(!warnings[0].contains("s3cret"));
+
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(config.warnings().is_empty());
+    }
+
+    #[test]
+    fn a_world_readable_password_file_is_warned_about() {
+        let dir = TestDir::new("password-file");
+        let password_file = dir.file("password", "s3cret\n", 0o644);
+        let text = format!(
+            "[Global]\nssl = off\nbind = ::1\npassword_file = {}\n",
+            password_file.display()
+        );
+        let path = dir.file("pcapd.cfg", &text, 0o644);
+        let config = Config::load(&path).unwrap();
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("password_file"));
+        assert!(warnings[0].contains(&password_file.display().to_string()));
+
+        fs::set_permissions(&password_file, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(config.warnings().is_empty());
+    }
+
+    #[test]
+    fn cleartext_on_a_non_loopback_address_is_warned_about() {
+        let dir = TestDir::new("cleartext");
+        let path = dir.file(
+            "pcapd.cfg",
+            "[Global]\nssl = no\nbind = 0.0.0.0\npassword = x\n",
+            0o600,
+        );
+        let warnings = Config::load(&path).unwrap().warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("ssl = false with bind = 0.0.0.0"));
+    }
+
+    #[test]
+    fn check_config_exits_zero_for_a_good_file_and_prints_warnings() {
+        let dir = TestDir::new("good");
+        let path = dir.file(
+            "pcapd.cfg",
+            "[Global]\nssl = false\nbind = ::\npassword = x\n",
+            0o600,
+        );
+        let (code, out, err) = run_check(&path);
+        assert_eq!(code, 0);
+        assert_eq!(out, format!("{}: configuration OK\n", path.display()));
+        assert!(
+            err.starts_with("warning: [Global] ssl = false with bind = ::"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn check_config_exits_64_and_prints_every_error_with_its_location() {
+        let dir = TestDir::new("bad");
+        let path = dir.file(
+            "pcapd.cfg",
+            "[Global]\nssl = false\nport = 0\nbind = nowhere\npassword = x\n[Worker]\ntimeout = soon\n",
+            0o600,
+        );
+        let (code, out, err) = run_check(&path);
+        assert_eq!(code, EXIT_CONFIG_ERROR);
+        assert_eq!(out, "");
+        let file = path.display().to_string();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 4, "{err}");
+        assert_eq!(
+            lines[0],
+            format!("error: {file}: [Global] port = 0: out of range (valid: a whole number from 1 to 65535)")
+        );
+        assert_eq!(
+            lines[1],
+            format!("error: {file}: [Global] bind = nowhere: not an IP address (valid: an IPv4 or IPv6 address such as ::1, 127.0.0.1, ::, 0.0.0.0)")
+        );
+        assert!(lines[2].starts_with(&format!(
+            "error: {file}: [Worker] timeout = soon: not a duration (valid: "
+        )));
+        assert_eq!(lines[3], format!("{file}: 3 errors"));
+    }
+
+    #[test]
+    fn check_config_reports_an_unreadable_file() {
+        let path = PathBuf::from("/nonexistent/pcapd-test.cfg");
+        let (code, _, err) = run_check(&path);
+        assert_eq!(code, EXIT_CONFIG_ERROR);
+        assert!(
+            err.starts_with("error: /nonexistent/pcapd-test.cfg: cannot read the config file"),
+            "{err}"
+        );
+    }
+}

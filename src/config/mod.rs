@@ -1,0 +1,376 @@
+//! Configuration: the INI file of DESIGN.md turned into a typed [`Config`].
+//!
+//! Two phases, as ripgrep does it: `parse.rs` turns the INI text into a raw section/key map
+//! (the `configparser` crate does the syntax), then every key is checked and converted into the
+//! typed structs below. Errors are collected, not stopped at the first, and each names file,
+//! section, key and value and says what would be valid. bui-monitor's `[Global]` and `[Burp]`
+//! keys keep their meaning and defaults. `embedded.rs` holds the defaults used when there is no
+//! file at all and creates the credentials they need; `check.rs` holds the non-fatal findings
+//! and `pcapd check-config`; `values.rs` the parsers for booleans, durations, sizes and lists.
+
+// ConfigError carries the whole location (file, section, key, value, what is valid), which is
+// the point of it; it is built a handful of times per load, so its size costs nothing.
+#![allow(clippy::result_large_err)]
+
+mod check;
+mod embedded;
+mod parse;
+#[cfg(test)]
+mod test_support;
+mod values;
+
+pub use check::check_config;
+pub use embedded::{default_state_dir, ensure_embedded_credentials, EmbeddedCredentials};
+pub use embedded::{EMBEDDED_CERT_FILE, EMBEDDED_KEY_FILE, EMBEDDED_PASSWORD_FILE};
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which analyzer a worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Builtin,
+    Zeek,
+    Command,
+    Burp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Tsv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportMode {
+    Copy,
+    Move,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogProto {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogFormat {
+    Rfc5424,
+    Rfc3164,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogFraming {
+    /// One message per line (TCP/TLS).
+    NonTransparent,
+    /// RFC 6587 octet counting (TCP/TLS).
+    OctetCounting,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from; `None` for embedded defaults.
+    pub source: Option<PathBuf>,
+    pub global: GlobalConfig,
+    pub worker: WorkerConfig,
+    pub burp: BurpConfig,
+    pub zeek: ZeekConfig,
+    pub command: CommandConfig,
+    pub output: OutputConfig,
+    pub syslog: Option<SyslogConfig>,
+    pub http: Option<HttpConfig>,
+    pub jobs: JobsConfig,
+}
+
+/// `[Global]`: bui-monitor's keys plus pcapd's listener and storage keys.
+#[derive(Debug, Clone)]
+pub struct GlobalConfig {
+    /// `port`, default 11111.
+    pub port: u16,
+    /// `bind`, default `::1`.
+    pub bind: IpAddr,
+    /// `pool`, default: number of CPUs; 1 to 4096.
+    pub pool: usize,
+    /// `ssl`, default true.
+    pub ssl: bool,
+    /// `sslcert` / `sslkey`: PEM files. With embedded defaults, generated in `state_dir`.
+    pub sslcert: Option<PathBuf>,
+    pub sslkey: Option<PathBuf>,
+    /// `password` (inline) or `password_file` (first line): exactly one must be set; never logged.
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// `backend`, default builtin.
+    pub backend: BackendKind,
+    /// `state_dir`, default [`default_state_dir`]: `/var/lib/pcapd` as root, else a per-user
+    /// directory (the same for files and embedded defaults).
+    pub state_dir: PathBuf,
+    /// `jobs_dir`, default `<state_dir>/jobs`.
+    pub jobs_dir: PathBuf,
+    /// `spool_dir`: the only place `paths` submissions may name; unset = `paths` refused.
+    pub spool_dir: Option<PathBuf>,
+    /// `max_connections`, default 1024.
+    pub max_connections: usize,
+    /// `max_queue`, default 1000.
+    pub max_queue: usize,
+    /// `max_request` bytes for a JSON request frame, default 1 MiB.
+    pub max_request: u64,
+    /// `max_chunk` bytes for one upload data frame, default 4 MiB.
+    pub max_chunk: u64,
+    /// `max_upload` bytes for one capture file, default 4 GiB.
+    pub max_upload: u64,
+    /// `handshake_timeout`, default 10 s.
+    pub handshake_timeout: Duration,
+    /// `request_timeout`: time to read one whole frame once it started, default 60 s.
+    pub request_timeout: Duration,
+    /// `idle_timeout`: time a connection may sit between requests, default 300 s.
+    pub idle_timeout: Duration,
+    /// `auth_delay`: how late a wrong password is answered, default 1 s.
+    pub auth_delay: Duration,
+}
+
+/// `[Worker]`: the pool children.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// `timeout`: base per-job deadline, default 600 s.
+    pub timeout: Duration,
+    /// `timeout_per_gb`: extra deadline per GiB of input, default 600 s.
+    pub timeout_per_gb: Duration,
+    /// `grace`: between SIGTERM and SIGKILL of a child group, and the SIGTERM drain, default 10 s.
+    pub grace: Duration,
+    /// `retries` after a crash, default 0.
+    pub retries: u32,
+    /// `max_jobs` before a child is recycled, default 0 (never).
+    pub max_jobs: u64,
+    /// `recycle_memory` RSS bytes before a child is recycled, default 0 (never).
+    pub recycle_memory: u64,
+    /// `memory_limit` bytes as RLIMIT_AS, default 0 (unlimited).
+    pub memory_limit: u64,
+    /// `env`: names of environment variables passed to children (all others dropped),
+    /// default `PATH LANG LC_ALL TZ`.
+    pub env: Vec<String>,
+    /// `user` / `group` to run children as when pcapd runs as root.
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// `max_restarts` within `restart_window` before a slot backs off, default 5 in 60 s.
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    /// `max_line`: longest line accepted from a child, default 64 KiB.
+    pub max_line: usize,
+    /// `start_timeout`: time a new child has to say ready, default 30 s.
+    pub start_timeout: Duration,
+    /// `backoff_max`: cap of the restart backoff, default 60 s.
+    pub backoff_max: Duration,
+}
+
+/// `[Burp]`, as bui-monitor.
+#[derive(Debug, Clone)]
+pub struct BurpConfig {
+    /// `burpbin`, default `/usr/sbin/burp`.
+    pub burpbin: PathBuf,
+    /// `bconfcli`, default `/etc/burp/burp.conf`.
+    pub bconfcli: PathBuf,
+    /// `timeout`, default 15 s.
+    pub timeout: Duration,
+}
+
+/// `[Zeek]`.
+#[derive(Debug, Clone)]
+pub struct ZeekConfig {
+    /// `zeekbin`, default `zeek` (looked up on PATH at start).
+    pub zeekbin: PathBuf,
+    /// `scripts`: extra scripts/packages loaded after the trace, space separated.
+    pub scripts: Vec<String>,
+    /// `args`: extra arguments, space separated.
+    pub args: Vec<String>,
+}
+
+/// `[Command]`.
+#[derive(Debug, Clone, Default)]
+pub struct CommandConfig {
+    /// `command`: run with `sh -c`; `{pcaps}` and `{out}` substituted. Required for
+    /// backend=command; must contain `{pcaps}` whenever set.
+    pub command: Option<String>,
+}
+
+/// `[Output]`.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// `format`, default tsv.
+    pub format: LogFormat,
+    /// `export_dir`: where finished logs are copied/moved to, unset = no export.
+    pub export_dir: Option<PathBuf>,
+    /// `export_mode`, default copy.
+    pub export_mode: ExportMode,
+}
+
+/// `[Syslog]`, present = forwarding on.
+#[derive(Debug, Clone)]
+pub struct SyslogConfig {
+    /// `host`, required.
+    pub host: String,
+    /// `port`, default 514 (udp/tcp) or 6514 (tls).
+    pub port: u16,
+    /// `proto`, default udp.
+    pub proto: SyslogProto,
+    /// `format`, default rfc5424.
+    pub format: SyslogFormat,
+    /// `framing` (tcp/tls only), default non-transparent for tcp, octet-counting for tls.
+    pub framing: SyslogFraming,
+    /// `prefix`: program name, `{log}` replaced by the log name, default `pcapd_{log}`.
+    pub prefix: String,
+    /// `exclude`: log names (without `.log`; a written `.log` is stripped) not forwarded,
+    /// default Brocapi's `loaded_scripts packet_filter reporter`.
+    pub exclude: Vec<String>,
+    /// `ca`: trust anchor for `proto = tls`, required (and checked readable) then.
+    pub ca: Option<PathBuf>,
+}
+
+/// `[Http]`, present = gateway on.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `port`, default 8080; must differ from `[Global] port` on an overlapping address.
+    pub port: u16,
+    /// `bind`, default `[Global] bind`.
+    pub bind: IpAddr,
+    /// `ssl`, default `[Global] ssl`; uses `[Global] sslcert`/`sslkey`.
+    pub ssl: bool,
+}
+
+/// `[Jobs]`.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// `keep`: how long finished jobs are kept, default 7 days; zero = forever.
+    pub keep: Duration,
+    /// `max_disk`: bytes `jobs_dir` may hold before oldest finished jobs go, default 0 (no cap).
+    pub max_disk: u64,
+    /// `dedupe`: identical captures + options return the existing job, default false.
+    pub dedupe: bool,
+}
+
+/// Where `pcapd serve` and the client commands look for a config file when `-c` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pcapd/pcapd.cfg";
+
+/// One problem found in a config file: where it is and what would be valid.
+///
+/// Displayed as `FILE: [Section] key = value: problem (valid: ...)`; the parts that do not
+/// apply are left out. The value of `password` is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ConfigError {
+    /// The config file, or the file the problem is about (e.g. a `password_file`).
+    pub file: PathBuf,
+    /// The section as the operator knows it (`Global`, `Worker`, ...), or as written when unknown.
+    pub section: Option<String>,
+    pub key: Option<String>,
+    /// The value as written; `password` values are replaced before they get here.
+    pub value: Option<String>,
+    pub problem: String,
+    /// What would be accepted instead, when that can be said in a few words.
+    pub valid: Option<String>,
+}
+
+impl ConfigError {
+    /// The one-line message: `FILE: [Section] key = value: problem (valid: ...)`.
+    fn render(&self) -> String {
+        let mut line = self.file.display().to_string();
+        if self.section.is_some() || self.key.is_some() {
+            line.push(':');
+        }
+        if let Some(section) = &self.section {
+            line.push_str(&format!(" [{section}]"));
+        }
+        if let Some(key) = &self.key {
+            line.push_str(&format!(" {key}"));
+            match self.value.as_deref() {
+                Some("") => line.push_str(" = \"\""),
+                Some(value) => line.push_str(&format!(" = {value}")),
+                None => {}
+            }
+        }
+        line.push_str(&format!(": {}", self.problem));
+        if let Some(valid) = &self.valid {
+            line.push_str(&format!(" (valid: {valid})"));
+        }
+        line
+    }
+
+    /// A problem with a whole file (unreadable, not INI), not with one key.
+    pub fn file_problem(file: &Path, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            section: None,
+            key: None,
+            value: None,
+            problem: problem.into(),
+            valid: None,
+        }
+    }
+}
+
+/// Every problem found in one config file, in file order of sections and key order within.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and validates a file. All problems are collected.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let bytes = std::fs::read(path).map_err(|error| {
+            ConfigErrors(vec![ConfigError::file_problem(
+                path,
+                format!("cannot read the config file: {error}"),
+            )])
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ConfigErrors(vec![ConfigError::file_problem(
+                path,
+                "the config file is not UTF-8 text",
+            )])
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Same as [`Config::load`], from text (`path` is used in messages and for the
+    /// world-readable check of an inline `password`).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        parse::parse_config(text, path)
+    }
+
+    /// Embedded defaults: loopback (127.0.0.1, port 11111), ssl on, builtin backend,
+    /// pool = CPUs, `state_dir` as given, `jobs_dir` = `state_dir/jobs`, and
+    /// sslcert/sslkey/password_file inside `state_dir` (see [`ensure_embedded_credentials`],
+    /// which creates them).
+    pub fn embedded(state_dir: PathBuf) -> Config {
+        embedded::embedded_config(state_dir)
+    }
+
+    /// Non-fatal findings, e.g. a password in a world-readable file, ssl = false with a
+    /// non-loopback bind.
+    pub fn warnings(&self) -> Vec<String> {
+        check::warnings(self)
+    }
+
+    /// The password: the `password` key, or the first line of `password_file` (read on every
+    /// call, so a SIGHUP reload sees a rotated file). The error names the file.
+    pub fn password(&self) -> Result<String, ConfigError> {
+        parse::read_password(self)
+    }
+}
