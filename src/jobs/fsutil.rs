@@ -68,7 +68,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 pub fn tree_size(path: &Path) -> Result<u64, StoreError> {
     let metadata = fs::symlink_metadata(path).map_err(StoreError::io(path))?;
     if !metadata.is_dir() {
-        return Ok(if metadata.is_file() { metadata.len() } else { 0 });
+        return Ok(if metadata.is_file() {
+            metadata.len()
+        } else {
+            0
+        });
     }
     let mut total = 0;
     for entry in fs::read_dir(path).map_err(StoreError::io(path))? {

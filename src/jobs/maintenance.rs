@@ -205,7 +205,9 @@ mod tests {
         let queued_late = put_job(&store, None, 3_000, b"q2");
         let queued_early = put_job(&store, None, 1_000, b"q1");
         let running = put_job(&store, None, 2_000, b"r");
-        store.update(&running.job_id, |r| r.start(at(2_500), 10)).unwrap();
+        store
+            .update(&running.job_id, |r| r.start(at(2_500), 10))
+            .unwrap();
         let twice = put_job(&store, None, 500, b"t");
         store
             .update(&twice.job_id, |r| {
@@ -221,11 +223,16 @@ mod tests {
         fs::write(store.job_dir(&corrupt.job_id).join("job.json"), b"{").unwrap();
 
         // Debris: an abandoned upload, an interrupted removal, a half-written record.
-        fs::create_dir_all(dir.path().join(".tmp-0f0f0f0f-0000-4000-8000-000000000000/pcaps"))
-            .unwrap();
+        fs::create_dir_all(
+            dir.path()
+                .join(".tmp-0f0f0f0f-0000-4000-8000-000000000000/pcaps"),
+        )
+        .unwrap();
         fs::create_dir(dir.path().join(".tmp-rm-whatever")).unwrap();
         fs::write(
-            store.job_dir(&queued_early.job_id).join(".tmp-job.json-abcd"),
+            store
+                .job_dir(&queued_early.job_id)
+                .join(".tmp-job.json-abcd"),
             b"{half",
         )
         .unwrap();
@@ -239,7 +246,7 @@ mod tests {
                 queued_late.job_id.clone()
             ]
         );
-        assert_eq!(recovery.failed, [twice.job_id.clone()]);
+        assert_eq!(recovery.failed, std::slice::from_ref(&twice.job_id));
         assert_eq!(recovery.cleaned_temp, 3);
         assert_eq!(recovery.unreadable.len(), 1);
         assert_eq!(recovery.unreadable[0].0, store.job_dir(&corrupt.job_id));
@@ -287,10 +294,12 @@ mod tests {
         finish(&store, &recent_done.job_id, 9_000);
         let old_queued = put_job(&store, None, 0, b"c");
         let old_running = put_job(&store, None, 0, b"d");
-        store.update(&old_running.job_id, |r| r.start(at(1), 1)).unwrap();
+        store
+            .update(&old_running.job_id, |r| r.start(at(1), 1))
+            .unwrap();
 
         let removed = store.sweep(Duration::from_secs(5), 0, at(10_000)).unwrap();
-        assert_eq!(removed, [old_done.job_id.clone()]);
+        assert_eq!(removed, std::slice::from_ref(&old_done.job_id));
         assert!(!store.job_dir(&old_done.job_id).exists());
         let left: Vec<JobId> = store
             .list(&ListFilter::default())
@@ -339,7 +348,7 @@ mod tests {
 
         // A cap below what live jobs need removes every finished job but never a queued one.
         let removed = store.sweep(Duration::ZERO, 1, at(1_000)).unwrap();
-        assert_eq!(removed, [newest.job_id.clone()]);
+        assert_eq!(removed, std::slice::from_ref(&newest.job_id));
         assert_eq!(store.load(&queued.job_id).unwrap().state, JobState::Queued);
     }
 }

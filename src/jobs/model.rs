@@ -369,7 +369,11 @@ impl JobRecord {
     }
 
     /// `running → failed` with the reason.
-    pub fn finish_failed(&mut self, now: Timestamp, error: JobError) -> Result<(), TransitionError> {
+    pub fn finish_failed(
+        &mut self,
+        now: Timestamp,
+        error: JobError,
+    ) -> Result<(), TransitionError> {
         self.move_to(&[JobState::Running], JobState::Failed, "fail", now)?;
         self.finished_at = Some(now);
         self.error = Some(error);
@@ -403,7 +407,12 @@ impl JobRecord {
 
     /// `running → interrupted`: the daemon died while the job ran.
     pub fn interrupt(&mut self, now: Timestamp) -> Result<(), TransitionError> {
-        self.move_to(&[JobState::Running], JobState::Interrupted, "interrupt", now)
+        self.move_to(
+            &[JobState::Running],
+            JobState::Interrupted,
+            "interrupt",
+            now,
+        )
     }
 
     /// `interrupted → queued`, counted in `requeues_after_interrupt`.
@@ -604,11 +613,7 @@ mod tests {
         job.start(at(2_000), 4242).unwrap();
         assert_eq!(job.attempts, 1);
         assert_eq!(job.worker_pid, Some(4242));
-        job.set_progress(Progress {
-            bytes: 1,
-            total: 3,
-        })
-        .unwrap();
+        job.set_progress(Progress { bytes: 1, total: 3 }).unwrap();
         let logs = vec![LogInfo {
             name: "conn.log".into(),
             bytes: 10,
@@ -639,33 +644,40 @@ mod tests {
         let before = done.clone();
         let error = done.cancel(at(4)).unwrap_err();
         assert_eq!(error.from, JobState::Done);
-        assert!(error.to_string().contains("cannot cancel a job that is done"));
+        assert!(error
+            .to_string()
+            .contains("cannot cancel a job that is done"));
         assert!(done.start(at(4), 2).is_err());
-        assert!(done.finish_failed(at(4), JobError::new(ErrorKind::Analyzer, "x")).is_err());
+        assert!(done
+            .finish_failed(at(4), JobError::new(ErrorKind::Analyzer, "x"))
+            .is_err());
         assert!(done.finish_timed_out(at(4), "late").is_err());
         assert!(done.interrupt(at(4)).is_err());
         assert!(done.requeue(at(4)).is_err());
         assert!(done.return_to_queue(at(4)).is_err());
-        assert_eq!(done, before, "a refused transition must not change the record");
+        assert_eq!(
+            done, before,
+            "a refused transition must not change the record"
+        );
     }
 
     #[test]
     fn queued_job_can_only_start_or_be_cancelled() {
         let mut job = sample_record();
         assert!(job.finish_done(at(2), vec![], 0, vec![]).is_err());
-        assert!(job.finish_failed(at(2), JobError::new(ErrorKind::Internal, "x")).is_err());
+        assert!(job
+            .finish_failed(at(2), JobError::new(ErrorKind::Internal, "x"))
+            .is_err());
         assert!(job.finish_timed_out(at(2), "x").is_err());
         assert!(job.interrupt(at(2)).is_err());
         assert!(job.requeue(at(2)).is_err());
-        assert!(job
-            .set_progress(Progress {
-                bytes: 0,
-                total: 0
-            })
-            .is_err());
+        assert!(job.set_progress(Progress { bytes: 0, total: 0 }).is_err());
         job.cancel(at(5)).unwrap();
         assert_eq!(job.state, JobState::Cancelled);
-        assert_eq!(job.error.as_ref().map(|e| e.kind), Some(ErrorKind::Cancelled));
+        assert_eq!(
+            job.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::Cancelled)
+        );
         assert_eq!(job.finished_at, Some(at(5)));
     }
 
@@ -710,7 +722,10 @@ mod tests {
         job.interrupt(at(5_000)).unwrap();
         job.fail_interrupted(at(5_000)).unwrap();
         assert_eq!(job.state, JobState::Failed);
-        assert_eq!(job.error.as_ref().map(|e| e.kind), Some(ErrorKind::Interrupted));
+        assert_eq!(
+            job.error.as_ref().map(|e| e.kind),
+            Some(ErrorKind::Interrupted)
+        );
         assert_eq!(
             states(&job),
             [

@@ -79,7 +79,11 @@ impl JobStore {
     /// Absolute paths of the job's captures, in submission order.
     pub fn pcap_paths(&self, record: &JobRecord) -> Vec<PathBuf> {
         let dir = self.job_dir(&record.job_id);
-        record.files.iter().map(|file| dir.join(&file.stored)).collect()
+        record
+            .files
+            .iter()
+            .map(|file| dir.join(&file.stored))
+            .collect()
     }
 
     pub fn load(&self, id: &JobId) -> Result<JobRecord, StoreError> {
@@ -390,7 +394,9 @@ pub(crate) mod tests {
         let store = JobStore::open(&dir.path().join("jobs")).unwrap();
         let job = put_job(&store, None, 1_000, b"abc");
 
-        let started = store.update(&job.job_id, |r| r.start(at(2_000), 77)).unwrap();
+        let started = store
+            .update(&job.job_id, |r| r.start(at(2_000), 77))
+            .unwrap();
         assert_eq!(started.state, JobState::Running);
         assert_eq!(store.load(&job.job_id).unwrap(), started);
 
@@ -463,14 +469,20 @@ pub(crate) mod tests {
         let old = put_job(&store, Some("alpha"), 1_000, b"1");
         let middle = put_job(&store, Some("beta"), 2_000, b"2");
         let new = put_job(&store, Some("alpha"), 3_000, b"3");
-        store.update(&middle.job_id, |r| r.start(at(2_500), 1)).unwrap();
+        store
+            .update(&middle.job_id, |r| r.start(at(2_500), 1))
+            .unwrap();
         fs::create_dir(dir.path().join(".tmp-leftover")).unwrap();
 
         let ids = |jobs: Vec<JobRecord>| jobs.into_iter().map(|j| j.job_id).collect::<Vec<_>>();
         let all = store.list(&ListFilter::default()).unwrap();
         assert_eq!(
             ids(all),
-            [new.job_id.clone(), middle.job_id.clone(), old.job_id.clone()]
+            [
+                new.job_id.clone(),
+                middle.job_id.clone(),
+                old.job_id.clone()
+            ]
         );
 
         let alpha = ListFilter {
@@ -486,14 +498,20 @@ pub(crate) mod tests {
             state: Some(JobState::Running),
             ..ListFilter::default()
         };
-        assert_eq!(ids(store.list(&running).unwrap()), [middle.job_id.clone()]);
+        assert_eq!(
+            ids(store.list(&running).unwrap()),
+            std::slice::from_ref(&middle.job_id)
+        );
 
         let recent = ListFilter {
             since: Some(at(2_000).to_string()),
             limit: Some(1),
             ..ListFilter::default()
         };
-        assert_eq!(ids(store.list(&recent).unwrap()), [new.job_id.clone()]);
+        assert_eq!(
+            ids(store.list(&recent).unwrap()),
+            std::slice::from_ref(&new.job_id)
+        );
 
         let bad = ListFilter {
             since: Some("last tuesday".into()),
@@ -526,7 +544,10 @@ pub(crate) mod tests {
 
         let mut other_options = Map::new();
         other_options.insert("format".into(), Value::from("json"));
-        assert!(store.find_duplicate(&hashes, &other_options).unwrap().is_none());
+        assert!(store
+            .find_duplicate(&hashes, &other_options)
+            .unwrap()
+            .is_none());
         assert!(store
             .find_duplicate(&[hashes[0].clone(), hashes[0].clone()], &none)
             .unwrap()
@@ -555,7 +576,15 @@ pub(crate) mod tests {
         .unwrap();
 
         assert!(store.log_path(&job.job_id, "conn.log").is_ok());
-        for bad in ["", ".", "..", "../job.json", "../../secret.log", "a/b", "x\\y"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../job.json",
+            "../../secret.log",
+            "a/b",
+            "x\\y",
+        ] {
             assert_eq!(
                 store.log_path(&job.job_id, bad).unwrap_err().code(),
                 "bad_request",
@@ -594,7 +623,10 @@ pub(crate) mod tests {
             [("conn.log", 14, 3), ("dns.log", 12, 2), ("empty.log", 0, 0)]
         );
 
-        assert_eq!(store.read_log(&job.job_id, "conn.log", 4, 3).unwrap(), b"two");
+        assert_eq!(
+            store.read_log(&job.job_id, "conn.log", 4, 3).unwrap(),
+            b"two"
+        );
         assert_eq!(
             store.read_log(&job.job_id, "conn.log", 8, 1_000).unwrap(),
             b"three\n"
@@ -608,7 +640,10 @@ pub(crate) mod tests {
             .unwrap()
             .is_empty());
         assert_eq!(
-            store.read_log(&job.job_id, "../job.json", 0, 10).unwrap_err().code(),
+            store
+                .read_log(&job.job_id, "../job.json", 0, 10)
+                .unwrap_err()
+                .code(),
             "bad_request"
         );
     }

@@ -205,7 +205,9 @@ impl PendingJob {
     pub fn write_chunk(&mut self, index: usize, data: &[u8]) -> Result<(), StoreError> {
         let count = self.files.len();
         let file = self.files.get_mut(index).ok_or_else(|| {
-            StoreError::BadRequest(format!("file index {index} out of range ({count} declared)"))
+            StoreError::BadRequest(format!(
+                "file index {index} out of range ({count} declared)"
+            ))
         })?;
         let attempted = file.received + data.len() as u64;
         if attempted > file.declared {
@@ -547,7 +549,14 @@ mod tests {
         let summary: Vec<(&str, &str, u64, &str)> = record
             .files
             .iter()
-            .map(|f| (f.name.as_str(), f.stored.as_str(), f.size, f.sha256.as_str()))
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    f.stored.as_str(),
+                    f.size,
+                    f.sha256.as_str(),
+                )
+            })
             .collect();
         assert_eq!(summary[0], ("first.pcap", "pcaps/0.pcap", 3, SHA_ABC));
         assert_eq!(summary[1], ("trace.PCAPNG", "pcaps/1.pcapng", 0, SHA_EMPTY));
@@ -595,7 +604,12 @@ mod tests {
         let dir = TestDir::new("short");
         let store = JobStore::open(dir.path()).unwrap();
         let mut pending = store
-            .begin_upload(vec![decl("a.pcap", 3), decl("b.pcap", 2)], None, Map::new(), 0)
+            .begin_upload(
+                vec![decl("a.pcap", 3), decl("b.pcap", 2)],
+                None,
+                Map::new(),
+                0,
+            )
             .unwrap();
         pending.write_chunk(0, b"abc").unwrap();
         pending.write_chunk(1, b"x").unwrap();
@@ -640,20 +654,35 @@ mod tests {
         let many = (0..65).map(|i| decl(&format!("{i}.pcap"), 1)).collect();
         assert!(begin(many, None, 0).to_string().contains("at most 64"));
         for bad in ["", "..", "../x.pcap", "dir/x.pcap", "c:\\x.pcap", "a\nb"] {
-            assert_eq!(begin(vec![decl(bad, 1)], None, 0).code(), "bad_request", "{bad:?}");
+            assert_eq!(
+                begin(vec![decl(bad, 1)], None, 0).code(),
+                "bad_request",
+                "{bad:?}"
+            );
         }
-        assert_eq!(begin(vec![decl("a.pcap", 1)], Some("a b"), 0).code(), "bad_tag");
+        assert_eq!(
+            begin(vec![decl("a.pcap", 1)], Some("a b"), 0).code(),
+            "bad_tag"
+        );
         let large = begin(vec![decl("ok.pcap", 1), decl("big.pcap", 11)], None, 10);
         assert!(matches!(
             large,
-            StoreError::UploadTooLarge { index: 1, size: 11, max: 10, .. }
+            StoreError::UploadTooLarge {
+                index: 1,
+                size: 11,
+                max: 10,
+                ..
+            }
         ));
         assert!(entries(dir.path()).is_empty());
 
         let mut pending = store
             .begin_upload(vec![decl("a.pcap", 1)], None, Map::new(), 0)
             .unwrap();
-        assert_eq!(pending.write_chunk(1, b"x").unwrap_err().code(), "bad_request");
+        assert_eq!(
+            pending.write_chunk(1, b"x").unwrap_err().code(),
+            "bad_request"
+        );
     }
 
     struct Spool {
