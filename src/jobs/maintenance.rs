@@ -217,6 +217,14 @@ mod tests {
                 r.start(at(800), 12)
             })
             .unwrap();
+        // Crashed after writing `interrupted` but before requeueing it.
+        let half_recovered = put_job(&store, None, 2_200, b"h");
+        store
+            .update(&half_recovered.job_id, |r| {
+                r.start(at(2_300), 13)?;
+                r.interrupt(at(2_400))
+            })
+            .unwrap();
         let done = put_job(&store, None, 100, b"d");
         finish(&store, &done.job_id, 200);
         let corrupt = put_job(&store, None, 50, b"c");
@@ -243,6 +251,7 @@ mod tests {
             [
                 queued_early.job_id.clone(),
                 running.job_id.clone(),
+                half_recovered.job_id.clone(),
                 queued_late.job_id.clone()
             ]
         );

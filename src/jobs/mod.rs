@@ -25,3 +25,12 @@ pub use model::{
 pub use store::{JobStore, ListFilter, MAX_LOG_READ};
 pub use time::Timestamp;
 pub use upload::{FileDecl, PendingJob, MAX_FILES_PER_JOB};
+
+// The server shares one store across tasks and moves pending uploads between blocking calls.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    const fn movable<T: Send>() {}
+    shareable::<JobStore>();
+    movable::<PendingJob>();
+    movable::<StoreError>();
+};

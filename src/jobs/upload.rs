@@ -102,6 +102,10 @@ impl JobStore {
     /// Stages the files named by `paths` (relative to `spool_dir`, or absolute under it) as a
     /// pending job. Every path is checked before anything is created; the captures are hard
     /// linked when possible, else copied, and hashed either way.
+    ///
+    /// Hazard: a hard link shares the inode, so a producer that rewrites a spool file in place
+    /// (rather than replacing it by rename) changes the job's capture after it was hashed.
+    /// Spool writers are expected to write-then-rename, as log shippers do.
     pub fn stage_paths(
         &self,
         spool_dir: &Path,
