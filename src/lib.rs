@@ -1,9 +1,24 @@
 //! pcapd: a daemon that runs PCAP analysis jobs on a fixed pool of analyzer processes.
+//!
+//! - `config`: INI file → typed configuration, check-config, embedded defaults
+//! - `protocol`: the bui-monitor-compatible wire format (frames, requests, replies)
+//! - `server`: listener, TLS, authentication, the per-connection request loop
+//! - `daemon`: the router, pool event handling, start/reload/drain
+//! - `jobs`: job records, their state machine and the on-disk store
+//! - `pool`: the supervised pool of worker children
+//! - `worker`, `backend`: the pool child and the analyzers it runs
+//! - `analyzer`: the builtin Zeek-compatible analyzer
+//! - `client`, `cli`: the client library and the command line
+//! - `systemd`: sd_notify
 pub mod analyzer;
+pub mod backend;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod daemon;
+pub mod jobs;
+pub mod pool;
 pub mod protocol;
 pub mod server;
-pub mod client;
 pub mod systemd;
-pub mod cli;
-pub mod daemon;
+pub mod worker;

@@ -1,0 +1,36 @@
+//! The job store: the job model and state machine, one directory per job on disk, uploads,
+//! recovery after a crash, retention and dedupe.
+//!
+//! Synchronous `std::fs` code, safe to share behind an `Arc` across threads; the async server
+//! calls it through `spawn_blocking`. Modules: `model` (ids, states, the record and its pure
+//! transitions, tags), `time` (RFC 3339 timestamps), `store` (layout, atomic record updates,
+//! listing, logs), `upload` (pending jobs from streamed uploads or `spool_dir` paths),
+//! `maintenance` (recovery, retention), `error` (typed errors with wire codes), `fsutil`
+//! (atomic writes, directory fsync).
+
+pub mod error;
+mod fsutil;
+pub mod maintenance;
+pub mod model;
+pub mod store;
+pub mod time;
+pub mod upload;
+
+pub use error::{PathRejection, StoreError};
+pub use maintenance::Recovery;
+pub use model::{
+    validate_tag, ErrorKind, Forwarding, JobError, JobFile, JobId, JobRecord, JobState, LogInfo,
+    Progress, TagError, Transition, TransitionError,
+};
+pub use store::{JobStore, ListFilter, MAX_LOG_READ};
+pub use time::Timestamp;
+pub use upload::{FileDecl, PendingJob, MAX_FILES_PER_JOB};
+
+// The server shares one store across tasks and moves pending uploads between blocking calls.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    const fn movable<T: Send>() {}
+    shareable::<JobStore>();
+    movable::<PendingJob>();
+    movable::<StoreError>();
+};

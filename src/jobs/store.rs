@@ -1,0 +1,662 @@
+//! The on-disk job store: one directory per job, the record rewritten atomically.
+//!
+//! ```text
+//! jobs/ID/job.json        the record
+//! jobs/ID/pcaps/N.pcap    captures under generated names (N.pcapng for pcapng)
+//! jobs/ID/logs/           the analyzer's output
+//! ```
+//!
+//! The store is synchronous `std::fs` code; the async server calls it through
+//! `spawn_blocking` and shares one `JobStore` behind an `Arc`. Readers never lock: a record is
+//! replaced by rename, so a reader sees a whole old or whole new record. Writers (`update`,
+//! recovery, retention) serialize on one mutex so that two read-modify-write cycles on the
+//! same job cannot lose each other's change. Uploads live in `upload.rs`, recovery and
+//! retention in `maintenance.rs`.
+
+use std::fs::{self, File};
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::{Map, Value};
+
+use super::error::StoreError;
+use super::fsutil::write_atomic;
+use super::model::{JobId, JobRecord, JobState, LogInfo};
+use super::time::Timestamp;
+
+pub(crate) const RECORD_FILE: &str = "job.json";
+pub(crate) const PCAPS_DIR: &str = "pcaps";
+pub(crate) const LOGS_DIR: &str = "logs";
+
+/// The most bytes one `read_log` returns, whatever the caller asks for.
+pub const MAX_LOG_READ: u64 = 8 * 1024 * 1024;
+
+/// Filters of the `list` request; all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub state: Option<JobState>,
+    pub tag: Option<String>,
+    pub limit: Option<usize>,
+    /// RFC 3339; jobs created at or after it.
+    pub since: Option<String>,
+}
+
+pub struct JobStore {
+    /// Canonical, so paths handed to workers are absolute whatever their working directory.
+    jobs_dir: PathBuf,
+    write_lock: Mutex<()>,
+}
+
+impl JobStore {
+    /// Opens (creating if needed) the store rooted at `jobs_dir`.
+    pub fn open(jobs_dir: &Path) -> Result<JobStore, StoreError> {
+        fs::create_dir_all(jobs_dir).map_err(StoreError::io(jobs_dir))?;
+        let jobs_dir = fs::canonicalize(jobs_dir).map_err(StoreError::io(jobs_dir))?;
+        Ok(JobStore {
+            jobs_dir,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn jobs_dir(&self) -> &Path {
+        &self.jobs_dir
+    }
+
+    pub fn job_dir(&self, id: &JobId) -> PathBuf {
+        // JobId's invariant (canonical UUID) makes this join a single safe component.
+        self.jobs_dir.join(id.as_str())
+    }
+
+    pub fn logs_dir(&self, id: &JobId) -> PathBuf {
+        self.job_dir(id).join(LOGS_DIR)
+    }
+
+    fn record_path(&self, id: &JobId) -> PathBuf {
+        self.job_dir(id).join(RECORD_FILE)
+    }
+
+    /// Absolute paths of the job's captures, in submission order.
+    pub fn pcap_paths(&self, record: &JobRecord) -> Vec<PathBuf> {
+        let dir = self.job_dir(&record.job_id);
+        record
+            .files
+            .iter()
+            .map(|file| dir.join(&file.stored))
+            .collect()
+    }
+
+    pub fn load(&self, id: &JobId) -> Result<JobRecord, StoreError> {
+        let path = self.record_path(id);
+        let text = match fs::read(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(id.clone()))
+            }
+            Err(error) => return Err(StoreError::io(&path)(error)),
+        };
+        let record = parse_record(&path, &text)?;
+        if &record.job_id != id {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!("record names job {}", record.job_id),
+            });
+        }
+        Ok(record)
+    }
+
+    /// Read-modify-write of one record under the store's write lock. `change` sees the current
+    /// record; if it returns an error nothing is written.
+    pub fn update<E>(
+        &self,
+        id: &JobId,
+        change: impl FnOnce(&mut JobRecord) -> Result<(), E>,
+    ) -> Result<JobRecord, StoreError>
+    where
+        E: Into<StoreError>,
+    {
+        let _guard = self.lock_writes();
+        let mut record = self.load(id)?;
+        change(&mut record).map_err(Into::into)?;
+        self.write_record(&record)?;
+        Ok(record)
+    }
+
+    /// Atomically writes `record` to its job directory. Callers hold the write lock.
+    pub(crate) fn write_record(&self, record: &JobRecord) -> Result<(), StoreError> {
+        write_record_in(&self.job_dir(&record.job_id), record)
+    }
+
+    pub(crate) fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        // The lock guards no in-memory data (the state is on disk), so a panic in another
+        // holder leaves nothing inconsistent: take the lock anyway.
+        self.write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every readable job, and the records that could not be read.
+    pub(crate) fn scan(&self) -> Result<ScanResult, StoreError> {
+        let mut scan = ScanResult::default();
+        for entry in fs::read_dir(&self.jobs_dir).map_err(StoreError::io(&self.jobs_dir))? {
+            let entry = entry.map_err(StoreError::io(&self.jobs_dir))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|name| JobId::parse(name).ok()) else {
+                continue; // temp dirs and foreign files are not jobs
+            };
+            match self.load(&id) {
+                Ok(record) => scan.jobs.push(record),
+                // Removed between read_dir and load (retention, a failed commit): not a job.
+                Err(StoreError::NotFound(_)) if !entry.path().exists() => {}
+                Err(error) => scan.unreadable.push((entry.path(), error.to_string())),
+            }
+        }
+        Ok(scan)
+    }
+
+    /// Jobs matching `filter`, newest first. Unreadable records are skipped and logged.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<JobRecord>, StoreError> {
+        let since = match &filter.since {
+            Some(text) => Some(
+                Timestamp::parse(text).map_err(|error| StoreError::BadSince(error.to_string()))?,
+            ),
+            None => None,
+        };
+        let scan = self.scan()?;
+        for (path, reason) in &scan.unreadable {
+            tracing::warn!(path = %path.display(), %reason, "skipping unreadable job record");
+        }
+        let mut jobs: Vec<JobRecord> = scan
+            .jobs
+            .into_iter()
+            .filter(|job| filter.state.map_or(true, |state| job.state == state))
+            .filter(|job| {
+                filter
+                    .tag
+                    .as_deref()
+                    .map_or(true, |tag| job.tag.as_deref() == Some(tag))
+            })
+            .filter(|job| since.map_or(true, |since| job.created_at >= since))
+            .collect();
+        jobs.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.job_id.cmp(&a.job_id))
+        });
+        if let Some(limit) = filter.limit {
+            jobs.truncate(limit);
+        }
+        Ok(jobs)
+    }
+
+    /// A job that already covers these captures with these options: non-terminal or `done`,
+    /// with identical SHA-256s in the same order. The newest such job wins.
+    pub fn find_duplicate(
+        &self,
+        sha256s: &[String],
+        options: &Map<String, Value>,
+    ) -> Result<Option<JobRecord>, StoreError> {
+        let candidates = self.list(&ListFilter::default())?;
+        Ok(candidates.into_iter().find(|job| {
+            (!job.state.is_terminal() || job.state == JobState::Done)
+                && job.files.len() == sha256s.len()
+                && job
+                    .files
+                    .iter()
+                    .zip(sha256s)
+                    .all(|(file, sha)| &file.sha256 == sha)
+                && &job.options == options
+        }))
+    }
+
+    /// The path of log `name` of a job. `name` must be a plain file name of an existing
+    /// regular file in the job's `logs/` (no separators, no `..`, no symlinks).
+    pub fn log_path(&self, id: &JobId, name: &str) -> Result<PathBuf, StoreError> {
+        let plain = !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', '\\', '\0'])
+            && !name.starts_with(super::fsutil::TEMP_PREFIX);
+        if !plain {
+            return Err(StoreError::BadLogName(name.to_owned()));
+        }
+        if !self.job_dir(id).is_dir() {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        let path = self.logs_dir(id).join(name);
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() => Ok(path),
+            _ => Err(StoreError::LogNotFound {
+                job_id: id.clone(),
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// The regular files in the job's `logs/`, by name, with byte and line counts. A last
+    /// line without a newline counts as a line.
+    pub fn scan_logs(&self, id: &JobId) -> Result<Vec<LogInfo>, StoreError> {
+        let dir = self.logs_dir(id);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if self.job_dir(id).is_dir() {
+                    return Ok(Vec::new());
+                }
+                return Err(StoreError::NotFound(id.clone()));
+            }
+            Err(error) => return Err(StoreError::io(&dir)(error)),
+        };
+        let mut logs = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io(&dir))?;
+            let path = entry.path();
+            let metadata = fs::symlink_metadata(&path).map_err(StoreError::io(&path))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue; // a non-UTF-8 name cannot be asked for over JSON
+            };
+            if !metadata.is_file() || name.starts_with(super::fsutil::TEMP_PREFIX) {
+                continue;
+            }
+            logs.push(LogInfo {
+                name,
+                bytes: metadata.len(),
+                lines: count_lines(&path)?,
+            });
+        }
+        logs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(logs)
+    }
+
+    /// Up to `length` bytes (capped at [`MAX_LOG_READ`]) of a log from `offset`; empty at the end.
+    pub fn read_log(
+        &self,
+        id: &JobId,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let path = self.log_path(id, name)?;
+        let mut file = File::open(&path).map_err(StoreError::io(&path))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(StoreError::io(&path))?;
+        let mut bytes = Vec::new();
+        file.take(length.min(MAX_LOG_READ))
+            .read_to_end(&mut bytes)
+            .map_err(StoreError::io(&path))?;
+        Ok(bytes)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ScanResult {
+    pub jobs: Vec<JobRecord>,
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Serializes and atomically writes `record` into `job_dir/job.json`.
+pub(crate) fn write_record_in(job_dir: &Path, record: &JobRecord) -> Result<(), StoreError> {
+    let path = job_dir.join(RECORD_FILE);
+    let text = serde_json::to_vec_pretty(record).map_err(|error| StoreError::Corrupt {
+        path: path.clone(),
+        reason: format!("cannot serialize: {error}"),
+    })?;
+    write_atomic(&path, &text)
+}
+
+/// Parses a record and checks what the store relies on: every stored capture name is
+/// `pcaps/<n>.pcap` or `pcaps/<n>.pcapng`, so joining it to the job directory stays inside.
+fn parse_record(path: &Path, text: &[u8]) -> Result<JobRecord, StoreError> {
+    let record: JobRecord = serde_json::from_slice(text).map_err(|error| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })?;
+    for file in &record.files {
+        if !is_generated_capture_name(&file.stored) {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("stored capture name {:?} is not pcaps/N.pcap", file.stored),
+            });
+        }
+    }
+    Ok(record)
+}
+
+fn is_generated_capture_name(stored: &str) -> bool {
+    let Some(file) = stored.strip_prefix("pcaps/") else {
+        return false;
+    };
+    let stem = file
+        .strip_suffix(".pcapng")
+        .or_else(|| file.strip_suffix(".pcap"));
+    stem.is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn count_lines(path: &Path) -> Result<u64, StoreError> {
+    let file = File::open(path).map_err(StoreError::io(path))?;
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let mut buffer = [0u8; 64 * 1024];
+    let mut lines = 0u64;
+    let mut last = b'\n';
+    loop {
+        let read = reader.read(&mut buffer).map_err(StoreError::io(path))?;
+        if read == 0 {
+            break;
+        }
+        lines += buffer[..read].iter().filter(|&&byte| byte == b'\n').count() as u64;
+        last = buffer[read - 1];
+    }
+    Ok(lines + u64::from(last != b'\n'))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::jobs::fsutil::testdir::TestDir;
+    use crate::jobs::model::{ErrorKind, JobError, JobFile};
+
+    /// Writes a queued job straight to disk (bypassing uploads) created at `created_ms`.
+    pub(crate) fn put_job(
+        store: &JobStore,
+        tag: Option<&str>,
+        created_ms: i64,
+        pcap: &[u8],
+    ) -> JobRecord {
+        let id = JobId::generate().unwrap();
+        let dir = store.job_dir(&id);
+        fs::create_dir_all(dir.join(PCAPS_DIR)).unwrap();
+        fs::create_dir_all(dir.join(LOGS_DIR)).unwrap();
+        fs::write(dir.join("pcaps/0.pcap"), pcap).unwrap();
+        let file = JobFile {
+            name: "a.pcap".into(),
+            stored: "pcaps/0.pcap".into(),
+            size: pcap.len() as u64,
+            sha256: format!("{:064x}", pcap.len()),
+        };
+        let record = JobRecord::new_queued(
+            id,
+            tag.map(str::to_owned),
+            Map::new(),
+            vec![file],
+            Timestamp::from_unix_millis(created_ms),
+        );
+        store.write_record(&record).unwrap();
+        record
+    }
+
+    fn at(millis: i64) -> Timestamp {
+        Timestamp::from_unix_millis(millis)
+    }
+
+    #[test]
+    fn update_persists_and_refused_change_writes_nothing() {
+        let dir = TestDir::new("update");
+        let store = JobStore::open(&dir.path().join("jobs")).unwrap();
+        let job = put_job(&store, None, 1_000, b"abc");
+
+        let started = store
+            .update(&job.job_id, |r| r.start(at(2_000), 77))
+            .unwrap();
+        assert_eq!(started.state, JobState::Running);
+        assert_eq!(store.load(&job.job_id).unwrap(), started);
+
+        let error = store
+            .update(&job.job_id, |r| r.requeue(at(3_000)))
+            .unwrap_err();
+        assert_eq!(error.code(), "illegal_transition");
+        assert_eq!(store.load(&job.job_id).unwrap(), started);
+
+        let names: Vec<String> = fs::read_dir(store.job_dir(&job.job_id))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|name| !name.starts_with(".tmp-")),
+            "temp left: {names:?}"
+        );
+    }
+
+    #[test]
+    fn concurrent_updates_are_not_lost() {
+        let dir = TestDir::new("concurrent");
+        let store = std::sync::Arc::new(JobStore::open(dir.path()).unwrap());
+        let job = put_job(&store, None, 1_000, b"abc");
+        let threads: Vec<_> = (0..4)
+            .map(|thread| {
+                let store = store.clone();
+                let id = job.job_id.clone();
+                std::thread::spawn(move || {
+                    for round in 0..10 {
+                        store
+                            .update(&id, |r| {
+                                r.warnings.push(format!("{thread}-{round}"));
+                                Ok::<(), StoreError>(())
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(store.load(&job.job_id).unwrap().warnings.len(), 40);
+    }
+
+    #[test]
+    fn load_reports_missing_and_corrupt_records() {
+        let dir = TestDir::new("load");
+        let store = JobStore::open(dir.path()).unwrap();
+        let ghost = JobId::generate().unwrap();
+        assert!(matches!(store.load(&ghost), Err(StoreError::NotFound(id)) if id == ghost));
+
+        let job = put_job(&store, None, 1, b"x");
+        fs::write(store.record_path(&job.job_id), b"{ not json").unwrap();
+        let error = store.load(&job.job_id).unwrap_err();
+        assert_eq!(error.code(), "corrupt");
+        assert!(error.to_string().contains("job.json"));
+
+        let mut escaping = put_job(&store, None, 1, b"x");
+        escaping.files[0].stored = "../../etc/passwd".into();
+        store.write_record(&escaping).unwrap();
+        assert_eq!(store.load(&escaping.job_id).unwrap_err().code(), "corrupt");
+    }
+
+    #[test]
+    fn list_filters_and_orders_newest_first() {
+        let dir = TestDir::new("list");
+        let store = JobStore::open(dir.path()).unwrap();
+        let old = put_job(&store, Some("alpha"), 1_000, b"1");
+        let middle = put_job(&store, Some("beta"), 2_000, b"2");
+        let new = put_job(&store, Some("alpha"), 3_000, b"3");
+        store
+            .update(&middle.job_id, |r| r.start(at(2_500), 1))
+            .unwrap();
+        fs::create_dir(dir.path().join(".tmp-leftover")).unwrap();
+
+        let ids = |jobs: Vec<JobRecord>| jobs.into_iter().map(|j| j.job_id).collect::<Vec<_>>();
+        let all = store.list(&ListFilter::default()).unwrap();
+        assert_eq!(
+            ids(all),
+            [
+                new.job_id.clone(),
+                middle.job_id.clone(),
+                old.job_id.clone()
+            ]
+        );
+
+        let alpha = ListFilter {
+            tag: Some("alpha".into()),
+            ..ListFilter::default()
+        };
+        assert_eq!(
+            ids(store.list(&alpha).unwrap()),
+            [new.job_id.clone(), old.job_id.clone()]
+        );
+
+        let running = ListFilter {
+            state: Some(JobState::Running),
+            ..ListFilter::default()
+        };
+        assert_eq!(
+            ids(store.list(&running).unwrap()),
+            std::slice::from_ref(&middle.job_id)
+        );
+
+        let recent = ListFilter {
+            since: Some(at(2_000).to_string()),
+            limit: Some(1),
+            ..ListFilter::default()
+        };
+        assert_eq!(
+            ids(store.list(&recent).unwrap()),
+            std::slice::from_ref(&new.job_id)
+        );
+
+        let bad = ListFilter {
+            since: Some("last tuesday".into()),
+            ..ListFilter::default()
+        };
+        assert_eq!(store.list(&bad).unwrap_err().code(), "bad_request");
+    }
+
+    #[test]
+    fn list_skips_corrupt_records() {
+        let dir = TestDir::new("list-corrupt");
+        let store = JobStore::open(dir.path()).unwrap();
+        let good = put_job(&store, None, 1, b"x");
+        let bad = put_job(&store, None, 2, b"x");
+        fs::write(store.record_path(&bad.job_id), b"[]").unwrap();
+        let listed = store.list(&ListFilter::default()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].job_id, good.job_id);
+    }
+
+    #[test]
+    fn duplicates_need_same_hashes_order_options_and_a_live_or_done_state() {
+        let dir = TestDir::new("dedupe");
+        let store = JobStore::open(dir.path()).unwrap();
+        let job = put_job(&store, None, 1, b"abcd");
+        let hashes = job.sha256s();
+        let none = Map::new();
+        let found = store.find_duplicate(&hashes, &none).unwrap();
+        assert_eq!(found.map(|j| j.job_id), Some(job.job_id.clone()));
+
+        let mut other_options = Map::new();
+        other_options.insert("format".into(), Value::from("json"));
+        assert!(store
+            .find_duplicate(&hashes, &other_options)
+            .unwrap()
+            .is_none());
+        assert!(store
+            .find_duplicate(&[hashes[0].clone(), hashes[0].clone()], &none)
+            .unwrap()
+            .is_none());
+
+        store
+            .update(&job.job_id, |r| {
+                r.start(at(2), 1)?;
+                r.finish_failed(at(3), JobError::new(ErrorKind::Analyzer, "boom"))
+            })
+            .unwrap();
+        assert!(store.find_duplicate(&hashes, &none).unwrap().is_none());
+    }
+
+    #[test]
+    fn log_path_rejects_traversal_and_missing_logs() {
+        let dir = TestDir::new("logpath");
+        let store = JobStore::open(dir.path()).unwrap();
+        let job = put_job(&store, None, 1, b"x");
+        fs::write(store.logs_dir(&job.job_id).join("conn.log"), b"a\nb\n").unwrap();
+        fs::write(dir.path().join("secret.log"), b"secret").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("secret.log"),
+            store.logs_dir(&job.job_id).join("link.log"),
+        )
+        .unwrap();
+
+        assert!(store.log_path(&job.job_id, "conn.log").is_ok());
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../job.json",
+            "../../secret.log",
+            "a/b",
+            "x\\y",
+        ] {
+            assert_eq!(
+                store.log_path(&job.job_id, bad).unwrap_err().code(),
+                "bad_request",
+                "{bad:?}"
+            );
+        }
+        let missing = store.log_path(&job.job_id, "dns.log").unwrap_err();
+        assert!(matches!(missing, StoreError::LogNotFound { .. }));
+        let link = store.log_path(&job.job_id, "link.log").unwrap_err();
+        assert!(matches!(link, StoreError::LogNotFound { .. }));
+        let ghost = JobId::generate().unwrap();
+        assert!(matches!(
+            store.log_path(&ghost, "conn.log"),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn scan_logs_counts_bytes_and_lines_and_read_log_is_bounded() {
+        let dir = TestDir::new("logs");
+        let store = JobStore::open(dir.path()).unwrap();
+        let job = put_job(&store, None, 1, b"x");
+        let logs = store.logs_dir(&job.job_id);
+        fs::write(logs.join("conn.log"), b"one\ntwo\nthree\n").unwrap();
+        fs::write(logs.join("dns.log"), b"a\nno newline").unwrap();
+        fs::write(logs.join("empty.log"), b"").unwrap();
+        fs::create_dir(logs.join("subdir")).unwrap();
+
+        let scanned = store.scan_logs(&job.job_id).unwrap();
+        let summary: Vec<(&str, u64, u64)> = scanned
+            .iter()
+            .map(|log| (log.name.as_str(), log.bytes, log.lines))
+            .collect();
+        assert_eq!(
+            summary,
+            [("conn.log", 14, 3), ("dns.log", 12, 2), ("empty.log", 0, 0)]
+        );
+
+        assert_eq!(
+            store.read_log(&job.job_id, "conn.log", 4, 3).unwrap(),
+            b"two"
+        );
+        assert_eq!(
+            store.read_log(&job.job_id, "conn.log", 8, 1_000).unwrap(),
+            b"three\n"
+        );
+        assert!(store
+            .read_log(&job.job_id, "conn.log", 14, 10)
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .read_log(&job.job_id, "conn.log", 1_000, 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store
+                .read_log(&job.job_id, "../job.json", 0, 10)
+                .unwrap_err()
+                .code(),
+            "bad_request"
+        );
+    }
+
+    #[test]
+    fn pcap_paths_are_absolute_inside_the_job() {
+        let dir = TestDir::new("pcaps");
+        let store = JobStore::open(&dir.path().join("nested/jobs")).unwrap();
+        let job = put_job(&store, None, 1, b"abc");
+        let paths = store.pcap_paths(&job);
+        assert_eq!(paths.len(), 1);
+        assert!(paths[0].is_absolute());
+        assert!(paths[0].starts_with(store.job_dir(&job.job_id)));
+        assert_eq!(fs::read(&paths[0]).unwrap(), b"abc");
+    }
+}
