@@ -1,6 +1,6 @@
 //! pcapd: a daemon that runs PCAP analysis jobs on a fixed pool of analyzer processes.
 pub mod analyzer;
-pub mod config;
 pub mod backend;
+pub mod config;
 pub mod pool;
 pub mod worker;

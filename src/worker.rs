@@ -247,7 +247,10 @@ fn run_job<W: Write>(
 /// Captures must be readable regular files; the log directory is created if missing.
 fn check_inputs(request: &JobRequest) -> Result<(), JobFailure> {
     if request.pcaps.is_empty() {
-        return Err(JobFailure::new(FailureKind::BadInput, "the job names no capture"));
+        return Err(JobFailure::new(
+            FailureKind::BadInput,
+            "the job names no capture",
+        ));
     }
     for pcap in &request.pcaps {
         match std::fs::File::open(pcap).and_then(|f| f.metadata()) {
@@ -382,7 +385,10 @@ mod tests {
         assert!(matches!(zeek, Err(StartError::ZeekUnusable { .. })));
         let command = Backend::start(&settings(AnalyzerKind::Command, None));
         assert!(matches!(command, Err(StartError::NoCommand)));
-        assert_eq!(run(settings(AnalyzerKind::Builtin, None)), EXIT_CANNOT_START);
+        assert_eq!(
+            run(settings(AnalyzerKind::Builtin, None)),
+            EXIT_CANNOT_START
+        );
     }
 
     #[test]
@@ -420,7 +426,10 @@ mod tests {
                 }
             }
         );
-        assert_eq!(std::fs::read(out.join("both.log")).ok(), Some(b"12345678".to_vec()));
+        assert_eq!(
+            std::fs::read(out.join("both.log")).ok(),
+            Some(b"12345678".to_vec())
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -461,8 +470,16 @@ mod tests {
             WorkerMessage::Failed { job, failed } => {
                 assert_eq!(job, "exit3");
                 assert_eq!(failed.kind, FailureKind::Analyzer);
-                assert!(failed.error.contains("exited with code 3"), "{}", failed.error);
-                assert!(failed.error.contains("bad capture header"), "{}", failed.error);
+                assert!(
+                    failed.error.contains("exited with code 3"),
+                    "{}",
+                    failed.error
+                );
+                assert!(
+                    failed.error.contains("bad capture header"),
+                    "{}",
+                    failed.error
+                );
             }
             other => panic!("expected failed, got {other:?}"),
         }
@@ -475,7 +492,10 @@ mod tests {
         let backend = Backend::start(&settings).expect("starts");
         let long = vec![b'x'; 5000];
         let result = serve(&backend, &settings, &long[..], Vec::new());
-        assert!(matches!(result, Err(WorkerError::LineTooLong { max: 4096 })));
+        assert!(matches!(
+            result,
+            Err(WorkerError::LineTooLong { max: 4096 })
+        ));
         let result = serve(&backend, &settings, &b"{\"job\": 1}\n"[..], Vec::new());
         assert!(matches!(result, Err(WorkerError::BadRequest { .. })));
     }
@@ -483,8 +503,14 @@ mod tests {
     #[test]
     fn reads_lines_up_to_the_cap() {
         let mut input = &b"abc\n\nlast"[..];
-        assert_eq!(read_job_line(&mut input, 3).ok().flatten(), Some(b"abc".to_vec()));
-        assert_eq!(read_job_line(&mut input, 3).ok().flatten(), Some(Vec::new()));
+        assert_eq!(
+            read_job_line(&mut input, 3).ok().flatten(),
+            Some(b"abc".to_vec())
+        );
+        assert_eq!(
+            read_job_line(&mut input, 3).ok().flatten(),
+            Some(Vec::new())
+        );
         assert!(matches!(
             read_job_line(&mut input, 3),
             Err(WorkerError::LineTooLong { max: 3 })

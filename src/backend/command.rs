@@ -76,7 +76,13 @@ mod tests {
 
     #[test]
     fn a_command_is_required() {
-        assert!(matches!(CommandBackend::start(None), Err(StartError::NoCommand)));
-        assert!(matches!(CommandBackend::start(Some("  ")), Err(StartError::NoCommand)));
+        assert!(matches!(
+            CommandBackend::start(None),
+            Err(StartError::NoCommand)
+        ));
+        assert!(matches!(
+            CommandBackend::start(Some("  ")),
+            Err(StartError::NoCommand)
+        ));
     }
 }

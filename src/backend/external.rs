@@ -67,8 +67,8 @@ pub fn run_in_log_dir(
         }
         return Err(JobFailure::new(FailureKind::Analyzer, error));
     }
-    let logs = list_logs(job.out)
-        .map_err(|e| internal(format!("listing {}: {e}", job.out.display())))?;
+    let logs =
+        list_logs(job.out).map_err(|e| internal(format!("listing {}: {e}", job.out.display())))?;
     Ok(JobResult {
         logs,
         packets: 0,

@@ -118,7 +118,9 @@ mod tests {
             resolve_executable(Path::new("sh"), std::ffi::OsStr::new("/nonexistent:/bin")),
             Ok(PathBuf::from("/bin/sh"))
         );
-        assert!(resolve_executable(Path::new("zeek-missing"), std::ffi::OsStr::new("/bin")).is_err());
+        assert!(
+            resolve_executable(Path::new("zeek-missing"), std::ffi::OsStr::new("/bin")).is_err()
+        );
         assert!(resolve_executable(Path::new("/etc/passwd"), std::ffi::OsStr::new("")).is_err());
         assert!(resolve_executable(Path::new("/bin/sh"), std::ffi::OsStr::new("")).is_ok());
     }

@@ -24,6 +24,9 @@ use tokio::time::Instant;
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 /// RLIMIT_NOFILE of a child (lowered to the hard limit if that is smaller).
 const CHILD_OPEN_FILES: u64 = 4096;
+/// How long a stop waits for the SIGKILLed members of a group to disappear. Grandchildren
+/// are reaped by init, not by us, so this is a bounded courtesy wait, not a guarantee.
+const GROUP_GONE_WAIT: Duration = Duration::from_secs(1);
 /// Longest stderr line logged; the rest of the line is dropped.
 const STDERR_LINE_MAX: usize = 4096;
 
@@ -180,9 +183,7 @@ fn open_files_limit() -> u64 {
 }
 
 /// Starts a child as described by `spec`.
-pub fn spawn(
-    spec: &ChildSpec,
-) -> Result<(WorkerProcess, mpsc::Receiver<StdoutEvent>), SpawnError> {
+pub fn spawn(spec: &ChildSpec) -> Result<(WorkerProcess, mpsc::Receiver<StdoutEvent>), SpawnError> {
     let creds = resolve_credentials(spec)?;
     let mut command = Command::new(&spec.program);
     command
@@ -354,18 +355,17 @@ async fn read_stdout<R: AsyncBufRead + Unpin>(
 ) {
     loop {
         let mut buf = Vec::new();
-        let event = match read_line_capped(&mut reader, &mut buf, max_line, Some(line_deadline))
-            .await
-        {
-            Ok(ReadLine::Line) => StdoutEvent::Line(buf),
-            Ok(ReadLine::Overflow) => StdoutEvent::TooLong { limit: max_line },
-            Ok(ReadLine::Stalled) => StdoutEvent::Stalled {
-                partial: buf,
-                after: line_deadline,
-            },
-            Ok(ReadLine::Eof) => StdoutEvent::Eof { partial: buf },
-            Err(e) => StdoutEvent::ReadError(e.to_string()),
-        };
+        let event =
+            match read_line_capped(&mut reader, &mut buf, max_line, Some(line_deadline)).await {
+                Ok(ReadLine::Line) => StdoutEvent::Line(buf),
+                Ok(ReadLine::Overflow) => StdoutEvent::TooLong { limit: max_line },
+                Ok(ReadLine::Stalled) => StdoutEvent::Stalled {
+                    partial: buf,
+                    after: line_deadline,
+                },
+                Ok(ReadLine::Eof) => StdoutEvent::Eof { partial: buf },
+                Err(e) => StdoutEvent::ReadError(e.to_string()),
+            };
         let last = !matches!(event, StdoutEvent::Line(_));
         if tx.send(event).await.is_err() || last {
             return;
@@ -445,7 +445,9 @@ impl WorkerProcess {
         }
         match killpg(Pid::from_raw(self.pid as i32), signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(e) => tracing::error!(pid = self.pid, %signal, error = %e, "signalling worker group"),
+            Err(e) => {
+                tracing::error!(pid = self.pid, %signal, error = %e, "signalling worker group")
+            }
         }
     }
 
@@ -463,15 +465,29 @@ impl WorkerProcess {
             Some(exit) => exit,
             None => self.wait().await,
         };
-        self.swept = true;
+        self.sweep().await;
         exit
+    }
+
+    /// After the leader is reaped: SIGKILL what is left of the group and wait (bounded) for it
+    /// to disappear, then never signal this group again.
+    async fn sweep(&mut self) {
+        if self.swept || self.pid == 0 {
+            return;
+        }
+        self.signal_group(Signal::SIGKILL);
+        let until = Instant::now() + GROUP_GONE_WAIT;
+        while group_has_live_members(self.pid) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.swept = true;
     }
 
     /// Stops a child whose leader already exited: kills what is left of its group.
     pub async fn reap(&mut self) -> ChildExit {
         self.signal_group(Signal::SIGKILL);
         let exit = self.wait().await;
-        self.swept = true;
+        self.sweep().await;
         exit
     }
 
@@ -481,8 +497,7 @@ impl WorkerProcess {
         self.stdin = None;
         match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(Ok(status)) => {
-                self.signal_group(Signal::SIGKILL);
-                self.swept = true;
+                self.sweep().await;
                 ChildExit::from_status(status)
             }
             _ => self.stop(Duration::ZERO).await,
@@ -494,6 +509,39 @@ impl WorkerProcess {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
         parse_vm_rss(&status)
     }
+}
+
+/// Whether process group `pgid` has a member that is not a zombie. Zombies are dead (they
+/// hold only a pid) and orphans' zombies are init's to reap, so they do not count.
+pub(super) fn group_has_live_members(pgid: u32) -> bool {
+    if killpg(Pid::from_raw(pgid as i32), None) == Err(nix::errno::Errno::ESRCH) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| parse_stat_state_and_group(&stat))
+        .any(|(state, group)| group == pgid && state != 'Z')
+}
+
+/// State and process group from /proc/PID/stat ("pid (comm) S ppid pgrp …"); comm may hold
+/// spaces and parentheses, so fields are counted from the last ')'.
+fn parse_stat_state_and_group(stat: &str) -> Option<(char, u32)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((state, group))
 }
 
 fn parse_vm_rss(status: &str) -> Option<u64> {
@@ -514,12 +562,22 @@ mod tests {
     }
 
     #[test]
+    fn parses_proc_stat() {
+        let stat = "4242 (my (odd) name) Z 1 4240 4240 0 -1 4194564";
+        assert_eq!(parse_stat_state_and_group(stat), Some(('Z', 4240)));
+        assert_eq!(parse_stat_state_and_group("garbage"), None);
+    }
+
+    #[test]
     fn describes_exits() {
         let killed = ChildExit {
             code: None,
             signal: Some(libc::SIGKILL),
         };
-        assert_eq!(killed.describe(), "killed by SIGKILL, possibly out of memory");
+        assert_eq!(
+            killed.describe(),
+            "killed by SIGKILL, possibly out of memory"
+        );
         let code = ChildExit {
             code: Some(3),
             signal: None,

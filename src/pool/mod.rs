@@ -75,7 +75,10 @@ pub enum JobOutcome {
         warnings: Vec<String>,
     },
     /// The worker answered `failed`; `kind` is bad_input, analyzer or internal.
-    Failed { kind: String, error: String },
+    Failed {
+        kind: String,
+        error: String,
+    },
     /// The child died while running the job (after any retries).
     Crashed {
         exit_code: Option<i32>,
@@ -83,10 +86,14 @@ pub enum JobOutcome {
         message: String,
     },
     /// The deadline passed; the child's group was stopped.
-    TimedOut { after: Duration },
+    TimedOut {
+        after: Duration,
+    },
     Cancelled,
     /// The child broke the protocol; it was killed and replaced.
-    ProtocolError { message: String },
+    ProtocolError {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -215,7 +215,10 @@ mod tests {
             }),
             WorkerMessage::Progress {
                 job: "j1".into(),
-                progress: Progress { bytes: 5, total: 10 },
+                progress: Progress {
+                    bytes: 5,
+                    total: 10,
+                },
             },
             WorkerMessage::Done {
                 job: "j1".into(),

@@ -150,7 +150,10 @@ mod tests {
     fn failures_outside_the_window_are_forgotten_and_the_exponent_resets() {
         let t0 = Instant::now();
         let mut policy = RestartPolicy::new(1, secs(10), secs(60));
-        assert_eq!(policy.record_failure(t0, Failure::Transient), Decision::RestartNow);
+        assert_eq!(
+            policy.record_failure(t0, Failure::Transient),
+            Decision::RestartNow
+        );
         assert_eq!(
             policy.record_failure(t0 + secs(1), Failure::Transient),
             Decision::BackOff(secs(1))

@@ -88,7 +88,9 @@ pub(super) async fn run_slot(
             ChildEnd::Replace => {}
             ChildEnd::Failed { failure, message } => {
                 tracing::warn!(slot = index, "worker replaced: {message}");
-                if let Decision::BackOff(delay) = policy.record_failure(Instant::now().into_std(), failure) {
+                if let Decision::BackOff(delay) =
+                    policy.record_failure(Instant::now().into_std(), failure)
+                {
                     tracing::warn!(slot = index, ?delay, "worker slot backing off");
                     shared.set_state(index, SlotState::Backoff);
                     if !back_off(&shared, index, delay, &mut commands).await {
@@ -280,13 +282,23 @@ async fn serve_jobs(
         let config = shared.worker();
         // Recycling happens between jobs only.
         if config.max_jobs > 0 && running.jobs_answered >= config.max_jobs {
-            tracing::info!(slot = index, pid = running.process.pid, jobs = running.jobs_answered, "recycling worker after max_jobs");
+            tracing::info!(
+                slot = index,
+                pid = running.process.pid,
+                jobs = running.jobs_answered,
+                "recycling worker after max_jobs"
+            );
             return ChildEnd::Replace;
         }
         if config.recycle_memory > 0 {
             if let Some(rss) = running.process.rss_bytes() {
                 if rss > config.recycle_memory {
-                    tracing::info!(slot = index, pid = running.process.pid, rss, "recycling worker after recycle_memory");
+                    tracing::info!(
+                        slot = index,
+                        pid = running.process.pid,
+                        rss,
+                        "recycling worker after recycle_memory"
+                    );
                     return ChildEnd::Replace;
                 }
             }
@@ -398,24 +410,55 @@ async fn run_job(
         }
         JobEnd::Breach(message) => {
             running.process.stop(grace).await;
-            let message = format!("worker pid {} broke the protocol on job {job_id}: {message}", running.process.pid);
-            shared.settle(index, &job_id, JobOutcome::ProtocolError { message: message.clone() });
-            Some(ChildEnd::Failed { failure: Failure::Transient, message })
+            let message = format!(
+                "worker pid {} broke the protocol on job {job_id}: {message}",
+                running.process.pid
+            );
+            shared.settle(
+                index,
+                &job_id,
+                JobOutcome::ProtocolError {
+                    message: message.clone(),
+                },
+            );
+            Some(ChildEnd::Failed {
+                failure: Failure::Transient,
+                message,
+            })
         }
         JobEnd::Crashed(exit) => {
-            let message = format!("worker pid {} {} while running job {job_id}", running.process.pid, exit.describe());
+            let message = format!(
+                "worker pid {} {} while running job {job_id}",
+                running.process.pid,
+                exit.describe()
+            );
             if job.crashes < config.retries {
                 shared.count_retried_crash(index);
-                tracing::warn!(slot = index, "{message}; retrying (attempt {} of {})", job.crashes + 2, config.retries + 1);
-                shared.requeue_front(QueuedJob { crashes: job.crashes + 1, ..job });
-            } else {
-                shared.settle(index, &job_id, JobOutcome::Crashed {
-                    exit_code: exit.code,
-                    signal: exit.signal,
-                    message: message.clone(),
+                tracing::warn!(
+                    slot = index,
+                    "{message}; retrying (attempt {} of {})",
+                    job.crashes + 2,
+                    config.retries + 1
+                );
+                shared.requeue_front(QueuedJob {
+                    crashes: job.crashes + 1,
+                    ..job
                 });
+            } else {
+                shared.settle(
+                    index,
+                    &job_id,
+                    JobOutcome::Crashed {
+                        exit_code: exit.code,
+                        signal: exit.signal,
+                        message: message.clone(),
+                    },
+                );
             }
-            Some(ChildEnd::Failed { failure: Failure::Transient, message })
+            Some(ChildEnd::Failed {
+                failure: Failure::Transient,
+                message,
+            })
         }
         JobEnd::TimedOut(after) => {
             running.process.stop(grace).await;
