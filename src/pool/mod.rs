@@ -138,7 +138,9 @@ pub struct SlotStatus {
     pub pid: Option<u32>,
     pub state: SlotState,
     pub job: Option<String>,
+    /// Jobs this slot settled, whatever the outcome.
     pub jobs_done: u64,
+    /// Children started in this slot after its first (crash, breach, timeout, cancel, recycling).
     pub restarts: u64,
     /// When the current child started, unix seconds.
     pub started: Option<u64>,
