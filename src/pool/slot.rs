@@ -1,0 +1,553 @@
+//! One slot: an actor task that owns one worker child at a time.
+//!
+//! Life of a slot: start a child and wait for its ready line; then, while the child is idle,
+//! take the oldest queued job, send it, and follow the child's lines until the job's one
+//! answer, a crash, a protocol breach, the deadline or a cancel. Anything but a clean answer
+//! ends the child (its whole process group) and the slot starts a new one, after a backoff
+//! when the restart policy says so. Because a replaced child's stdout is dropped with it, a
+//! late answer can never be read as the answer to the next job; job ids are checked as well.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::child::{self, ChildExit, ChildSpec, StdoutEvent, WorkerProcess};
+use super::protocol::{excerpt, JobRequest, WorkerMessage, EXIT_CANNOT_START};
+use super::restart::{Decision, Failure, RestartPolicy};
+use super::state::{QueuedJob, Shared, SlotCommand};
+use super::{CancelOutcome, JobOutcome, PoolEvent, SlotState};
+use crate::config::WorkerConfig;
+
+const GIB: u128 = 1 << 30;
+
+/// Why a child's life ended, as the slot sees it.
+enum ChildEnd {
+    /// Unplanned (crash, breach, timeout, failed start): counts against restart intensity.
+    Failed { failure: Failure, message: String },
+    /// Planned replacement (recycling, cancel): start a new child at once.
+    Replace,
+    /// The slot leaves (shutdown, shrink).
+    Leave,
+}
+
+/// The running child and its stdout lines.
+struct Running {
+    process: WorkerProcess,
+    stdout: mpsc::Receiver<StdoutEvent>,
+    /// Jobs answered by this child, for `max_jobs` recycling.
+    jobs_answered: u64,
+}
+
+pub(super) async fn run_slot(
+    shared: Arc<Shared>,
+    index: usize,
+    mut commands: mpsc::UnboundedReceiver<SlotCommand>,
+    mut first_start: Option<oneshot::Sender<()>>,
+) {
+    let config = shared.worker();
+    let mut policy = RestartPolicy::new(
+        config.max_restarts,
+        config.restart_window,
+        config.backoff_max,
+    );
+    let mut children_started: u64 = 0;
+    loop {
+        if shared.should_leave(index) {
+            break;
+        }
+        let config = shared.worker();
+        policy.reconfigure(
+            config.max_restarts,
+            config.restart_window,
+            config.backoff_max,
+        );
+        shared.set_state(index, SlotState::Starting);
+        let started = start_child(&shared, index, &config, &mut commands, children_started).await;
+        children_started += 1;
+        if let Some(tx) = first_start.take() {
+            let _ = tx.send(());
+        }
+        let end = match started {
+            Ok(mut running) => {
+                let end = serve_jobs(&shared, index, &mut running, &mut commands).await;
+                let grace = shared.worker().grace;
+                match end {
+                    // Breaches and crashes already stopped the child.
+                    ChildEnd::Failed { .. } => running.process.reap().await,
+                    ChildEnd::Replace | ChildEnd::Leave => running.process.retire(grace).await,
+                };
+                end
+            }
+            Err(end) => end,
+        };
+        shared.child_gone(index);
+        match end {
+            ChildEnd::Leave => break,
+            ChildEnd::Replace => {}
+            ChildEnd::Failed { failure, message } => {
+                tracing::warn!(slot = index, "worker replaced: {message}");
+                if let Decision::BackOff(delay) =
+                    policy.record_failure(Instant::now().into_std(), failure)
+                {
+                    tracing::warn!(slot = index, ?delay, "worker slot backing off");
+                    shared.set_state(index, SlotState::Backoff);
+                    if !back_off(&shared, index, delay, &mut commands).await {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    shared.remove_slot(index);
+}
+
+/// Waits out a backoff; false when the slot must leave instead.
+async fn back_off(
+    shared: &Shared,
+    index: usize,
+    delay: Duration,
+    commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
+) -> bool {
+    let until = Instant::now() + delay;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return true,
+            command = commands.recv() => match command {
+                Some(SlotCommand::Wake) => {
+                    if shared.should_leave(index) {
+                        return false;
+                    }
+                }
+                Some(SlotCommand::Cancel { reply, .. }) => {
+                    let _ = reply.send(CancelOutcome::Unknown);
+                }
+                Some(SlotCommand::Abort) | None => return false,
+            },
+        }
+    }
+}
+
+fn child_spec(shared: &Shared, index: usize, config: &WorkerConfig) -> ChildSpec {
+    ChildSpec {
+        program: shared.program.clone(),
+        args: shared.args.clone(),
+        env_allow: config.env.clone(),
+        user: config.user.clone(),
+        group: config.group.clone(),
+        memory_limit: config.memory_limit,
+        max_line: config.max_line,
+        // A started line must be finished within the stop grace period.
+        line_deadline: config.grace,
+        slot: index,
+    }
+}
+
+fn start_failure(exit: ChildExit, what: &str) -> ChildEnd {
+    if exit.code == Some(EXIT_CANNOT_START) {
+        ChildEnd::Failed {
+            failure: Failure::CannotStart,
+            message: format!("worker cannot start (exit code {EXIT_CANNOT_START}, see its stderr)"),
+        }
+    } else {
+        ChildEnd::Failed {
+            failure: Failure::Transient,
+            message: format!("worker {} {what}", exit.describe()),
+        }
+    }
+}
+
+/// Spawns a child and waits for its ready line within `start_timeout`.
+async fn start_child(
+    shared: &Shared,
+    index: usize,
+    config: &WorkerConfig,
+    commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
+    children_started: u64,
+) -> Result<Running, ChildEnd> {
+    let (process, mut stdout) = match child::spawn(&child_spec(shared, index, config)) {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            let failure = if e.is_permanent() {
+                Failure::CannotStart
+            } else {
+                Failure::Transient
+            };
+            return Err(ChildEnd::Failed {
+                failure,
+                message: e.to_string(),
+            });
+        }
+    };
+    let mut process = process;
+    shared.child_started(index, process.pid, process.started, children_started > 0);
+    let deadline = Instant::now() + config.start_timeout;
+    let grace = config.grace;
+    loop {
+        tokio::select! {
+            biased;
+            event = stdout.recv() => {
+                let breach = match event {
+                    Some(StdoutEvent::Line(line)) => match WorkerMessage::parse(&line) {
+                        Ok(WorkerMessage::Ready(ready)) => {
+                            tracing::info!(slot = index, pid = process.pid, version = %ready.version,
+                                analyzer = %ready.analyzer, "worker ready");
+                            return Ok(Running { process, stdout, jobs_answered: 0 });
+                        }
+                        Ok(other) => format!("expected a ready line, got {}", excerpt(other.to_line().as_bytes())),
+                        Err(e) => e.to_string(),
+                    },
+                    Some(StdoutEvent::Eof { .. }) | None => {
+                        let exit = exit_after_eof(&mut process, grace).await;
+                        process.reap().await;
+                        return Err(start_failure(exit, "before saying ready"));
+                    }
+                    Some(other) => describe_breach(&other),
+                };
+                process.stop(grace).await;
+                return Err(ChildEnd::Failed {
+                    failure: Failure::Transient,
+                    message: format!("protocol error at start: {breach}"),
+                });
+            }
+            exit = process.wait() => {
+                process.reap().await;
+                return Err(start_failure(exit, "before saying ready"));
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                process.stop(grace).await;
+                return Err(ChildEnd::Failed {
+                    failure: Failure::Transient,
+                    message: format!("no ready line within {:?}", config.start_timeout),
+                });
+            }
+            command = commands.recv() => match command {
+                Some(SlotCommand::Wake) => {
+                    if shared.should_leave(index) {
+                        process.stop(grace).await;
+                        return Err(ChildEnd::Leave);
+                    }
+                }
+                Some(SlotCommand::Cancel { reply, .. }) => {
+                    let _ = reply.send(CancelOutcome::Unknown);
+                }
+                Some(SlotCommand::Abort) | None => {
+                    process.stop(grace).await;
+                    return Err(ChildEnd::Leave);
+                }
+            },
+        }
+    }
+}
+
+/// The child closed its stdout: give it `grace` to exit, then stop its group.
+async fn exit_after_eof(process: &mut WorkerProcess, grace: Duration) -> ChildExit {
+    match tokio::time::timeout(grace, process.wait()).await {
+        Ok(exit) => exit,
+        Err(_) => {
+            process.signal_group(nix::sys::signal::Signal::SIGKILL);
+            process.wait().await
+        }
+    }
+}
+
+fn describe_breach(event: &StdoutEvent) -> String {
+    match event {
+        StdoutEvent::Line(line) => format!("unexpected line {}", excerpt(line)),
+        StdoutEvent::TooLong { limit } => format!("line longer than max_line ({limit} bytes)"),
+        StdoutEvent::Stalled { partial, after } => format!(
+            "wrote half a line ({} bytes: {}) and stalled for {after:?}",
+            partial.len(),
+            excerpt(partial)
+        ),
+        StdoutEvent::Eof { partial } => {
+            format!("closed its output (unterminated: {})", excerpt(partial))
+        }
+        StdoutEvent::ReadError(e) => format!("reading its output failed: {e}"),
+    }
+}
+
+/// Runs jobs on a ready child until it must be replaced or the slot leaves.
+async fn serve_jobs(
+    shared: &Shared,
+    index: usize,
+    running: &mut Running,
+    commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
+) -> ChildEnd {
+    loop {
+        if shared.should_leave(index) {
+            return ChildEnd::Leave;
+        }
+        let config = shared.worker();
+        // Recycling happens between jobs only.
+        if config.max_jobs > 0 && running.jobs_answered >= config.max_jobs {
+            tracing::info!(
+                slot = index,
+                pid = running.process.pid,
+                jobs = running.jobs_answered,
+                "recycling worker after max_jobs"
+            );
+            return ChildEnd::Replace;
+        }
+        if config.recycle_memory > 0 {
+            if let Some(rss) = running.process.rss_bytes() {
+                if rss > config.recycle_memory {
+                    tracing::info!(
+                        slot = index,
+                        pid = running.process.pid,
+                        rss,
+                        "recycling worker after recycle_memory"
+                    );
+                    return ChildEnd::Replace;
+                }
+            }
+        }
+        match shared.take_job(index) {
+            Some(job) => {
+                if let Some(end) = run_job(shared, index, running, commands, &config, job).await {
+                    return end;
+                }
+            }
+            None => {
+                if let Some(end) = wait_idle(running, commands, &config).await {
+                    return end;
+                }
+            }
+        }
+    }
+}
+
+/// Waits while idle for a reason to look at the queue again; `Some` when the child ended.
+async fn wait_idle(
+    running: &mut Running,
+    commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
+    config: &WorkerConfig,
+) -> Option<ChildEnd> {
+    tokio::select! {
+        biased;
+        event = running.stdout.recv() => {
+            let message = match event {
+                Some(StdoutEvent::Eof { .. }) | None => {
+                    let exit = exit_after_eof(&mut running.process, config.grace).await;
+                    format!("idle worker {}", exit.describe())
+                }
+                Some(other) => {
+                    running.process.stop(config.grace).await;
+                    format!("protocol error while idle: {}", describe_breach(&other))
+                }
+            };
+            Some(ChildEnd::Failed { failure: Failure::Transient, message })
+        }
+        exit = running.process.wait() => Some(ChildEnd::Failed {
+            failure: Failure::Transient,
+            message: format!("idle worker {}", exit.describe()),
+        }),
+        command = commands.recv() => match command {
+            Some(SlotCommand::Wake) => None,
+            Some(SlotCommand::Cancel { reply, .. }) => {
+                let _ = reply.send(CancelOutcome::Unknown);
+                None
+            }
+            Some(SlotCommand::Abort) | None => Some(ChildEnd::Leave),
+        },
+    }
+}
+
+/// Per-job deadline: `timeout` plus `timeout_per_gb` per GiB of input.
+pub(super) fn job_deadline(config: &WorkerConfig, input_bytes: u64) -> Duration {
+    let extra_nanos = config.timeout_per_gb.as_nanos() * u128::from(input_bytes) / GIB;
+    let extra = Duration::from_nanos(u64::try_from(extra_nanos).unwrap_or(u64::MAX));
+    config.timeout.saturating_add(extra)
+}
+
+/// How a job ended on the child's side.
+enum JobEnd {
+    Answered(JobOutcome),
+    Breach(String),
+    Crashed(ChildExit),
+    TimedOut(Duration),
+    Cancelled(oneshot::Sender<CancelOutcome>),
+    Aborted,
+}
+
+/// Runs one job; `None` when the child stays (it answered), `Some` when it must go.
+async fn run_job(
+    shared: &Shared,
+    index: usize,
+    running: &mut Running,
+    commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
+    config: &WorkerConfig,
+    job: QueuedJob,
+) -> Option<ChildEnd> {
+    let job_id = job.spec.job_id.clone();
+    let allowed = job_deadline(config, job.spec.input_bytes);
+    let request = JobRequest {
+        job: job_id.clone(),
+        pcaps: job.spec.pcaps.clone(),
+        out: job.spec.out.clone(),
+        options: job.spec.options.clone(),
+    };
+    shared.emit(PoolEvent::Started {
+        job_id: job_id.clone(),
+        slot: index,
+        pid: running.process.pid,
+    });
+    let end = match running.process.send_line(&request.to_line()).await {
+        // A closed stdin means the child is gone or going; its exit says why.
+        Err(_) => {
+            let exit = exit_after_eof(&mut running.process, config.grace).await;
+            JobEnd::Crashed(exit)
+        }
+        Ok(()) => follow_job(shared, running, commands, &job_id, allowed, config.grace).await,
+    };
+    let grace = config.grace;
+    match end {
+        JobEnd::Answered(outcome) => {
+            running.jobs_answered += 1;
+            shared.settle(index, &job_id, outcome);
+            None
+        }
+        JobEnd::Breach(message) => {
+            running.process.stop(grace).await;
+            let message = format!(
+                "worker pid {} broke the protocol on job {job_id}: {message}",
+                running.process.pid
+            );
+            shared.settle(
+                index,
+                &job_id,
+                JobOutcome::ProtocolError {
+                    message: message.clone(),
+                },
+            );
+            Some(ChildEnd::Failed {
+                failure: Failure::Transient,
+                message,
+            })
+        }
+        JobEnd::Crashed(exit) => {
+            let message = format!(
+                "worker pid {} {} while running job {job_id}",
+                running.process.pid,
+                exit.describe()
+            );
+            if job.crashes < config.retries {
+                shared.count_retried_crash(index);
+                tracing::warn!(
+                    slot = index,
+                    "{message}; retrying (attempt {} of {})",
+                    job.crashes + 2,
+                    config.retries + 1
+                );
+                shared.requeue_front(QueuedJob {
+                    crashes: job.crashes + 1,
+                    ..job
+                });
+            } else {
+                shared.settle(
+                    index,
+                    &job_id,
+                    JobOutcome::Crashed {
+                        exit_code: exit.code,
+                        signal: exit.signal,
+                        message: message.clone(),
+                    },
+                );
+            }
+            Some(ChildEnd::Failed {
+                failure: Failure::Transient,
+                message,
+            })
+        }
+        JobEnd::TimedOut(after) => {
+            running.process.stop(grace).await;
+            shared.settle(index, &job_id, JobOutcome::TimedOut { after });
+            Some(ChildEnd::Failed {
+                failure: Failure::Transient,
+                message: format!("job {job_id} ran past its deadline of {after:?}"),
+            })
+        }
+        JobEnd::Cancelled(reply) => {
+            running.process.stop(grace).await;
+            shared.settle(index, &job_id, JobOutcome::Cancelled);
+            let _ = reply.send(CancelOutcome::Killed);
+            Some(ChildEnd::Replace)
+        }
+        JobEnd::Aborted => {
+            running.process.stop(grace).await;
+            shared.give_back(index, &job_id);
+            Some(ChildEnd::Leave)
+        }
+    }
+}
+
+/// Follows the child's lines for job `job_id` until something ends the job.
+async fn follow_job(
+    shared: &Shared,
+    running: &mut Running,
+    commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
+    job_id: &str,
+    allowed: Duration,
+    grace: Duration,
+) -> JobEnd {
+    let deadline = Instant::now() + allowed;
+    loop {
+        tokio::select! {
+            biased;
+            event = running.stdout.recv() => {
+                let line = match event {
+                    Some(StdoutEvent::Line(line)) => line,
+                    Some(StdoutEvent::Eof { .. }) | None => {
+                        return JobEnd::Crashed(exit_after_eof(&mut running.process, grace).await);
+                    }
+                    Some(other) => return JobEnd::Breach(describe_breach(&other)),
+                };
+                let message = match WorkerMessage::parse(&line) {
+                    Ok(message) => message,
+                    Err(e) => return JobEnd::Breach(e.to_string()),
+                };
+                match message {
+                    WorkerMessage::Ready(_) => return JobEnd::Breach("a ready line in the middle of a job".to_string()),
+                    WorkerMessage::Progress { job, .. }
+                    | WorkerMessage::Done { job, .. }
+                    | WorkerMessage::Failed { job, .. } if job != job_id => {
+                        return JobEnd::Breach(format!("answered for job {job:?} while running job {job_id:?}"));
+                    }
+                    WorkerMessage::Progress { progress, .. } => {
+                        shared.emit(PoolEvent::Progress {
+                            job_id: job_id.to_string(),
+                            bytes: progress.bytes,
+                            total: progress.total,
+                        });
+                    }
+                    WorkerMessage::Done { done, .. } => {
+                        return JobEnd::Answered(JobOutcome::Done {
+                            logs: done.logs,
+                            packets: done.packets,
+                            warnings: done.warnings,
+                        });
+                    }
+                    WorkerMessage::Failed { failed, .. } => {
+                        return JobEnd::Answered(JobOutcome::Failed {
+                            kind: failed.kind.as_str().to_string(),
+                            error: failed.error,
+                        });
+                    }
+                }
+            }
+            exit = running.process.wait() => return JobEnd::Crashed(exit),
+            _ = tokio::time::sleep_until(deadline) => return JobEnd::TimedOut(allowed),
+            command = commands.recv() => match command {
+                Some(SlotCommand::Wake) => {}
+                Some(SlotCommand::Cancel { job_id: target, reply }) => {
+                    if target == job_id {
+                        return JobEnd::Cancelled(reply);
+                    }
+                    let _ = reply.send(CancelOutcome::Unknown);
+                }
+                Some(SlotCommand::Abort) | None => return JobEnd::Aborted,
+            },
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The pool's shared state: the bounded FIFO queue, the slot table and the counters, behind
+//! one mutex that is never held across an await.
+//!
+//! Invariant: a job is in exactly one place: the queue, one slot's `job`, or settled (its
+//! `Finished` event sent) or in `unfinished` at shutdown.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+use super::{
+    CancelOutcome, JobOutcome, JobSpec, PoolEvent, PoolSettings, PoolStatus, Rejected, SlotState,
+    SlotStatus,
+};
+use crate::config::WorkerConfig;
+
+/// A job waiting in the queue, with the crashes it has already survived.
+#[derive(Debug, Clone)]
+pub(super) struct QueuedJob {
+    pub spec: JobSpec,
+    pub crashes: u32,
+}
+
+/// Messages to a slot actor.
+#[derive(Debug)]
+pub(super) enum SlotCommand {
+    /// Something changed (a job was queued, shrink, shutdown): look again.
+    Wake,
+    Cancel {
+        job_id: String,
+        reply: oneshot::Sender<CancelOutcome>,
+    },
+    /// Shutdown grace is over: stop the child now, even mid-job.
+    Abort,
+}
+
+pub(super) struct SlotEntry {
+    tx: mpsc::UnboundedSender<SlotCommand>,
+    status: SlotStatus,
+    /// Shrunk away: leave once the current job (if any) is settled.
+    retiring: bool,
+    /// The actor decided to leave; the entry goes when its child is stopped.
+    leaving: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: u64,
+    rejected: u64,
+    timed_out: u64,
+    crashed: u64,
+    max_queue_seen: usize,
+}
+
+pub(super) struct PoolState {
+    worker: Arc<WorkerConfig>,
+    max_queue: usize,
+    queue: VecDeque<QueuedJob>,
+    slots: BTreeMap<usize, SlotEntry>,
+    shutting_down: bool,
+    counters: Counters,
+    unfinished: Vec<String>,
+}
+
+pub(super) struct Shared {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+    pub tasks: TaskTracker,
+    events: mpsc::UnboundedSender<PoolEvent>,
+    state: Mutex<PoolState>,
+}
+
+fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Shared {
+    pub fn new(settings: PoolSettings, events: mpsc::UnboundedSender<PoolEvent>) -> Shared {
+        Shared {
+            program: settings.program,
+            args: settings.args,
+            tasks: TaskTracker::new(),
+            events,
+            state: Mutex::new(PoolState {
+                worker: Arc::new(settings.worker),
+                max_queue: settings.max_queue,
+                queue: VecDeque::new(),
+                slots: BTreeMap::new(),
+                shutting_down: false,
+                counters: Counters::default(),
+                unfinished: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn worker(&self) -> Arc<WorkerConfig> {
+        self.lock().worker.clone()
+    }
+
+    pub fn emit(&self, event: PoolEvent) {
+        // The daemon dropping its receiver only means nobody listens any more.
+        let _ = self.events.send(event);
+    }
+
+    /// Adds a slot entry and starts its actor. Caller must not hold the lock.
+    pub fn spawn_slot(self: &Arc<Self>, index: usize, first_start: Option<oneshot::Sender<()>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().slots.insert(index, new_entry(index, tx));
+        let shared = Arc::clone(self);
+        self.tasks
+            .spawn(super::slot::run_slot(shared, index, rx, first_start));
+    }
+
+    pub fn submit(&self, job: QueuedJob) -> Result<(), Rejected> {
+        let mut state = self.lock();
+        if state.shutting_down {
+            state.counters.rejected += 1;
+            return Err(Rejected::ShuttingDown);
+        }
+        if state.queue.len() >= state.max_queue {
+            state.counters.rejected += 1;
+            return Err(Rejected::QueueFull {
+                max: state.max_queue,
+            });
+        }
+        state.counters.accepted += 1;
+        state.queue.push_back(job);
+        state.counters.max_queue_seen = state.counters.max_queue_seen.max(state.queue.len());
+        wake_idle(&state);
+        Ok(())
+    }
+
+    /// A crashed job gets another attempt before anything queued after it.
+    pub fn requeue_front(&self, job: QueuedJob) {
+        let mut state = self.lock();
+        if state.shutting_down {
+            state.unfinished.push(job.spec.job_id);
+            return;
+        }
+        state.queue.push_front(job);
+        wake_idle(&state);
+    }
+
+    /// The oldest job for slot `index`, marking it busy; or marks it idle.
+    pub fn take_job(&self, index: usize) -> Option<QueuedJob> {
+        let mut state = self.lock();
+        let job = if state.shutting_down {
+            None
+        } else {
+            state.queue.pop_front()
+        };
+        if let Some(entry) = state.slots.get_mut(&index) {
+            match &job {
+                Some(job) => {
+                    entry.status.state = SlotState::Busy;
+                    entry.status.job = Some(job.spec.job_id.clone());
+                }
+                None => {
+                    entry.status.state = SlotState::Idle;
+                    entry.status.job = None;
+                }
+            }
+        }
+        job
+    }
+
+    /// Whether slot `index` must stop (shutdown or shrink); if so it is marked leaving, so
+    /// a later grow starts a new slot instead of counting on this one.
+    pub fn should_leave(&self, index: usize) -> bool {
+        let mut state = self.lock();
+        let shutting_down = state.shutting_down;
+        match state.slots.get_mut(&index) {
+            Some(entry) if shutting_down || entry.retiring => {
+                entry.leaving = true;
+                entry.status.state = SlotState::Stopping;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    pub fn remove_slot(&self, index: usize) {
+        self.lock().slots.remove(&index);
+    }
+
+    pub fn set_state(&self, index: usize, new_state: SlotState) {
+        if let Some(entry) = self.lock().slots.get_mut(&index) {
+            entry.status.state = new_state;
+        }
+    }
+
+    /// A new child runs in slot `index`.
+    pub fn child_started(&self, index: usize, pid: u32, started: SystemTime, restart: bool) {
+        if let Some(entry) = self.lock().slots.get_mut(&index) {
+            entry.status.pid = Some(pid);
+            entry.status.started = Some(unix_secs(started));
+            if restart {
+                entry.status.restarts += 1;
+            }
+        }
+    }
+
+    pub fn child_gone(&self, index: usize) {
+        if let Some(entry) = self.lock().slots.get_mut(&index) {
+            entry.status.pid = None;
+            entry.status.started = None;
+        }
+    }
+
+    /// Settles the job slot `index` holds and sends its `Finished` event.
+    pub fn settle(&self, index: usize, job_id: &str, outcome: JobOutcome) {
+        {
+            let mut state = self.lock();
+            match outcome {
+                JobOutcome::TimedOut { .. } => state.counters.timed_out += 1,
+                JobOutcome::Crashed { .. } => state.counters.crashed += 1,
+                _ => {}
+            }
+            if let Some(entry) = state.slots.get_mut(&index) {
+                entry.status.jobs_done += 1;
+                entry.status.job = None;
+            }
+        }
+        self.emit(PoolEvent::Finished {
+            job_id: job_id.to_string(),
+            outcome,
+        });
+    }
+
+    /// A crash that will be retried still counts as a crash.
+    pub fn count_retried_crash(&self, index: usize) {
+        let mut state = self.lock();
+        state.counters.crashed += 1;
+        if let Some(entry) = state.slots.get_mut(&index) {
+            entry.status.job = None;
+        }
+    }
+
+    /// A job stopped by shutdown: handed back to the caller, no event.
+    pub fn give_back(&self, index: usize, job_id: &str) {
+        let mut state = self.lock();
+        state.unfinished.push(job_id.to_string());
+        if let Some(entry) = state.slots.get_mut(&index) {
+            entry.status.job = None;
+        }
+    }
+
+    /// `Ok` when settled here (dequeued), `Err(Some(slot))` when a slot runs it.
+    pub fn cancel_queued_or_find(
+        &self,
+        job_id: &str,
+    ) -> Result<CancelOutcome, Option<mpsc::UnboundedSender<SlotCommand>>> {
+        let mut state = self.lock();
+        if let Some(position) = state.queue.iter().position(|j| j.spec.job_id == job_id) {
+            state.queue.remove(position);
+            drop(state);
+            self.emit(PoolEvent::Finished {
+                job_id: job_id.to_string(),
+                outcome: JobOutcome::Cancelled,
+            });
+            return Ok(CancelOutcome::Dequeued);
+        }
+        let slot = state
+            .slots
+            .values()
+            .find(|entry| entry.status.job.as_deref() == Some(job_id))
+            .map(|entry| entry.tx.clone());
+        Err(slot)
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        let state = self.lock();
+        let slots: Vec<SlotStatus> = state.slots.values().map(|e| e.status.clone()).collect();
+        let degraded = slots.iter().any(|s| s.state == SlotState::Backoff);
+        PoolStatus {
+            slots,
+            queue_len: state.queue.len(),
+            max_queue_seen: state.counters.max_queue_seen,
+            accepted: state.counters.accepted,
+            rejected: state.counters.rejected,
+            timed_out: state.counters.timed_out,
+            crashed: state.counters.crashed,
+            degraded,
+        }
+    }
+
+    pub fn reconfigure(self: &Arc<Self>, size: usize, worker: WorkerConfig) {
+        let mut to_spawn = Vec::new();
+        {
+            let mut state = self.lock();
+            if state.shutting_down {
+                return;
+            }
+            state.worker = Arc::new(worker);
+            let mut active = state.slots.values().filter(|e| !e.retiring).count();
+            // Grow: take back slots being retired but not yet leaving, then add new ones.
+            for entry in state.slots.values_mut() {
+                if active < size && entry.retiring && !entry.leaving {
+                    entry.retiring = false;
+                    active += 1;
+                }
+            }
+            let mut index = 0;
+            while active < size {
+                if !state.slots.contains_key(&index) && !to_spawn.contains(&index) {
+                    to_spawn.push(index);
+                    active += 1;
+                }
+                index += 1;
+            }
+            // Shrink: idle (or not yet working) slots first, busy ones after their job;
+            // highest numbers first within each group.
+            if active > size {
+                let mut candidates: Vec<(bool, usize)> = state
+                    .slots
+                    .iter()
+                    .filter(|(_, e)| !e.retiring)
+                    .map(|(i, e)| (e.status.state == SlotState::Busy, *i))
+                    .collect();
+                candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+                for (_, index) in candidates.into_iter().take(active - size) {
+                    if let Some(entry) = state.slots.get_mut(&index) {
+                        entry.retiring = true;
+                    }
+                }
+            }
+            for entry in state.slots.values() {
+                let _ = entry.tx.send(SlotCommand::Wake);
+            }
+        }
+        for index in to_spawn {
+            self.spawn_slot(index, None);
+        }
+    }
+
+    pub fn begin_shutdown(&self) {
+        let mut state = self.lock();
+        state.shutting_down = true;
+        let queued: Vec<String> = state.queue.drain(..).map(|j| j.spec.job_id).collect();
+        state.unfinished.extend(queued);
+        for entry in state.slots.values() {
+            let _ = entry.tx.send(SlotCommand::Wake);
+        }
+        self.tasks.close();
+    }
+
+    pub fn abort_all(&self) {
+        let state = self.lock();
+        for entry in state.slots.values() {
+            let _ = entry.tx.send(SlotCommand::Abort);
+        }
+    }
+
+    pub fn take_unfinished(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().unfinished)
+    }
+}
+
+fn new_entry(index: usize, tx: mpsc::UnboundedSender<SlotCommand>) -> SlotEntry {
+    SlotEntry {
+        tx,
+        status: SlotStatus {
+            slot: index,
+            pid: None,
+            state: SlotState::Starting,
+            job: None,
+            jobs_done: 0,
+            restarts: 0,
+            started: None,
+        },
+        retiring: false,
+        leaving: false,
+    }
+}
+
+/// Wakes every idle slot; the first to lock the state takes the job.
+fn wake_idle(state: &PoolState) {
+    for entry in state.slots.values() {
+        if entry.status.state == SlotState::Idle {
+            let _ = entry.tx.send(SlotCommand::Wake);
+        }
+    }
+}
