@@ -155,7 +155,7 @@ impl Client {
         paths: &[PathBuf],
         tag: Option<&str>,
         options: Map<String, Value>,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<Value, ClientError> {
         let mut declared = Vec::new();
         let mut files = Vec::new();

@@ -25,7 +25,7 @@ use super::embedded::{
 };
 use super::values::{
     is_env_name, parse_bool, parse_choice, parse_duration, parse_integer, parse_ip, parse_list,
-    parse_port, parse_size, ValueProblem,
+    parse_listen_port, parse_port, parse_size, ValueProblem,
 };
 use super::{
     default_state_dir, BackendKind, Config, ConfigError, ConfigErrors, ExportMode, HttpConfig,
@@ -412,6 +412,10 @@ impl<'a> Section<'a> {
         self.value(key, default, parse_port)
     }
 
+    fn listen_port(&mut self, key: &str, default: u16) -> u16 {
+        self.value(key, default, parse_listen_port)
+    }
+
     fn ip(&mut self, key: &str, default: IpAddr) -> IpAddr {
         self.value(key, default, parse_ip)
     }
@@ -546,7 +550,7 @@ fn read_global(
 ) {
     let mut section = Section::new(raw, "Global", file, errors);
     let global = &mut config.global;
-    global.port = section.port("port", global.port);
+    global.port = section.listen_port("port", global.port);
     global.bind = section.ip("bind", global.bind);
     global.pool = section.count_usize("pool", global.pool, 1, 4096);
     global.ssl = section.boolean("ssl", global.ssl);

@@ -135,7 +135,14 @@ pub(crate) fn parse_integer(text: &str, min: u64, max: u64) -> Result<u64, Value
     Ok(number)
 }
 
-/// A TCP/UDP port, 1-65535 (0 would mean "any port", which no client could find).
+/// A listening port, 0-65535: 0 asks the kernel for a free port, which the daemon then writes
+/// to `listen.addr` in the state directory and prints when ready (tests and demos use it).
+pub(crate) fn parse_listen_port(text: &str) -> Result<u16, ValueProblem> {
+    let port = parse_integer(text, 0, u64::from(u16::MAX))?;
+    u16::try_from(port).map_err(|_| ValueProblem::new("out of range", "0 to 65535"))
+}
+
+/// A TCP/UDP port to connect to, 1-65535.
 pub(crate) fn parse_port(text: &str) -> Result<u16, ValueProblem> {
     let port = parse_integer(text, 1, u64::from(u16::MAX))?;
     u16::try_from(port).map_err(|_| ValueProblem::new("out of range", "1 to 65535"))
@@ -271,6 +278,8 @@ mod tests {
         );
         assert_eq!(parse_port("11111"), Ok(11111));
         assert_eq!(parse_port("0").unwrap_err().problem, "out of range");
+        assert_eq!(parse_listen_port("0"), Ok(0));
+        assert_eq!(parse_listen_port("65536").unwrap_err().problem, "out of range");
         assert_eq!(parse_port("65536").unwrap_err().problem, "out of range");
         assert_eq!(parse_port("-1").unwrap_err().problem, "not a whole number");
     }

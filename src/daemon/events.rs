@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::state::{blocking, Daemon};
-use crate::jobs::{self, JobError, JobId, JobRecord, StoreError};
+use crate::jobs::{self, ErrorKind, JobError, JobId, JobRecord, StoreError, Timestamp};
 use crate::pool::{JobOutcome, PoolEvent};
 
 pub async fn apply_pool_events(daemon: Arc<Daemon>, mut events: UnboundedReceiver<PoolEvent>) {
@@ -20,7 +20,7 @@ pub async fn apply_pool_events(daemon: Arc<Daemon>, mut events: UnboundedReceive
             }
             PoolEvent::Started { job_id, slot, pid } => {
                 tracing::info!(job = %job_id, slot, pid, "job started");
-                update(&daemon, &job_id, move |r| r.start(&jobs::now(), pid)).await;
+                update(&daemon, &job_id, move |r| r.start(Timestamp::now(), pid)).await;
             }
             PoolEvent::Finished { job_id, outcome } => {
                 daemon.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(&job_id);
@@ -28,27 +28,27 @@ pub async fn apply_pool_events(daemon: Arc<Daemon>, mut events: UnboundedReceive
                 let logs_of = daemon.clone();
                 let id_for_logs = job_id.clone();
                 update(&daemon, &job_id, move |r| {
-                    let now = jobs::now();
+                    let now = Timestamp::now();
                     match outcome {
                         JobOutcome::Done { packets, warnings, .. } => {
                             let logs = JobId::parse(&id_for_logs)
                                 .ok()
                                 .and_then(|id| logs_of.store.scan_logs(&id).ok())
                                 .unwrap_or_default();
-                            r.finish_done(&now, logs, packets, warnings)
+                            r.finish_done(now, logs, packets, warnings)
                         }
-                        JobOutcome::Failed { kind, error } => r.finish_failed(&now, JobError::new(&kind, error)),
+                        JobOutcome::Failed { kind, error } => r.finish_failed(now, JobError::new(failure_kind(&kind), error)),
                         JobOutcome::Crashed { exit_code, signal, message } => {
-                            let mut e = JobError::new("crashed", message);
+                            let mut e = JobError::new(ErrorKind::Crashed, message);
                             e.exit_code = exit_code;
                             e.signal = signal;
-                            r.finish_failed(&now, e)
+                            r.finish_failed(now, e)
                         }
-                        JobOutcome::ProtocolError { message } => r.finish_failed(&now, JobError::new("internal", message)),
+                        JobOutcome::ProtocolError { message } => r.finish_failed(now, JobError::new(ErrorKind::Internal, message)),
                         JobOutcome::TimedOut { after } => {
-                            r.finish_timed_out(&now, format!("job exceeded its deadline of {:.0} s; the worker was killed", after.as_secs_f64()))
+                            r.finish_timed_out(now, format!("job exceeded its deadline of {:.0} s; the worker was killed", after.as_secs_f64()))
                         }
-                        JobOutcome::Cancelled => r.cancel(&now),
+                        JobOutcome::Cancelled => r.cancel(now),
                     }
                 })
                 .await;
@@ -84,5 +84,14 @@ fn log_outcome(job_id: &str, outcome: &JobOutcome) {
         JobOutcome::TimedOut { after } => tracing::warn!(job = %job_id, ?after, "job timed out"),
         JobOutcome::Cancelled => tracing::info!(job = %job_id, "job cancelled"),
         JobOutcome::ProtocolError { message } => tracing::warn!(job = %job_id, message, "worker broke the protocol"),
+    }
+}
+
+/// The worker's failure kind (`bad_input`, `analyzer`, `internal`) as a record error kind.
+fn failure_kind(kind: &str) -> ErrorKind {
+    match kind {
+        "bad_input" => ErrorKind::BadInput,
+        "analyzer" => ErrorKind::Analyzer,
+        _ => ErrorKind::Internal,
     }
 }

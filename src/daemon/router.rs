@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::state::{blocking, Daemon};
-use crate::jobs::{self, FileDecl, JobId, JobRecord, JobState, ListFilter, PendingJob, StoreError};
+use crate::jobs::{self, FileDecl, JobId, JobRecord, JobState, ListFilter, PendingJob, StoreError, Timestamp};
 use crate::pool::{CancelOutcome, Rejected};
 use crate::protocol::{ErrorCode, Reply};
 use crate::server::{BoxFuture, Outcome, Service, UploadSession};
@@ -84,7 +84,7 @@ impl Daemon {
             "logs" => self.logs(&kwargs).await?,
             "fetch" => return self.fetch(&kwargs).await.map(|b| Outcome::Reply(Reply::OkRaw(b))),
             "cancel" => self.cancel(&kwargs).await?,
-            "pool" => serde_json::to_value(self.pool.status().await).unwrap_or(Value::Null),
+            "pool" => serde_json::to_value(self.pool_status().await).unwrap_or(Value::Null),
             "ping" => json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime": self.uptime_secs(),
@@ -93,7 +93,7 @@ impl Daemon {
             "monitor_version" => json!(env!("CARGO_PKG_VERSION")),
             "batch_list_supported" => json!(false),
             "statistics" => json!({
-                "pool": self.pool.status().await,
+                "pool": self.pool_status().await,
                 "auth_failures": self.auth.failures_total(),
                 "accepted": self.accepted.load(Ordering::Relaxed),
                 "uptime": self.uptime_secs(),
@@ -133,7 +133,7 @@ impl Daemon {
                 .map(|p| p.as_str().map(str::to_owned).ok_or_else(|| bad("\"paths\" must be an array of strings")))
                 .collect::<Result<_, _>>()?;
             let store = self.store.clone();
-            let record = blocking(move || store.submit_paths(&spool, &paths, tag, Value::Object(options), &jobs::now()))
+            let record = blocking(move || store.submit_paths(&spool, &paths, tag, options, Timestamp::now()))
                 .await
                 .map_err(store_error)?;
             return Ok(Outcome::Reply(self.accept(record).await));
@@ -153,10 +153,11 @@ impl Daemon {
         }
         let store = self.store.clone();
         let max_upload = config.global.max_upload;
-        let pending = blocking(move || store.begin_upload(decls, tag, Value::Object(options), max_upload))
+        let sizes: Vec<u64> = decls.iter().map(|d| d.size).collect();
+        let pending = blocking(move || store.begin_upload(decls, tag, options, max_upload))
             .await
             .map_err(store_error)?;
-        Ok(Outcome::Upload(Box::new(Upload { daemon: self.clone(), pending: Some(pending) })))
+        Ok(Outcome::Upload(Box::new(Upload { daemon: self.clone(), sizes, pending: Some(pending) })))
     }
 
     async fn check_queue_room(&self) -> Result<(), Reply> {
@@ -164,6 +165,7 @@ impl Daemon {
         let max = self.config().global.max_queue;
         let backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner()).len();
         if status.queue_len + backlog >= max {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(queue_full(max));
         }
         Ok(())
@@ -181,11 +183,14 @@ impl Daemon {
             Err(rejected) => {
                 let store = self.store.clone();
                 let id = record.job_id.clone();
-                if let Err(e) = blocking(move || store.remove(&id)).await {
+                if let Err(e) = blocking(move || store.discard_unacknowledged(&id)).await {
                     tracing::error!(job = %record.job_id, error = %e, "cannot remove refused job");
                 }
                 match rejected {
-                    Rejected::QueueFull { max } => queue_full(max),
+                    Rejected::QueueFull { max } => {
+                        self.rejected.fetch_add(1, Ordering::Relaxed);
+                        queue_full(max)
+                    }
                     Rejected::ShuttingDown => {
                         Reply::error(ErrorCode::ShuttingDown.as_str(), "the daemon is shutting down; submit later")
                     }
@@ -311,7 +316,7 @@ impl Daemon {
                 if r.state.is_terminal() {
                     return Ok(());
                 }
-                r.cancel(&jobs::now())
+                r.cancel(Timestamp::now())
             })
         })
         .await
@@ -331,12 +336,13 @@ fn queue_full(max: usize) -> Reply {
 /// An upload in progress: owns the pending job until it is committed or dropped.
 struct Upload {
     daemon: Arc<Daemon>,
+    sizes: Vec<u64>,
     pending: Option<PendingJob>,
 }
 
 impl UploadSession for Upload {
     fn sizes(&self) -> &[u64] {
-        self.pending.as_ref().map_or(&[], |p| p.sizes())
+        &self.sizes
     }
 
     fn write(&mut self, index: usize, data: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, Reply>> {
@@ -358,7 +364,7 @@ impl UploadSession for Upload {
             let Some(pending) = self.pending.take() else {
                 return Reply::error("internal", "upload already finished");
             };
-            let committed = blocking(move || pending.commit(&jobs::now())).await;
+            let committed = blocking(move || pending.commit(Timestamp::now())).await;
             match committed {
                 Ok(record) => self.daemon.accept(record).await,
                 Err(e) => store_error(e),

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use super::events::apply_pool_events;
 use super::state::{blocking, Daemon};
 use crate::config::{self, Config, ConfigErrors};
-use crate::jobs::{self, JobId, JobStore, StoreError};
+use crate::jobs::{JobId, JobStore, StoreError, Timestamp};
 use crate::pool::{self, PoolError, PoolSettings};
 use crate::server::auth::Auth;
 use crate::server::conn::ConnLimits;
@@ -49,6 +49,8 @@ pub enum DaemonError {
     Exe(std::io::Error),
     #[error("{0}")]
     Signals(std::io::Error),
+    #[error("worker settings: {0}")]
+    Worker(#[from] crate::worker::SettingsError),
 }
 
 impl DaemonError {
@@ -136,7 +138,7 @@ pub async fn run(
     let store = Arc::new(JobStore::open(&config.global.jobs_dir)?);
     let recovery = {
         let store = store.clone();
-        blocking(move || store.recover(&jobs::now())).await?
+        blocking(move || store.recover(Timestamp::now())).await?
     };
     tracing::info!(
         requeued = recovery.requeue.len(),
@@ -162,6 +164,7 @@ pub async fn run(
         started: Instant::now(),
         draining: AtomicBool::new(false),
         accepted: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
     });
     let tracker = TaskTracker::new();
     tracker.spawn(apply_pool_events(daemon.clone(), events));
@@ -237,8 +240,15 @@ fn listener_limits(config: &Config) -> ListenerLimits {
 /// What the pool's children run: this executable's `worker` subcommand.
 fn pool_settings(config: &Config) -> Result<PoolSettings, DaemonError> {
     let program = std::env::current_exe().map_err(DaemonError::Exe)?;
-    let settings = WorkerSettings::from_config(config);
-    let json = serde_json::to_string(&settings).unwrap_or_default();
+    let settings = WorkerSettings::from_config(
+        config.global.backend,
+        config.output.format,
+        &config.zeek,
+        &config.command,
+        false,
+        config.worker.max_line,
+    )?;
+    let json = settings.to_json();
     Ok(PoolSettings {
         size: config.global.pool,
         program,
@@ -276,7 +286,7 @@ async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: impl Iterator<Item = String>
         let Ok(id) = JobId::parse(&raw) else { continue };
         let store = daemon.store.clone();
         let result = blocking(move || {
-            store.update(&id, |r| if r.state.is_terminal() { Ok(()) } else { r.requeue(&jobs::now()) })
+            store.update(&id, |r| if r.state.is_terminal() { Ok(()) } else { r.return_to_queue(Timestamp::now()) })
         })
         .await;
         match result {
@@ -323,7 +333,7 @@ async fn retention_loop(daemon: Arc<Daemon>, shutdown: CancellationToken) {
         let jobs_config = daemon.config().jobs.clone();
         if !jobs_config.keep.is_zero() || jobs_config.max_disk > 0 {
             let store = daemon.store.clone();
-            match blocking(move || store.sweep(jobs_config.keep, jobs_config.max_disk, &jobs::now())).await {
+            match blocking(move || store.sweep(jobs_config.keep, jobs_config.max_disk, Timestamp::now())).await {
                 Ok(removed) if !removed.is_empty() => tracing::info!(removed = removed.len(), "retention removed jobs"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "retention sweep failed"),

@@ -37,6 +37,8 @@ pub struct Daemon {
     pub started: Instant,
     pub draining: AtomicBool,
     pub accepted: AtomicU64,
+    /// Submissions refused with `queue_full` before they reached the pool.
+    pub rejected: AtomicU64,
 }
 
 impl Daemon {
@@ -56,7 +58,7 @@ impl Daemon {
             job_id: record.job_id.to_string(),
             pcaps: self.store.pcap_paths(record),
             out: self.store.logs_dir(&record.job_id),
-            options: record.options.clone(),
+            options: serde_json::Value::Object(record.options.clone()),
             input_bytes: record.files.iter().map(|f| f.size).sum(),
         }
     }
@@ -108,6 +110,13 @@ impl Daemon {
             record.progress = Some(crate::jobs::Progress { bytes, total });
         }
         Ok(record)
+    }
+
+    /// The pool's status with the router's own refusals counted in.
+    pub async fn pool_status(&self) -> crate::pool::PoolStatus {
+        let mut status = self.pool.status().await;
+        status.rejected += self.rejected.load(Ordering::Relaxed);
+        status
     }
 
     pub fn uptime_secs(&self) -> f64 {

@@ -157,14 +157,25 @@ impl JobStore {
         Ok(removed)
     }
 
-    /// Removes a job if it is (still) terminal. The rename happens under the write lock so a
-    /// concurrent `update` cannot revive a job being deleted.
+    /// Removes a job if it is (still) terminal.
     fn remove_terminal(&self, id: &JobId) -> Result<bool, StoreError> {
+        self.remove_if(id, |record| record.state.is_terminal())
+    }
+
+    /// Removes a queued job that was never acknowledged to its client (the pool refused it
+    /// after it became durable). Returns false if the job had already moved on.
+    pub fn discard_unacknowledged(&self, id: &JobId) -> Result<bool, StoreError> {
+        self.remove_if(id, |record| record.state == JobState::Queued && record.history.len() == 1)
+    }
+
+    /// Removes a job whose record satisfies `pred`. The rename happens under the write lock
+    /// so a concurrent `update` cannot revive a job being deleted.
+    fn remove_if(&self, id: &JobId, pred: impl FnOnce(&JobRecord) -> bool) -> Result<bool, StoreError> {
         let doomed = self.jobs_dir().join(format!("{TEMP_PREFIX}rm-{id}"));
         {
             let _guard = self.lock_writes();
             match self.load(id) {
-                Ok(record) if record.state.is_terminal() => {}
+                Ok(record) if pred(&record) => {}
                 Ok(_) | Err(StoreError::NotFound(_)) => return Ok(false),
                 Err(error) => return Err(error),
             }

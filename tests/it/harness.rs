@@ -56,11 +56,17 @@ impl TestDaemon {
         let dir = temp_dir(name);
         let creds = pcapd::config::ensure_embedded_credentials(&dir.join("state")).expect("credentials");
         let password = std::fs::read_to_string(&creds.password_file).unwrap().trim().to_owned();
+        let mut worker = spec.extra_worker.clone();
+        for (key, default) in [("timeout", "30s"), ("grace", "500ms")] {
+            if !worker.lines().any(|l| l.split('=').next().is_some_and(|k| k.trim() == key)) {
+                worker.push_str(&format!("{key} = {default}\n"));
+            }
+        }
         let command = spec.command.as_ref().map(|c| format!("[Command]\ncommand = {c}\n")).unwrap_or_default();
         let config = format!(
             "[Global]\nport = 0\nbind = 127.0.0.1\npool = {pool}\nssl = true\nsslcert = {cert}\nsslkey = {key}\n\
              password_file = {pw}\nbackend = {backend}\nstate_dir = {state}\nauth_delay = 200ms\n{extra_global}\n\
-             [Worker]\ntimeout = 30s\ngrace = 500ms\n{extra_worker}\n{command}",
+             [Worker]\n{worker}\n{command}",
             pool = spec.pool,
             cert = creds.cert.display(),
             key = creds.key.display(),
@@ -68,7 +74,6 @@ impl TestDaemon {
             backend = spec.backend,
             state = dir.join("state").display(),
             extra_global = spec.extra_global,
-            extra_worker = spec.extra_worker,
         );
         let config_path = dir.join("pcapd.cfg");
         std::fs::write(&config_path, config).unwrap();
