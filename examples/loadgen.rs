@@ -15,12 +15,18 @@ use pcapd::client::{Client, ClientSettings, TlsTrust, DEFAULT_CHUNK};
 use serde_json::json;
 
 fn settings(args: &[String]) -> ClientSettings {
-    let password = std::fs::read_to_string(&args[4]).expect("password file").trim().to_owned();
+    let password = std::fs::read_to_string(&args[4])
+        .expect("password file")
+        .trim()
+        .to_owned();
     ClientSettings {
         host: args[1].clone(),
         port: args[2].parse().expect("port"),
         password,
-        tls: Some(TlsTrust { ca: PathBuf::from(&args[3]), server_name: args[1].clone() }),
+        tls: Some(TlsTrust {
+            ca: PathBuf::from(&args[3]),
+            server_name: args[1].clone(),
+        }),
         connect_timeout: Duration::from_secs(30),
         chunk: DEFAULT_CHUNK,
     }
@@ -50,10 +56,16 @@ async fn jobs(args: Vec<String>) {
             let mut failed = 0usize;
             while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
                 let t0 = Instant::now();
-                let answer = client.submit_files(&[capture.clone()], None, Default::default(), &mut |_, _| {}).await.expect("submit");
+                let answer = client
+                    .submit_files(&[capture.clone()], None, Default::default(), &mut |_, _| {})
+                    .await
+                    .expect("submit");
                 let id = answer["job_id"].as_str().expect("job_id").to_owned();
                 loop {
-                    let job = client.call("wait", json!({ "job_id": id, "timeout": 30 })).await.expect("wait");
+                    let job = client
+                        .call("wait", json!({ "job_id": id, "timeout": 30 }))
+                        .await
+                        .expect("wait");
                     match job["state"].as_str() {
                         Some("done") => break,
                         Some("failed" | "timed_out" | "cancelled") => {
@@ -98,9 +110,15 @@ async fn idle(args: Vec<String>) {
         client.call("ping", json!({})).await.expect("ping");
         clients.push(client);
     }
-    eprintln!("{n} idle TLS connections open after {:.1} s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "{n} idle TLS connections open after {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     // Tell the script we are ready, then hold.
-    println!("{}", json!({ "open": clients.len(), "connect_s": start.elapsed().as_secs_f64() }));
+    println!(
+        "{}",
+        json!({ "open": clients.len(), "connect_s": start.elapsed().as_secs_f64() })
+    );
     tokio::time::sleep(Duration::from_secs(hold)).await;
     // Every connection must still be usable after idling.
     let mut alive = 0;
@@ -114,7 +132,10 @@ async fn idle(args: Vec<String>) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     match args.first().map(String::as_str) {
         Some("jobs") if args.len() == 8 => runtime.block_on(jobs(args)),
         Some("idle") if args.len() == 7 => runtime.block_on(idle(args)),

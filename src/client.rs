@@ -42,13 +42,19 @@ pub struct TlsTrust {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("connection to {0} timed out")]
     ConnectTimeout(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("TLS handshake with {addr} failed: {source}")]
-    Handshake { addr: String, source: std::io::Error },
+    Handshake {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("authentication failed (wrong password)")]
     Auth,
     #[error("server error {code}: {message}")]
@@ -56,7 +62,10 @@ pub enum ClientError {
     #[error("protocol error: {0}")]
     Protocol(String),
     #[error("cannot read {path}: {source}")]
-    File { path: PathBuf, source: std::io::Error },
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -98,17 +107,24 @@ impl Client {
         let tcp = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(&addr))
             .await
             .map_err(|_| ClientError::ConnectTimeout(addr.clone()))?
-            .map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
+            .map_err(|source| ClientError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Stream> = match &settings.tls {
             None => Box::new(tcp),
             Some(trust) => {
                 let connector = tls::connector(&trust.ca)?;
                 let name = tls::server_name(&trust.server_name)?;
-                let tls = tokio::time::timeout(settings.connect_timeout, connector.connect(name, tcp))
-                    .await
-                    .map_err(|_| ClientError::ConnectTimeout(addr.clone()))?
-                    .map_err(|source| ClientError::Handshake { addr: addr.clone(), source })?;
+                let tls =
+                    tokio::time::timeout(settings.connect_timeout, connector.connect(name, tcp))
+                        .await
+                        .map_err(|_| ClientError::ConnectTimeout(addr.clone()))?
+                        .map_err(|source| ClientError::Handshake {
+                            addr: addr.clone(),
+                            source,
+                        })?;
                 Box::new(tls)
             }
         };
@@ -122,7 +138,8 @@ impl Client {
 
     async fn send(&mut self, func: &str, kwargs: Value) -> Result<(), ClientError> {
         let request = json!({ "password": self.settings.password, "func": func, "args": [], "kwargs": kwargs });
-        let body = serde_json::to_vec(&request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body =
+            serde_json::to_vec(&request).map_err(|e| ClientError::Protocol(e.to_string()))?;
         write_frame(&mut self.stream, &body).await?;
         Ok(())
     }
@@ -140,7 +157,8 @@ impl Client {
     pub async fn call(&mut self, func: &str, kwargs: Value) -> Result<Value, ClientError> {
         self.send(func, kwargs).await?;
         let body = self.receive().await?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("answer to {func} is not JSON: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("answer to {func} is not JSON: {e}")))
     }
 
     /// Calls a function that answers raw bytes (`fetch`).
@@ -162,11 +180,17 @@ impl Client {
         for path in paths {
             let file = tokio::fs::File::open(path)
                 .await
-                .map_err(|source| ClientError::File { path: path.clone(), source })?;
+                .map_err(|source| ClientError::File {
+                    path: path.clone(),
+                    source,
+                })?;
             let size = file
                 .metadata()
                 .await
-                .map_err(|source| ClientError::File { path: path.clone(), source })?
+                .map_err(|source| ClientError::File {
+                    path: path.clone(),
+                    source,
+                })?
                 .len();
             declared.push(json!({ "name": file_label(path), "size": size }));
             files.push((path.clone(), file, size));
@@ -186,11 +210,17 @@ impl Client {
                 let n = file
                     .read(&mut buf[..want])
                     .await
-                    .map_err(|source| ClientError::File { path: path.clone(), source })?;
+                    .map_err(|source| ClientError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
                 if n == 0 {
                     return Err(ClientError::File {
                         path,
-                        source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while uploading"),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "file shrank while uploading",
+                        ),
                     });
                 }
                 if let Err(e) = write_frame(&mut self.stream, &buf[..n]).await {
@@ -203,7 +233,8 @@ impl Client {
             }
         }
         let body = self.receive().await?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("answer to submit is not JSON: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("answer to submit is not JSON: {e}")))
     }
 
     /// Sends the readiness probe (`RE`) and closes.
@@ -215,16 +246,22 @@ impl Client {
 }
 
 fn file_label(path: &Path) -> String {
-    path.file_name().map_or_else(|| "capture".into(), |n| n.to_string_lossy().into_owned())
+    path.file_name()
+        .map_or_else(|| "capture".into(), |n| n.to_string_lossy().into_owned())
 }
 
 fn server_error(body: &[u8]) -> ClientError {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => ClientError::Server {
             code: v["error"].as_str().unwrap_or("error").to_owned(),
-            message: v["message"].as_str().map_or_else(|| v.to_string(), str::to_owned),
+            message: v["message"]
+                .as_str()
+                .map_or_else(|| v.to_string(), str::to_owned),
         },
-        Err(_) => ClientError::Server { code: "error".into(), message: String::from_utf8_lossy(body).into_owned() },
+        Err(_) => ClientError::Server {
+            code: "error".into(),
+            message: String::from_utf8_lossy(body).into_owned(),
+        },
     }
 }
 
@@ -237,4 +274,3 @@ pub fn dial_host(bind: std::net::IpAddr) -> String {
         other => other.to_string(),
     }
 }
-

@@ -18,8 +18,14 @@ use crate::config::{self, Config};
 pub fn settings_for(args: &ConnArgs) -> Result<ClientSettings> {
     let default = Path::new(config::DEFAULT_CONFIG_PATH);
     let (config, listen_addr) = match &args.config {
-        Some(path) => (Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?, None),
-        None if default.exists() => (Config::load(default).map_err(|e| anyhow::anyhow!("{e}"))?, None),
+        Some(path) => (
+            Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None,
+        ),
+        None if default.exists() => (
+            Config::load(default).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None,
+        ),
         None => {
             let state_dir = config::default_state_dir();
             let addr = std::fs::read_to_string(state_dir.join("listen.addr"))
@@ -32,39 +38,62 @@ pub fn settings_for(args: &ConnArgs) -> Result<ClientSettings> {
         .host
         .clone()
         .unwrap_or_else(|| dial_host(listen_addr.map_or(config.global.bind, |a| a.ip())));
-    let port = args.port.or(listen_addr.map(|a| a.port())).unwrap_or(config.global.port);
+    let port = args
+        .port
+        .or(listen_addr.map(|a| a.port()))
+        .unwrap_or(config.global.port);
     let password = match &args.password {
         Some(p) => p.clone(),
-        None => config
-            .password()
-            .with_context(|| "no password: pass --password, set PCAPD_PASSWORD, or point -c at the daemon's config")?,
+        None => config.password().with_context(|| {
+            "no password: pass --password, set PCAPD_PASSWORD, or point -c at the daemon's config"
+        })?,
     };
     let tls = if config.global.ssl {
         let ca = args
             .ca
             .clone()
             .or_else(|| config.global.sslcert.clone())
-            .context("ssl is on but no certificate to trust: pass --ca or set sslcert in the config")?;
-        Some(TlsTrust { ca, server_name: args.server_name.clone().unwrap_or_else(|| host.clone()) })
+            .context(
+                "ssl is on but no certificate to trust: pass --ca or set sslcert in the config",
+            )?;
+        Some(TlsTrust {
+            ca,
+            server_name: args.server_name.clone().unwrap_or_else(|| host.clone()),
+        })
     } else {
         None
     };
-    Ok(ClientSettings { host, port, password, tls, connect_timeout: Duration::from_secs(10), chunk: DEFAULT_CHUNK })
+    Ok(ClientSettings {
+        host,
+        port,
+        password,
+        tls,
+        connect_timeout: Duration::from_secs(10),
+        chunk: DEFAULT_CHUNK,
+    })
 }
 
 async fn connect(args: &ConnArgs) -> Result<Client> {
     let settings = settings_for(args)?;
     let target = format!("{}:{}", settings.host, settings.port);
-    Client::connect(settings).await.with_context(|| format!("cannot reach pcapd at {target}"))
+    Client::connect(settings)
+        .await
+        .with_context(|| format!("cannot reach pcapd at {target}"))
 }
 
 fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// One line per job for people.
 fn job_line(job: &Value) -> String {
-    let files: Vec<&str> = job["files"].as_array().map(|f| f.iter().filter_map(|x| x["name"].as_str()).collect()).unwrap_or_default();
+    let files: Vec<&str> = job["files"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
     format!(
         "{}  {:<10} {:<16} {}",
         job["job_id"].as_str().unwrap_or("?"),
@@ -81,7 +110,12 @@ fn print_job(job: &Value) {
         println!("tag      {tag}");
     }
     for f in job["files"].as_array().into_iter().flatten() {
-        println!("file     {} ({} bytes, sha256 {})", f["name"].as_str().unwrap_or("?"), f["size"], f["sha256"].as_str().unwrap_or("?"));
+        println!(
+            "file     {} ({} bytes, sha256 {})",
+            f["name"].as_str().unwrap_or("?"),
+            f["size"],
+            f["sha256"].as_str().unwrap_or("?")
+        );
     }
     for key in ["created_at", "started_at", "finished_at"] {
         if let Some(t) = job[key].as_str() {
@@ -92,10 +126,19 @@ fn print_job(job: &Value) {
         println!("packets  {p}");
     }
     for log in job["logs"].as_array().into_iter().flatten() {
-        println!("log      {} ({} lines, {} bytes)", log["name"].as_str().unwrap_or("?"), log["lines"], log["bytes"]);
+        println!(
+            "log      {} ({} lines, {} bytes)",
+            log["name"].as_str().unwrap_or("?"),
+            log["lines"],
+            log["bytes"]
+        );
     }
     if job["error"].is_object() {
-        println!("error    {}: {}", job["error"]["kind"].as_str().unwrap_or("?"), job["error"]["message"].as_str().unwrap_or(""));
+        println!(
+            "error    {}: {}",
+            job["error"]["kind"].as_str().unwrap_or("?"),
+            job["error"]["message"].as_str().unwrap_or("")
+        );
     }
 }
 
@@ -108,18 +151,39 @@ fn exit_for(job: &Value) -> i32 {
 }
 
 /// Waits for a terminal state, showing progress on a terminal.
-pub async fn wait_terminal(client: &mut Client, job_id: &str, limit: Option<Duration>, show: bool) -> Result<Value> {
+pub async fn wait_terminal(
+    client: &mut Client,
+    job_id: &str,
+    limit: Option<Duration>,
+    show: bool,
+) -> Result<Value> {
     let start = std::time::Instant::now();
     loop {
-        let step = limit.map_or(30, |l| l.saturating_sub(start.elapsed()).as_secs().clamp(1, 30));
-        let job = client.call("wait", json!({ "job_id": job_id, "timeout": if show { 1 } else { step } })).await?;
-        let terminal = matches!(job["state"].as_str(), Some("done" | "failed" | "timed_out" | "cancelled"));
+        let step = limit.map_or(30, |l| {
+            l.saturating_sub(start.elapsed()).as_secs().clamp(1, 30)
+        });
+        let job = client
+            .call(
+                "wait",
+                json!({ "job_id": job_id, "timeout": if show { 1 } else { step } }),
+            )
+            .await?;
+        let terminal = matches!(
+            job["state"].as_str(),
+            Some("done" | "failed" | "timed_out" | "cancelled")
+        );
         if show {
-            let progress = match (job["progress"]["bytes"].as_u64(), job["progress"]["total"].as_u64()) {
+            let progress = match (
+                job["progress"]["bytes"].as_u64(),
+                job["progress"]["total"].as_u64(),
+            ) {
                 (Some(b), Some(t)) if t > 0 => format!(" {:>3}%", b * 100 / t),
                 _ => String::new(),
             };
-            eprint!("\r\x1b[K{job_id} {}{progress}", job["state"].as_str().unwrap_or("?"));
+            eprint!(
+                "\r\x1b[K{job_id} {}{progress}",
+                job["state"].as_str().unwrap_or("?")
+            );
             if terminal {
                 eprintln!();
             }
@@ -145,7 +209,10 @@ pub async fn submit(
     }
     let show = std::io::stderr().is_terminal() && !conn.json;
     let answer = if paths {
-        let list: Vec<String> = captures.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let list: Vec<String> = captures
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         let mut kwargs = json!({ "paths": list, "options": options });
         if let Some(tag) = tag {
             kwargs["tag"] = json!(tag);
@@ -154,16 +221,24 @@ pub async fn submit(
     } else {
         let mut progress = |sent: u64, total: u64| {
             if show && total > 0 {
-                eprint!("\r\x1b[Kuploading {:>3}% ({sent} of {total} bytes)", sent * 100 / total);
+                eprint!(
+                    "\r\x1b[Kuploading {:>3}% ({sent} of {total} bytes)",
+                    sent * 100 / total
+                );
             }
         };
-        let answer = client.submit_files(captures, tag, options, &mut progress).await?;
+        let answer = client
+            .submit_files(captures, tag, options, &mut progress)
+            .await?;
         if show {
             eprintln!();
         }
         answer
     };
-    let job_id = answer["job_id"].as_str().context("submit answer has no job_id")?.to_owned();
+    let job_id = answer["job_id"]
+        .as_str()
+        .context("submit answer has no job_id")?
+        .to_owned();
     if !wait {
         if conn.json {
             print_json(&answer);
@@ -182,8 +257,15 @@ pub async fn submit(
 }
 
 pub async fn status(conn: &ConnArgs, job_id: &str) -> Result<i32> {
-    let job = connect(conn).await?.call("status", json!({ "job_id": job_id })).await?;
-    if conn.json { print_json(&job) } else { print_job(&job) }
+    let job = connect(conn)
+        .await?
+        .call("status", json!({ "job_id": job_id }))
+        .await?;
+    if conn.json {
+        print_json(&job)
+    } else {
+        print_job(&job)
+    }
     Ok(0)
 }
 
@@ -192,12 +274,27 @@ pub async fn wait(conn: &ConnArgs, job_id: &str, timeout: u64) -> Result<i32> {
     let limit = (timeout > 0).then(|| Duration::from_secs(timeout));
     let show = std::io::stderr().is_terminal() && !conn.json;
     let job = wait_terminal(&mut client, job_id, limit, show).await?;
-    if conn.json { print_json(&job) } else { print_job(&job) }
+    if conn.json {
+        print_json(&job)
+    } else {
+        print_job(&job)
+    }
     Ok(exit_for(&job))
 }
 
-pub async fn list(conn: &ConnArgs, state: Option<&str>, tag: Option<&str>, limit: usize) -> Result<i32> {
-    let answer = connect(conn).await?.call("list", json!({ "state": state, "tag": tag, "limit": limit })).await?;
+pub async fn list(
+    conn: &ConnArgs,
+    state: Option<&str>,
+    tag: Option<&str>,
+    limit: usize,
+) -> Result<i32> {
+    let answer = connect(conn)
+        .await?
+        .call(
+            "list",
+            json!({ "state": state, "tag": tag, "limit": limit }),
+        )
+        .await?;
     if conn.json {
         print_json(&answer);
     } else {
@@ -209,12 +306,20 @@ pub async fn list(conn: &ConnArgs, state: Option<&str>, tag: Option<&str>, limit
 }
 
 pub async fn logs(conn: &ConnArgs, job_id: &str) -> Result<i32> {
-    let answer = connect(conn).await?.call("logs", json!({ "job_id": job_id })).await?;
+    let answer = connect(conn)
+        .await?
+        .call("logs", json!({ "job_id": job_id }))
+        .await?;
     if conn.json {
         print_json(&answer);
     } else {
         for log in answer["logs"].as_array().into_iter().flatten() {
-            println!("{:<16} {:>10} lines {:>12} bytes", log["name"].as_str().unwrap_or("?"), log["lines"], log["bytes"]);
+            println!(
+                "{:<16} {:>10} lines {:>12} bytes",
+                log["name"].as_str().unwrap_or("?"),
+                log["lines"],
+                log["bytes"]
+            );
         }
     }
     Ok(0)
@@ -226,7 +331,12 @@ pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     let mut offset = 0u64;
     loop {
-        let chunk = client.call_raw("fetch", json!({ "job_id": job_id, "log": log, "offset": offset })).await?;
+        let chunk = client
+            .call_raw(
+                "fetch",
+                json!({ "job_id": job_id, "log": log, "offset": offset }),
+            )
+            .await?;
         if chunk.is_empty() {
             break;
         }
@@ -238,8 +348,15 @@ pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
 }
 
 pub async fn cancel(conn: &ConnArgs, job_id: &str) -> Result<i32> {
-    let job = connect(conn).await?.call("cancel", json!({ "job_id": job_id })).await?;
-    if conn.json { print_json(&job) } else { print_job(&job) }
+    let job = connect(conn)
+        .await?
+        .call("cancel", json!({ "job_id": job_id }))
+        .await?;
+    if conn.json {
+        print_json(&job)
+    } else {
+        print_job(&job)
+    }
     Ok(0)
 }
 
@@ -249,7 +366,10 @@ pub async fn pool(conn: &ConnArgs) -> Result<i32> {
         print_json(&status);
         return Ok(0);
     }
-    println!("{:<5} {:>8} {:<9} {:<38} {:>6} {:>8}", "slot", "pid", "state", "job", "done", "restarts");
+    println!(
+        "{:<5} {:>8} {:<9} {:<38} {:>6} {:>8}",
+        "slot", "pid", "state", "job", "done", "restarts"
+    );
     for s in status["slots"].as_array().into_iter().flatten() {
         println!(
             "{:<5} {:>8} {:<9} {:<38} {:>6} {:>8}",
@@ -269,7 +389,11 @@ pub async fn pool(conn: &ConnArgs) -> Result<i32> {
         status["rejected"],
         status["timed_out"],
         status["crashed"],
-        if status["degraded"] == true { ", DEGRADED" } else { "" }
+        if status["degraded"] == true {
+            ", DEGRADED"
+        } else {
+            ""
+        }
     );
     Ok(0)
 }

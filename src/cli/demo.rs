@@ -21,11 +21,26 @@ use crate::daemon::run::embedded_config;
 
 /// The bundled samples (made by this project; see share/pcapd/samples/README.md).
 const SAMPLES: &[(&str, &[u8])] = &[
-    ("http.pcap", include_bytes!("../../share/pcapd/samples/http.pcap")),
-    ("dns.pcap", include_bytes!("../../share/pcapd/samples/dns.pcap")),
-    ("tls.pcap", include_bytes!("../../share/pcapd/samples/tls.pcap")),
-    ("udp.pcap", include_bytes!("../../share/pcapd/samples/udp.pcap")),
-    ("mixed.pcapng", include_bytes!("../../share/pcapd/samples/mixed.pcapng")),
+    (
+        "http.pcap",
+        include_bytes!("../../share/pcapd/samples/http.pcap"),
+    ),
+    (
+        "dns.pcap",
+        include_bytes!("../../share/pcapd/samples/dns.pcap"),
+    ),
+    (
+        "tls.pcap",
+        include_bytes!("../../share/pcapd/samples/tls.pcap"),
+    ),
+    (
+        "udp.pcap",
+        include_bytes!("../../share/pcapd/samples/udp.pcap"),
+    ),
+    (
+        "mixed.pcapng",
+        include_bytes!("../../share/pcapd/samples/mixed.pcapng"),
+    ),
 ];
 
 pub async fn run(state_dir: Option<PathBuf>, captures: Vec<PathBuf>) -> Result<i32> {
@@ -33,27 +48,45 @@ pub async fn run(state_dir: Option<PathBuf>, captures: Vec<PathBuf>) -> Result<i
         Some(d) => d,
         None => std::env::temp_dir().join(format!("pcapd-demo-{}", std::process::id())),
     };
-    std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
-    let captures = if captures.is_empty() { write_samples(&state_dir)? } else { captures };
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let captures = if captures.is_empty() {
+        write_samples(&state_dir)?
+    } else {
+        captures
+    };
 
     let mut config = embedded_config(state_dir.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     config.global.bind = "127.0.0.1".parse()?;
     config.global.port = 0;
     let password = config.password().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let cert = config.global.sslcert.clone().context("embedded config has no certificate")?;
+    let cert = config
+        .global
+        .sslcert
+        .clone()
+        .context("embedded config has no certificate")?;
     let listener = TcpListener::bind(SocketAddr::new(config.global.bind, 0)).await?;
     let addr = listener.local_addr()?;
     let pool_size = config.global.pool;
     println!("pcapd demo");
     println!("  state directory  {}", state_dir.display());
-    println!("  daemon           {addr} (TLS, self-signed certificate {}), pool of {pool_size} workers", cert.display());
+    println!(
+        "  daemon           {addr} (TLS, self-signed certificate {}), pool of {pool_size} workers",
+        cert.display()
+    );
 
     let shutdown = CancellationToken::new();
     let (_reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let daemon = tokio::spawn(crate::daemon::run(config, listener, shutdown.clone(), reload_rx, move |r| {
-        let _ = ready_tx.send(r.addr);
-    }));
+    let daemon = tokio::spawn(crate::daemon::run(
+        config,
+        listener,
+        shutdown.clone(),
+        reload_rx,
+        move |r| {
+            let _ = ready_tx.send(r.addr);
+        },
+    ));
     if ready_rx.await.is_err() {
         return match daemon.await {
             Ok(Err(e)) => Err(anyhow::anyhow!("daemon failed to start: {e}")),
@@ -65,7 +98,10 @@ pub async fn run(state_dir: Option<PathBuf>, captures: Vec<PathBuf>) -> Result<i
         host: "127.0.0.1".into(),
         port: addr.port(),
         password,
-        tls: Some(TlsTrust { ca: cert, server_name: "127.0.0.1".into() }),
+        tls: Some(TlsTrust {
+            ca: cert,
+            server_name: "127.0.0.1".into(),
+        }),
         connect_timeout: std::time::Duration::from_secs(10),
         chunk: DEFAULT_CHUNK,
     };
@@ -82,19 +118,39 @@ fn write_samples(state_dir: &Path) -> Result<Vec<PathBuf>> {
         .iter()
         .map(|(name, bytes)| {
             let path = dir.join(name);
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             Ok(path)
         })
         .collect()
 }
 
-async fn submit_all(settings: ClientSettings, captures: &[PathBuf], state_dir: &Path) -> Result<i32> {
-    let mut client = Client::connect(settings).await.context("cannot connect to the demo daemon")?;
+async fn submit_all(
+    settings: ClientSettings,
+    captures: &[PathBuf],
+    state_dir: &Path,
+) -> Result<i32> {
+    let mut client = Client::connect(settings)
+        .await
+        .context("cannot connect to the demo daemon")?;
     let mut jobs = Vec::new();
     for capture in captures {
-        let tag = capture.file_stem().map(|s| s.to_string_lossy().replace(|c: char| !c.is_ascii_graphic(), "_"));
-        let answer = client.submit_files(std::slice::from_ref(capture), tag.as_deref(), Map::new(), &mut |_, _| {}).await?;
-        let id = answer["job_id"].as_str().context("no job_id in submit answer")?.to_owned();
+        let tag = capture.file_stem().map(|s| {
+            s.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_graphic(), "_")
+        });
+        let answer = client
+            .submit_files(
+                std::slice::from_ref(capture),
+                tag.as_deref(),
+                Map::new(),
+                &mut |_, _| {},
+            )
+            .await?;
+        let id = answer["job_id"]
+            .as_str()
+            .context("no job_id in submit answer")?
+            .to_owned();
         println!("  submitted        {} as job {id}", capture.display());
         jobs.push((capture.clone(), id));
     }
@@ -104,10 +160,16 @@ async fn submit_all(settings: ClientSettings, captures: &[PathBuf], state_dir: &
     let (mut total_packets, mut total_logs) = (0u64, 0usize);
     for (capture, id) in &jobs {
         let job = wait_terminal(&mut client, id, None, false).await?;
-        let name = capture.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let name = capture
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         if job["state"] != "done" {
             failures += 1;
-            println!("{name}: {} ({})", job["state"].as_str().unwrap_or("?"), job["error"]["message"].as_str().unwrap_or(""));
+            println!(
+                "{name}: {} ({})",
+                job["state"].as_str().unwrap_or("?"),
+                job["error"]["message"].as_str().unwrap_or("")
+            );
             continue;
         }
         let packets = job["packets"].as_u64().unwrap_or(0);
@@ -116,10 +178,19 @@ async fn submit_all(settings: ClientSettings, captures: &[PathBuf], state_dir: &
             .as_array()
             .into_iter()
             .flatten()
-            .map(|l| format!("{} ({} lines)", l["name"].as_str().unwrap_or("?"), l["lines"]))
+            .map(|l| {
+                format!(
+                    "{} ({} lines)",
+                    l["name"].as_str().unwrap_or("?"),
+                    l["lines"]
+                )
+            })
             .collect();
         total_logs += logs.len();
-        let conn_log = client.call_raw("fetch", json!({ "job_id": id, "log": "conn.log" })).await.unwrap_or_default();
+        let conn_log = client
+            .call_raw("fetch", json!({ "job_id": id, "log": "conn.log" }))
+            .await
+            .unwrap_or_default();
         let per_service = count_services(&conn_log);
         let conns: u64 = per_service.values().sum();
         for (service, n) in &per_service {
@@ -130,7 +201,11 @@ async fn submit_all(settings: ClientSettings, captures: &[PathBuf], state_dir: &
         println!("    services  {}", format_services(&per_service));
     }
     println!();
-    println!("total: {} jobs, {total_packets} packets, {total_logs} logs; connections per service: {}", jobs.len(), format_services(&services));
+    println!(
+        "total: {} jobs, {total_packets} packets, {total_logs} logs; connections per service: {}",
+        jobs.len(),
+        format_services(&services)
+    );
     println!("logs are in {}/jobs/<job id>/logs/", state_dir.display());
     if failures > 0 {
         bail!("{failures} of {} demo jobs did not finish", jobs.len());
@@ -152,11 +227,17 @@ pub fn count_services(conn_log: &[u8]) -> BTreeMap<String, u64> {
             continue;
         }
         let service = if line.starts_with('{') {
-            serde_json::from_str::<Value>(line).ok().and_then(|v| v["service"].as_str().map(str::to_owned))
+            serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v["service"].as_str().map(str::to_owned))
         } else {
-            column.and_then(|c| line.split('\t').nth(c)).map(str::to_owned)
+            column
+                .and_then(|c| line.split('\t').nth(c))
+                .map(str::to_owned)
         };
-        let service = service.filter(|s| s != "-").unwrap_or_else(|| "(none)".into());
+        let service = service
+            .filter(|s| s != "-")
+            .unwrap_or_else(|| "(none)".into());
         *counts.entry(service).or_insert(0) += 1;
     }
     counts
@@ -166,7 +247,11 @@ fn format_services(counts: &BTreeMap<String, u64>) -> String {
     if counts.is_empty() {
         return "-".into();
     }
-    counts.iter().map(|(s, n)| format!("{s} {n}")).collect::<Vec<_>>().join(", ")
+    counts
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

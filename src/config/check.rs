@@ -197,7 +197,7 @@ mod tests {
         let dir = TestDir::new("bad");
         let path = dir.file(
             "pcapd.cfg",
-            "[Global]\nssl = false\nport = 0\nbind = nowhere\npassword = x\n[Worker]\ntimeout = soon\n",
+            "[Global]\nssl = false\nport = 70000\nbind = nowhere\npassword = x\n[Worker]\ntimeout = soon\n",
             0o600,
         );
         let (code, out, err) = run_check(&path);
@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(lines.len(), 4, "{err}");
         assert_eq!(
             lines[0],
-            format!("error: {file}: [Global] port = 0: out of range (valid: a whole number from 1 to 65535)")
+            format!("error: {file}: [Global] port = 70000: out of range (valid: a whole number from 0 to 65535)")
         );
         assert_eq!(
             lines[1],

@@ -1115,7 +1115,7 @@ mod tests {
     #[test]
     fn every_error_is_collected_and_reported() {
         let errors = errors_of(
-            "[Global]\nport = 0\nssl = maybe\npool = 0\nmax_request = lots\n\
+            "[Global]\nport = 70000\nssl = maybe\npool = 0\nmax_request = lots\n\
              [Worker]\ntimeout = 10 parsecs\nenv = PATH, BAD-NAME\n\
              [Output]\nformat = xml\n[Jobs]\nkeep = -1\n",
         );

@@ -279,7 +279,10 @@ mod tests {
         assert_eq!(parse_port("11111"), Ok(11111));
         assert_eq!(parse_port("0").unwrap_err().problem, "out of range");
         assert_eq!(parse_listen_port("0"), Ok(0));
-        assert_eq!(parse_listen_port("65536").unwrap_err().problem, "out of range");
+        assert_eq!(
+            parse_listen_port("65536").unwrap_err().problem,
+            "out of range"
+        );
         assert_eq!(parse_port("65536").unwrap_err().problem, "out of range");
         assert_eq!(parse_port("-1").unwrap_err().problem, "not a whole number");
     }

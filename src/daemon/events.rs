@@ -15,39 +15,65 @@ use crate::pool::{JobOutcome, PoolEvent};
 pub async fn apply_pool_events(daemon: Arc<Daemon>, mut events: UnboundedReceiver<PoolEvent>) {
     while let Some(event) = events.recv().await {
         match event {
-            PoolEvent::Progress { job_id, bytes, total } => {
-                daemon.progress.lock().unwrap_or_else(|e| e.into_inner()).insert(job_id, (bytes, total));
+            PoolEvent::Progress {
+                job_id,
+                bytes,
+                total,
+            } => {
+                daemon
+                    .progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(job_id, (bytes, total));
             }
             PoolEvent::Started { job_id, slot, pid } => {
                 tracing::info!(job = %job_id, slot, pid, "job started");
                 update(&daemon, &job_id, move |r| r.start(Timestamp::now(), pid)).await;
             }
             PoolEvent::Finished { job_id, outcome } => {
-                daemon.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(&job_id);
+                daemon
+                    .progress
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&job_id);
                 log_outcome(&job_id, &outcome);
                 let logs_of = daemon.clone();
                 let id_for_logs = job_id.clone();
                 update(&daemon, &job_id, move |r| {
                     let now = Timestamp::now();
                     match outcome {
-                        JobOutcome::Done { packets, warnings, .. } => {
+                        JobOutcome::Done {
+                            packets, warnings, ..
+                        } => {
                             let logs = JobId::parse(&id_for_logs)
                                 .ok()
                                 .and_then(|id| logs_of.store.scan_logs(&id).ok())
                                 .unwrap_or_default();
                             r.finish_done(now, logs, packets, warnings)
                         }
-                        JobOutcome::Failed { kind, error } => r.finish_failed(now, JobError::new(failure_kind(&kind), error)),
-                        JobOutcome::Crashed { exit_code, signal, message } => {
+                        JobOutcome::Failed { kind, error } => {
+                            r.finish_failed(now, JobError::new(failure_kind(&kind), error))
+                        }
+                        JobOutcome::Crashed {
+                            exit_code,
+                            signal,
+                            message,
+                        } => {
                             let mut e = JobError::new(ErrorKind::Crashed, message);
                             e.exit_code = exit_code;
                             e.signal = signal;
                             r.finish_failed(now, e)
                         }
-                        JobOutcome::ProtocolError { message } => r.finish_failed(now, JobError::new(ErrorKind::Internal, message)),
-                        JobOutcome::TimedOut { after } => {
-                            r.finish_timed_out(now, format!("job exceeded its deadline of {:.0} s; the worker was killed", after.as_secs_f64()))
+                        JobOutcome::ProtocolError { message } => {
+                            r.finish_failed(now, JobError::new(ErrorKind::Internal, message))
                         }
+                        JobOutcome::TimedOut { after } => r.finish_timed_out(
+                            now,
+                            format!(
+                                "job exceeded its deadline of {:.0} s; the worker was killed",
+                                after.as_secs_f64()
+                            ),
+                        ),
                         JobOutcome::Cancelled => r.cancel(now),
                     }
                 })
@@ -77,13 +103,21 @@ where
 fn log_outcome(job_id: &str, outcome: &JobOutcome) {
     match outcome {
         JobOutcome::Done { packets, .. } => tracing::info!(job = %job_id, packets, "job done"),
-        JobOutcome::Failed { kind, error } => tracing::warn!(job = %job_id, kind, error, "job failed"),
-        JobOutcome::Crashed { exit_code, signal, message } => {
+        JobOutcome::Failed { kind, error } => {
+            tracing::warn!(job = %job_id, kind, error, "job failed")
+        }
+        JobOutcome::Crashed {
+            exit_code,
+            signal,
+            message,
+        } => {
             tracing::warn!(job = %job_id, ?exit_code, ?signal, message, "worker crashed during job")
         }
         JobOutcome::TimedOut { after } => tracing::warn!(job = %job_id, ?after, "job timed out"),
         JobOutcome::Cancelled => tracing::info!(job = %job_id, "job cancelled"),
-        JobOutcome::ProtocolError { message } => tracing::warn!(job = %job_id, message, "worker broke the protocol"),
+        JobOutcome::ProtocolError { message } => {
+            tracing::warn!(job = %job_id, message, "worker broke the protocol")
+        }
     }
 }
 

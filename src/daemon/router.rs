@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::state::{blocking, Daemon};
-use crate::jobs::{self, FileDecl, JobId, JobRecord, JobState, ListFilter, PendingJob, StoreError, Timestamp};
+use crate::jobs::{
+    self, FileDecl, JobId, JobRecord, JobState, ListFilter, PendingJob, StoreError, Timestamp,
+};
 use crate::pool::{CancelOutcome, Rejected};
 use crate::protocol::{ErrorCode, Reply};
 use crate::server::{BoxFuture, Outcome, Service, UploadSession};
@@ -32,7 +34,10 @@ fn store_error(e: StoreError) -> Reply {
 }
 
 fn job_id(kwargs: &Map<String, Value>) -> Result<JobId, Reply> {
-    let raw = kwargs.get("job_id").and_then(Value::as_str).ok_or_else(|| bad("missing string \"job_id\""))?;
+    let raw = kwargs
+        .get("job_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("missing string \"job_id\""))?;
     JobId::parse(raw).map_err(|_| bad(format!("\"job_id\" {raw:?} is not a job id")))
 }
 
@@ -75,14 +80,23 @@ fn job_options(kwargs: &Map<String, Value>) -> Result<Map<String, Value>, Reply>
 }
 
 impl Daemon {
-    async fn dispatch(self: &Arc<Self>, func: &str, kwargs: Map<String, Value>) -> Result<Outcome, Reply> {
+    async fn dispatch(
+        self: &Arc<Self>,
+        func: &str,
+        kwargs: Map<String, Value>,
+    ) -> Result<Outcome, Reply> {
         let value = match func {
             "submit" => return self.submit(kwargs).await,
             "status" => self.status(&kwargs).await?,
             "wait" => self.wait(&kwargs).await?,
             "list" => self.list(&kwargs).await?,
             "logs" => self.logs(&kwargs).await?,
-            "fetch" => return self.fetch(&kwargs).await.map(|b| Outcome::Reply(Reply::OkRaw(b))),
+            "fetch" => {
+                return self
+                    .fetch(&kwargs)
+                    .await
+                    .map(|b| Outcome::Reply(Reply::OkRaw(b)))
+            }
             "cancel" => self.cancel(&kwargs).await?,
             "pool" => serde_json::to_value(self.pool_status().await).unwrap_or(Value::Null),
             "ping" => json!({
@@ -101,11 +115,17 @@ impl Daemon {
             "client_version" | "server_version" => {
                 return Err(Reply::error(
                     ErrorCode::Unsupported.as_str(),
-                    format!("{func} needs backend = burp; this daemon runs backend = {:?}", self.config().global.backend),
+                    format!(
+                        "{func} needs backend = burp; this daemon runs backend = {:?}",
+                        self.config().global.backend
+                    ),
                 ))
             }
             other => {
-                return Err(Reply::error(ErrorCode::UnknownFunction.as_str(), format!("unknown function {other:?}")))
+                return Err(Reply::error(
+                    ErrorCode::UnknownFunction.as_str(),
+                    format!("unknown function {other:?}"),
+                ))
             }
         };
         Ok(Outcome::Reply(Reply::Ok(value)))
@@ -113,7 +133,10 @@ impl Daemon {
 
     async fn submit(self: &Arc<Self>, kwargs: Map<String, Value>) -> Result<Outcome, Reply> {
         if self.is_draining() {
-            return Err(Reply::error(ErrorCode::ShuttingDown.as_str(), "the daemon is shutting down; submit later"));
+            return Err(Reply::error(
+                ErrorCode::ShuttingDown.as_str(),
+                "the daemon is shutting down; submit later",
+            ));
         }
         let tag = opt_str(&kwargs, "tag")?.map(str::to_owned);
         if let Some(tag) = &tag {
@@ -124,32 +147,56 @@ impl Daemon {
         let config = self.config();
         if let Some(paths) = kwargs.get("paths") {
             let Some(spool) = config.global.spool_dir.clone() else {
-                return Err(Reply::error(ErrorCode::Unsupported.as_str(), "\"paths\" submissions need spool_dir in [Global]"));
+                return Err(Reply::error(
+                    ErrorCode::Unsupported.as_str(),
+                    "\"paths\" submissions need spool_dir in [Global]",
+                ));
             };
             let paths: Vec<String> = paths
                 .as_array()
                 .ok_or_else(|| bad("\"paths\" must be an array of strings"))?
                 .iter()
-                .map(|p| p.as_str().map(str::to_owned).ok_or_else(|| bad("\"paths\" must be an array of strings")))
+                .map(|p| {
+                    p.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| bad("\"paths\" must be an array of strings"))
+                })
                 .collect::<Result<_, _>>()?;
             let store = self.store.clone();
-            let record = blocking(move || store.submit_paths(&spool, &paths, tag, options, Timestamp::now()))
-                .await
-                .map_err(store_error)?;
+            let record = blocking(move || {
+                store.submit_paths(&spool, &paths, tag, options, Timestamp::now())
+            })
+            .await
+            .map_err(store_error)?;
             return Ok(Outcome::Reply(self.accept(record).await));
         }
-        let files = kwargs.get("files").and_then(Value::as_array).ok_or_else(|| bad("submit needs \"files\" or \"paths\""))?;
+        let files = kwargs
+            .get("files")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("submit needs \"files\" or \"paths\""))?;
         let mut decls = Vec::with_capacity(files.len());
         for f in files {
-            let name = f.get("name").and_then(Value::as_str).ok_or_else(|| bad("each file needs a string \"name\""))?;
-            let size = f.get("size").and_then(Value::as_u64).ok_or_else(|| bad("each file needs an integer \"size\""))?;
+            let name = f
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("each file needs a string \"name\""))?;
+            let size = f
+                .get("size")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad("each file needs an integer \"size\""))?;
             if size > config.global.max_upload {
                 return Err(Reply::error(
                     "too_large",
-                    format!("file {name:?} is {size} bytes, over max_upload ({} bytes)", config.global.max_upload),
+                    format!(
+                        "file {name:?} is {size} bytes, over max_upload ({} bytes)",
+                        config.global.max_upload
+                    ),
                 ));
             }
-            decls.push(FileDecl { name: name.to_owned(), size });
+            decls.push(FileDecl {
+                name: name.to_owned(),
+                size,
+            });
         }
         let store = self.store.clone();
         let max_upload = config.global.max_upload;
@@ -157,7 +204,11 @@ impl Daemon {
         let pending = blocking(move || store.begin_upload(decls, tag, options, max_upload))
             .await
             .map_err(store_error)?;
-        Ok(Outcome::Upload(Box::new(Upload { daemon: self.clone(), sizes, pending: Some(pending) })))
+        Ok(Outcome::Upload(Box::new(Upload {
+            daemon: self.clone(),
+            sizes,
+            pending: Some(pending),
+        })))
     }
 
     async fn check_queue_room(&self) -> Result<(), Reply> {
@@ -191,9 +242,10 @@ impl Daemon {
                         self.rejected.fetch_add(1, Ordering::Relaxed);
                         queue_full(max)
                     }
-                    Rejected::ShuttingDown => {
-                        Reply::error(ErrorCode::ShuttingDown.as_str(), "the daemon is shutting down; submit later")
-                    }
+                    Rejected::ShuttingDown => Reply::error(
+                        ErrorCode::ShuttingDown.as_str(),
+                        "the daemon is shutting down; submit later",
+                    ),
                 }
             }
         }
@@ -241,7 +293,8 @@ impl Daemon {
         let state = match opt_str(kwargs, "state")? {
             None => None,
             Some(s) => Some(
-                serde_json::from_value::<JobState>(json!(s)).map_err(|_| bad(format!("unknown state {s:?}")))?,
+                serde_json::from_value::<JobState>(json!(s))
+                    .map_err(|_| bad(format!("unknown state {s:?}")))?,
             ),
         };
         let filter = ListFilter {
@@ -251,7 +304,9 @@ impl Daemon {
             since: opt_str(kwargs, "since")?.map(str::to_owned),
         };
         let store = self.store.clone();
-        let records = blocking(move || store.list(&filter)).await.map_err(store_error)?;
+        let records = blocking(move || store.list(&filter))
+            .await
+            .map_err(store_error)?;
         Ok(json!({ "jobs": records }))
     }
 
@@ -270,11 +325,17 @@ impl Daemon {
 
     async fn fetch(&self, kwargs: &Map<String, Value>) -> Result<Vec<u8>, Reply> {
         let id = job_id(kwargs)?;
-        let log = opt_str(kwargs, "log")?.ok_or_else(|| bad("missing string \"log\""))?.to_owned();
+        let log = opt_str(kwargs, "log")?
+            .ok_or_else(|| bad("missing string \"log\""))?
+            .to_owned();
         let offset = opt_u64(kwargs, "offset")?.unwrap_or(0);
-        let length = opt_u64(kwargs, "length")?.unwrap_or(MAX_FETCH).min(MAX_FETCH);
+        let length = opt_u64(kwargs, "length")?
+            .unwrap_or(MAX_FETCH)
+            .min(MAX_FETCH);
         let store = self.store.clone();
-        blocking(move || store.read_log(&id, &log, offset, length)).await.map_err(store_error)
+        blocking(move || store.read_log(&id, &log, offset, length))
+            .await
+            .map_err(store_error)
     }
 
     async fn cancel(&self, kwargs: &Map<String, Value>) -> Answer {
@@ -285,12 +346,18 @@ impl Daemon {
         }
         match self.pool.cancel(id.as_str()).await {
             CancelOutcome::Dequeued => {
-                self.backlog.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| s.job_id != id.as_str());
+                self.backlog
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|s| s.job_id != id.as_str());
                 self.settle_cancelled(&id).await
             }
             CancelOutcome::Unknown => {
                 // In the backlog, or between the store and the pool: cancel on disk.
-                self.backlog.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| s.job_id != id.as_str());
+                self.backlog
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .retain(|s| s.job_id != id.as_str());
                 self.settle_cancelled(&id).await
             }
             CancelOutcome::Killed => {
@@ -347,7 +414,10 @@ impl UploadSession for Upload {
 
     fn write(&mut self, index: usize, data: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, Reply>> {
         Box::pin(async move {
-            let mut pending = self.pending.take().ok_or_else(|| Reply::error("internal", "upload already finished"))?;
+            let mut pending = self
+                .pending
+                .take()
+                .ok_or_else(|| Reply::error("internal", "upload already finished"))?;
             let (pending, data, result) = blocking(move || {
                 let r = pending.write_chunk(index, &data);
                 (pending, data, r)
@@ -384,7 +454,13 @@ impl Service for Daemon {
         delay
     }
 
-    fn call(&self, _peer: SocketAddr, func: String, _args: Vec<Value>, kwargs: Map<String, Value>) -> BoxFuture<'_, Outcome> {
+    fn call(
+        &self,
+        _peer: SocketAddr,
+        func: String,
+        _args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> BoxFuture<'_, Outcome> {
         Box::pin(async move {
             let this = self.self_arc();
             match this.dispatch(&func, kwargs).await {

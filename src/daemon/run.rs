@@ -36,7 +36,7 @@ pub enum DaemonError {
     #[error("configuration error:\n{0}")]
     Config(#[from] ConfigErrors),
     #[error("{0}")]
-    Credentials(#[from] config::ConfigError),
+    Credentials(#[from] Box<config::ConfigError>),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("job store: {0}")]
@@ -44,7 +44,10 @@ pub enum DaemonError {
     #[error("worker pool: {0}")]
     Pool(#[from] PoolError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot locate the pcapd executable for the workers: {0}")]
     Exe(std::io::Error),
     #[error("{0}")]
@@ -57,7 +60,9 @@ impl DaemonError {
     /// Configuration problems exit 64, everything else 1.
     pub fn exit_code(&self) -> i32 {
         match self {
-            DaemonError::Config(_) | DaemonError::Credentials(_) | DaemonError::Tls(_) => crate::cli::EXIT_CONFIG,
+            DaemonError::Config(_) | DaemonError::Credentials(_) | DaemonError::Tls(_) => {
+                crate::cli::EXIT_CONFIG
+            }
             _ => 1,
         }
     }
@@ -86,7 +91,7 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, DaemonError> {
 
 /// Embedded defaults rooted at `state_dir`, with credentials created on first use.
 pub fn embedded_config(state_dir: PathBuf) -> Result<Config, DaemonError> {
-    config::ensure_embedded_credentials(&state_dir)?;
+    config::ensure_embedded_credentials(&state_dir).map_err(Box::new)?;
     Ok(Config::embedded(state_dir))
 }
 
@@ -97,7 +102,9 @@ pub async fn serve_main(config_path: Option<PathBuf>) -> Result<i32, DaemonError
         tracing::warn!("{warning}");
     }
     let addr = SocketAddr::new(config.global.bind, config.global.port);
-    let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, source })?;
     let shutdown = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -114,7 +121,11 @@ pub async fn serve_main(config_path: Option<PathBuf>) -> Result<i32, DaemonError
         }
     });
     run(config, listener, shutdown, reload_rx, |ready| {
-        println!("pcapd {} listening on {}", env!("CARGO_PKG_VERSION"), ready.addr);
+        println!(
+            "pcapd {} listening on {}",
+            env!("CARGO_PKG_VERSION"),
+            ready.addr
+        );
     })
     .await?;
     Ok(0)
@@ -128,7 +139,7 @@ pub async fn run(
     mut reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
-    let password = config.password()?;
+    let password = config.password().map_err(Box::new)?;
     let tls = if config.global.ssl {
         let (cert, key) = tls_files(&config)?;
         Some(ReloadableAcceptor::load(&cert, &key)?)
@@ -203,7 +214,13 @@ pub async fn run(
     let _ = listen_task.await;
     let grace = daemon.config().worker.grace;
     let unfinished = pool.shutdown(grace).await;
-    let backlog: Vec<String> = daemon.backlog.lock().unwrap_or_else(|e| e.into_inner()).drain(..).map(|s| s.job_id).collect();
+    let backlog: Vec<String> = daemon
+        .backlog
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+        .map(|s| s.job_id)
+        .collect();
     requeue_on_disk(&daemon, unfinished.into_iter().chain(backlog)).await;
     connections.close();
     let _ = tokio::time::timeout(grace, connections.wait()).await;
@@ -286,7 +303,13 @@ async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: impl Iterator<Item = String>
         let Ok(id) = JobId::parse(&raw) else { continue };
         let store = daemon.store.clone();
         let result = blocking(move || {
-            store.update(&id, |r| if r.state.is_terminal() { Ok(()) } else { r.return_to_queue(Timestamp::now()) })
+            store.update(&id, |r| {
+                if r.state.is_terminal() {
+                    Ok(())
+                } else {
+                    r.return_to_queue(Timestamp::now())
+                }
+            })
         })
         .await;
         match result {
@@ -305,7 +328,11 @@ async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
         Some(path) => Config::load(path).map_err(DaemonError::from),
         None => embedded_config(current.global.state_dir.clone()),
     };
-    let fresh = match fresh.and_then(|c| c.password().map(|p| (c, p)).map_err(DaemonError::from)) {
+    let fresh = match fresh.and_then(|c| {
+        c.password()
+            .map(|p| (c, p))
+            .map_err(|e| DaemonError::from(Box::new(e)))
+    }) {
         Ok(ok) => ok,
         Err(e) => {
             tracing::error!("reload refused, keeping the running configuration: {e}");
@@ -320,7 +347,10 @@ async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
             tracing::error!("certificate reload failed, keeping the old one: {e}");
         }
     }
-    daemon.pool.reconfigure(config.global.pool, config.worker.clone()).await;
+    daemon
+        .pool
+        .reconfigure(config.global.pool, config.worker.clone())
+        .await;
     tracing::info!(pool = config.global.pool, "configuration reloaded");
     *daemon.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     crate::systemd::notify("READY=1");
@@ -333,8 +363,14 @@ async fn retention_loop(daemon: Arc<Daemon>, shutdown: CancellationToken) {
         let jobs_config = daemon.config().jobs.clone();
         if !jobs_config.keep.is_zero() || jobs_config.max_disk > 0 {
             let store = daemon.store.clone();
-            match blocking(move || store.sweep(jobs_config.keep, jobs_config.max_disk, Timestamp::now())).await {
-                Ok(removed) if !removed.is_empty() => tracing::info!(removed = removed.len(), "retention removed jobs"),
+            match blocking(move || {
+                store.sweep(jobs_config.keep, jobs_config.max_disk, Timestamp::now())
+            })
+            .await
+            {
+                Ok(removed) if !removed.is_empty() => {
+                    tracing::info!(removed = removed.len(), "retention removed jobs")
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "retention sweep failed"),
             }

@@ -165,12 +165,18 @@ impl JobStore {
     /// Removes a queued job that was never acknowledged to its client (the pool refused it
     /// after it became durable). Returns false if the job had already moved on.
     pub fn discard_unacknowledged(&self, id: &JobId) -> Result<bool, StoreError> {
-        self.remove_if(id, |record| record.state == JobState::Queued && record.history.len() == 1)
+        self.remove_if(id, |record| {
+            record.state == JobState::Queued && record.history.len() == 1
+        })
     }
 
     /// Removes a job whose record satisfies `pred`. The rename happens under the write lock
     /// so a concurrent `update` cannot revive a job being deleted.
-    fn remove_if(&self, id: &JobId, pred: impl FnOnce(&JobRecord) -> bool) -> Result<bool, StoreError> {
+    fn remove_if(
+        &self,
+        id: &JobId,
+        pred: impl FnOnce(&JobRecord) -> bool,
+    ) -> Result<bool, StoreError> {
         let doomed = self.jobs_dir().join(format!("{TEMP_PREFIX}rm-{id}"));
         {
             let _guard = self.lock_writes();

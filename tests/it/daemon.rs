@@ -21,7 +21,11 @@ esac
 cat "$@" | wc -c > "$out/size.log"
 "#;
 
-fn command_spec(dir_hint: &str, extra_global: &str, extra_worker: &str) -> (DaemonSpec, std::path::PathBuf) {
+fn command_spec(
+    dir_hint: &str,
+    extra_global: &str,
+    extra_worker: &str,
+) -> (DaemonSpec, std::path::PathBuf) {
     let scripts = temp_dir(dir_hint);
     let script = write_file(&scripts, "analyzer.sh", ANALYZER.as_bytes());
     let spec = DaemonSpec {
@@ -36,7 +40,16 @@ fn command_spec(dir_hint: &str, extra_global: &str, extra_worker: &str) -> (Daem
 
 async fn slot_of(client: &mut pcapd::client::Client, job_id: &str) -> Option<(u64, u32)> {
     let pool = client.call("pool", json!({})).await.unwrap();
-    pool["slots"].as_array()?.iter().find(|s| s["job"] == job_id).map(|s| (s["slot"].as_u64().unwrap(), s["pid"].as_u64().unwrap() as u32))
+    pool["slots"]
+        .as_array()?
+        .iter()
+        .find(|s| s["job"] == job_id)
+        .map(|s| {
+            (
+                s["slot"].as_u64().unwrap(),
+                s["pid"].as_u64().unwrap() as u32,
+            )
+        })
 }
 
 async fn wait_running(client: &mut pcapd::client::Client, job_id: &str) -> (u64, u32) {
@@ -45,7 +58,10 @@ async fn wait_running(client: &mut pcapd::client::Client, job_id: &str) -> (u64,
         if let Some(found) = slot_of(client, job_id).await {
             return found;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "job {job_id} never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "job {job_id} never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -57,11 +73,21 @@ async fn builtin_jobs_end_to_end_with_brocapi_fields() {
     let ping = client.call("ping", json!({})).await.unwrap();
     assert_eq!(ping["version"], env!("CARGO_PKG_VERSION"));
     let answer = client
-        .submit_files(&[sample("http.pcap"), sample("dns.pcap")], Some("sensor-1"), Default::default(), &mut |_, _| {})
+        .submit_files(
+            &[sample("http.pcap"), sample("dns.pcap")],
+            Some("sensor-1"),
+            Default::default(),
+            &mut |_, _| {},
+        )
         .await
         .unwrap();
-    for key in ["status", "files", "tag", "job_id", "success", "state", "sha256"] {
-        assert!(answer.get(key).is_some(), "submit answer lacks {key}: {answer}");
+    for key in [
+        "status", "files", "tag", "job_id", "success", "state", "sha256",
+    ] {
+        assert!(
+            answer.get(key).is_some(),
+            "submit answer lacks {key}: {answer}"
+        );
     }
     assert_eq!(answer["success"], true);
     assert_eq!(answer["tag"], "sensor-1");
@@ -71,23 +97,53 @@ async fn builtin_jobs_end_to_end_with_brocapi_fields() {
     assert_eq!(job["state"], "done", "{job}");
     assert!(job["packets"].as_u64().unwrap() > 0);
     let logs = client.call("logs", json!({ "job_id": id })).await.unwrap();
-    let names: Vec<&str> = logs["logs"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = logs["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"conn.log"), "{names:?}");
-    let conn_log = client.call_raw("fetch", json!({ "job_id": id, "log": "conn.log" })).await.unwrap();
+    let conn_log = client
+        .call_raw("fetch", json!({ "job_id": id, "log": "conn.log" }))
+        .await
+        .unwrap();
     let text = String::from_utf8(conn_log).unwrap();
     assert!(text.starts_with("#separator \\x09\n"), "{text}");
-    assert!(text.contains("\thttp\t") || text.contains("\tdns\t"), "{text}");
+    assert!(
+        text.contains("\thttp\t") || text.contains("\tdns\t"),
+        "{text}"
+    );
     // Past the end the fetch is empty; unknown logs and jobs are precise errors.
-    let end = client.call_raw("fetch", json!({ "job_id": id, "log": "conn.log", "offset": text.len() })).await.unwrap();
+    let end = client
+        .call_raw(
+            "fetch",
+            json!({ "job_id": id, "log": "conn.log", "offset": text.len() }),
+        )
+        .await
+        .unwrap();
     assert!(end.is_empty());
-    let missing = client.call("status", json!({ "job_id": "00000000-0000-4000-8000-000000000000" })).await.unwrap_err();
+    let missing = client
+        .call(
+            "status",
+            json!({ "job_id": "00000000-0000-4000-8000-000000000000" }),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Some("not_found"));
-    let bad_log = client.call_raw("fetch", json!({ "job_id": id, "log": "../job.json" })).await.unwrap_err();
+    let bad_log = client
+        .call_raw("fetch", json!({ "job_id": id, "log": "../job.json" }))
+        .await
+        .unwrap_err();
     assert!(bad_log.code().is_some());
 
     // The CLI path: status/list/fetch through the same config file.
     let out = daemon.cli(&["status", &id, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let record: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(record["state"], "done");
     let out = daemon.cli(&["fetch", &id, "conn.log"]);
@@ -99,8 +155,19 @@ async fn cli_submit_wait_returns_record_and_exit_code() {
     let (spec, scripts) = command_spec("cli-scripts", "", "");
     let daemon = TestDaemon::start("cli", &spec);
     let good = write_file(&scripts, "good.pcap", b"abcdef");
-    let out = daemon.cli(&["submit", "--wait", "--json", "--tag", "t1", good.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = daemon.cli(&[
+        "submit",
+        "--wait",
+        "--json",
+        "--tag",
+        "t1",
+        good.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(job["state"], "done");
     assert_eq!(job["logs"][0]["name"], "size.log");
@@ -109,10 +176,20 @@ async fn cli_submit_wait_returns_record_and_exit_code() {
     assert_eq!(out.status.code(), Some(3), "failed job exits 3");
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(job["state"], "failed");
-    assert!(job["error"]["message"].as_str().unwrap().contains("cannot parse capture"), "{job}");
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot parse capture"),
+        "{job}"
+    );
     let out = daemon.cli(&["submit", "--tag", "has space", good.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tag"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tag"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -142,10 +219,16 @@ async fn sigkilled_worker_fails_only_its_job_and_is_replaced() {
     }
     assert!(replaced.is_some(), "slot {slot} not refilled within 1 s");
     let other_job = wait_done(&mut client, &other, Duration::from_secs(10)).await;
-    assert_eq!(other_job["state"], "done", "the other job is unaffected: {other_job}");
+    assert_eq!(
+        other_job["state"], "done",
+        "the other job is unaffected: {other_job}"
+    );
     let good = write_file(&scripts, "good.pcap", b"fine");
     let next = submit(&mut client, &good, None).await;
-    assert_eq!(wait_done(&mut client, &next, Duration::from_secs(10)).await["state"], "done");
+    assert_eq!(
+        wait_done(&mut client, &next, Duration::from_secs(10)).await["state"],
+        "done"
+    );
     let pool = client.call("pool", json!({})).await.unwrap();
     assert!(pool["crashed"].as_u64().unwrap() >= 1, "{pool}");
 }
@@ -161,7 +244,13 @@ async fn hung_analyzer_times_out_and_its_whole_group_dies() {
     // The worker is its group's leader: its analyzer and the analyzer's sleep share the group.
     let job = wait_done(&mut client, &id, Duration::from_secs(15)).await;
     assert_eq!(job["state"], "timed_out", "{job}");
-    assert!(eventually(Duration::from_secs(3), || (!group_alive(pid as i32)).then_some(())).await.is_some(), "process group {pid} survived");
+    assert!(
+        eventually(Duration::from_secs(3), || (!group_alive(pid as i32))
+            .then_some(()))
+        .await
+        .is_some(),
+        "process group {pid} survived"
+    );
     let good = write_file(&scripts, "good.pcap", b"fine");
     let next = submit(&mut client, &good, None).await;
     let job = wait_done(&mut client, &next, Duration::from_secs(10)).await;
@@ -191,8 +280,16 @@ async fn daemon_sigkilled_with_jobs_loses_none() {
         let job = wait_done(&mut client, id, Duration::from_secs(60)).await;
         assert_eq!(job["state"], "done", "{job}");
     }
-    let first = client.call("status", json!({ "job_id": ids[0] })).await.unwrap();
-    let states: Vec<&str> = first["history"].as_array().unwrap().iter().map(|h| h["state"].as_str().unwrap()).collect();
+    let first = client
+        .call("status", json!({ "job_id": ids[0] }))
+        .await
+        .unwrap();
+    let states: Vec<&str> = first["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
     assert!(states.contains(&"interrupted"), "{states:?}");
 }
 
@@ -210,12 +307,18 @@ async fn sigterm_drains_and_requeues() {
     daemon.signal(Signal::SIGTERM);
     let status = daemon.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
-    let record: Value = serde_json::from_slice(&std::fs::read(daemon.dir.join(format!("state/jobs/{b}/job.json"))).unwrap()).unwrap();
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(daemon.dir.join(format!("state/jobs/{b}/job.json"))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(record["state"], "queued");
     daemon.spawn();
     let mut client = daemon.client().await;
     for id in [&a, &b] {
-        assert_eq!(wait_done(&mut client, id, Duration::from_secs(30)).await["state"], "done");
+        assert_eq!(
+            wait_done(&mut client, id, Duration::from_secs(30)).await["state"],
+            "done"
+        );
     }
 }
 
@@ -224,8 +327,16 @@ async fn sighup_reloads_password_and_pool_size() {
     let (spec, _scripts) = command_spec("hup-scripts", "", "");
     let daemon = TestDaemon::start("hup", &spec);
     let mut client = daemon.client().await;
-    assert_eq!(client.call("pool", json!({})).await.unwrap()["slots"].as_array().unwrap().len(), 2);
-    let config = std::fs::read_to_string(&daemon.config).unwrap().replace("pool = 2", "pool = 3");
+    assert_eq!(
+        client.call("pool", json!({})).await.unwrap()["slots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let config = std::fs::read_to_string(&daemon.config)
+        .unwrap()
+        .replace("pool = 2", "pool = 3");
     std::fs::write(&daemon.config, config).unwrap();
     std::fs::write(daemon.dir.join("state/password"), "a-new-password\n").unwrap();
     daemon.signal(Signal::SIGHUP);
@@ -244,30 +355,47 @@ async fn sighup_reloads_password_and_pool_size() {
     })
     .await
     .expect("new password accepted after SIGHUP");
-    assert!(eventually(Duration::from_secs(5), || {
-        let s = settings.clone();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new().unwrap().block_on(async {
-                let mut c = pcapd::client::Client::connect(s).await.ok()?;
-                let pool = c.call("pool", json!({})).await.ok()?;
-                (pool["slots"].as_array()?.iter().filter(|s| s["state"] == "idle").count() == 3).then_some(())
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let s = settings.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Runtime::new().unwrap().block_on(async {
+                    let mut c = pcapd::client::Client::connect(s).await.ok()?;
+                    let pool = c.call("pool", json!({})).await.ok()?;
+                    (pool["slots"]
+                        .as_array()?
+                        .iter()
+                        .filter(|s| s["state"] == "idle")
+                        .count()
+                        == 3)
+                        .then_some(())
+                })
             })
+            .join()
+            .unwrap()
         })
-        .join()
-        .unwrap()
-    })
-    .await
-    .is_some(), "pool grew to 3: {reloaded}");
+        .await
+        .is_some(),
+        "pool grew to 3: {reloaded}"
+    );
     let err = client.call("ping", json!({})).await.unwrap_err();
-    assert!(matches!(err, pcapd::client::ClientError::Auth), "old password refused: {err}");
+    assert!(
+        matches!(err, pcapd::client::ClientError::Auth),
+        "old password refused: {err}"
+    );
     assert_eq!(children_of(daemon.pid()).len(), 3);
 }
 
 /// A raw TLS connection for byte-level protocol tests.
 async fn raw_tls(daemon: &TestDaemon) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let connector = pcapd::server::tls::connector(&daemon.cert).unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port)).await.unwrap();
-    connector.connect(pcapd::server::tls::server_name("127.0.0.1").unwrap(), tcp).await.unwrap()
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+        .await
+        .unwrap();
+    connector
+        .connect(pcapd::server::tls::server_name("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -281,15 +409,30 @@ async fn bad_clients_get_precise_answers_and_lose_nothing() {
     settings.password = "wrong".into();
     let mut bad = pcapd::client::Client::connect(settings).await.unwrap();
     let t0 = Instant::now();
-    assert!(matches!(bad.call("ping", json!({})).await, Err(pcapd::client::ClientError::Auth)));
-    assert!(t0.elapsed() >= Duration::from_millis(200), "answered after {:?}", t0.elapsed());
-    assert!(!daemon.stderr().contains("\"wrong\""), "password never logged");
+    assert!(matches!(
+        bad.call("ping", json!({})).await,
+        Err(pcapd::client::ClientError::Auth)
+    ));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(200),
+        "answered after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        !daemon.stderr().contains("\"wrong\""),
+        "password never logged"
+    );
 
     // Oversized frame: ER before the body is read, then closed.
     let mut raw = raw_tls(&daemon).await;
     raw.write_all(&(1u64 << 40).to_be_bytes()).await.unwrap();
-    let RawReply::Er(body) = read_reply(&mut raw, 1 << 20).await.unwrap() else { panic!("not ER") };
-    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"], "request_too_large");
+    let RawReply::Er(body) = read_reply(&mut raw, 1 << 20).await.unwrap() else {
+        panic!("not ER")
+    };
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["error"],
+        "request_too_large"
+    );
     let mut rest = Vec::new();
     let _ = raw.read_to_end(&mut rest).await;
     assert!(rest.is_empty(), "closed after ER");
@@ -304,15 +447,25 @@ async fn bad_clients_get_precise_answers_and_lose_nothing() {
     // Truncated upload: ER, and no job is created.
     let mut raw = raw_tls(&daemon).await;
     let req = json!({"password": daemon.password, "func": "submit", "kwargs": {"files": [{"name": "x.pcap", "size": 100}]}});
-    write_frame(&mut raw, &serde_json::to_vec(&req).unwrap()).await.unwrap();
+    write_frame(&mut raw, &serde_json::to_vec(&req).unwrap())
+        .await
+        .unwrap();
     write_frame(&mut raw, &[0u8; 40]).await.unwrap();
     raw.shutdown().await.unwrap();
-    let RawReply::Er(body) = read_reply(&mut raw, 1 << 20).await.unwrap() else { panic!("not ER") };
-    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"], "upload_failed");
+    let RawReply::Er(body) = read_reply(&mut raw, 1 << 20).await.unwrap() else {
+        panic!("not ER")
+    };
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["error"],
+        "upload_failed"
+    );
     let mut client = daemon.client().await;
     let list = client.call("list", json!({})).await.unwrap();
     assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "{list}");
-    let leftovers: Vec<_> = std::fs::read_dir(daemon.dir.join("state/jobs")).unwrap().flatten().collect();
+    let leftovers: Vec<_> = std::fs::read_dir(daemon.dir.join("state/jobs"))
+        .unwrap()
+        .flatten()
+        .collect();
     assert!(leftovers.is_empty(), "nothing half-written: {leftovers:?}");
 
     // Queue full: one running, one queued, the third is refused at once.
@@ -320,28 +473,55 @@ async fn bad_clients_get_precise_answers_and_lose_nothing() {
     let running = submit(&mut client, &slow, None).await;
     wait_running(&mut client, &running).await;
     let queued = submit(&mut client, &slow, None).await;
-    let err = client.submit_files(&[slow.clone()], None, Default::default(), &mut |_, _| {}).await.unwrap_err();
+    let err = client
+        .submit_files(
+            std::slice::from_ref(&slow),
+            None,
+            Default::default(),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("queue_full"), "{err}");
     let mut client = daemon.client().await;
     let list = client.call("list", json!({})).await.unwrap();
-    assert_eq!(list["jobs"].as_array().unwrap().len(), 2, "refused job not stored: {list}");
+    assert_eq!(
+        list["jobs"].as_array().unwrap().len(),
+        2,
+        "refused job not stored: {list}"
+    );
     let pool = client.call("pool", json!({})).await.unwrap();
     assert!(pool["rejected"].as_u64().unwrap() >= 1, "{pool}");
     for id in [&running, &queued] {
-        assert_eq!(wait_done(&mut client, id, Duration::from_secs(20)).await["state"], "done");
+        assert_eq!(
+            wait_done(&mut client, id, Duration::from_secs(20)).await["state"],
+            "done"
+        );
     }
 
     // Cancel a queued job and a running one.
     let a = submit(&mut client, &slow, None).await;
     wait_running(&mut client, &a).await;
     let b = submit(&mut client, &slow, None).await;
-    assert_eq!(client.call("cancel", json!({ "job_id": b })).await.unwrap()["state"], "cancelled");
-    assert_eq!(client.call("cancel", json!({ "job_id": a })).await.unwrap()["state"], "cancelled");
+    assert_eq!(
+        client.call("cancel", json!({ "job_id": b })).await.unwrap()["state"],
+        "cancelled"
+    );
+    assert_eq!(
+        client.call("cancel", json!({ "job_id": a })).await.unwrap()["state"],
+        "cancelled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_clients_share_a_pool_of_two() {
-    let daemon = TestDaemon::start("many", &DaemonSpec { pool: 2, ..DaemonSpec::default() });
+    let daemon = TestDaemon::start(
+        "many",
+        &DaemonSpec {
+            pool: 2,
+            ..DaemonSpec::default()
+        },
+    );
     let pid = daemon.pid();
     let capture = sample("dns.pcap");
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -361,7 +541,9 @@ async fn two_hundred_clients_share_a_pool_of_two() {
         let settings = daemon.settings();
         let capture = capture.clone();
         tasks.push(tokio::spawn(async move {
-            let mut client = pcapd::client::Client::connect(settings).await.expect("connect");
+            let mut client = pcapd::client::Client::connect(settings)
+                .await
+                .expect("connect");
             let id = submit(&mut client, &capture, Some(&format!("client-{i}"))).await;
             wait_done(&mut client, &id, Duration::from_secs(120)).await
         }));
@@ -372,6 +554,10 @@ async fn two_hundred_clients_share_a_pool_of_two() {
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     watcher.join().unwrap();
-    assert_eq!(max_children.load(std::sync::atomic::Ordering::SeqCst), 2, "daemon + 2 workers throughout");
+    assert_eq!(
+        max_children.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "daemon + 2 workers throughout"
+    );
     assert_eq!(children_of(pid).len(), 2);
 }

@@ -16,8 +16,11 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh directory under target/ (kept on failure for inspection).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("it-{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "it-{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -36,7 +39,13 @@ pub struct DaemonSpec {
 
 impl Default for DaemonSpec {
     fn default() -> Self {
-        DaemonSpec { pool: 2, backend: "builtin", command: None, extra_global: String::new(), extra_worker: String::new() }
+        DaemonSpec {
+            pool: 2,
+            backend: "builtin",
+            command: None,
+            extra_global: String::new(),
+            extra_worker: String::new(),
+        }
     }
 }
 
@@ -54,15 +63,26 @@ impl TestDaemon {
     /// Writes a config for `spec` in a fresh directory and starts the daemon.
     pub fn start(name: &str, spec: &DaemonSpec) -> TestDaemon {
         let dir = temp_dir(name);
-        let creds = pcapd::config::ensure_embedded_credentials(&dir.join("state")).expect("credentials");
-        let password = std::fs::read_to_string(&creds.password_file).unwrap().trim().to_owned();
+        let creds =
+            pcapd::config::ensure_embedded_credentials(&dir.join("state")).expect("credentials");
+        let password = std::fs::read_to_string(&creds.password_file)
+            .unwrap()
+            .trim()
+            .to_owned();
         let mut worker = spec.extra_worker.clone();
         for (key, default) in [("timeout", "30s"), ("grace", "500ms")] {
-            if !worker.lines().any(|l| l.split('=').next().is_some_and(|k| k.trim() == key)) {
+            if !worker
+                .lines()
+                .any(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+            {
                 worker.push_str(&format!("{key} = {default}\n"));
             }
         }
-        let command = spec.command.as_ref().map(|c| format!("[Command]\ncommand = {c}\n")).unwrap_or_default();
+        let command = spec
+            .command
+            .as_ref()
+            .map(|c| format!("[Command]\ncommand = {c}\n"))
+            .unwrap_or_default();
         let config = format!(
             "[Global]\nport = 0\nbind = 127.0.0.1\npool = {pool}\nssl = true\nsslcert = {cert}\nsslkey = {key}\n\
              password_file = {pw}\nbackend = {backend}\nstate_dir = {state}\nauth_delay = 200ms\n{extra_global}\n\
@@ -92,7 +112,11 @@ impl TestDaemon {
 
     /// Starts (or restarts) the daemon process and waits for its "listening on" line.
     pub fn spawn(&mut self) {
-        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&self.stderr_path).unwrap();
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_path)
+            .unwrap();
         let mut child = Command::new(PCAPD)
             .args(["serve", "-c"])
             .arg(&self.config)
@@ -134,14 +158,19 @@ impl TestDaemon {
             host: "127.0.0.1".into(),
             port: self.port,
             password: self.password.clone(),
-            tls: Some(TlsTrust { ca: self.cert.clone(), server_name: "127.0.0.1".into() }),
+            tls: Some(TlsTrust {
+                ca: self.cert.clone(),
+                server_name: "127.0.0.1".into(),
+            }),
             connect_timeout: Duration::from_secs(10),
             chunk: DEFAULT_CHUNK,
         }
     }
 
     pub async fn client(&self) -> Client {
-        Client::connect(self.settings()).await.unwrap_or_else(|e| panic!("connect: {e}\n{}", self.stderr()))
+        Client::connect(self.settings())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.stderr()))
     }
 
     /// Sends a signal to the daemon.
@@ -158,7 +187,11 @@ impl TestDaemon {
                 self.child = None;
                 return status;
             }
-            assert!(start.elapsed() < limit, "daemon did not exit within {limit:?}\n{}", self.stderr());
+            assert!(
+                start.elapsed() < limit,
+                "daemon did not exit within {limit:?}\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -183,7 +216,11 @@ impl Drop for TestDaemon {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("---- daemon stderr ({}) ----\n{}", self.dir.display(), self.stderr());
+            eprintln!(
+                "---- daemon stderr ({}) ----\n{}",
+                self.dir.display(),
+                self.stderr()
+            );
         }
     }
 }
@@ -192,8 +229,12 @@ impl Drop for TestDaemon {
 pub fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
         // Fields after the command name (which may contain spaces) start after the last ')'.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let mut fields = rest.split_whitespace();
@@ -227,7 +268,10 @@ pub async fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) ->
 
 /// Submits one file and returns its job id.
 pub async fn submit(client: &mut Client, path: &Path, tag: Option<&str>) -> String {
-    let answer = client.submit_files(&[path.to_owned()], tag, Default::default(), &mut |_, _| {}).await.expect("submit");
+    let answer = client
+        .submit_files(&[path.to_owned()], tag, Default::default(), &mut |_, _| {})
+        .await
+        .expect("submit");
     answer["job_id"].as_str().expect("job_id").to_owned()
 }
 
@@ -235,11 +279,20 @@ pub async fn submit(client: &mut Client, path: &Path, tag: Option<&str>) -> Stri
 pub async fn wait_done(client: &mut Client, job_id: &str, limit: Duration) -> Value {
     let start = Instant::now();
     loop {
-        let job = client.call("wait", json!({ "job_id": job_id, "timeout": 5 })).await.expect("wait");
-        if matches!(job["state"].as_str(), Some("done" | "failed" | "timed_out" | "cancelled")) {
+        let job = client
+            .call("wait", json!({ "job_id": job_id, "timeout": 5 }))
+            .await
+            .expect("wait");
+        if matches!(
+            job["state"].as_str(),
+            Some("done" | "failed" | "timed_out" | "cancelled")
+        ) {
             return job;
         }
-        assert!(start.elapsed() < limit, "job {job_id} not terminal after {limit:?}: {job}");
+        assert!(
+            start.elapsed() < limit,
+            "job {job_id} not terminal after {limit:?}: {job}"
+        );
     }
 }
 
@@ -252,5 +305,7 @@ pub fn write_file(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
 
 /// The bundled sample captures.
 pub fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("share/pcapd/samples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("share/pcapd/samples")
+        .join(name)
 }
