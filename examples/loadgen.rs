@@ -57,7 +57,12 @@ async fn jobs(args: Vec<String>) {
             while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
                 let t0 = Instant::now();
                 let answer = client
-                    .submit_files(&[capture.clone()], None, Default::default(), &mut |_, _| {})
+                    .submit_files(
+                        std::slice::from_ref(&capture),
+                        None,
+                        Default::default(),
+                        &mut |_, _| {},
+                    )
                     .await
                     .expect("submit");
                 let id = answer["job_id"].as_str().expect("job_id").to_owned();
