@@ -878,10 +878,14 @@ impl FlowTable {
     }
 }
 
-/// A pure SYN on an existing connection starts a new one unless it repeats the
-/// originator's initial SYN (a retransmission) or is the SYN of a reversed SYN/SYN-ACK.
+/// A pure SYN on an existing connection starts a new one if either side already closed or
+/// reset it; on an open connection only if it is not a retransmission of the originator's
+/// initial SYN nor the SYN of a reversed SYN/SYN-ACK pair.
 fn is_tcp_reuse(conn: &Conn, seq: u32) -> bool {
     let orig = &conn.orig.tcp;
+    if orig.did_close || conn.resp.tcp.did_close {
+        return true;
+    }
     if !orig.initialized {
         return false;
     }
@@ -1022,6 +1026,8 @@ fn tcp_update(
                 me.tcp.set_state(EndpointState::Partial);
             }
             me.tcp.set_state(EndpointState::Reset);
+            // A reset closes this side too: later packets no longer extend `duration`.
+            me.tcp.did_close = true;
         }
 
         // Sequence accounting.
