@@ -482,6 +482,31 @@ pub(crate) mod tests {
         h
     }
 
+    /// An Ethernet frame carrying an IPv4/TCP segment with correct checksums.
+    pub fn eth_tcp(
+        src: ([u8; 4], u16),
+        dst: ([u8; 4], u16),
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut tcp = Vec::new();
+        tcp.extend_from_slice(&src.1.to_be_bytes());
+        tcp.extend_from_slice(&dst.1.to_be_bytes());
+        tcp.extend_from_slice(&seq.to_be_bytes());
+        tcp.extend_from_slice(&ack.to_be_bytes());
+        tcp.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        tcp.extend_from_slice(payload);
+        let len = (tcp.len() as u16).to_be_bytes();
+        let c = internet_checksum(&[&src.0, &dst.0, &[0, 6, len[0], len[1]], &tcp]);
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&ipv4(src.0, dst.0, 6, &tcp));
+        frame
+    }
+
     #[test]
     fn checksum_of_known_header_is_zero() {
         let p = ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, &[]);

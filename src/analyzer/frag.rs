@@ -128,7 +128,7 @@ impl Reassembler {
     pub fn expire(&mut self, now_ns: i64) -> usize {
         let before = self.pending.len();
         self.pending
-            .retain(|_, p| now_ns - p.first_ns <= FRAGMENT_TIMEOUT_NS);
+            .retain(|_, p| now_ns.saturating_sub(p.first_ns) <= FRAGMENT_TIMEOUT_NS);
         before - self.pending.len()
     }
 

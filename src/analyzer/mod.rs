@@ -243,7 +243,7 @@ fn run(
         }
         if ip.fragment.is_some() {
             if reassembler.pending() > 0
-                && pkt.ts_ns - last_frag_expiry_ns > frag::FRAGMENT_TIMEOUT_NS / 6
+                && pkt.ts_ns.saturating_sub(last_frag_expiry_ns) > frag::FRAGMENT_TIMEOUT_NS / 6
             {
                 reassembler.expire(pkt.ts_ns);
                 last_frag_expiry_ns = pkt.ts_ns;
@@ -292,4 +292,272 @@ fn run(
     summary.services = std::mem::take(&mut table.services);
     progress(summary.bytes, total);
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzer::capture::testutil::pcap_le_us;
+    use crate::analyzer::decode::tests::eth_tcp;
+    use crate::analyzer::decode::{ACK, FIN, SYN};
+
+    const CLIENT: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
+    const SERVER: ([u8; 4], u16) = ([10, 0, 0, 2], 80);
+
+    /// A complete TCP conversation: handshake, 5 bytes each way, FIN both ways, final ACK.
+    fn conversation() -> Vec<(u64, Vec<u8>)> {
+        vec![
+            (1_000_000, eth_tcp(CLIENT, SERVER, 100, 0, SYN, b"")),
+            (1_100_000, eth_tcp(SERVER, CLIENT, 500, 101, SYN | ACK, b"")),
+            (1_200_000, eth_tcp(CLIENT, SERVER, 101, 501, ACK, b"")),
+            (1_300_000, eth_tcp(CLIENT, SERVER, 101, 501, ACK, b"hello")),
+            (1_400_000, eth_tcp(SERVER, CLIENT, 501, 106, ACK, b"world")),
+            (1_500_000, eth_tcp(CLIENT, SERVER, 106, 506, FIN | ACK, b"")),
+            (1_600_000, eth_tcp(SERVER, CLIENT, 506, 107, FIN | ACK, b"")),
+            (1_700_000, eth_tcp(CLIENT, SERVER, 107, 507, ACK, b"")),
+        ]
+    }
+
+    fn capture(packets: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let refs: Vec<(u64, &[u8])> = packets.iter().map(|(t, f)| (*t, f.as_slice())).collect();
+        pcap_le_us(1, &refs)
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("pcapd-analyzer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    /// Runs `analyze` over the given files and returns the conn.log data lines split in fields.
+    fn conn_rows(
+        name: &str,
+        files: &[Vec<u8>],
+        opts: &AnalyzeOptions,
+    ) -> (AnalyzeSummary, Vec<Vec<String>>) {
+        let dir = temp_dir(name);
+        let mut paths = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let p = dir.join(format!("in{i}.pcap"));
+            std::fs::write(&p, f).expect("write capture");
+            paths.push(p);
+        }
+        let out = dir.join("logs");
+        let summary = analyze(&paths, &out, opts, &mut |_, _| {}).expect("analysis succeeds");
+        let text = std::fs::read_to_string(out.join("conn.log")).unwrap_or_default();
+        let rows = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        (summary, rows)
+    }
+
+    #[test]
+    fn complete_conversation_is_one_sf_connection() {
+        let (summary, rows) = conn_rows(
+            "sf",
+            &[capture(&conversation())],
+            &AnalyzeOptions::default(),
+        );
+        assert_eq!(summary.packets, 8);
+        assert_eq!(summary.connections, 1);
+        assert_eq!(summary.logs, vec!["conn.log".to_string()]);
+        let r = &rows[0];
+        // id, proto, duration (last FIN, not the final ACK), bytes, state, history, counters.
+        assert_eq!(&r[2..7], &["10.0.0.1", "40000", "10.0.0.2", "80", "tcp"]);
+        assert_eq!(r[8], "0.600000");
+        assert_eq!(
+            (r[9].as_str(), r[10].as_str(), r[11].as_str()),
+            ("5", "5", "SF")
+        );
+        assert_eq!(r[15], "ShADdFf");
+        assert_eq!(&r[16..20], &["5", "205", "3", "125"]);
+        assert_eq!(r[21], "6");
+    }
+
+    #[test]
+    fn files_of_one_job_are_merged_by_time() {
+        let all = conversation();
+        let (odd, even): (Vec<_>, Vec<_>) =
+            all.into_iter().enumerate().partition(|(i, _)| i % 2 == 1);
+        let a: Vec<_> = odd.into_iter().map(|(_, p)| p).collect();
+        let b: Vec<_> = even.into_iter().map(|(_, p)| p).collect();
+        let (summary, rows) = conn_rows(
+            "merge",
+            &[capture(&a), capture(&b)],
+            &AnalyzeOptions::default(),
+        );
+        assert_eq!((summary.packets, rows.len()), (8, 1));
+        assert_eq!(rows[0][15], "ShADdFf");
+    }
+
+    #[test]
+    fn bad_checksum_is_dropped_unless_ignored() {
+        let mut syn = eth_tcp(CLIENT, SERVER, 100, 0, SYN, b"");
+        let last = syn.len() - 1;
+        syn[last - 3] ^= 0x55; // inside the TCP header's urgent pointer: checksum breaks
+        let file = capture(&[(1, syn)]);
+        let (_, rows) = conn_rows(
+            "csum",
+            std::slice::from_ref(&file),
+            &AnalyzeOptions::default(),
+        );
+        assert_eq!(
+            (
+                rows[0][15].as_str(),
+                rows[0][16].as_str(),
+                rows[0][11].as_str()
+            ),
+            ("C", "0", "OTH")
+        );
+        let ignore = AnalyzeOptions {
+            ignore_checksums: true,
+            ..AnalyzeOptions::default()
+        };
+        let (_, rows) = conn_rows("csum-ignored", &[file], &ignore);
+        assert_eq!(
+            (
+                rows[0][15].as_str(),
+                rows[0][16].as_str(),
+                rows[0][11].as_str()
+            ),
+            ("S", "1", "S0")
+        );
+    }
+
+    #[test]
+    fn only_logs_filters_and_json_format_is_used() {
+        let dir = temp_dir("json");
+        let input = dir.join("in.pcap");
+        std::fs::write(&input, capture(&conversation())).expect("write");
+        let only: BTreeSet<String> = ["weird".to_string()].into_iter().collect();
+        let opts = AnalyzeOptions {
+            format: LogFormat::Json,
+            only_logs: Some(only),
+            ..AnalyzeOptions::default()
+        };
+        let summary = analyze(
+            std::slice::from_ref(&input),
+            &dir.join("a"),
+            &opts,
+            &mut |_, _| {},
+        )
+        .expect("runs");
+        assert!(
+            summary.logs.is_empty(),
+            "conn.log must not be written: {:?}",
+            summary.logs
+        );
+        let opts = AnalyzeOptions {
+            format: LogFormat::Json,
+            ..AnalyzeOptions::default()
+        };
+        analyze(&[input], &dir.join("b"), &opts, &mut |_, _| {}).expect("runs");
+        let text = std::fs::read_to_string(dir.join("b/conn.log")).expect("conn.log");
+        let row: serde_json::Value = serde_json::from_str(text.trim()).expect("one JSON line");
+        assert_eq!(row["history"], "ShADdFf");
+        assert_eq!(row["id.resp_p"], 80);
+        assert!(row.get("service").is_none(), "unset fields are omitted");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn broken_inputs_are_typed_errors_or_warnings() {
+        let opts = AnalyzeOptions::default();
+        let err = analyze_bytes(b"definitely not a capture file", &opts).expect_err("bad magic");
+        assert_eq!(err.kind(), "bad_input");
+        assert!(err.to_string().contains("not a pcap"), "{err}");
+        assert!(analyze_bytes(&[0xd4, 0xc3], &opts).is_err());
+        assert!(matches!(
+            analyze(&[], Path::new("/nonexistent"), &opts, &mut |_, _| {}),
+            Err(AnalyzeError::NoCaptures)
+        ));
+
+        // Every prefix of a valid file: a header error, or a run over the whole records that
+        // warns about the cut one (no warning exactly at a record boundary).
+        let frames = conversation();
+        let file = capture(&frames);
+        let mut boundaries = vec![24usize];
+        for (_, f) in &frames {
+            boundaries.push(boundaries[boundaries.len() - 1] + 16 + f.len());
+        }
+        for cut in 0..file.len() {
+            match analyze_bytes(&file[..cut], &opts) {
+                Err(e) => assert!(cut < 24 && e.kind() == "bad_input", "prefix {cut}: {e}"),
+                Ok(s) => {
+                    let whole = boundaries.iter().filter(|&&b| b <= cut).count() as u64 - 1;
+                    assert_eq!(s.packets, whole, "prefix {cut}");
+                    assert_eq!(
+                        s.warnings.is_empty(),
+                        boundaries.contains(&cut),
+                        "prefix {cut}: {:?}",
+                        s.warnings
+                    );
+                }
+            }
+        }
+
+        // A record that claims 4 GiB.
+        let mut huge = file.clone();
+        huge[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+        let s = analyze_bytes(&huge, &opts).expect("header is fine");
+        assert_eq!(s.packets, 0);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("record length")),
+            "{:?}",
+            s.warnings
+        );
+    }
+
+    #[test]
+    fn snaplen_shorter_than_headers_is_not_a_panic() {
+        let frames = conversation();
+        let mut file = capture(&[]);
+        for (ts, frame) in &frames {
+            let cut = &frame[..frame.len().min(30)];
+            file.extend_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());
+            file.extend_from_slice(&((ts % 1_000_000) as u32).to_le_bytes());
+            file.extend_from_slice(&(cut.len() as u32).to_le_bytes());
+            file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            file.extend_from_slice(cut);
+        }
+        let s = analyze_bytes(&file, &AnalyzeOptions::default()).expect("runs");
+        assert_eq!((s.packets, s.connections), (8, 0));
+    }
+
+    #[test]
+    fn mutated_captures_never_panic() {
+        // A deterministic mutation loop over a valid capture (the fuzzer does this at scale).
+        let base = capture(&conversation());
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..2000 {
+            let mut m = base.clone();
+            for _ in 0..(1 + rnd() % 8) {
+                let at = (rnd() as usize) % m.len();
+                m[at] = rnd() as u8;
+            }
+            let opts = AnalyzeOptions {
+                ignore_checksums: round % 2 == 0,
+                ..AnalyzeOptions::default()
+            };
+            if let Err(e) = analyze_bytes(&m, &opts) {
+                assert_eq!(e.kind(), "bad_input");
+            }
+        }
+        let mut noise = vec![0u8; 4096];
+        for b in noise.iter_mut() {
+            *b = rnd() as u8;
+        }
+        assert!(analyze_bytes(&noise, &AnalyzeOptions::default()).is_err());
+    }
 }

@@ -264,7 +264,7 @@ impl Conn {
                 return true;
             }
         }
-        now_ns - self.last_activity_ns >= self.inactivity_timeout_ns()
+        now_ns.saturating_sub(self.last_activity_ns) >= self.inactivity_timeout_ns()
     }
 
     fn weird_conn(&self) -> WeirdConn<'_> {
@@ -360,11 +360,13 @@ impl FlowTable {
     }
 
     fn sweep(&mut self, now_ns: i64, sink: &mut dyn LogSink) {
-        let due = *self.next_sweep_ns.get_or_insert(now_ns + SWEEP_INTERVAL_NS);
+        let due = *self
+            .next_sweep_ns
+            .get_or_insert(now_ns.saturating_add(SWEEP_INTERVAL_NS));
         if now_ns < due {
             return;
         }
-        self.next_sweep_ns = Some(now_ns + SWEEP_INTERVAL_NS);
+        self.next_sweep_ns = Some(now_ns.saturating_add(SWEEP_INTERVAL_NS));
         let expired: Vec<ConnKey> = self
             .conns
             .iter()
@@ -526,7 +528,7 @@ impl FlowTable {
             is_orig = true;
         }
         if is_new && pure_syn && is_orig {
-            conn.attempt_deadline_ns = Some(ts_ns + TCP_ATTEMPT_DELAY_NS);
+            conn.attempt_deadline_ns = Some(ts_ns.saturating_add(TCP_ATTEMPT_DELAY_NS));
         }
         {
             let (side, _) = conn.sides(is_orig);
@@ -1066,7 +1068,7 @@ fn tcp_update(
     let (o, r) = (conn.orig.tcp.state, conn.resp.tcp.state);
     let closed = |s: EndpointState| matches!(s, EndpointState::Closed | EndpointState::Reset);
     if conn.remove_at_ns.is_none() && (rst || (closed(o) && closed(r))) {
-        conn.remove_at_ns = Some(ts_ns + TCP_CLOSE_DELAY_NS);
+        conn.remove_at_ns = Some(ts_ns.saturating_add(TCP_CLOSE_DELAY_NS));
     }
 }
 
@@ -1108,7 +1110,7 @@ fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
 }
 
 fn conn_row(conn: &Conn) -> Vec<Value> {
-    let duration_ns = conn.last_ns - conn.start_ns;
+    let duration_ns = conn.last_ns.saturating_sub(conn.start_ns);
     let (orig_size, resp_size, state) = match conn.proto {
         Proto::Tcp => {
             let o = conn.orig.tcp.size(conn.resp.tcp.state);
