@@ -15,7 +15,8 @@ pub const EXIT_CONFIG: i32 = 64;
 /// Exit code when a waited-for job ended other than `done`.
 pub const EXIT_JOB_NOT_DONE: i32 = 3;
 
-const ABOUT: &str = "Runs PCAP analysis jobs on a fixed pool of analyzer processes for many front ends.";
+const ABOUT: &str =
+    "Runs PCAP analysis jobs on a fixed pool of analyzer processes for many front ends.";
 
 const LONG_ABOUT: &str = "\
 pcapd keeps a fixed pool of long-lived analyzer processes and runs PCAP jobs on them for many
@@ -232,11 +233,19 @@ pub fn run(cli: Cli) -> i32 {
         Command::CheckConfig { config } => {
             crate::config::check_config(&config, &mut std::io::stdout(), &mut std::io::stderr())
         }
-        Command::Analyze { out, ignore_checksums, json_logs, logs, json, captures } => {
-            analyze(&out, ignore_checksums, json_logs, logs, json, &captures)
-        }
+        Command::Analyze {
+            out,
+            ignore_checksums,
+            json_logs,
+            logs,
+            json,
+            captures,
+        } => analyze(&out, ignore_checksums, json_logs, logs, json, &captures),
         command => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("pcapd: cannot start the async runtime: {e}");
@@ -257,21 +266,48 @@ async fn run_async(command: Command) -> i32 {
                 return e.exit_code();
             }
         },
-        Command::Demo { state_dir, captures } => demo::run(state_dir, captures).await,
-        Command::Submit { conn, tag, wait, ignore_checksums, paths, captures } => {
-            client_cmds::submit(&conn, tag.as_deref(), wait, ignore_checksums, paths, &captures).await
+        Command::Demo {
+            state_dir,
+            captures,
+        } => demo::run(state_dir, captures).await,
+        Command::Submit {
+            conn,
+            tag,
+            wait,
+            ignore_checksums,
+            paths,
+            captures,
+        } => {
+            client_cmds::submit(
+                &conn,
+                tag.as_deref(),
+                wait,
+                ignore_checksums,
+                paths,
+                &captures,
+            )
+            .await
         }
         Command::Status { conn, job_id } => client_cmds::status(&conn, &job_id).await,
-        Command::Wait { conn, timeout, job_id } => client_cmds::wait(&conn, &job_id, timeout).await,
-        Command::List { conn, state, tag, limit } => {
-            client_cmds::list(&conn, state.as_deref(), tag.as_deref(), limit).await
-        }
+        Command::Wait {
+            conn,
+            timeout,
+            job_id,
+        } => client_cmds::wait(&conn, &job_id, timeout).await,
+        Command::List {
+            conn,
+            state,
+            tag,
+            limit,
+        } => client_cmds::list(&conn, state.as_deref(), tag.as_deref(), limit).await,
         Command::Logs { conn, job_id } => client_cmds::logs(&conn, &job_id).await,
         Command::Fetch { conn, job_id, log } => client_cmds::fetch(&conn, &job_id, &log).await,
         Command::Cancel { conn, job_id } => client_cmds::cancel(&conn, &job_id).await,
         Command::Pool { conn } => client_cmds::pool(&conn).await,
         Command::Ping { conn } => client_cmds::ping(&conn).await,
-        Command::Worker { .. } | Command::CheckConfig { .. } | Command::Analyze { .. } => unreachable!("handled synchronously"),
+        Command::Worker { .. } | Command::CheckConfig { .. } | Command::Analyze { .. } => {
+            unreachable!("handled synchronously")
+        }
     };
     match result {
         Ok(code) => code,
@@ -298,13 +334,24 @@ fn analyze(
     }
     let opts = AnalyzeOptions {
         ignore_checksums,
-        format: if json_logs { LogFormat::Json } else { LogFormat::Tsv },
-        only_logs: logs.map(|l| l.into_iter().map(|s| s.trim_end_matches(".log").to_owned()).collect()),
+        format: if json_logs {
+            LogFormat::Json
+        } else {
+            LogFormat::Tsv
+        },
+        only_logs: logs.map(|l| {
+            l.into_iter()
+                .map(|s| s.trim_end_matches(".log").to_owned())
+                .collect()
+        }),
     };
     match analyze(captures, out, &opts, &mut |_, _| {}) {
         Ok(summary) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                );
             } else {
                 println!(
                     "{} packets, {} bytes, {} connections; logs: {}",
@@ -321,7 +368,11 @@ fn analyze(
         }
         Err(e) => {
             eprintln!("pcapd analyze: {e}");
-            if e.kind() == "bad_input" { 65 } else { 1 }
+            if e.kind() == "bad_input" {
+                65
+            } else {
+                1
+            }
         }
     }
 }
@@ -332,5 +383,9 @@ fn init_tracing(worker: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if worker { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
