@@ -1,28 +1,51 @@
-//! The builtin analyzer backend: NOT AVAILABLE in this build yet.
+//! The builtin analyzer backend: runs `crate::analyzer::analyze` inside the worker process.
 //!
-//! The builtin analyzer (`crate::analyzer::analyze`) is written separately. Until it is wired
-//! in, `start` refuses, so a worker with `backend = builtin` exits with the "cannot start" code
-//! and a clear message instead of pretending to analyse. Replacing `start` and `Builtin::run`
-//! (and the uninhabited field) is the whole integration.
+//! No child process is involved, so a group kill of the worker stops the analysis at once.
+//! Analyzer errors keep their kind (`bad_input` for a capture that cannot be read, so the
+//! job fails without blaming the worker).
 
 use super::{JobFailure, JobInput, JobResult, StartError};
+use crate::analyzer::{analyze, AnalyzeOptions};
+use crate::config::LogFormat;
+use crate::pool::protocol::FailureKind;
 use crate::worker::WorkerSettings;
 
-/// Cannot be constructed until the analyzer exists.
 pub struct Builtin {
-    unavailable: std::convert::Infallible,
+    format: LogFormat,
 }
 
-pub fn start(_settings: &WorkerSettings) -> Result<Builtin, StartError> {
-    Err(StartError::BuiltinUnavailable)
+pub fn start(settings: &WorkerSettings) -> Result<Builtin, StartError> {
+    Ok(Builtin {
+        format: settings.format.into(),
+    })
 }
 
 impl Builtin {
     pub fn run(
         &self,
-        _job: &JobInput<'_>,
-        _progress: &mut dyn FnMut(u64, u64),
+        job: &JobInput<'_>,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<JobResult, JobFailure> {
-        match self.unavailable {}
+        let opts = AnalyzeOptions {
+            ignore_checksums: job.ignore_checksums,
+            format: self.format,
+            only_logs: None,
+        };
+        match analyze(job.pcaps, job.out, &opts, progress) {
+            Ok(summary) => Ok(JobResult {
+                logs: summary.logs,
+                packets: summary.packets,
+                bytes: summary.bytes,
+                warnings: summary.warnings,
+            }),
+            Err(e) => {
+                let kind = match e.kind() {
+                    "bad_input" => FailureKind::BadInput,
+                    "analyzer" => FailureKind::Analyzer,
+                    _ => FailureKind::Internal,
+                };
+                Err(JobFailure::new(kind, e.to_string()))
+            }
+        }
     }
 }

@@ -56,8 +56,6 @@ impl JobFailure {
 /// A worker cannot start; restarting it will not help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StartError {
-    #[error("the builtin analyzer is not available in this build; use backend = command or zeek")]
-    BuiltinUnavailable,
     #[error("backend = command needs [Command] command")]
     NoCommand,
     #[error("[Zeek] zeekbin {zeekbin:?}: {reason}")]
