@@ -235,6 +235,9 @@ impl Session for DnsUdpSession {
         }
         true
     }
+
+    /// A UDP lookup is built in one step; there is nothing to cut short.
+    fn wind_down(&mut self) {}
 }
 
 /// DNS over TCP: one or two length-prefixed queries (often TXT, whose answers outgrow UDP).
@@ -282,6 +285,10 @@ impl TcpApp for DnsTcpApp {
 
     fn ending(&self) -> Ending {
         Ending::ClientFin
+    }
+
+    fn wind_down(&mut self) {
+        self.questions.clear();
     }
 }
 

@@ -22,7 +22,7 @@ const SERVERS: [&str; 4] = ["nginx/1.24.0", "Apache/2.4.58 (Debian)", "envoy", "
 enum Resource {
     Page,
     Script,
-    Image,
+    Download,
     Json,
 }
 
@@ -31,7 +31,7 @@ impl Resource {
         match self {
             Resource::Page => "text/html; charset=utf-8",
             Resource::Script => "application/javascript",
-            Resource::Image => "image/jpeg",
+            Resource::Download => "application/octet-stream",
             Resource::Json => "application/json",
         }
     }
@@ -76,15 +76,15 @@ impl HttpApp {
         let resource = *rng.pick(&[
             Resource::Page,
             Resource::Script,
-            Resource::Image,
-            Resource::Image,
+            Resource::Download,
+            Resource::Download,
             Resource::Json,
         ]);
         let post = resource == Resource::Json && rng.chance(500);
         let path = match resource {
             Resource::Page => (*rng.pick(&["/", "/index.html", "/about", "/news/latest", "/search?q=pcap"])).to_string(),
             Resource::Script => format!("/static/app.{:08x}.js", rng.next_u32()),
-            Resource::Image => format!("/images/photo{}.jpg", rng.range(1, 999)),
+            Resource::Download => format!("/downloads/blob-{:05}.bin", rng.range(1, 99_999)),
             Resource::Json => format!("/api/v1/items?page={}", rng.range(1, 40)),
         };
         let mut head = String::with_capacity(256);
@@ -163,12 +163,9 @@ impl HttpApp {
             }
             Resource::Json => ByteStream::new().bytes(json_body(size as usize, rng)),
             Resource::Script => ByteStream::new().text(size),
-            Resource::Image => {
-                // A JFIF start so content sniffers call it image/jpeg.
-                let magic: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0x00];
-                let pre = (magic.len() as u64).min(size);
-                ByteStream::new().bytes(magic[..pre as usize].to_vec()).random(size - pre)
-            }
+            // Opaque bytes under an opaque type: a dissector that trusted a media type
+            // (image/jpeg, video/mp4) would report random content as malformed.
+            Resource::Download => ByteStream::new().random(size),
         };
         ResponsePlan { head, body }
     }
@@ -192,6 +189,10 @@ impl TcpApp for HttpApp {
         let (request, response) = self.request(rng, now + delay);
         self.pending = Some(response);
         Some(Turn { dir: Dir::ToServer, stream: request, delay })
+    }
+
+    fn wind_down(&mut self) {
+        self.requests_left = 0;
     }
 
     fn ending(&self) -> Ending {

@@ -143,7 +143,7 @@ impl TrafficMix {
 pub struct TrafficConfig {
     pub seed: u64,
     /// Stop starting sessions once the capture file has this many bytes; sessions already
-    /// running are completed, so the file ends a little larger.
+    /// running finish their current exchange and close, so the file ends a little larger.
     pub target_bytes: u64,
     /// Sessions in flight at once (interleaved in the capture).
     pub concurrency: usize,
@@ -167,7 +167,7 @@ impl Default for TrafficConfig {
             target_bytes: 64 << 20,
             concurrency: 64,
             mix: TrafficMix::MIXED,
-            max_body_bytes: 4 << 20,
+            max_body_bytes: 1 << 20,
             ipv6_per_mille: 100,
             retransmit_per_mille: 3,
             capture_loss_per_mille: 1,
@@ -249,6 +249,7 @@ pub fn generate<S: PacketSink + ?Sized>(cfg: &TrafficConfig, sink: &mut S) -> Re
     let mut order = 0u64;
     let mut clock = cfg.start_unix_secs * 1_000_000;
     let mut active = 0usize;
+    let mut winding_down = false;
 
     loop {
         // Keep `concurrency` sessions running until the target size is reached.
@@ -299,6 +300,15 @@ pub fn generate<S: PacketSink + ?Sized>(cfg: &TrafficConfig, sink: &mut S) -> Re
         stats.last_ts = frame.ts;
         clock = ts;
         slot.outbox.recycle(frame.data);
+        if !winding_down && sink.bytes_written() >= cfg.target_bytes {
+            // Bound the overshoot: running sessions finish their current exchange only.
+            // Free slots hold ended sessions, for which this is a no-op.
+            winding_down = true;
+            for slot in &mut slots {
+                slot.session.wind_down();
+            }
+        }
+        let slot = &mut slots[index];
         if slot.outbox.is_empty() && !slot.session.refill(&mut slot.outbox, &mut slot.rng) {
             active -= 1;
             free.push(index);

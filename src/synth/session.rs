@@ -145,4 +145,8 @@ pub trait Session {
     /// (after which nothing more is appended). Batches are bounded, so memory per session
     /// stays constant however large the transfer.
     fn refill(&mut self, out: &mut Outbox, rng: &mut Rng) -> bool;
+
+    /// The capture is big enough: finish what is under way (the current exchange), then
+    /// end the conversation properly instead of starting new exchanges.
+    fn wind_down(&mut self);
 }

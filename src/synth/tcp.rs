@@ -51,6 +51,8 @@ pub enum Ending {
 pub trait TcpApp {
     fn next_turn(&mut self, rng: &mut Rng, now: u64) -> Option<Turn>;
     fn ending(&self) -> Ending;
+    /// Start no new exchanges; an answer already owed is still given.
+    fn wind_down(&mut self);
 }
 
 /// How often segments are disturbed, in per mille of data segments.
@@ -330,6 +332,10 @@ impl<A: TcpApp> Session for TcpSession<A> {
         }
         true
     }
+
+    fn wind_down(&mut self) {
+        self.app.wind_down();
+    }
 }
 
 /// A connection attempt that never carries data: refused or unanswered.
@@ -356,4 +362,6 @@ impl Session for FailedConnect {
         }
         true
     }
+
+    fn wind_down(&mut self) {}
 }

@@ -325,6 +325,10 @@ impl TcpApp for TlsApp {
         })
     }
 
+    fn wind_down(&mut self) {
+        self.exchanges_left = self.exchanges_left.min(1);
+    }
+
     fn ending(&self) -> Ending {
         if self.client_resets {
             Ending::ClientRst

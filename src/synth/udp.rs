@@ -70,6 +70,10 @@ impl Session for NtpSession {
         out.advance(rng.range(500_000, 2_000_000));
         true
     }
+
+    fn wind_down(&mut self) {
+        self.polls = 0;
+    }
 }
 
 /// A media-like UDP flow: many datagrams both ways with opaque payloads.
@@ -110,6 +114,10 @@ impl Session for UdpStreamSession {
             out.advance(rng.range(2_000, 30_000));
         }
         true
+    }
+
+    fn wind_down(&mut self) {
+        self.packets_left = self.packets_left.min(UDP_BATCH);
     }
 }
 
@@ -160,6 +168,10 @@ impl Session for IcmpEchoSession {
         }
         out.advance(1_000_000);
         true
+    }
+
+    fn wind_down(&mut self) {
+        self.count = self.seq.max(1);
     }
 }
 
