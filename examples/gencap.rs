@@ -16,7 +16,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use pcapd::synth::{generate, GenStats, PacketSink, PcapWriter, PcapngWriter, SessionKind, TrafficConfig, TrafficMix};
+use pcapd::synth::{
+    generate, GenStats, PacketSink, PcapWriter, PcapngWriter, SessionKind, TrafficConfig,
+    TrafficMix,
+};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Kind {
@@ -73,8 +76,13 @@ fn parse_size(text: &str) -> Result<u64> {
         "G" => 30,
         _ => bail!("size {text:?}: unit must be K, M or G"),
     };
-    let value: u64 = digits.parse().with_context(|| format!("size {text:?} is not a number"))?;
-    value.checked_shl(shift).filter(|v| v >> shift == value).with_context(|| format!("size {text:?} is too large"))
+    let value: u64 = digits
+        .parse()
+        .with_context(|| format!("size {text:?} is not a number"))?;
+    value
+        .checked_shl(shift)
+        .filter(|v| v >> shift == value)
+        .with_context(|| format!("size {text:?} is too large"))
 }
 
 fn preset(kind: Kind) -> TrafficConfig {
@@ -89,10 +97,25 @@ fn preset(kind: Kind) -> TrafficConfig {
     };
     match kind {
         Kind::Mixed => TrafficConfig::default(),
-        Kind::SampleHttp => TrafficConfig { mix: TrafficMix::HTTP, ..sample },
-        Kind::SampleDns => TrafficConfig { mix: TrafficMix::DNS, target_bytes: 40 << 10, ..sample },
-        Kind::SampleTls => TrafficConfig { mix: TrafficMix::TLS, max_body_bytes: 12 << 10, ..sample },
-        Kind::SampleUdp => TrafficConfig { mix: TrafficMix::UDP, target_bytes: 60 << 10, ..sample },
+        Kind::SampleHttp => TrafficConfig {
+            mix: TrafficMix::HTTP,
+            ..sample
+        },
+        Kind::SampleDns => TrafficConfig {
+            mix: TrafficMix::DNS,
+            target_bytes: 40 << 10,
+            ..sample
+        },
+        Kind::SampleTls => TrafficConfig {
+            mix: TrafficMix::TLS,
+            max_body_bytes: 12 << 10,
+            ..sample
+        },
+        Kind::SampleUdp => TrafficConfig {
+            mix: TrafficMix::UDP,
+            target_bytes: 60 << 10,
+            ..sample
+        },
     }
 }
 
@@ -113,7 +136,8 @@ fn main() -> Result<()> {
     if let Some(concurrency) = args.concurrency {
         cfg.concurrency = concurrency;
     }
-    let file = File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let file =
+        File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let out = BufWriter::with_capacity(1 << 20, file);
     let started = Instant::now();
     let stats = match args.format {

@@ -131,7 +131,12 @@ impl<W: Write> PacketSink for PcapngWriter<W> {
 }
 
 /// Writes `type, total_len, head, data, padding, total_len`; returns the block length.
-fn write_block<W: Write>(out: &mut W, block_type: u32, head: &[u8], data: &[u8]) -> io::Result<u64> {
+fn write_block<W: Write>(
+    out: &mut W,
+    block_type: u32,
+    head: &[u8],
+    data: &[u8],
+) -> io::Result<u64> {
     let body = head.len() + data.len();
     let padding = (4 - body % 4) % 4;
     let total = 12 + body + padding;
@@ -182,7 +187,9 @@ mod tests {
     #[test]
     fn pcap_global_header_and_record_are_byte_exact() {
         let mut writer = PcapWriter::new(Vec::new()).unwrap();
-        writer.write_packet(1_714_564_800_123_456, &[0xAA, 0xBB, 0xCC]).unwrap();
+        writer
+            .write_packet(1_714_564_800_123_456, &[0xAA, 0xBB, 0xCC])
+            .unwrap();
         assert_eq!(writer.bytes_written(), 24 + 16 + 3);
         let bytes = writer.into_inner();
         let expected: Vec<u8> = [
@@ -214,7 +221,10 @@ mod tests {
         assert_eq!(&bytes[8..12], &[0x4D, 0x3C, 0x2B, 0x1A]);
         assert_eq!(&bytes[12..16], &[1, 0, 0, 0]);
         assert_eq!(&bytes[16..24], &[0xFF; 8]);
-        assert_eq!(&bytes[shb_len - 4..shb_len], &(shb_len as u32).to_le_bytes());
+        assert_eq!(
+            &bytes[shb_len - 4..shb_len],
+            &(shb_len as u32).to_le_bytes()
+        );
         // IDB: Ethernet, snaplen.
         let idb = &bytes[shb_len..];
         assert_eq!(&idb[0..4], &[1, 0, 0, 0]);

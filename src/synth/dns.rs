@@ -79,7 +79,14 @@ pub fn query(id: u16, name: &str, qtype: u16, edns: bool) -> Vec<u8> {
 }
 
 /// The resolver's response to `query(id, name, qtype, edns)`.
-pub fn response(id: u16, name: &str, qtype: u16, outcome: &Outcome, edns: bool, rng: &mut Rng) -> Vec<u8> {
+pub fn response(
+    id: u16,
+    name: &str,
+    qtype: u16,
+    outcome: &Outcome,
+    edns: bool,
+    rng: &mut Rng,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
     let mut answers = Vec::new();
     let mut answer_count = 0u16;
@@ -107,7 +114,13 @@ pub fn response(id: u16, name: &str, qtype: u16, outcome: &Outcome, edns: bool, 
             if let Some(canonical) = &host.canonical {
                 let mut target = Vec::new();
                 encode_name(&mut target, canonical);
-                let at = record(&mut answers, owner, TYPE_CNAME, rng.range(60, 3600) as u32, &target);
+                let at = record(
+                    &mut answers,
+                    owner,
+                    TYPE_CNAME,
+                    rng.range(60, 3600) as u32,
+                    &target,
+                );
                 owner = 0xC000 | (answers_start + at) as u16;
                 answer_count += 1;
             }
@@ -134,7 +147,12 @@ pub fn response(id: u16, name: &str, qtype: u16, outcome: &Outcome, edns: bool, 
         }
     };
     let authority_count = u16::from(!authority.is_empty());
-    header(&mut out, id, flags, [1, answer_count, authority_count, u16::from(edns)]);
+    header(
+        &mut out,
+        id,
+        flags,
+        [1, answer_count, authority_count, u16::from(edns)],
+    );
     encode_name(&mut out, name);
     put_u16(&mut out, qtype);
     put_u16(&mut out, CLASS_IN);
@@ -159,12 +177,25 @@ impl Question {
         if nxdomain {
             let (name, zone) = match rng.range(0, 2) {
                 0 => ("wpad.corp.example".to_string(), "corp.example"),
-                1 => (format!("no-such-{:06x}.example.com", rng.next_u32() & 0xFF_FFFF), "example.com"),
+                1 => (
+                    format!("no-such-{:06x}.example.com", rng.next_u32() & 0xFF_FFFF),
+                    "example.com",
+                ),
                 _ => ("printer.shop.test".to_string(), "shop.test"),
             };
-            Question { name, qtype, host: None, zone }
+            Question {
+                name,
+                qtype,
+                host: None,
+                zone,
+            }
         } else {
-            Question { name: host.name.clone(), qtype, host: Some(host.clone()), zone: "" }
+            Question {
+                name: host.name.clone(),
+                qtype,
+                host: Some(host.clone()),
+                zone: "",
+            }
         }
     }
 
@@ -189,8 +220,15 @@ pub struct DnsUdpSession {
 impl DnsUdpSession {
     pub fn new(client: Endpoint, server: Endpoint, host: &Host, rng: &mut Rng) -> Self {
         let nxdomain = rng.chance(80);
-        let qtypes: &[u16] = if rng.chance(500) { &[TYPE_A, TYPE_AAAA] } else { &[TYPE_A] };
-        let questions = qtypes.iter().map(|t| Question::pick(host, *t, nxdomain, &mut *rng)).collect();
+        let qtypes: &[u16] = if rng.chance(500) {
+            &[TYPE_A, TYPE_AAAA]
+        } else {
+            &[TYPE_A]
+        };
+        let questions = qtypes
+            .iter()
+            .map(|t| Question::pick(host, *t, nxdomain, &mut *rng))
+            .collect();
         DnsUdpSession {
             client,
             server,
@@ -209,8 +247,15 @@ impl Session for DnsUdpSession {
         }
         self.done = true;
         let resolver_rtt = rng.log_uniform(150, 60_000);
-        let ids: Vec<u16> = self.questions.iter().map(|_| rng.next_u32() as u16).collect();
-        let ip = |rng: &mut Rng, ttl| IpFields { id: rng.next_u32() as u16, ttl };
+        let ids: Vec<u16> = self
+            .questions
+            .iter()
+            .map(|_| rng.next_u32() as u16)
+            .collect();
+        let ip = |rng: &mut Rng, ttl| IpFields {
+            id: rng.next_u32() as u16,
+            ttl,
+        };
         let tries = if self.unanswered { 2 } else { 1 };
         for attempt in 0..tries {
             for (q, id) in self.questions.iter().zip(&ids) {
@@ -252,10 +297,16 @@ impl DnsTcpApp {
         let questions = (0..count)
             .map(|_| {
                 let qtype = *rng.pick(&[TYPE_TXT, TYPE_TXT, TYPE_A, TYPE_AAAA]);
-                (rng.next_u32() as u16, Question::pick(host, qtype, rng.chance(50), &mut *rng))
+                (
+                    rng.next_u32() as u16,
+                    Question::pick(host, qtype, rng.chance(50), &mut *rng),
+                )
             })
             .collect();
-        DnsTcpApp { questions, pending: None }
+        DnsTcpApp {
+            questions,
+            pending: None,
+        }
     }
 }
 
@@ -268,7 +319,11 @@ fn length_prefixed(msg: Vec<u8>) -> Vec<u8> {
 impl TcpApp for DnsTcpApp {
     fn next_turn(&mut self, rng: &mut Rng, _now: u64) -> Option<Turn> {
         if let Some(answer) = self.pending.take() {
-            return Some(Turn { dir: Dir::ToClient, stream: ByteStream::new().bytes(answer), delay: rng.log_uniform(100, 30_000) });
+            return Some(Turn {
+                dir: Dir::ToClient,
+                stream: ByteStream::new().bytes(answer),
+                delay: rng.log_uniform(100, 30_000),
+            });
         }
         if self.questions.is_empty() {
             return None;
@@ -330,7 +385,14 @@ mod tests {
     #[test]
     fn cname_chain_answer_decodes_with_compression_pointers() {
         let h = host(Some("e1234.edge.example.net"));
-        let msg = response(0xBEEF, &h.name, TYPE_A, &Outcome::Found(&h), true, &mut Rng::new(1));
+        let msg = response(
+            0xBEEF,
+            &h.name,
+            TYPE_A,
+            &Outcome::Found(&h),
+            true,
+            &mut Rng::new(1),
+        );
         assert_eq!(&msg[0..4], &[0xBE, 0xEF, 0x81, 0x80]);
         assert_eq!(&msg[4..12], &[0, 1, 0, 2, 0, 0, 0, 1]);
         let (qname, mut p) = read_name(&msg, 12);
@@ -343,7 +405,10 @@ mod tests {
         let (target, _) = read_name(&msg, q + 10);
         assert_eq!(target, "e1234.edge.example.net");
         let (owner2, r) = read_name(&msg, q + 10 + rdlen);
-        assert_eq!(owner2, "e1234.edge.example.net", "A record owned by the CNAME target");
+        assert_eq!(
+            owner2, "e1234.edge.example.net",
+            "A record owned by the CNAME target"
+        );
         assert_eq!(u16::from_be_bytes([msg[r], msg[r + 1]]), TYPE_A);
         assert_eq!(&msg[r + 10..r + 14], &[192, 0, 2, 7]);
         // EDNS OPT trails the message.
@@ -352,7 +417,16 @@ mod tests {
 
     #[test]
     fn nxdomain_carries_rcode_3_and_an_soa_authority() {
-        let msg = response(1, "wpad.corp.example", TYPE_A, &Outcome::NxDomain { zone: "corp.example" }, false, &mut Rng::new(1));
+        let msg = response(
+            1,
+            "wpad.corp.example",
+            TYPE_A,
+            &Outcome::NxDomain {
+                zone: "corp.example",
+            },
+            false,
+            &mut Rng::new(1),
+        );
         assert_eq!(msg[3] & 0x0F, 3);
         assert_eq!(&msg[4..12], &[0, 1, 0, 0, 0, 1, 0, 0]);
         let (_, p) = read_name(&msg, 12);

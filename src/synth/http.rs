@@ -57,11 +57,15 @@ pub struct HttpApp {
 
 impl HttpApp {
     pub fn new(host: &str, max_body: u64, rng: &mut Rng) -> Self {
-        let requests = if rng.chance(300) { 1 } else { rng.range(2, 8) as u32 };
+        let requests = if rng.chance(300) {
+            1
+        } else {
+            rng.range(2, 8) as u32
+        };
         HttpApp {
             host: host.to_string(),
-            user_agent: *rng.pick(&USER_AGENTS),
-            server: *rng.pick(&SERVERS),
+            user_agent: rng.choose(&USER_AGENTS),
+            server: rng.choose(&SERVERS),
             requests_left: requests,
             pending: None,
             server_closes: rng.chance(400),
@@ -82,14 +86,25 @@ impl HttpApp {
         ]);
         let post = resource == Resource::Json && rng.chance(500);
         let path = match resource {
-            Resource::Page => (*rng.pick(&["/", "/index.html", "/about", "/news/latest", "/search?q=pcap"])).to_string(),
+            Resource::Page => (*rng.pick(&[
+                "/",
+                "/index.html",
+                "/about",
+                "/news/latest",
+                "/search?q=pcap",
+            ]))
+            .to_string(),
             Resource::Script => format!("/static/app.{:08x}.js", rng.next_u32()),
             Resource::Download => format!("/downloads/blob-{:05}.bin", rng.range(1, 99_999)),
             Resource::Json => format!("/api/v1/items?page={}", rng.range(1, 40)),
         };
         let mut head = String::with_capacity(256);
         let method = if post { "POST" } else { "GET" };
-        let _ = write!(head, "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\n", self.host, self.user_agent);
+        let _ = write!(
+            head,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\n",
+            self.host, self.user_agent
+        );
         head.push_str("Accept: */*\r\nAccept-Encoding: identity\r\n");
         let conditional = !post && resource != Resource::Json && rng.chance(100);
         if conditional {
@@ -103,9 +118,20 @@ impl HttpApp {
             } else {
                 rng.range(20, 1_500)
             };
-            let content_type = if upload { "application/octet-stream" } else { "application/json" };
-            let _ = write!(head, "Content-Type: {content_type}\r\nContent-Length: {body_len}\r\n");
-            head.push_str(if last && self.server_closes { "Connection: close\r\n\r\n" } else { "Connection: keep-alive\r\n\r\n" });
+            let content_type = if upload {
+                "application/octet-stream"
+            } else {
+                "application/json"
+            };
+            let _ = write!(
+                head,
+                "Content-Type: {content_type}\r\nContent-Length: {body_len}\r\n"
+            );
+            head.push_str(if last && self.server_closes {
+                "Connection: close\r\n\r\n"
+            } else {
+                "Connection: keep-alive\r\n\r\n"
+            });
             request = request.bytes(head.into_bytes());
             request = if upload {
                 request.random(body_len)
@@ -113,14 +139,25 @@ impl HttpApp {
                 request.bytes(json_body(body_len as usize, rng))
             };
         } else {
-            head.push_str(if last && self.server_closes { "Connection: close\r\n\r\n" } else { "Connection: keep-alive\r\n\r\n" });
+            head.push_str(if last && self.server_closes {
+                "Connection: close\r\n\r\n"
+            } else {
+                "Connection: keep-alive\r\n\r\n"
+            });
             request = request.bytes(head.into_bytes());
         }
         let response = self.response(resource, conditional, last, rng, now);
         (request, response)
     }
 
-    fn response(&self, resource: Resource, conditional: bool, last: bool, rng: &mut Rng, now: u64) -> ResponsePlan {
+    fn response(
+        &self,
+        resource: Resource,
+        conditional: bool,
+        last: bool,
+        rng: &mut Rng,
+        now: u64,
+    ) -> ResponsePlan {
         let (status, reason) = if conditional {
             (304, "Not Modified")
         } else if rng.chance(40) {
@@ -131,35 +168,81 @@ impl HttpApp {
             (200, "OK")
         };
         let mut head = String::with_capacity(256);
-        let _ = write!(head, "HTTP/1.1 {status} {reason}\r\nServer: {}\r\nDate: {}\r\n", self.server, http_date(now / 1_000_000));
-        let connection = if last && self.server_closes { "close" } else { "keep-alive" };
+        let _ = write!(
+            head,
+            "HTTP/1.1 {status} {reason}\r\nServer: {}\r\nDate: {}\r\n",
+            self.server,
+            http_date(now / 1_000_000)
+        );
+        let connection = if last && self.server_closes {
+            "close"
+        } else {
+            "keep-alive"
+        };
         if status == 304 {
-            let _ = write!(head, "ETag: \"{:x}\"\r\nConnection: {connection}\r\n\r\n", rng.next_u32());
-            return ResponsePlan { head, body: ByteStream::new() };
+            let _ = write!(
+                head,
+                "ETag: \"{:x}\"\r\nConnection: {connection}\r\n\r\n",
+                rng.next_u32()
+            );
+            return ResponsePlan {
+                head,
+                body: ByteStream::new(),
+            };
         }
         if status != 200 {
             if status == 301 {
                 let _ = write!(head, "Location: https://{}/\r\n", self.host);
             }
             let body = format!("<html><head><title>{status} {reason}</title></head><body><h1>{reason}</h1></body></html>\n");
-            let _ = write!(head, "Content-Type: text/html\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n", body.len());
-            return ResponsePlan { head, body: ByteStream::new().bytes(body.into_bytes()) };
+            let _ = write!(
+                head,
+                "Content-Type: text/html\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
+                body.len()
+            );
+            return ResponsePlan {
+                head,
+                body: ByteStream::new().bytes(body.into_bytes()),
+            };
         }
         let textual = matches!(resource, Resource::Page | Resource::Json);
-        let size_cap = if resource == Resource::Json { 64_000 } else { self.max_body };
+        let size_cap = if resource == Resource::Json {
+            64_000
+        } else {
+            self.max_body
+        };
         let size = rng.log_uniform(200, size_cap.max(200));
-        let _ = write!(head, "Content-Type: {}\r\nCache-Control: max-age=3600\r\n", resource.content_type());
+        let _ = write!(
+            head,
+            "Content-Type: {}\r\nCache-Control: max-age=3600\r\n",
+            resource.content_type()
+        );
         if textual && size <= 65_536 && rng.chance(250) {
-            let _ = write!(head, "Transfer-Encoding: chunked\r\nConnection: {connection}\r\n\r\n");
-            let text = if resource == Resource::Json { json_body(size as usize, rng) } else { html_body(size as usize) };
-            return ResponsePlan { head, body: ByteStream::new().bytes(chunked(&text, rng)) };
+            let _ = write!(
+                head,
+                "Transfer-Encoding: chunked\r\nConnection: {connection}\r\n\r\n"
+            );
+            let text = if resource == Resource::Json {
+                json_body(size as usize, rng)
+            } else {
+                html_body(size as usize)
+            };
+            return ResponsePlan {
+                head,
+                body: ByteStream::new().bytes(chunked(&text, rng)),
+            };
         }
-        let _ = write!(head, "Content-Length: {size}\r\nConnection: {connection}\r\n\r\n");
+        let _ = write!(
+            head,
+            "Content-Length: {size}\r\nConnection: {connection}\r\n\r\n"
+        );
         let body = match resource {
             Resource::Page => {
                 let prefix = html_prefix();
                 let pre = (prefix.len() as u64).min(size);
-                ByteStream::new().bytes(prefix[..pre as usize].to_vec()).text(size - pre)
+                ByteStream::new()
+                    .bytes(prefix[..pre as usize].to_vec())
+                    .text(size - pre)
             }
             Resource::Json => ByteStream::new().bytes(json_body(size as usize, rng)),
             Resource::Script => ByteStream::new().text(size),
@@ -176,7 +259,9 @@ impl TcpApp for HttpApp {
         if let Some(plan) = self.pending.take() {
             return Some(Turn {
                 dir: Dir::ToClient,
-                stream: ByteStream::new().bytes(plan.head.into_bytes()).append(plan.body),
+                stream: ByteStream::new()
+                    .bytes(plan.head.into_bytes())
+                    .append(plan.body),
                 delay: rng.log_uniform(100, 80_000),
             });
         }
@@ -184,11 +269,19 @@ impl TcpApp for HttpApp {
             return None;
         }
         self.requests_left -= 1;
-        let delay = if self.first { rng.range(50, 2_000) } else { rng.log_uniform(1_000, 3_000_000) };
+        let delay = if self.first {
+            rng.range(50, 2_000)
+        } else {
+            rng.log_uniform(1_000, 3_000_000)
+        };
         self.first = false;
         let (request, response) = self.request(rng, now + delay);
         self.pending = Some(response);
-        Some(Turn { dir: Dir::ToServer, stream: request, delay })
+        Some(Turn {
+            dir: Dir::ToServer,
+            stream: request,
+            delay,
+        })
     }
 
     fn wind_down(&mut self) {
@@ -232,7 +325,14 @@ fn json_body(len: usize, rng: &mut Rng) -> Vec<u8> {
         if body.len() > 1 {
             body.push(',');
         }
-        let _ = write!(body, "{{\"id\":{},\"name\":\"item-{:06x}\",\"price\":{}.{:02}}}", rng.range(1, 99_999), rng.next_u32() & 0xFF_FFFF, rng.range(1, 999), rng.range(0, 99));
+        let _ = write!(
+            body,
+            "{{\"id\":{},\"name\":\"item-{:06x}\",\"price\":{}.{:02}}}",
+            rng.range(1, 99_999),
+            rng.next_u32() & 0xFF_FFFF,
+            rng.range(1, 999),
+            rng.range(0, 99)
+        );
     }
     body.push(']');
     while body.len() < len {
@@ -261,7 +361,9 @@ fn chunked(body: &[u8], rng: &mut Rng) -> Vec<u8> {
 /// RFC 7231 IMF-fixdate, e.g. `Wed, 01 May 2024 12:00:00 GMT`.
 pub fn http_date(unix_secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = unix_secs / 86_400;
     let secs = unix_secs % 86_400;
     // Howard Hinnant's civil_from_days.
@@ -316,7 +418,8 @@ mod tests {
         let mut rest = &encoded[..];
         loop {
             let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16).unwrap();
             rest = &rest[line_end + 2..];
             if size == 0 {
                 assert_eq!(rest, b"\r\n");
@@ -350,7 +453,9 @@ mod tests {
                     .map(|v| v.parse::<usize>().unwrap());
                 match length {
                     Some(n) => assert_eq!(body.len(), n, "{head}"),
-                    None if head.contains("Transfer-Encoding: chunked") => assert!(body.ends_with(b"0\r\n\r\n")),
+                    None if head.contains("Transfer-Encoding: chunked") => {
+                        assert!(body.ends_with(b"0\r\n\r\n"))
+                    }
                     None => assert!(body.is_empty(), "{head}"),
                 }
             }

@@ -121,7 +121,10 @@ impl TrafficMix {
     }
 
     fn total(&self) -> u64 {
-        SessionKind::ALL.iter().map(|k| u64::from(self.weight(*k))).sum()
+        SessionKind::ALL
+            .iter()
+            .map(|k| u64::from(self.weight(*k)))
+            .sum()
     }
 
     /// Draws a kind in proportion to the weights. Precondition: `total() > 0`.
@@ -228,12 +231,19 @@ struct Slot {
 }
 
 /// Streams a capture for `cfg` into `sink` and flushes it.
-pub fn generate<S: PacketSink + ?Sized>(cfg: &TrafficConfig, sink: &mut S) -> Result<GenStats, GenerateError> {
+pub fn generate<S: PacketSink + ?Sized>(
+    cfg: &TrafficConfig,
+    sink: &mut S,
+) -> Result<GenStats, GenerateError> {
     if cfg.mix.total() == 0 {
-        return Err(GenerateError::InvalidConfig("every traffic mix weight is zero"));
+        return Err(GenerateError::InvalidConfig(
+            "every traffic mix weight is zero",
+        ));
     }
     if cfg.concurrency == 0 {
-        return Err(GenerateError::InvalidConfig("concurrency must be at least 1"));
+        return Err(GenerateError::InvalidConfig(
+            "concurrency must be at least 1",
+        ));
     }
     let mut master = Rng::new(cfg.seed);
     let mut network = Network::new(&mut master.fork(), cfg.ipv6_per_mille);
@@ -267,7 +277,11 @@ pub fn generate<S: PacketSink + ?Sized>(cfg: &TrafficConfig, sink: &mut S) -> Re
                     i
                 }
                 None => {
-                    slots.push(Slot { session, rng, outbox: Outbox::new(start) });
+                    slots.push(Slot {
+                        session,
+                        rng,
+                        outbox: Outbox::new(start),
+                    });
                     slots.len() - 1
                 }
             };
@@ -352,24 +366,47 @@ fn new_session(
             let app = tls::TlsApp::new(&host.name, cfg.max_body_bytes, rng);
             Box::new(TcpSession::new(conn, app))
         }
-        SessionKind::DnsUdp => Box::new(dns::DnsUdpSession::new(client, network.resolver(v6), &host, rng)),
+        SessionKind::DnsUdp => Box::new(dns::DnsUdpSession::new(
+            client,
+            network.resolver(v6),
+            &host,
+            rng,
+        )),
         SessionKind::DnsTcp => {
             let conn = TcpConn::new(client, network.resolver(v6), faults, rng);
             Box::new(TcpSession::new(conn, dns::DnsTcpApp::new(&host, rng)))
         }
-        SessionKind::Ntp => Box::new(udp::NtpSession::new(client, network.server(&host, v6, 123), rng)),
+        SessionKind::Ntp => Box::new(udp::NtpSession::new(
+            client,
+            network.server(&host, v6, 123),
+            rng,
+        )),
         SessionKind::UdpStream => {
             let port = rng.range(40_000, 44_999) as u16;
-            Box::new(udp::UdpStreamSession::new(client, network.server(&host, v6, port), rng))
+            Box::new(udp::UdpStreamSession::new(
+                client,
+                network.server(&host, v6, port),
+                rng,
+            ))
         }
         SessionKind::IcmpEcho => {
-            let server = packet::Endpoint { port: 0, ..network.server(&host, v6, 0) };
-            Box::new(udp::IcmpEchoSession::new(packet::Endpoint { port: 0, ..client }, server, rng))
+            let server = packet::Endpoint {
+                port: 0,
+                ..network.server(&host, v6, 0)
+            };
+            Box::new(udp::IcmpEchoSession::new(
+                packet::Endpoint { port: 0, ..client },
+                server,
+                rng,
+            ))
         }
         SessionKind::TcpRejected | SessionKind::TcpUnanswered => {
             let port = *rng.pick(&[22, 23, 25, 445, 3389, 5900, 8443, 9200]);
             let conn = TcpConn::new(client, network.server(&host, v6, port), faults, rng);
-            Box::new(tcp::FailedConnect::new(conn, kind == SessionKind::TcpRejected))
+            Box::new(tcp::FailedConnect::new(
+                conn,
+                kind == SessionKind::TcpRejected,
+            ))
         }
     }
 }

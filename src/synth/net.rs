@@ -178,14 +178,25 @@ mod tests {
         let b = Network::new(&mut Rng::new(2), 100);
         assert_eq!(a.hosts.len(), 80);
         for (ha, hb) in a.hosts.iter().zip(&b.hosts) {
-            assert_eq!((ha.v4, ha.v6), (hb.v4, hb.v6), "addresses do not depend on the seed");
+            assert_eq!(
+                (ha.v4, ha.v6),
+                (hb.v4, hb.v6),
+                "addresses do not depend on the seed"
+            );
             let o = ha.v4.octets();
             assert!(matches!(
                 (o[0], o[1], o[2]),
                 (192, 0, 2) | (198, 51, 100) | (203, 0, 113)
             ));
             assert_eq!(ha.v6.segments()[..2], [0x2001, 0xdb8]);
-            assert_eq!(ha.canonical.is_some(), ha.name.starts_with("cdn.") || ha.name.starts_with("static.") || ha.name.starts_with("img.") || ha.name.starts_with("media.") || ha.name.starts_with("video."));
+            assert_eq!(
+                ha.canonical.is_some(),
+                ha.name.starts_with("cdn.")
+                    || ha.name.starts_with("static.")
+                    || ha.name.starts_with("img.")
+                    || ha.name.starts_with("media.")
+                    || ha.name.starts_with("video.")
+            );
         }
     }
 

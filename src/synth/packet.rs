@@ -199,18 +199,24 @@ pub fn udp_frame(out: &mut Vec<u8>, from: &Endpoint, to: &Endpoint, ip: IpFields
     });
 }
 
+/// The fields of an ICMP/ICMPv6 echo message.
+#[derive(Debug, Clone, Copy)]
+pub struct Echo {
+    pub reply: bool,
+    pub ident: u16,
+    pub seq: u16,
+}
+
 /// An ICMP (IPv4) or ICMPv6 echo request/reply; the family follows the endpoints.
 pub fn icmp_echo_frame(
     out: &mut Vec<u8>,
     from: &Endpoint,
     to: &Endpoint,
     ip: IpFields,
-    reply: bool,
-    ident: u16,
-    seq: u16,
+    echo: Echo,
     payload: &[u8],
 ) {
-    let (proto, icmp_type) = match (from.ip, reply) {
+    let (proto, icmp_type) = match (from.ip, echo.reply) {
         (IpAddr::V4(_), false) => (PROTO_ICMP, 8),
         (IpAddr::V4(_), true) => (PROTO_ICMP, 0),
         (IpAddr::V6(_), false) => (PROTO_ICMPV6, 128),
@@ -218,8 +224,8 @@ pub fn icmp_echo_frame(
     };
     build_frame(out, from, to, ip, proto, 2, |seg| {
         seg.extend_from_slice(&[icmp_type, 0, 0, 0]);
-        seg.extend_from_slice(&ident.to_be_bytes());
-        seg.extend_from_slice(&seq.to_be_bytes());
+        seg.extend_from_slice(&echo.ident.to_be_bytes());
+        seg.extend_from_slice(&echo.seq.to_be_bytes());
         seg.extend_from_slice(payload);
     });
 }
@@ -280,7 +286,10 @@ pub(crate) mod tests {
     #[test]
     fn rfc1071_example_checksum() {
         // RFC 1071 §3: the words 0001 f203 f4f5 f6f7 sum to ddf2, checksum 220d.
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
         // Odd length pads with a zero byte.
         assert_eq!(checksum(&[0x01]), !0x0100);
     }
@@ -321,7 +330,12 @@ pub(crate) mod tests {
             assert_eq!(verify_frame_checksums(&frame), PROTO_TCP);
             udp_frame(&mut frame, from, to, ip, b"hello udp");
             assert_eq!(verify_frame_checksums(&frame), PROTO_UDP);
-            icmp_echo_frame(&mut frame, from, to, ip, false, 9, 1, &[0x10; 56]);
+            let echo = Echo {
+                reply: false,
+                ident: 9,
+                seq: 1,
+            };
+            icmp_echo_frame(&mut frame, from, to, ip, echo, &[0x10; 56]);
             let proto = verify_frame_checksums(&frame);
             assert!(proto == PROTO_ICMP || proto == PROTO_ICMPV6);
         }
@@ -337,7 +351,15 @@ pub(crate) mod tests {
             flags: TCP_SYN,
             window: 64240,
         };
-        tcp_frame(&mut frame, &a, &b, IpFields { id: 1, ttl: 64 }, tcp, &[], |_| {});
+        tcp_frame(
+            &mut frame,
+            &a,
+            &b,
+            IpFields { id: 1, ttl: 64 },
+            tcp,
+            &[],
+            |_| {},
+        );
         assert_eq!(frame.len(), 14 + 20 + 20);
         assert_eq!(&frame[0..6], &b.mac);
         assert_eq!(&frame[6..12], &a.mac);

@@ -90,6 +90,11 @@ impl Rng {
         &items[self.range(0, items.len() as u64 - 1) as usize]
     }
 
+    /// A copy of one element of a non-empty slice.
+    pub fn choose<T: Copy>(&mut self, items: &[T]) -> T {
+        *self.pick(items)
+    }
+
     /// Fills `out` with random bytes, eight at a time.
     pub fn fill(&mut self, out: &mut [u8]) {
         let mut chunks = out.chunks_exact_mut(8);
@@ -144,7 +149,10 @@ mod tests {
         for _ in 0..1000 {
             seen[(rng.range(3, 9) - 3) as usize] = true;
         }
-        assert!(seen.iter().all(|s| *s), "every value of a small range appears");
+        assert!(
+            seen.iter().all(|s| *s),
+            "every value of a small range appears"
+        );
     }
 
     #[test]

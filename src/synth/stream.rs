@@ -17,12 +17,22 @@ pub const TLS_MAX_RECORD: u64 = 16_384 + 16;
 pub const TLS_CONTENT_APPLICATION_DATA: u8 = 23;
 
 enum Chunk {
-    Bytes { data: Vec<u8>, pos: usize },
-    Random { remaining: u64 },
-    Text { remaining: u64, offset: usize },
+    Bytes {
+        data: Vec<u8>,
+        pos: usize,
+    },
+    Random {
+        remaining: u64,
+    },
+    Text {
+        remaining: u64,
+        offset: usize,
+    },
     /// Application-data records of a TLS 1.2+ connection totalling `remaining` bytes of
     /// record bodies; each record's 5-byte header is emitted before its body.
-    TlsRecords { remaining: u64 },
+    TlsRecords {
+        remaining: u64,
+    },
 }
 
 /// The bytes one side sends in one turn.

@@ -163,7 +163,13 @@ impl TcpConn {
     }
 
     /// Sends up to one batch of `stream` from side `dir`; returns true once it is all sent.
-    pub fn send(&mut self, out: &mut Outbox, dir: Dir, stream: &mut ByteStream, rng: &mut Rng) -> bool {
+    pub fn send(
+        &mut self,
+        out: &mut Outbox,
+        dir: Dir,
+        stream: &mut ByteStream,
+        rng: &mut Rng,
+    ) -> bool {
         let d = dir.index();
         let receiver = if dir == Dir::ToServer {
             Dir::ToClient
@@ -239,10 +245,18 @@ impl TcpConn {
         out.advance(rng.range(50, 20_000));
         self.emit(out, closer, TCP_FIN | TCP_ACK, &[], |_| {});
         self.next_seq[closer.index()] = self.next_seq[closer.index()].wrapping_add(1);
-        out.advance(if closer == Dir::ToServer { self.rtt } else { ACK_DELAY_US });
+        out.advance(if closer == Dir::ToServer {
+            self.rtt
+        } else {
+            ACK_DELAY_US
+        });
         self.emit(out, peer, TCP_FIN | TCP_ACK, &[], |_| {});
         self.next_seq[peer.index()] = self.next_seq[peer.index()].wrapping_add(1);
-        out.advance(if closer == Dir::ToServer { ACK_DELAY_US } else { self.rtt });
+        out.advance(if closer == Dir::ToServer {
+            ACK_DELAY_US
+        } else {
+            self.rtt
+        });
         self.emit(out, closer, TCP_ACK, &[], |_| {});
     }
 

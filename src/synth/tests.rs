@@ -33,7 +33,10 @@ fn records(pcap: &[u8]) -> Vec<(u64, &[u8])> {
         let (secs, micros, incl, orig) = (word(0), word(4), word(8) as usize, word(12) as usize);
         assert!(micros < 1_000_000);
         assert_eq!(incl, orig);
-        out.push((u64::from(secs) * 1_000_000 + u64::from(micros), &pcap[p + 16..p + 16 + incl]));
+        out.push((
+            u64::from(secs) * 1_000_000 + u64::from(micros),
+            &pcap[p + 16..p + 16 + incl],
+        ));
         p += 16 + incl;
     }
     assert_eq!(p, pcap.len(), "records tile the file");
@@ -68,7 +71,10 @@ fn every_frame_has_valid_checksums_and_records_are_ordered() {
         v6 += usize::from(frame[12..14] == [0x86, 0xDD]);
     }
     for proto in [1u8, 6, 17] {
-        assert!(protos.get(&proto).copied().unwrap_or(0) > 0, "protocol {proto} present: {protos:?}");
+        assert!(
+            protos.get(&proto).copied().unwrap_or(0) > 0,
+            "protocol {proto} present: {protos:?}"
+        );
     }
     assert!(v6 > 0, "some IPv6 traffic");
     assert_eq!(stats.first_ts, recs[0].0);
@@ -79,7 +85,11 @@ fn every_frame_has_valid_checksums_and_records_are_ordered() {
 fn mixed_config_starts_every_kind_of_session() {
     let (_, stats) = generate_pcap(&small_config(2));
     for kind in SessionKind::ALL {
-        assert!(stats.sessions_of(kind) > 0, "{} missing: {stats:?}", kind.name());
+        assert!(
+            stats.sessions_of(kind) > 0,
+            "{} missing: {stats:?}",
+            kind.name()
+        );
     }
 }
 
@@ -98,7 +108,10 @@ fn tcp_sequence_and_ack_numbers_are_consistent() {
     let cfg = TrafficConfig {
         retransmit_per_mille: 20,
         capture_loss_per_mille: 0,
-        mix: TrafficMix { dns_udp: 0, ..TrafficMix::MIXED },
+        mix: TrafficMix {
+            dns_udp: 0,
+            ..TrafficMix::MIXED
+        },
         ..small_config(3)
     };
     let (pcap, _) = generate_pcap(&cfg);
@@ -109,15 +122,26 @@ fn tcp_sequence_and_ack_numbers_are_consistent() {
     for (_, frame) in records(&pcap) {
         let v6 = frame[12..14] == [0x86, 0xDD];
         let (ip_len, proto, src, dst) = if v6 {
-            (40, frame[20], frame[22..38].to_vec(), frame[38..54].to_vec())
+            (
+                40,
+                frame[20],
+                frame[22..38].to_vec(),
+                frame[38..54].to_vec(),
+            )
         } else {
-            (usize::from(frame[14] & 0x0F) * 4, frame[23], frame[26..30].to_vec(), frame[30..34].to_vec())
+            (
+                usize::from(frame[14] & 0x0F) * 4,
+                frame[23],
+                frame[26..30].to_vec(),
+                frame[30..34].to_vec(),
+            )
         };
         if proto != PROTO_TCP {
             continue;
         }
         let tcp = &frame[14 + ip_len..];
-        let key_of = |a: &[u8], pa: &[u8], b: &[u8], pb: &[u8]| ([a, pa].concat(), [b, pb].concat());
+        let key_of =
+            |a: &[u8], pa: &[u8], b: &[u8], pb: &[u8]| ([a, pa].concat(), [b, pb].concat());
         let me = key_of(&src, &tcp[0..2], &dst, &tcp[2..4]);
         let peer = (me.1.clone(), me.0.clone());
         let seq = u32::from_be_bytes(tcp[4..8].try_into().unwrap());
@@ -126,8 +150,14 @@ fn tcp_sequence_and_ack_numbers_are_consistent() {
         let payload = (tcp.len() - usize::from(tcp[12] >> 4) * 4) as u32;
         let peer_next = sides.get(&peer).and_then(|s| s.next);
 
-        if flags & TCP_ACK != 0 && !(flags & TCP_RST != 0 && flags & TCP_SYN == 0 && peer_next.is_none()) {
-            assert_eq!(Some(ack), peer_next, "ACK acknowledges exactly what the peer sent");
+        if flags & TCP_ACK != 0
+            && !(flags & TCP_RST != 0 && flags & TCP_SYN == 0 && peer_next.is_none())
+        {
+            assert_eq!(
+                Some(ack),
+                peer_next,
+                "ACK acknowledges exactly what the peer sent"
+            );
         }
         let side = sides.entry(me).or_default();
         if flags & TCP_SYN != 0 {
@@ -142,7 +172,10 @@ fn tcp_sequence_and_ack_numbers_are_consistent() {
         }
         let Some(next) = side.next else {
             // A server's RST to a SYN it refuses: it never sent a SYN of its own.
-            assert!(flags & TCP_RST != 0, "a side's first segment is a SYN or a refusing RST");
+            assert!(
+                flags & TCP_RST != 0,
+                "a side's first segment is a SYN or a refusing RST"
+            );
             continue;
         };
         let advance = payload + u32::from(flags & TCP_FIN != 0);
@@ -152,7 +185,10 @@ fn tcp_sequence_and_ack_numbers_are_consistent() {
         } else {
             // Only a retransmission may start before `next`, and it must end by `next`.
             let behind = next.wrapping_sub(seq);
-            assert!(behind >= advance && behind < 1 << 30, "segment {seq} vs next {next}");
+            assert!(
+                behind >= advance && behind < 1 << 30,
+                "segment {seq} vs next {next}"
+            );
             side.retransmissions += 1;
             retransmissions += 1;
         }
@@ -164,7 +200,10 @@ fn tcp_sequence_and_ack_numbers_are_consistent() {
 
 #[test]
 fn pcapng_output_holds_the_same_packets_as_pcap() {
-    let cfg = TrafficConfig { target_bytes: 200_000, ..small_config(4) };
+    let cfg = TrafficConfig {
+        target_bytes: 200_000,
+        ..small_config(4)
+    };
     let (pcap, stats) = generate_pcap(&cfg);
     let mut writer = PcapngWriter::new(Vec::new()).unwrap();
     let ng_stats = generate(&cfg, &mut writer).unwrap();
@@ -176,7 +215,11 @@ fn pcapng_output_holds_the_same_packets_as_pcap() {
         let block_type = u32::from_le_bytes(ng[p..p + 4].try_into().unwrap());
         let len = u32::from_le_bytes(ng[p + 4..p + 8].try_into().unwrap()) as usize;
         assert_eq!(len % 4, 0);
-        assert_eq!(&ng[p + len - 4..p + len], &ng[p + 4..p + 8], "trailing length");
+        assert_eq!(
+            &ng[p + len - 4..p + len],
+            &ng[p + 4..p + 8],
+            "trailing length"
+        );
         if block_type == 6 {
             let high = u64::from(u32::from_le_bytes(ng[p + 12..p + 16].try_into().unwrap()));
             let low = u64::from(u32::from_le_bytes(ng[p + 16..p + 20].try_into().unwrap()));
@@ -185,14 +228,26 @@ fn pcapng_output_holds_the_same_packets_as_pcap() {
         }
         p += len;
     }
-    let expected: Vec<(u64, Vec<u8>)> = records(&pcap).into_iter().map(|(t, f)| (t, f.to_vec())).collect();
-    assert!(frames == expected, "pcapng carries the pcap's frames and timestamps");
+    let expected: Vec<(u64, Vec<u8>)> = records(&pcap)
+        .into_iter()
+        .map(|(t, f)| (t, f.to_vec()))
+        .collect();
+    assert!(
+        frames == expected,
+        "pcapng carries the pcap's frames and timestamps"
+    );
 }
 
 #[test]
 fn invalid_config_is_rejected_before_writing_packets() {
-    let cfg = TrafficConfig { mix: TrafficMix::NONE, ..small_config(1) };
+    let cfg = TrafficConfig {
+        mix: TrafficMix::NONE,
+        ..small_config(1)
+    };
     let mut writer = PcapWriter::new(Vec::new()).unwrap();
-    assert!(matches!(generate(&cfg, &mut writer), Err(GenerateError::InvalidConfig(_))));
+    assert!(matches!(
+        generate(&cfg, &mut writer),
+        Err(GenerateError::InvalidConfig(_))
+    ));
     assert_eq!(writer.bytes_written(), 24);
 }

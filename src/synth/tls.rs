@@ -36,8 +36,8 @@ pub const TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: u16 = 0xc02f;
 pub const TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: u16 = 0xc030;
 
 const CLIENT_CIPHERS: [u16; 15] = [
-    0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014,
-    0x009c, 0x009d, 0x002f, 0x0035,
+    0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c,
+    0x009d, 0x002f, 0x0035,
 ];
 
 /// One TLS record.
@@ -111,7 +111,9 @@ pub fn client_hello(sni: &str, alpn: &[&str], session_id: &[u8; 32], rng: &mut R
     extension(
         &mut ext,
         13,
-        &u16_list(&[0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]),
+        &u16_list(&[
+            0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
+        ]),
     );
     let mut key_share = 36u16.to_be_bytes().to_vec();
     key_share.extend_from_slice(&GROUP_X25519.to_be_bytes());
@@ -126,7 +128,13 @@ pub fn client_hello(sni: &str, alpn: &[&str], session_id: &[u8; 32], rng: &mut R
 }
 
 /// The ServerHello message (not yet wrapped in a record).
-fn server_hello(version: u16, cipher: u16, session_id: &[u8; 32], alpn: &str, rng: &mut Rng) -> Vec<u8> {
+fn server_hello(
+    version: u16,
+    cipher: u16,
+    session_id: &[u8; 32],
+    alpn: &str,
+    rng: &mut Rng,
+) -> Vec<u8> {
     let mut body = TLS12.to_be_bytes().to_vec();
     body.extend_from_slice(&random_bytes::<32>(rng));
     body.push(32);
@@ -236,7 +244,12 @@ impl TcpApp for TlsApp {
         let (dir, bytes, delay, next) = match self.step {
             Step::ClientHello => (
                 Dir::ToServer,
-                ByteStream::new().bytes(client_hello(&self.sni, &["h2", "http/1.1"], &self.session_id, rng)),
+                ByteStream::new().bytes(client_hello(
+                    &self.sni,
+                    &["h2", "http/1.1"],
+                    &self.session_id,
+                    rng,
+                )),
                 rng.range(50, 1_000),
                 Step::ServerFlight,
             ),
@@ -248,13 +261,22 @@ impl TcpApp for TlsApp {
                     flight = flight
                         .bytes(record(CONTENT_HANDSHAKE, TLS12, &hello))
                         .bytes(record(CONTENT_CHANGE_CIPHER_SPEC, TLS12, &[1]))
-                        .bytes(encrypted(CONTENT_APPLICATION_DATA, rng.range(2_000, 4_500) as usize, rng));
+                        .bytes(encrypted(
+                            CONTENT_APPLICATION_DATA,
+                            rng.range(2_000, 4_500) as usize,
+                            rng,
+                        ));
                 } else {
                     let mut messages = hello;
                     messages.extend_from_slice(&tls12_server_flight_tail(rng));
                     flight = flight.bytes(record(CONTENT_HANDSHAKE, TLS12, &messages));
                 }
-                (Dir::ToClient, flight, rng.range(200, 5_000), Step::ClientFinish)
+                (
+                    Dir::ToClient,
+                    flight,
+                    rng.range(200, 5_000),
+                    Step::ClientFinish,
+                )
             }
             Step::ClientFinish => {
                 let mut out = ByteStream::new();
@@ -262,24 +284,45 @@ impl TcpApp for TlsApp {
                     out = out
                         .bytes(record(CONTENT_CHANGE_CIPHER_SPEC, TLS12, &[1]))
                         .bytes(encrypted(CONTENT_APPLICATION_DATA, 53, rng))
-                        .bytes(encrypted(CONTENT_APPLICATION_DATA, rng.range(80, 700) as usize, rng));
+                        .bytes(encrypted(
+                            CONTENT_APPLICATION_DATA,
+                            rng.range(80, 700) as usize,
+                            rng,
+                        ));
                 } else {
                     let mut cke = vec![32];
                     cke.extend_from_slice(&random_bytes::<32>(rng));
                     out = out
-                        .bytes(record(CONTENT_HANDSHAKE, TLS12, &handshake(HS_CLIENT_KEY_EXCHANGE, &cke)))
+                        .bytes(record(
+                            CONTENT_HANDSHAKE,
+                            TLS12,
+                            &handshake(HS_CLIENT_KEY_EXCHANGE, &cke),
+                        ))
                         .bytes(record(CONTENT_CHANGE_CIPHER_SPEC, TLS12, &[1]))
                         .bytes(encrypted(CONTENT_HANDSHAKE, 40, rng));
                 }
-                (Dir::ToServer, out, rng.range(100, 3_000), Step::ServerFinish)
+                (
+                    Dir::ToServer,
+                    out,
+                    rng.range(100, 3_000),
+                    Step::ServerFinish,
+                )
             }
             Step::ServerFinish => {
                 let mut out = ByteStream::new();
                 let next = if self.tls13 {
                     // NewSessionTicket messages, then the answer to the first request.
                     out = out
-                        .bytes(encrypted(CONTENT_APPLICATION_DATA, rng.range(200, 300) as usize, rng))
-                        .bytes(encrypted(CONTENT_APPLICATION_DATA, rng.range(200, 300) as usize, rng))
+                        .bytes(encrypted(
+                            CONTENT_APPLICATION_DATA,
+                            rng.range(200, 300) as usize,
+                            rng,
+                        ))
+                        .bytes(encrypted(
+                            CONTENT_APPLICATION_DATA,
+                            rng.range(200, 300) as usize,
+                            rng,
+                        ))
                         .tls_records(self.response_size(rng));
                     self.exchanges_left -= 1;
                     Step::Request
@@ -373,7 +416,12 @@ mod tests {
         let mut rng = Rng::new(9);
         let rec = client_hello("www.example.com", &["h2", "http/1.1"], &[7; 32], &mut rng);
         let ext = client_hello_extensions(&rec);
-        let find = |t: u16| ext.iter().find(|(et, _)| *et == t).map(|(_, d)| d.clone()).unwrap();
+        let find = |t: u16| {
+            ext.iter()
+                .find(|(et, _)| *et == t)
+                .map(|(_, d)| d.clone())
+                .unwrap()
+        };
         let sni = find(0);
         assert_eq!(&sni[5..], b"www.example.com");
         assert_eq!(find(16), b"\x00\x0c\x02h2\x08http/1.1".to_vec());
@@ -412,7 +460,9 @@ mod tests {
         assert_eq!(flight[5], HS_SERVER_HELLO);
         let cipher_at = 5 + 4 + 2 + 32 + 1 + 32;
         assert_eq!(&flight[cipher_at..cipher_at + 2], &[0xc0, 0x2f]);
-        assert!(flight.windows(CERTIFICATE_DER.len()).any(|w| w == CERTIFICATE_DER));
+        assert!(flight
+            .windows(CERTIFICATE_DER.len())
+            .any(|w| w == CERTIFICATE_DER));
         assert_eq!(turns.last().map(|t| t.1[0]), Some(CONTENT_ALERT));
     }
 }

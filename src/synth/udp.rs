@@ -2,7 +2,7 @@
 //! flow with opaque payloads on unassigned high ports, and ICMP/ICMPv6 echo (ping) runs,
 //! some of which go unanswered.
 
-use super::packet::{icmp_echo_frame, udp_frame, Endpoint, IpFields};
+use super::packet::{icmp_echo_frame, udp_frame, Echo, Endpoint, IpFields};
 use super::rng::Rng;
 use super::session::{Outbox, Session};
 
@@ -49,7 +49,11 @@ pub struct NtpSession {
 
 impl NtpSession {
     pub fn new(client: Endpoint, server: Endpoint, rng: &mut Rng) -> Self {
-        NtpSession { client, server, polls: rng.range(1, 3) as u32 }
+        NtpSession {
+            client,
+            server,
+            polls: rng.range(1, 3) as u32,
+        }
     }
 }
 
@@ -61,11 +65,17 @@ impl Session for NtpSession {
         self.polls -= 1;
         let sent = out.now;
         let request = ntp_packet(false, sent, 0, rng);
-        let ip = IpFields { id: rng.next_u32() as u16, ttl: 64 };
+        let ip = IpFields {
+            id: rng.next_u32() as u16,
+            ttl: 64,
+        };
         out.push(|buf| udp_frame(buf, &self.client, &self.server, ip, &request));
         out.advance(rng.log_uniform(2_000, 120_000));
         let reply = ntp_packet(true, out.now, sent, rng);
-        let ip = IpFields { id: rng.next_u32() as u16, ttl: 57 };
+        let ip = IpFields {
+            id: rng.next_u32() as u16,
+            ttl: 57,
+        };
         out.push(|buf| udp_frame(buf, &self.server, &self.client, ip, &reply));
         out.advance(rng.range(500_000, 2_000_000));
         true
@@ -89,7 +99,12 @@ const UDP_BATCH: u32 = 32;
 
 impl UdpStreamSession {
     pub fn new(client: Endpoint, server: Endpoint, rng: &mut Rng) -> Self {
-        UdpStreamSession { client, server, packets_left: rng.range(10, 300) as u32, payload: Vec::new() }
+        UdpStreamSession {
+            client,
+            server,
+            packets_left: rng.range(10, 300) as u32,
+            payload: Vec::new(),
+        }
     }
 }
 
@@ -102,14 +117,25 @@ impl Session for UdpStreamSession {
             self.packets_left -= 1;
             // Mostly server-to-client media, client feedback now and then.
             let to_client = rng.chance(750);
-            let len = if to_client { rng.range(160, 1_200) } else { rng.range(40, 200) } as usize;
+            let len = if to_client {
+                rng.range(160, 1_200)
+            } else {
+                rng.range(40, 200)
+            } as usize;
             self.payload.resize(len, 0);
             rng.fill(&mut self.payload);
             // A fixed first byte that no common heuristic dissector claims (not RTP v2's
             // 0x80, not STUN's 0x00/0x01, not QUIC's long-header bit).
             self.payload[0] = 0x3C;
-            let (from, to, ttl) = if to_client { (&self.server, &self.client, 56) } else { (&self.client, &self.server, 64) };
-            let ip = IpFields { id: rng.next_u32() as u16, ttl };
+            let (from, to, ttl) = if to_client {
+                (&self.server, &self.client, 56)
+            } else {
+                (&self.client, &self.server, 64)
+            };
+            let ip = IpFields {
+                id: rng.next_u32() as u16,
+                ttl,
+            };
             out.push(|buf| udp_frame(buf, from, to, ip, &self.payload));
             out.advance(rng.range(2_000, 30_000));
         }
@@ -146,6 +172,16 @@ impl IcmpEchoSession {
     }
 }
 
+impl IcmpEchoSession {
+    fn echo(&self, reply: bool) -> Echo {
+        Echo {
+            reply,
+            ident: self.ident,
+            seq: self.seq,
+        }
+    }
+}
+
 impl Session for IcmpEchoSession {
     fn refill(&mut self, out: &mut Outbox, rng: &mut Rng) -> bool {
         if self.seq == self.count {
@@ -159,12 +195,36 @@ impl Session for IcmpEchoSession {
         for (i, b) in payload[8..].iter_mut().enumerate() {
             *b = 0x10 + i as u8;
         }
-        let ip = IpFields { id: rng.next_u32() as u16, ttl: 64 };
-        out.push(|buf| icmp_echo_frame(buf, &self.client, &self.server, ip, false, self.ident, self.seq, &payload));
+        let ip = IpFields {
+            id: rng.next_u32() as u16,
+            ttl: 64,
+        };
+        out.push(|buf| {
+            icmp_echo_frame(
+                buf,
+                &self.client,
+                &self.server,
+                ip,
+                self.echo(false),
+                &payload,
+            )
+        });
         if self.answered {
             out.advance(self.rtt);
-            let ip = IpFields { id: rng.next_u32() as u16, ttl: 58 };
-            out.push(|buf| icmp_echo_frame(buf, &self.server, &self.client, ip, true, self.ident, self.seq, &payload));
+            let ip = IpFields {
+                id: rng.next_u32() as u16,
+                ttl: 58,
+            };
+            out.push(|buf| {
+                icmp_echo_frame(
+                    buf,
+                    &self.server,
+                    &self.client,
+                    ip,
+                    self.echo(true),
+                    &payload,
+                )
+            });
         }
         out.advance(1_000_000);
         true
@@ -183,7 +243,10 @@ mod tests {
     fn ntp_timestamp_of_a_known_instant() {
         // 2024-05-01T12:00:00.5Z: seconds since 1900 = 1714564800 + 2208988800.
         let ts = ntp_timestamp(1_714_564_800_500_000);
-        assert_eq!(u32::from_be_bytes(ts[..4].try_into().unwrap()), 3_923_553_600);
+        assert_eq!(
+            u32::from_be_bytes(ts[..4].try_into().unwrap()),
+            3_923_553_600
+        );
         assert_eq!(u32::from_be_bytes(ts[4..].try_into().unwrap()), 0x8000_0000);
     }
 
