@@ -17,8 +17,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use pcapd::synth::{
-    generate, GenStats, PacketSink, PcapWriter, PcapngWriter, SessionKind, TrafficConfig,
-    TrafficMix,
+    generate, GenStats, PacketSink, PcapWriter, PcapngWriter, Preset, SessionKind, TrafficConfig,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -86,37 +85,14 @@ fn parse_size(text: &str) -> Result<u64> {
 }
 
 fn preset(kind: Kind) -> TrafficConfig {
-    let sample = TrafficConfig {
-        target_bytes: 100 << 10,
-        concurrency: 4,
-        max_body_bytes: 24 << 10,
-        ipv6_per_mille: 150,
-        retransmit_per_mille: 5,
-        capture_loss_per_mille: 0,
-        ..TrafficConfig::default()
-    };
     match kind {
-        Kind::Mixed => TrafficConfig::default(),
-        Kind::SampleHttp => TrafficConfig {
-            mix: TrafficMix::HTTP,
-            ..sample
-        },
-        Kind::SampleDns => TrafficConfig {
-            mix: TrafficMix::DNS,
-            target_bytes: 40 << 10,
-            ..sample
-        },
-        Kind::SampleTls => TrafficConfig {
-            mix: TrafficMix::TLS,
-            max_body_bytes: 12 << 10,
-            ..sample
-        },
-        Kind::SampleUdp => TrafficConfig {
-            mix: TrafficMix::UDP,
-            target_bytes: 60 << 10,
-            ..sample
-        },
+        Kind::Mixed => Preset::Mixed,
+        Kind::SampleHttp => Preset::SampleHttp,
+        Kind::SampleDns => Preset::SampleDns,
+        Kind::SampleTls => Preset::SampleTls,
+        Kind::SampleUdp => Preset::SampleUdp,
     }
+    .config()
 }
 
 fn run_to<S: PacketSink>(cfg: &TrafficConfig, sink: &mut S) -> Result<GenStats> {

@@ -180,6 +180,58 @@ impl Default for TrafficConfig {
     }
 }
 
+/// Named configurations: the large mixed capture for benchmarks and the small presets the
+/// shipped samples (`share/pcapd/samples/`) were made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// All traffic kinds, bodies up to 1 MiB, 64 concurrent sessions.
+    Mixed,
+    /// HTTP/1.1 over TCP: keep-alive, POST, chunked, 304/404/301, a few retransmissions.
+    SampleHttp,
+    /// DNS over UDP (A/AAAA/CNAME, NXDOMAIN, unanswered) and over TCP.
+    SampleDns,
+    /// TLS 1.2 and 1.3 handshakes with SNI and ALPN, then application data.
+    SampleTls,
+    /// NTP, opaque UDP flows and ICMP/ICMPv6 echo.
+    SampleUdp,
+}
+
+impl Preset {
+    pub fn config(self) -> TrafficConfig {
+        let sample = TrafficConfig {
+            target_bytes: 100 << 10,
+            concurrency: 4,
+            max_body_bytes: 24 << 10,
+            ipv6_per_mille: 150,
+            retransmit_per_mille: 5,
+            capture_loss_per_mille: 0,
+            ..TrafficConfig::default()
+        };
+        match self {
+            Preset::Mixed => TrafficConfig::default(),
+            Preset::SampleHttp => TrafficConfig {
+                mix: TrafficMix::HTTP,
+                ..sample
+            },
+            Preset::SampleDns => TrafficConfig {
+                mix: TrafficMix::DNS,
+                target_bytes: 40 << 10,
+                ..sample
+            },
+            Preset::SampleTls => TrafficConfig {
+                mix: TrafficMix::TLS,
+                max_body_bytes: 12 << 10,
+                ..sample
+            },
+            Preset::SampleUdp => TrafficConfig {
+                mix: TrafficMix::UDP,
+                target_bytes: 60 << 10,
+                ..sample
+            },
+        }
+    }
+}
+
 /// What `generate` wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GenStats {

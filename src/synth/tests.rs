@@ -251,3 +251,39 @@ fn invalid_config_is_rejected_before_writing_packets() {
     ));
     assert_eq!(writer.bytes_written(), 24);
 }
+
+/// The shipped samples are exactly what the generator makes from the commands in
+/// `share/pcapd/samples/README.md`: a generator change that alters them fails here, and
+/// `bench/make-samples.sh` regenerates them.
+#[test]
+fn shipped_samples_are_reproducible_from_their_presets() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/share/pcapd/samples");
+    let cases = [
+        ("http.pcap", Preset::SampleHttp, 2),
+        ("dns.pcap", Preset::SampleDns, 3),
+        ("tls.pcap", Preset::SampleTls, 1),
+        ("udp.pcap", Preset::SampleUdp, 5),
+    ];
+    for (file, preset, seed) in cases {
+        let shipped = std::fs::read(format!("{dir}/{file}")).unwrap();
+        let (generated, _) = generate_pcap(&TrafficConfig {
+            seed,
+            ..preset.config()
+        });
+        assert!(
+            shipped == generated,
+            "{file} differs from preset {preset:?} seed {seed}"
+        );
+    }
+    let cfg = TrafficConfig {
+        seed: 12,
+        target_bytes: 256 << 10,
+        max_body_bytes: 16 << 10,
+        concurrency: 16,
+        ..Preset::Mixed.config()
+    };
+    let mut writer = PcapngWriter::new(Vec::new()).unwrap();
+    generate(&cfg, &mut writer).unwrap();
+    let shipped = std::fs::read(format!("{dir}/mixed.pcapng")).unwrap();
+    assert!(shipped == writer.into_inner(), "mixed.pcapng differs");
+}
