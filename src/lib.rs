@@ -10,6 +10,7 @@
 //! - `analyzer`: the builtin Zeek-compatible analyzer
 //! - `client`, `cli`: the client library and the command line
 //! - `systemd`: sd_notify
+//! - `synth`: deterministic traffic generator (samples, tests, benchmarks)
 pub mod analyzer;
 pub mod backend;
 pub mod cli;
@@ -20,5 +21,6 @@ pub mod jobs;
 pub mod pool;
 pub mod protocol;
 pub mod server;
+pub mod synth;
 pub mod systemd;
 pub mod worker;
