@@ -221,7 +221,10 @@ pub struct ConnArgs {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    init_tracing(matches!(cli.command, Command::Worker { .. }));
+    init_tracing(matches!(
+        cli.command,
+        Command::Worker { .. } | Command::Demo { .. }
+    ));
     match cli.command {
         Command::Worker { settings } => match serde_json::from_str(&settings) {
             Ok(settings) => crate::worker::run(settings),
@@ -378,10 +381,11 @@ fn analyze(
 }
 
 /// Logs go to stderr; `RUST_LOG` filters (default `info`). Workers log at `warn` unless told
-/// otherwise, because their stderr is copied into the daemon's log.
-fn init_tracing(worker: bool) {
+/// otherwise, because their stderr is copied into the daemon's log; so does the demo, whose
+/// output is its summary.
+fn init_tracing(quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if worker { "warn" } else { "info" };
+    let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

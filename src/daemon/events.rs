@@ -7,13 +7,31 @@
 use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
 
 use super::state::{blocking, Daemon};
 use crate::jobs::{self, ErrorKind, JobError, JobId, JobRecord, StoreError, Timestamp};
 use crate::pool::{JobOutcome, PoolEvent};
 
-pub async fn apply_pool_events(daemon: Arc<Daemon>, mut events: UnboundedReceiver<PoolEvent>) {
-    while let Some(event) = events.recv().await {
+/// Applies events until `stop`; then applies whatever is already queued and returns. (The
+/// channel never closes by itself: the daemon holds the pool handle, which holds the sender.)
+pub async fn apply_pool_events(
+    daemon: Arc<Daemon>,
+    mut events: UnboundedReceiver<PoolEvent>,
+    stop: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            biased;
+            event = events.recv() => match event { Some(e) => e, None => return },
+            _ = stop.cancelled() => match events.try_recv() { Ok(e) => e, Err(_) => return },
+        };
+        apply(&daemon, event).await;
+    }
+}
+
+async fn apply(daemon: &Arc<Daemon>, event: PoolEvent) {
+    {
         match event {
             PoolEvent::Progress {
                 job_id,
@@ -28,7 +46,7 @@ pub async fn apply_pool_events(daemon: Arc<Daemon>, mut events: UnboundedReceive
             }
             PoolEvent::Started { job_id, slot, pid } => {
                 tracing::info!(job = %job_id, slot, pid, "job started");
-                update(&daemon, &job_id, move |r| r.start(Timestamp::now(), pid)).await;
+                update(daemon, &job_id, move |r| r.start(Timestamp::now(), pid)).await;
             }
             PoolEvent::Finished { job_id, outcome } => {
                 daemon
@@ -39,7 +57,7 @@ pub async fn apply_pool_events(daemon: Arc<Daemon>, mut events: UnboundedReceive
                 log_outcome(&job_id, &outcome);
                 let logs_of = daemon.clone();
                 let id_for_logs = job_id.clone();
-                update(&daemon, &job_id, move |r| {
+                update(daemon, &job_id, move |r| {
                     let now = Timestamp::now();
                     match outcome {
                         JobOutcome::Done {

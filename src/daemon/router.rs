@@ -228,7 +228,7 @@ impl Daemon {
         match self.enqueue(self.job_spec(&record), false) {
             Ok(()) => {
                 self.accepted.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(job = %record.job_id, tag = ?record.tag, files = record.files.len(), "job accepted");
+                tracing::info!(job = %record.job_id, tag = record.tag.as_deref().unwrap_or("-"), files = record.files.len(), "job accepted");
                 Reply::Ok(record.submit_answer())
             }
             Err(rejected) => {

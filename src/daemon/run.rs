@@ -178,7 +178,12 @@ pub async fn run(
         rejected: AtomicU64::new(0),
     });
     let tracker = TaskTracker::new();
-    tracker.spawn(apply_pool_events(daemon.clone(), events));
+    let stop_events = CancellationToken::new();
+    tracker.spawn(apply_pool_events(
+        daemon.clone(),
+        events,
+        stop_events.clone(),
+    ));
     requeue_recovered(&daemon, &recovery.requeue).await;
     tracker.spawn(retention_loop(daemon.clone(), shutdown.clone()));
 
@@ -224,6 +229,7 @@ pub async fn run(
     requeue_on_disk(&daemon, unfinished.into_iter().chain(backlog)).await;
     connections.close();
     let _ = tokio::time::timeout(grace, connections.wait()).await;
+    stop_events.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     tracing::info!("pcapd stopped");
