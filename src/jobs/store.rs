@@ -169,14 +169,14 @@ impl JobStore {
         let mut jobs: Vec<JobRecord> = scan
             .jobs
             .into_iter()
-            .filter(|job| filter.state.map_or(true, |state| job.state == state))
+            .filter(|job| filter.state.is_none_or(|state| job.state == state))
             .filter(|job| {
                 filter
                     .tag
                     .as_deref()
-                    .map_or(true, |tag| job.tag.as_deref() == Some(tag))
+                    .is_none_or(|tag| job.tag.as_deref() == Some(tag))
             })
-            .filter(|job| since.map_or(true, |since| job.created_at >= since))
+            .filter(|job| since.is_none_or(|since| job.created_at >= since))
             .collect();
         jobs.sort_by(|a, b| {
             b.created_at
