@@ -347,6 +347,13 @@ async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
         }
     };
     let (config, password) = fresh;
+    let ignored = restart_only_changes(&current, &config);
+    if !ignored.is_empty() {
+        tracing::warn!(
+            "reload: these settings changed but need a restart: {}",
+            ignored.join(", ")
+        );
+    }
     daemon.auth.set_password(password);
     if let (Some(tls), Ok((cert, key))) = (tls, tls_files(&config)) {
         if let Err(e) = tls.reload(&cert, &key) {
@@ -360,6 +367,72 @@ async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
     tracing::info!(pool = config.global.pool, "configuration reloaded");
     *daemon.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
     crate::systemd::notify("READY=1");
+}
+
+/// Keys a reload cannot apply (the listener, storage and worker command line are set up at
+/// start) that differ between the running and the new configuration.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.global, &new.global);
+    let checks: [(&'static str, bool); 15] = [
+        ("[Global] port", o.port != n.port),
+        ("[Global] bind", o.bind != n.bind),
+        ("[Global] ssl", o.ssl != n.ssl),
+        ("[Global] backend", o.backend != n.backend),
+        ("[Global] state_dir", o.state_dir != n.state_dir),
+        ("[Global] jobs_dir", o.jobs_dir != n.jobs_dir),
+        ("[Global] spool_dir", o.spool_dir != n.spool_dir),
+        (
+            "[Global] max_connections",
+            o.max_connections != n.max_connections,
+        ),
+        ("[Global] max_queue", o.max_queue != n.max_queue),
+        (
+            "[Global] max_request/max_chunk/max_upload",
+            (o.max_request, o.max_chunk, o.max_upload)
+                != (n.max_request, n.max_chunk, n.max_upload),
+        ),
+        (
+            "[Global] handshake/request/idle timeouts",
+            (o.handshake_timeout, o.request_timeout, o.idle_timeout)
+                != (n.handshake_timeout, n.request_timeout, n.idle_timeout),
+        ),
+        ("[Output] format", old.output.format != new.output.format),
+        (
+            "[Command] command",
+            old.command.command != new.command.command,
+        ),
+        (
+            "[Zeek]",
+            format!("{:?}", old.zeek) != format!("{:?}", new.zeek),
+        ),
+        (
+            "[Worker] env/user/group/memory_limit/max_line",
+            format!(
+                "{:?}",
+                (
+                    &old.worker.env,
+                    &old.worker.user,
+                    &old.worker.group,
+                    old.worker.memory_limit,
+                    old.worker.max_line
+                )
+            ) != format!(
+                "{:?}",
+                (
+                    &new.worker.env,
+                    &new.worker.user,
+                    &new.worker.group,
+                    new.worker.memory_limit,
+                    new.worker.max_line
+                )
+            ),
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// Removes expired jobs now and then.
