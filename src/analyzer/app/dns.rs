@@ -143,7 +143,8 @@ fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> 
                     if !name.is_empty() {
                         name.push(b'.');
                     }
-                    name.extend_from_slice(label);
+                    // Zeek lowercases every name it extracts.
+                    name.extend(label.iter().map(u8::to_ascii_lowercase));
                 }
                 pos += 1 + len;
             }
@@ -597,6 +598,10 @@ pub struct DnsAnalyzer {
     tcp_buf: [Vec<u8>; 2],
     /// TCP only: a side lost bytes; its framing is unknown until the connection ends.
     tcp_desynced: [bool; 2],
+    /// A message has been parsed (only the first one can flip the roles).
+    seen_message: bool,
+    /// Roles found reversed, not yet reported through `take_role_flip`.
+    flip_pending: bool,
 }
 
 impl DnsAnalyzer {
@@ -604,7 +609,14 @@ impl DnsAnalyzer {
         Self::default()
     }
 
-    fn message(&mut self, conn: &ConnInfo, ts: f64, msg: &[u8], out: &mut AppOutput<'_>) {
+    fn message(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        is_orig: bool,
+        msg: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
         let parsed = match parse_message(msg) {
             Ok(m) => m,
             Err(weird) => {
@@ -617,6 +629,14 @@ impl DnsAnalyzer {
         }
         self.confirmed = true;
         let h = parsed.header;
+        if !self.seen_message {
+            self.seen_message = true;
+            if h.qr && is_orig && !conn.resp_h.is_multicast() {
+                self.flip_pending = true;
+                self.tcp_buf.swap(0, 1);
+                self.tcp_desynced.swap(0, 1);
+            }
+        }
         // Zeek only tracks standard queries, NOTIFY and UPDATE.
         if !matches!(h.opcode, OP_QUERY | OP_NOTIFY | OP_UPDATE) {
             return;
@@ -711,10 +731,11 @@ impl DnsAnalyzer {
         data: &[u8],
         out: &mut AppOutput<'_>,
     ) {
-        let side = usize::from(!is_orig);
+        let mut side = usize::from(!is_orig);
         if self.tcp_desynced[side] {
             return;
         }
+        let flip_possible = !self.seen_message;
         let mut buf = std::mem::take(&mut self.tcp_buf[side]);
         buf.extend_from_slice(data);
         let mut pos = 0;
@@ -723,11 +744,15 @@ impl DnsAnalyzer {
             let Some(msg) = buf.get(pos + 2..pos + 2 + len) else {
                 break;
             };
-            self.message(conn, ts, msg, out);
+            self.message(conn, ts, is_orig, msg, out);
             pos += 2 + len;
         }
         buf.drain(..pos);
         debug_assert!(buf.len() < MAX_TCP_MESSAGE);
+        if flip_possible && self.flip_pending {
+            // The first message flipped the roles: this side's bytes now belong to the other.
+            side = 1 - side;
+        }
         self.tcp_buf[side] = buf;
     }
 }
@@ -746,7 +771,7 @@ impl AppAnalyzer for DnsAnalyzer {
         out: &mut AppOutput<'_>,
     ) {
         match conn.transport {
-            Transport::Udp => self.message(conn, ts, data, out),
+            Transport::Udp => self.message(conn, ts, is_orig, data, out),
             Transport::Tcp => self.deliver_tcp(conn, ts, is_orig, data, out),
         }
     }
@@ -763,6 +788,10 @@ impl AppAnalyzer for DnsAnalyzer {
         let side = usize::from(!is_orig);
         self.tcp_desynced[side] = true;
         self.tcp_buf[side] = Vec::new();
+    }
+
+    fn take_role_flip(&mut self) -> bool {
+        std::mem::take(&mut self.flip_pending)
     }
 
     fn finish(&mut self, conn: &ConnInfo, _ts: f64, out: &mut AppOutput<'_>) {
@@ -1041,6 +1070,44 @@ mod tests {
         for n in 0..full.len() {
             let _ = parse_message(&full[..n]);
         }
+    }
+
+    #[test]
+    fn reply_first_from_originator_flips_roles_once() {
+        let c = conn(Transport::Udp, 53);
+        let reply = msg(9, 0x8180, &[Q_WWW], &[], 0, 0);
+        let mut sink = Collect::default();
+        let mut weirds = Vec::new();
+        let mut a = DnsAnalyzer::new();
+        let mut out = AppOutput {
+            logs: &mut sink,
+            weirds: &mut weirds,
+        };
+        a.deliver(&c, 1.0, true, &reply, &mut out);
+        assert!(a.take_role_flip());
+        assert!(!a.take_role_flip());
+        a.deliver(&c, 1.1, true, &reply, &mut out);
+        assert!(!a.take_role_flip());
+
+        let mut mdns = conn(Transport::Udp, 5353);
+        mdns.resp_h = "224.0.0.251".parse().unwrap();
+        let mut a = DnsAnalyzer::new();
+        a.deliver(&mdns, 1.0, true, &reply, &mut out);
+        assert!(!a.take_role_flip());
+    }
+
+    #[test]
+    fn names_are_lowercased() {
+        let q = msg(
+            1,
+            0x0100,
+            &[b"\x03WwW\x02Ex\x00\x00\x01\x00\x01"],
+            &[],
+            0,
+            0,
+        );
+        let parsed = parse_message(&q).unwrap();
+        assert_eq!(parsed.questions[0].name, b"www.ex");
     }
 
     #[test]

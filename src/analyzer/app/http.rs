@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
+use super::files::{contains, skip_blank, trim_ws, FileState};
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{field, LogSchema, Value};
 
@@ -53,40 +54,10 @@ pub static HTTP_SCHEMA: LogSchema = LogSchema {
     ],
 };
 
-/// Zeek's `files.log` columns (the base set, as Zeek writes it with HTTP file analysis).
-pub static FILES_SCHEMA: LogSchema = LogSchema {
-    path: "files",
-    fields: &[
-        field("ts", "time"),
-        field("fuid", "string"),
-        field("uid", "string"),
-        field("id.orig_h", "addr"),
-        field("id.orig_p", "port"),
-        field("id.resp_h", "addr"),
-        field("id.resp_p", "port"),
-        field("source", "string"),
-        field("depth", "count"),
-        field("analyzers", "set[string]"),
-        field("mime_type", "string"),
-        field("filename", "string"),
-        field("duration", "interval"),
-        field("local_orig", "bool"),
-        field("is_orig", "bool"),
-        field("seen_bytes", "count"),
-        field("total_bytes", "count"),
-        field("missing_bytes", "count"),
-        field("overflow_bytes", "count"),
-        field("timedout", "bool"),
-        field("parent_fuid", "string"),
-    ],
-};
-
 /// Longest start line, header line or chunk-size line buffered before giving up on a side.
 const MAX_LINE: usize = 64 * 1024;
 /// Most header lines per message.
 const MAX_HEADERS: usize = 1000;
-/// Bytes of a body kept for MIME sniffing (Zeek's default BOF buffer).
-const SNIFF_LEN: usize = 4096;
 /// Open transactions per connection before the oldest are logged (Zeek:
 /// `max_pending_requests`).
 const MAX_PENDING: usize = 100;
@@ -191,190 +162,6 @@ fn unescape_uri(uri: &[u8], weirds: &mut Vec<(&'static str, String)>) -> Vec<u8>
     out
 }
 
-/// MIME type of a body from its first bytes: a subset of Zeek's file magic signatures,
-/// strongest match first.
-pub(crate) fn sniff_mime(data: &[u8]) -> Option<&'static str> {
-    let starts = |p: &[u8]| data.starts_with(p);
-    let binary: &[(&[u8], &str)] = &[
-        (b"\x89PNG\r\n\x1a\n", "image/png"),
-        (b"GIF87a", "image/gif"),
-        (b"GIF89a", "image/gif"),
-        (b"\xff\xd8\xff", "image/jpeg"),
-        (b"%PDF", "application/pdf"),
-        (b"MZ", "application/x-dosexec"),
-        (b"\x1f\x8b", "application/x-gzip"),
-        (b"BZh", "application/x-bzip2"),
-        (b"\xfd7zXZ\x00", "application/x-xz"),
-        (b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
-        (b"Rar!\x1a\x07", "application/x-rar"),
-        (b"PK\x03\x04", "application/zip"),
-        (b"\x7fELF", "application/x-executable"),
-        (b"\xca\xfe\xba\xbe", "application/x-java-applet"),
-        (b"FWS", "application/x-shockwave-flash"),
-        (b"CWS", "application/x-shockwave-flash"),
-        (b"ZWS", "application/x-shockwave-flash"),
-        (
-            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-            "application/vnd.ms-office",
-        ),
-        (b"ID3", "audio/mpeg"),
-        (b"OggS", "application/ogg"),
-        (b"wOFF", "application/font-woff"),
-        (b"\x00\x00\x01\x00", "image/x-icon"),
-        (b"BM", "image/x-ms-bmp"),
-        (b"\xa1\xb2\xc3\xd4", "application/vnd.tcpdump.pcap"),
-        (b"\xd4\xc3\xb2\xa1", "application/vnd.tcpdump.pcap"),
-        (b"-----BEGIN CERTIFICATE-----", "application/x-pem"),
-    ];
-    if starts(b"RIFF") && data.get(8..12) == Some(b"WEBP") {
-        return Some("image/webp");
-    }
-    if let Some((_, mime)) = binary.iter().find(|(magic, _)| starts(magic)) {
-        if *mime == "application/zip"
-            && contains(data.get(..260).unwrap_or(data), b"META-INF/MANIFEST.MF")
-        {
-            return Some("application/java-archive");
-        }
-        return Some(mime);
-    }
-    let text = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
-    let trimmed = skip_blank(text);
-    let lower: Vec<u8> = trimmed
-        .iter()
-        .take(64)
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    let lstarts = |p: &[u8]| lower.starts_with(p);
-    if lstarts(b"<!doctype html") || lstarts(b"<html") || lstarts(b"<meta http-equiv") {
-        return Some("text/html");
-    }
-    if lstarts(b"<?xml ") {
-        // XHTML documents carry their doctype after the XML declaration.
-        let after = lowercase_window(trimmed, 512);
-        if contains(&after, b"<!doctype html") || contains(&after, b"<html") {
-            return Some("text/html");
-        }
-        if contains(&after, b"<rss") {
-            return Some("text/rss");
-        }
-        return Some("application/xml");
-    }
-    if lstarts(b"<head") || lstarts(b"<title") || lstarts(b"<body") {
-        return Some("text/html");
-    }
-    if lstarts(b"<script")
-        && (contains(&lower, b"javascript")
-            || lstarts(b"<script>var ")
-            || lstarts(b"<script>function "))
-        || lstarts(b"document.write")
-        || lstarts(b"for (;;);")
-        || text.starts_with(b"(function()")
-    {
-        return Some("application/javascript");
-    }
-    if looks_like_json(trimmed) {
-        return Some("text/json");
-    }
-    if text.starts_with(b"#!") {
-        let line: Vec<u8> = text.iter().take_while(|&&b| b != b'\n').copied().collect();
-        for (interp, mime) in [
-            (&b"python"[..], "text/x-python"),
-            (b"perl", "text/x-perl"),
-            (b"ruby", "text/x-ruby"),
-            (b"php", "text/x-php"),
-            (b"sh", "text/x-shellscript"),
-        ] {
-            if contains(&line, interp) {
-                return Some(mime);
-            }
-        }
-    }
-    if contains(&lowercase_window(data, SNIFF_LEN), b"<?php") {
-        return Some("text/x-php");
-    }
-    let plain = text.len() >= 10
-        && text[..10]
-            .iter()
-            .all(|&b| (0x20..0x7f).contains(&b) || b.is_ascii_whitespace() || b == 0x0b);
-    plain.then_some("text/plain")
-}
-
-fn lowercase_window(data: &[u8], n: usize) -> Vec<u8> {
-    data.iter().take(n).map(u8::to_ascii_lowercase).collect()
-}
-
-fn skip_blank(data: &[u8]) -> &[u8] {
-    let start = data
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .unwrap_or(data.len());
-    &data[start..]
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Zeek's `text/json` signatures: `{"key":` / `{key:` followed by a value start, or an
-/// array opening with a scalar and a comma, an object or an array.
-fn looks_like_json(t: &[u8]) -> bool {
-    let Some((&open, rest)) = t.split_first() else {
-        return false;
-    };
-    let rest = skip_blank(rest);
-    match open {
-        b'{' => {
-            let after_key = if let Some(r) = rest.strip_prefix(b"\"") {
-                match r.iter().position(|&b| b == b'"') {
-                    Some(end) if end > 0 => &r[end + 1..],
-                    _ => return false,
-                }
-            } else if rest.first().is_some_and(u8::is_ascii_alphabetic) {
-                let n = rest
-                    .iter()
-                    .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'\\'))
-                    .unwrap_or(rest.len());
-                &rest[n..]
-            } else {
-                return rest.first() == Some(&b'}') && skip_blank(&rest[1..]).is_empty();
-            };
-            let Some(value) = skip_blank(after_key).strip_prefix(b":") else {
-                return false;
-            };
-            let value = skip_blank(value);
-            value
-                .first()
-                .is_some_and(|b| matches!(b, b'"' | b'[' | b'{') || b.is_ascii_digit())
-                || value.starts_with(b"true")
-                || value.starts_with(b"false")
-        }
-        b'[' => {
-            matches!(rest.first(), Some(b'{') | Some(b'['))
-                || (rest.first() == Some(&b']') && skip_blank(&rest[1..]).is_empty())
-                || {
-                    let scalar_end = rest.iter().position(|&b| b == b',');
-                    scalar_end.is_some_and(|n| {
-                        let s = trim_ws(&rest[..n]);
-                        (s.len() >= 2 && s[0] == b'"' && s[s.len() - 1] == b'"')
-                            || (!s.is_empty() && s.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
-                            || s == b"true"
-                            || s == b"false"
-                    })
-                }
-        }
-        _ => false,
-    }
-}
-
-fn trim_ws(s: &[u8]) -> &[u8] {
-    let s = skip_blank(s);
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        .map_or(0, |p| p + 1);
-    &s[..end]
-}
-
 fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
     let val = |c: u8| -> Option<u32> {
         Some(match c {
@@ -427,23 +214,6 @@ enum Phase {
     Body(Body),
     /// Framing is lost (gap, oversized line, garbage): ignore the rest of this side.
     Lost,
-}
-
-/// A body being tracked as a file (Zeek's file analysis of an HTTP entity).
-#[derive(Debug, Clone, Default)]
-struct FileState {
-    fuid: String,
-    first_ts: f64,
-    last_ts: f64,
-    sniff: Vec<u8>,
-    mime: Option<&'static str>,
-    sniffed: bool,
-    /// No MIME detection: the body does not start at the file's first byte (206).
-    no_bof: bool,
-    filename: Option<String>,
-    seen: u64,
-    missing: u64,
-    total: Option<u64>,
 }
 
 /// Parser state of one direction.
@@ -931,7 +701,7 @@ impl HttpAnalyzer {
         match body {
             Body::Length(n) | Body::ChunkData(n) => {
                 let take = (data.len() as u64).min(n) as usize;
-                self.body_data(conn, ts, side, &data[..take]);
+                self.body_data(conn, ts, side, &data[..take], out.weirds);
                 let left = n - take as u64;
                 let s = &mut self.sides[side];
                 match (body, left) {
@@ -943,7 +713,7 @@ impl HttpAnalyzer {
                 take
             }
             Body::UntilClose => {
-                self.body_data(conn, ts, side, data);
+                self.body_data(conn, ts, side, data, out.weirds);
                 data.len()
             }
             Body::ChunkSize | Body::ChunkEnd | Body::Trailer => {
@@ -967,7 +737,14 @@ impl HttpAnalyzer {
         }
     }
 
-    fn body_data(&mut self, conn: &ConnInfo, ts: f64, side: usize, data: &[u8]) {
+    fn body_data(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        data: &[u8],
+        weirds: &mut Vec<(&'static str, String)>,
+    ) {
         if data.is_empty() {
             return;
         }
@@ -990,29 +767,21 @@ impl HttpAnalyzer {
                     .and_then(|v| v.trim().parse().ok()),
             };
             let no_bof = side == RESP && code == Some(206) && !matches!(range, Some(Some((0, _))));
-            self.sides[side].file = Some(FileState {
+            let file = FileState::new(
                 fuid,
-                first_ts: ts,
-                last_ts: ts,
+                ts,
+                s.header("CONTENT-ENCODING"),
                 no_bof,
                 filename,
                 total,
-                ..Default::default()
-            });
+            );
+            self.sides[side].file = Some(file);
         }
         let s = &mut self.sides[side];
-        s.body_len += data.len() as u64;
         if let Some(f) = s.file.as_mut() {
-            f.seen += data.len() as u64;
-            f.last_ts = ts;
-            if !f.sniffed && f.sniff.len() < SNIFF_LEN {
-                let room = SNIFF_LEN - f.sniff.len();
-                f.sniff.extend_from_slice(&data[..data.len().min(room)]);
-                if f.sniff.len() >= SNIFF_LEN {
-                    f.sniffed = true;
-                    f.mime = if f.no_bof { None } else { sniff_mime(&f.sniff) };
-                }
-            }
+            let before = f.seen();
+            f.data(ts, data, weirds);
+            s.body_len += f.seen() - before;
         }
     }
 
@@ -1020,29 +789,32 @@ impl HttpAnalyzer {
     /// its transaction.
     fn message_done(&mut self, conn: &ConnInfo, ts: f64, side: usize, out: &mut AppOutput<'_>) {
         let s = &mut self.sides[side];
+        let mut file = s.file.take();
+        if let Some(f) = file.as_mut() {
+            // Flushing the decoder may release the last decoded bytes.
+            let before = f.seen();
+            f.end();
+            s.body_len += f.seen() - before;
+        }
         let body_len = s.body_len;
         s.body_len = 0;
         s.phase = Phase::StartLine;
         s.headers.clear();
         s.header_count = 0;
-        let file = s.file.take();
         let rec = self.record(ts, side);
         if side == ORIG {
             rec.request_body_len = body_len;
         } else {
             rec.response_body_len = body_len;
         }
-        if let Some(mut f) = file {
-            if !f.sniffed {
-                f.mime = if f.no_bof { None } else { sniff_mime(&f.sniff) };
-            }
+        if let Some(f) = file {
             let entry = (f.fuid.clone(), f.filename.clone(), f.mime);
             if side == ORIG {
                 rec.orig_files.push(entry);
             } else {
                 rec.resp_files.push(entry);
             }
-            Self::write_file(conn, side == ORIG, &f, out);
+            f.write_log(conn, side == ORIG, out);
         }
         if side == RESP {
             let final_response = !rec.status_code.is_some_and(|c| (100..200).contains(&c));
@@ -1060,39 +832,6 @@ impl HttpAnalyzer {
             }
             self.current_response = self.current_request.saturating_sub(1);
         }
-    }
-
-    fn write_file(conn: &ConnInfo, is_orig: bool, f: &FileState, out: &mut AppOutput<'_>) {
-        let missing = f.missing
-            + f.total
-                .map_or(0, |t| t.saturating_sub(f.seen + f.missing))
-                .min(if f.no_bof { u64::MAX } else { 0 });
-        out.logs.write(
-            &FILES_SCHEMA,
-            vec![
-                Value::Time(f.first_ts),
-                Value::Str(f.fuid.clone()),
-                Value::Str(conn.uid.clone()),
-                Value::Addr(conn.orig_h),
-                Value::Port(conn.orig_p),
-                Value::Addr(conn.resp_h),
-                Value::Port(conn.resp_p),
-                Value::Str("HTTP".into()),
-                Value::Count(0),
-                Value::Set(Vec::new()),
-                f.mime.map(str::to_owned).into(),
-                f.filename.clone().into(),
-                Value::Interval(f.last_ts - f.first_ts),
-                Value::Unset,
-                Value::Bool(is_orig),
-                Value::Count(f.seen),
-                f.total.map_or(Value::Unset, Value::Count),
-                Value::Count(missing),
-                Value::Count(0),
-                Value::Bool(false),
-                Value::Unset,
-            ],
-        );
     }
 }
 
@@ -1143,8 +882,7 @@ impl AppAnalyzer for HttpAnalyzer {
             Phase::Body(Body::Length(n)) | Phase::Body(Body::ChunkData(n)) => {
                 let skipped = len.min(n);
                 if let Some(f) = s.file.as_mut() {
-                    f.missing += skipped;
-                    f.sniffed = true;
+                    f.gap(skipped);
                 }
                 s.body_len += skipped;
                 let left = n - skipped;
@@ -1163,8 +901,7 @@ impl AppAnalyzer for HttpAnalyzer {
             }
             Phase::Body(Body::UntilClose) => {
                 if let Some(f) = s.file.as_mut() {
-                    f.missing += len;
-                    f.sniffed = true;
+                    f.gap(len);
                 }
                 s.body_len += len;
             }
@@ -1375,24 +1112,6 @@ mod tests {
         r.send(1.0, true, &junk);
         assert_eq!(r.weirds.len(), 1);
         assert!(r.a.sides[ORIG].line.is_empty());
-    }
-
-    #[test]
-    fn mime_sniffing_covers_common_types() {
-        assert_eq!(sniff_mime(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));
-        assert_eq!(sniff_mime(b"\xff\xd8\xff\xe0"), Some("image/jpeg"));
-        assert_eq!(sniff_mime(b"MZ\x90\x00"), Some("application/x-dosexec"));
-        assert_eq!(sniff_mime(b"%PDF-1.4"), Some("application/pdf"));
-        assert_eq!(sniff_mime(b"PK\x03\x04"), Some("application/zip"));
-        assert_eq!(sniff_mime(b"  <!DOCTYPE html><html>"), Some("text/html"));
-        assert_eq!(sniff_mime(b"{\"a\": 1}"), Some("text/json"));
-        assert_eq!(
-            sniff_mime(b"document.write('x')"),
-            Some("application/javascript")
-        );
-        assert_eq!(sniff_mime(b"hello world, plain"), Some("text/plain"));
-        assert_eq!(sniff_mime(b"short"), None);
-        assert_eq!(sniff_mime(b"\x00\x01\x02binary...."), None);
     }
 
     #[test]

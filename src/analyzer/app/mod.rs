@@ -10,11 +10,13 @@ use std::net::IpAddr;
 use super::log::LogSink;
 
 pub mod dns;
+pub mod files;
 pub mod http;
 pub mod ssl;
 
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
-pub use http::{HttpAnalyzer, FILES_SCHEMA, HTTP_SCHEMA};
+pub use files::FILES_SCHEMA;
+pub use http::{HttpAnalyzer, HTTP_SCHEMA};
 pub use ssl::{SslAnalyzer, SSL_SCHEMA};
 
 /// Transport protocol of a connection.
@@ -71,6 +73,14 @@ pub trait AppAnalyzer: Send {
     /// The connection ended (FIN/RST, inactivity timeout, or end of capture): flush
     /// pending transactions.
     fn finish(&mut self, conn: &ConnInfo, ts: f64, out: &mut AppOutput<'_>);
+    /// True (once) if the last `deliver` showed the connection's roles are reversed: Zeek's
+    /// DNS analyzer flips a connection whose first message is a response sent by the
+    /// originator (unless the responder is a multicast address). The flow table then swaps
+    /// originator and responder and passes the flipped [`ConnInfo`] (and `is_orig`) from the
+    /// next call on; records pending in the analyzer are logged with that flipped view.
+    fn take_role_flip(&mut self) -> bool {
+        false
+    }
 }
 
 /// Picks an analyzer for a connection from its first payload bytes (`is_orig` says which side
