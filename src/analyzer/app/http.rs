@@ -620,17 +620,12 @@ impl HttpAnalyzer {
                         let v = value.as_slice();
                         if v.len() > 6 && v[..6].eq_ignore_ascii_case(b"basic ") {
                             let decoded = base64_decode(skip_blank(&v[6..])).unwrap_or_default();
-                            match decoded.iter().position(|&b| b == b':') {
-                                Some(i) => {
-                                    rec.username = Some(lossy(&decoded[..i]));
-                                    rec.password = Some(lossy(&decoded[i + 1..]));
-                                }
-                                None => {
-                                    rec.username =
-                                        Some(format!("<problem-decoding> ({})", lossy(v)));
-                                    rec.password = Some(lossy(&decoded));
-                                }
-                            }
+                            // Zeek keeps passwords out of the log unless configured
+                            // (`HTTP::default_capture_password = F`).
+                            rec.username = Some(match decoded.iter().position(|&b| b == b':') {
+                                Some(i) => lossy(&decoded[..i]),
+                                None => format!("<problem-decoding> ({})", lossy(v)),
+                            });
                         }
                     }
                     n if PROXY_HEADERS.contains(&n) => {
@@ -653,6 +648,25 @@ impl HttpAnalyzer {
             .header("CONTENT-LENGTH")
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
+        if side == RESP {
+            let code = self
+                .pending
+                .get(&self.current_response)
+                .and_then(|r| r.status_code);
+            let connect = self.response_method.as_deref() == Some("CONNECT");
+            let tunnel =
+                code == Some(101) || (connect && code.is_some_and(|c| (200..300).contains(&c)));
+            if tunnel {
+                // The connection now carries another protocol (upgrade or proxy tunnel):
+                // the open transaction is logged at the end, as Zeek does.
+                if code != Some(101) {
+                    self.message_done(conn, ts, side, out);
+                }
+                self.sides[ORIG].phase = Phase::Lost;
+                self.sides[RESP].phase = Phase::Lost;
+                return;
+            }
+        }
         let body = if side == ORIG {
             if chunked {
                 Some(Body::ChunkSize)
@@ -1050,7 +1064,7 @@ mod tests {
         assert_eq!(row[18], Value::Count(100));
         assert_eq!(row[19], s("Continue"));
         assert_eq!(row[21], s("user"));
-        assert_eq!(row[22], s("pass"));
+        assert_eq!(row[22], Value::Unset);
         assert_eq!(row[29], Value::Vector(vec![s("text/plain")]));
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
     }
@@ -1102,6 +1116,40 @@ mod tests {
         let names: Vec<_> = r.weirds.iter().map(|w| w.0).collect();
         assert_eq!(names, vec!["unknown_HTTP_method", "HTTP_version_mismatch"]);
         assert_eq!(r.http()[1][11], s("1.0"));
+    }
+
+    #[test]
+    fn upgrade_and_connect_stop_parsing_without_weirds() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+        r.send(
+            1.1,
+            false,
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello",
+        );
+        r.send(1.2, true, b"\x81\x85binaryframe");
+        r.finish();
+        assert!(r.weirds.is_empty(), "{:?}", r.weirds);
+        let rows = r.http();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][16], Value::Count(101));
+        assert_eq!(rows[0][18], Value::Count(101));
+
+        let mut r = Run::new();
+        r.send(
+            1.0,
+            true,
+            b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n\x16\x03\x01",
+        );
+        r.send(
+            1.1,
+            false,
+            b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03",
+        );
+        r.finish();
+        assert!(r.weirds.is_empty(), "{:?}", r.weirds);
+        assert_eq!(r.http().len(), 1);
+        assert_eq!(r.http()[0][9], s("h:443"));
     }
 
     #[test]

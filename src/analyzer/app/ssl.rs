@@ -339,7 +339,6 @@ struct Side {
     handshake: Vec<u8>,
     /// ChangeCipherSpec sent: later handshake records are encrypted.
     encrypted: bool,
-    app_data: bool,
     lost: bool,
     first_record_seen: bool,
 }
@@ -356,6 +355,15 @@ pub struct SslAnalyzer {
     curve: Option<u16>,
     server_name: Option<String>,
     client_session_id: Option<Vec<u8>>,
+    /// Client offered a session ticket without a session id (resumption if it then skips
+    /// the key exchange).
+    client_ticket_without_session_id: bool,
+    client_key_exchange_seen: bool,
+    client_offered_psk: bool,
+    /// TLS 1.3 establishment (Zeek): client application data seen, and how many server
+    /// application data records came after it (0, 1, 2).
+    client_app_data: bool,
+    server_app_data: u8,
     resumed: bool,
     last_alert: Option<String>,
     next_protocol: Option<String>,
@@ -446,24 +454,37 @@ impl SslAnalyzer {
         let is_orig = side == 0;
         self.ts.get_or_insert(ts);
         match content_type {
-            CT_CCS => {
-                self.note(is_orig, 'i');
-                self.sides[side].encrypted = true;
-                if !self.is_tls13() && self.sides[0].encrypted && self.sides[1].encrypted {
+            // Once both sides switched ciphers, the first encrypted record establishes the
+            // session (Zeek's `proc_ciphertext_record`).
+            _ if self.sides[side].encrypted => {
+                if self.sides[0].encrypted && self.sides[1].encrypted {
                     self.establish(conn, out);
                 }
             }
+            CT_CCS => {
+                self.note(is_orig, 'i');
+                if is_orig
+                    && self.client_ticket_without_session_id
+                    && !self.client_key_exchange_seen
+                {
+                    self.resumed = true;
+                }
+                // In TLS 1.3 ChangeCipherSpec is compatibility padding.
+                if !self.is_tls13() {
+                    self.sides[side].encrypted = true;
+                }
+            }
             CT_ALERT => {
-                if !self.sides[side].encrypted && fragment.len() == 2 {
+                for alert in fragment.chunks_exact(2) {
                     self.note(is_orig, 'l');
-                    self.last_alert = Some(alert_name(fragment[1]));
+                    self.last_alert = Some(alert_name(alert[1]));
                 }
             }
             CT_HANDSHAKE => {
                 // After ChangeCipherSpec (and for TLS 1.3 after the ServerHello) handshake
                 // records are encrypted: nothing to parse.
                 let tls13_encrypted = self.is_tls13() && self.history.contains('s');
-                if self.sides[side].encrypted || tls13_encrypted {
+                if tls13_encrypted {
                     return;
                 }
                 let mut hs = std::mem::take(&mut self.sides[side].handshake);
@@ -488,28 +509,45 @@ impl SslAnalyzer {
                 }
                 self.sides[side].handshake = hs;
             }
-            CT_APPDATA => {
-                self.sides[side].app_data = true;
-                if self.is_tls13() && self.sides[0].app_data && self.sides[1].app_data {
-                    self.establish(conn, out);
-                }
-            }
+            CT_APPDATA if self.is_tls13() => self.tls13_app_data(conn, is_orig, out),
+            CT_APPDATA => out
+                .weirds
+                .push(("ssl_early_application_data", String::new())),
             CT_HEARTBEAT => self.note(is_orig, 'b'),
+            _ => {}
+        }
+    }
+
+    /// Zeek's TLS 1.3 rule: established once the client sent application data and the
+    /// server then sent two more records (the first may still be an encrypted alert).
+    fn tls13_app_data(&mut self, conn: &ConnInfo, is_orig: bool, out: &mut AppOutput<'_>) {
+        if is_orig {
+            self.client_app_data = true;
+            return;
+        }
+        match (self.client_app_data, self.server_app_data) {
+            (false, 0) => self.server_app_data = 1,
+            (true, 1) => self.server_app_data = 2,
+            (true, 2) => self.establish(conn, out),
+            // Client data before any server data: the handshake cannot be judged.
             _ => {}
         }
     }
 
     fn handshake(&mut self, is_orig: bool, msg_type: u8, body: &[u8]) {
         self.confirmed = true;
-        self.note(is_orig, handshake_letter(msg_type));
         let mut r = Reader::new(body);
+        if msg_type == 2 {
+            let retry = self.server_hello(&mut r).unwrap_or(false);
+            self.note(is_orig, if retry { 'j' } else { 's' });
+            return;
+        }
+        self.note(is_orig, handshake_letter(msg_type));
         match msg_type {
             1 => {
                 let _ = self.client_hello(&mut r);
             }
-            2 => {
-                let _ = self.server_hello(&mut r);
-            }
+            16 if is_orig => self.client_key_exchange_seen = true,
             11 => {
                 let fps = self.certificates(&mut r, !is_orig);
                 if is_orig {
@@ -534,13 +572,16 @@ impl SslAnalyzer {
         let _version = r.u16()?;
         r.bytes(32)?;
         let sid = r.vec8()?;
-        if !sid.is_empty() {
-            self.client_session_id = Some(sid.to_vec());
-        }
         r.vec16()?;
         r.vec8()?;
-        let exts = r.vec16()?;
+        let exts = r.vec16().unwrap_or_default();
         for (t, body) in extensions(exts) {
+            if t == 35 && !body.is_empty() {
+                self.client_ticket_without_session_id = true;
+            }
+            if t == 41 {
+                self.client_offered_psk = true;
+            }
             if t == 0 {
                 let mut e = Reader::new(body);
                 let mut list = Reader::new(e.vec16()?);
@@ -552,19 +593,29 @@ impl SslAnalyzer {
                 }
             }
         }
+        // An all-zero 32-byte id is no session id (Zeek).
+        if !sid.is_empty() && sid.iter().any(|&b| b != 0) {
+            self.client_session_id = Some(sid.to_vec());
+            self.client_ticket_without_session_id = false;
+        }
         Some(())
     }
 
-    fn server_hello(&mut self, r: &mut Reader<'_>) -> Option<()> {
+    /// Parses a ServerHello; returns whether it is a TLS 1.3 HelloRetryRequest.
+    fn server_hello(&mut self, r: &mut Reader<'_>) -> Option<bool> {
+        const RETRY_RANDOM: [u8; 32] = [
+            0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65,
+            0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2,
+            0xc8, 0xa8, 0x33, 0x9c,
+        ];
         let version = r.u16()?;
         self.version = Some(version);
-        r.bytes(32)?;
+        let retry = r.bytes(32)? == RETRY_RANDOM;
         let sid = r.vec8()?;
         let cipher = r.u16()?;
         self.cipher = Some(cipher);
         r.u8()?;
         let exts = r.vec16().unwrap_or_default();
-        let mut psk = false;
         for (t, body) in extensions(exts) {
             let mut e = Reader::new(body);
             match t {
@@ -585,16 +636,14 @@ impl SslAnalyzer {
                         self.curve = Some(g);
                     }
                 }
-                41 => psk = true,
+                41 if self.client_offered_psk => self.resumed = true,
                 _ => {}
             }
         }
-        if self.is_tls13() {
-            self.resumed = psk;
-        } else if !sid.is_empty() && self.client_session_id.as_deref() == Some(sid) {
+        if !self.is_tls13() && self.client_session_id.as_deref() == Some(sid) {
             self.resumed = true;
         }
-        Some(())
+        Some(retry)
     }
 
     /// SHA-256 fingerprints of a Certificate message's chain (TLS ≤ 1.2 layout).
@@ -999,8 +1048,14 @@ mod tests {
         server.extend(record(CT_APPDATA, &[0; 30]));
         r.send(false, &server);
         r.send(true, &record(CT_CCS, &[1]));
-        assert_eq!(r.sink.rows.len(), 0, "both CCS do not establish TLS 1.3");
         r.send(true, &record(CT_APPDATA, &[0; 30]));
+        r.send(false, &record(CT_APPDATA, &[0; 30]));
+        assert_eq!(
+            r.sink.rows.len(),
+            0,
+            "one server record after the client's is not enough"
+        );
+        r.send(false, &record(CT_APPDATA, &[0; 30]));
         let rows = r.sink.of("ssl");
         assert_eq!(rows.len(), 1);
         let row = rows[0];
@@ -1034,6 +1089,52 @@ mod tests {
         assert_eq!(row[11], s("handshake_failure"));
         assert_eq!(row[13], Value::Bool(false));
         assert_eq!(row[14], s("CsL"));
+    }
+
+    #[test]
+    fn session_ticket_resumption_and_hello_retry() {
+        // Client offers a ticket with no session id and skips the key exchange.
+        let mut b = vec![3, 3];
+        b.extend_from_slice(&[7; 32]);
+        b.push(0);
+        b.extend_from_slice(&[0, 2, 0xc0, 0x2f, 1, 0]);
+        b.extend(with_len16(&ext(35, &[1, 2, 3])));
+        let mut r = Run::new();
+        r.send(true, &record(CT_HANDSHAKE, &hs(1, &b)));
+        r.send(
+            false,
+            &record(CT_HANDSHAKE, &server_hello(0x0303, &[1; 32], 0xc02f, &[])),
+        );
+        r.send(false, &record(CT_CCS, &[1]));
+        r.send(true, &record(CT_CCS, &[1]));
+        r.send(true, &record(CT_HANDSHAKE, &[0x55; 40]));
+        let row = r.sink.of("ssl")[0].clone();
+        assert_eq!(row[10], Value::Bool(true));
+        assert_eq!(row[13], Value::Bool(true));
+        assert_eq!(row[14], s("CsiI"));
+
+        let mut hrr = server_hello(0x0303, &[], 0x1301, &ext(43, &[3, 4]));
+        // Replace the random with the HelloRetryRequest magic value.
+        hrr[6..38].copy_from_slice(&[
+            0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65,
+            0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2,
+            0xc8, 0xa8, 0x33, 0x9c,
+        ]);
+        let mut r = Run::new();
+        r.send(true, &record(CT_HANDSHAKE, &client_hello(&[], "h.test")));
+        r.send(false, &record(CT_HANDSHAKE, &hrr));
+        r.send(true, &record(CT_HANDSHAKE, &client_hello(&[], "h.test")));
+        r.send(
+            false,
+            &record(
+                CT_HANDSHAKE,
+                &server_hello(0x0303, &[], 0x1302, &ext(43, &[3, 4])),
+            ),
+        );
+        r.finish();
+        let row = r.sink.of("ssl")[0].clone();
+        assert_eq!(row[14], s("CjCs"));
+        assert_eq!(row[7], s("TLS_AES_256_GCM_SHA384"));
     }
 
     #[test]
