@@ -1006,14 +1006,14 @@ fn tcp_update(
                 me.tcp.set_state(EndpointState::SynAckSent);
             }
         }
-        if !syn && !fin && !rst {
-            if me.tcp.state == EndpointState::Inactive {
-                if peer.tcp.state == EndpointState::SynAckSent {
-                    me.tcp.set_state(EndpointState::Established);
-                    peer.tcp.set_state(EndpointState::Established);
-                } else {
-                    me.tcp.set_state(EndpointState::Partial);
-                }
+        if !syn && !fin && !rst && me.tcp.state == EndpointState::Inactive {
+            // An ACK or data answering a SYN-ACK whose SYN was missed establishes both
+            // sides; anything else without a SYN is mid-stream traffic.
+            if peer.tcp.state == EndpointState::SynAckSent {
+                me.tcp.set_state(EndpointState::Established);
+                peer.tcp.set_state(EndpointState::Established);
+            } else {
+                me.tcp.set_state(EndpointState::Partial);
             }
         }
         if fin && !rst {
