@@ -62,16 +62,12 @@ pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, Hash};
+    use std::hash::BuildHasher;
 
     #[test]
     fn equal_keys_hash_equal_and_different_keys_differ() {
         let b = FxBuildHasher::default();
-        let h = |k: &(u32, u16)| {
-            let mut s = b.build_hasher();
-            k.hash(&mut s);
-            s.finish()
-        };
+        let h = |k: &(u32, u16)| b.hash_one(k);
         assert_eq!(h(&(1, 2)), h(&(1, 2)));
         assert_ne!(h(&(1, 2)), h(&(2, 1)));
     }

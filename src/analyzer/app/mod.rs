@@ -9,6 +9,16 @@ use std::net::IpAddr;
 
 use super::log::LogSink;
 
+pub mod dns;
+pub mod files;
+pub mod http;
+pub mod ssl;
+
+pub use dns::{DnsAnalyzer, DNS_SCHEMA};
+pub use files::FILES_SCHEMA;
+pub use http::{HttpAnalyzer, HTTP_SCHEMA};
+pub use ssl::{SslAnalyzer, SSL_SCHEMA};
+
 /// Transport protocol of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -63,12 +73,125 @@ pub trait AppAnalyzer: Send {
     /// The connection ended (FIN/RST, inactivity timeout, or end of capture): flush
     /// pending transactions.
     fn finish(&mut self, conn: &ConnInfo, ts: f64, out: &mut AppOutput<'_>);
+    /// True (once) if the last `deliver` showed the connection's roles are reversed: Zeek's
+    /// DNS analyzer flips a connection whose first message is a response sent by the
+    /// originator (unless the responder is a multicast address). The flow table then swaps
+    /// originator and responder and passes the flipped [`ConnInfo`] (and `is_orig`) from the
+    /// next call on; records pending in the analyzer are logged with that flipped view.
+    fn take_role_flip(&mut self) -> bool {
+        false
+    }
 }
 
 /// Picks an analyzer for a connection from its first payload bytes (`is_orig` says which side
 /// sent them) and ports as a hint. Returns `None` when no protocol matches; the flow table
 /// may call again with later payload until it gives up.
+///
+/// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
+/// (or an SSLv2-compatible ClientHello), an HTTP request line (or, from the responder, a
+/// status line), a DNS header with a decodable question (over TCP behind its 2-byte length).
+/// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
+/// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
+/// nothing.
 pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn AppAnalyzer>> {
-    let _ = (conn, is_orig, data);
-    None
+    let dns_port = dns::dns_port(conn);
+    match conn.transport {
+        Transport::Udp => dns::looks_like_dns(data, dns_port)
+            .then(|| Box::new(DnsAnalyzer::new()) as Box<dyn AppAnalyzer>),
+        Transport::Tcp => {
+            if ssl::looks_like_tls(data) {
+                return Some(Box::new(SslAnalyzer::new()));
+            }
+            if http::looks_like_http(is_orig, data) {
+                return Some(Box::new(HttpAnalyzer::new()));
+            }
+            let framed = data.get(..2).and_then(|p| {
+                let len = usize::from(u16::from_be_bytes([p[0], p[1]]));
+                data.get(2..(2 + len).min(data.len()))
+                    .filter(|m| len >= 12 && m.len() >= 12)
+            });
+            match framed {
+                Some(m) if dns::looks_like_dns(m, dns_port) => Some(Box::new(DnsAnalyzer::new())),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Renders raw protocol bytes the way Zeek's log writers show them: printable ASCII as is,
+/// every other byte as `\xNN`.
+pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) {
+            s.push(char::from(b));
+        } else {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::analyzer::log::{LogSchema, Value};
+
+    /// A [`LogSink`] that keeps every line, with its log's path.
+    #[derive(Default)]
+    pub(crate) struct Collect {
+        pub rows: Vec<(&'static str, Vec<Value>)>,
+    }
+
+    impl LogSink for Collect {
+        fn write(&mut self, schema: &'static LogSchema, values: Vec<Value>) {
+            assert_eq!(
+                values.len(),
+                schema.fields.len(),
+                "{} row width",
+                schema.path
+            );
+            self.rows.push((schema.path, values));
+        }
+    }
+
+    impl Collect {
+        pub(crate) fn of(&self, path: &str) -> Vec<&Vec<Value>> {
+            self.rows
+                .iter()
+                .filter(|(p, _)| *p == path)
+                .map(|(_, v)| v)
+                .collect()
+        }
+    }
+
+    pub(crate) fn conn(transport: Transport, resp_p: u16) -> ConnInfo {
+        ConnInfo {
+            uid: "CtestUid".into(),
+            orig_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            orig_p: 40000,
+            resp_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            resp_p,
+            transport,
+        }
+    }
+
+    #[test]
+    fn detect_chooses_by_content_not_port() {
+        let tcp80 = conn(Transport::Tcp, 80);
+        let tcp443 = conn(Transport::Tcp, 443);
+        let get = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(detect(&tcp443, true, get).and_then(|a| a.service()), None);
+        assert!(detect(&tcp443, true, get).is_some());
+        assert!(detect(&tcp80, true, b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x03").is_some());
+        assert!(detect(&tcp80, true, b"SSH-2.0-OpenSSH_8.9\r\n").is_none());
+        assert!(detect(&conn(Transport::Udp, 53), true, b"\x00\x01garbage").is_none());
+    }
+
+    #[test]
+    fn escape_bytes_matches_zeek_rendering() {
+        assert_eq!(escape_bytes(b"a b\t\xff"), "a b\\x09\\xff");
+    }
 }

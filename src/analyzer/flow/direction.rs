@@ -1,6 +1,6 @@
 //! Who is the originator: Zeek's "likely server ports" heuristic applied when a connection
-//! is created, and the protocol-specific flips (DNS responses, NTP modes) applied on the
-//! first application message.
+//! is created, and the NTP mode flip applied on the first message (the DNS response-first
+//! flip belongs to the DNS analyzer, see `AppAnalyzer::take_role_flip`).
 
 use std::net::IpAddr;
 
@@ -17,8 +17,6 @@ const UDP_SERVER_PORTS: &[u16] = &[
     5060, 5072, 5353, 5355, 6081, 20000,
 ];
 
-/// Ports the DNS analyzer is attached to (where the response-first flip applies).
-const DNS_PORTS: &[u16] = &[53, 137, 5353, 5355];
 const NTP_PORT: u16 = 123;
 
 pub fn is_likely_server_port(tcp: bool, port: u16) -> bool {
@@ -52,21 +50,6 @@ pub fn flip_at_creation(
         return true;
     }
     tcp && !has_syn && src_port < dst_port
-}
-
-/// DNS: a first message that is a response (QR bit set) sent by the originator means the
-/// roles are reversed, unless the responder address is multicast (mDNS/LLMNR answers).
-/// `message` is the DNS message (for TCP, after the 2-byte length prefix).
-pub fn dns_response_from_originator(
-    orig_p: u16,
-    resp_p: u16,
-    resp_h: IpAddr,
-    message: &[u8],
-) -> bool {
-    if !(DNS_PORTS.contains(&orig_p) || DNS_PORTS.contains(&resp_p)) || resp_h.is_multicast() {
-        return false;
-    }
-    message.len() >= 12 && message[2] & 0x80 != 0
 }
 
 /// NTP: a server-mode (4) packet from the originator or a client-mode (3) packet from the
@@ -114,31 +97,6 @@ mod tests {
             40000,
             false,
             false
-        ));
-    }
-
-    #[test]
-    fn dns_flip_needs_response_and_unicast() {
-        let mut msg = [0u8; 12];
-        msg[2] = 0x81;
-        assert!(dns_response_from_originator(
-            53,
-            53,
-            IpAddr::from([10, 0, 0, 1]),
-            &msg
-        ));
-        assert!(!dns_response_from_originator(
-            53,
-            53,
-            IpAddr::from([224, 0, 0, 251]),
-            &msg
-        ));
-        msg[2] = 0x01;
-        assert!(!dns_response_from_originator(
-            53,
-            53,
-            IpAddr::from([10, 0, 0, 1]),
-            &msg
         ));
     }
 }

@@ -19,7 +19,7 @@ use super::decode::{self, IpPacket, ACK, FIN, RST, SYN};
 use super::hash::FxBuildHasher;
 use super::log::{LogSink, Value};
 use super::weird::{WeirdConn, WeirdLog};
-use direction::{dns_response_from_originator, flip_at_creation, ntp_mode_says_flip};
+use direction::{flip_at_creation, ntp_mode_says_flip};
 use tcp::{Endpoint, EndpointState, StreamEvent};
 
 const NS: i64 = 1_000_000_000;
@@ -654,14 +654,9 @@ impl FlowTable {
         let mut is_orig = is_orig;
         if !conn.first_message_checked && !dg.payload.is_empty() {
             conn.first_message_checked = true;
-            let flip = dns_response_from_originator(
-                conn.info.orig_p,
-                conn.info.resp_p,
-                conn.info.resp_h,
-                dg.payload,
-            ) && is_orig
-                || ntp_mode_says_flip(conn.info.orig_p, conn.info.resp_p, is_orig, dg.payload);
-            if flip {
+            // NTP has no analyzer here, so its mode-based flip is applied by the table; the
+            // DNS response-first flip is the DNS analyzer's (`take_role_flip`).
+            if ntp_mode_says_flip(conn.info.orig_p, conn.info.resp_p, is_orig, dg.payload) {
                 conn.flip();
                 is_orig = !is_orig;
             }
@@ -740,6 +735,9 @@ impl FlowTable {
                 if conn.service.is_none() {
                     conn.service = a.service();
                 }
+                if a.take_role_flip() {
+                    conn.flip();
+                }
             }
             AppState::Detecting(d) => {
                 d.chunks += 1;
@@ -757,8 +755,16 @@ impl FlowTable {
                         logs: &mut *sink,
                         weirds: &mut self.app_weirds,
                     };
-                    for (o, t, bytes) in d.seen.drain(..) {
-                        analyzer.deliver(&conn.info, t, o, &bytes, &mut out);
+                    let seen = std::mem::take(&mut d.seen);
+                    // Roles may flip during the replay; the side of each chunk was recorded
+                    // with the roles of its time, so it flips along.
+                    let mut flipped = false;
+                    for (o, t, bytes) in seen {
+                        analyzer.deliver(&conn.info, t, o != flipped, &bytes, &mut out);
+                        if analyzer.take_role_flip() {
+                            conn.flip();
+                            flipped = !flipped;
+                        }
                     }
                     conn.service = conn.service.or(analyzer.service());
                     conn.app = AppState::Active(analyzer);
@@ -1000,14 +1006,14 @@ fn tcp_update(
                 me.tcp.set_state(EndpointState::SynAckSent);
             }
         }
-        if !syn && !fin && !rst {
-            if me.tcp.state == EndpointState::Inactive {
-                if peer.tcp.state == EndpointState::SynAckSent {
-                    me.tcp.set_state(EndpointState::Established);
-                    peer.tcp.set_state(EndpointState::Established);
-                } else {
-                    me.tcp.set_state(EndpointState::Partial);
-                }
+        if !syn && !fin && !rst && me.tcp.state == EndpointState::Inactive {
+            // An ACK or data answering a SYN-ACK whose SYN was missed establishes both
+            // sides; anything else without a SYN is mid-stream traffic.
+            if peer.tcp.state == EndpointState::SynAckSent {
+                me.tcp.set_state(EndpointState::Established);
+                peer.tcp.set_state(EndpointState::Established);
+            } else {
+                me.tcp.set_state(EndpointState::Partial);
             }
         }
         if fin && !rst {

@@ -1,0 +1,1174 @@
+//! HTTP/1.x: a per-side message parser (start line, headers, body framed by Content-Length,
+//! chunked encoding or connection close) feeding Zeek's request/response pairing, which
+//! writes `http.log`, and a per-body file record, which writes `files.log`.
+//!
+//! Pairing follows Zeek's `base/protocols/http`: requests and responses are numbered
+//! separately; the n-th response completes the n-th request (pipelining), a 1xx response
+//! keeps the transaction open for the final one, and transactions still open when the
+//! connection ends are logged by [`AppAnalyzer::finish`]. Line buffers are capped at
+//! [`MAX_LINE`]; a side that exceeds it, or loses bytes where framing matters, stops being
+//! parsed (with a weird) instead of guessing.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use super::files::{contains, skip_blank, trim_ws, FileState};
+use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
+use crate::analyzer::log::{field, LogSchema, Value};
+
+/// Zeek's `http.log` columns, in Zeek's order.
+pub static HTTP_SCHEMA: LogSchema = LogSchema {
+    path: "http",
+    fields: &[
+        field("ts", "time"),
+        field("uid", "string"),
+        field("id.orig_h", "addr"),
+        field("id.orig_p", "port"),
+        field("id.resp_h", "addr"),
+        field("id.resp_p", "port"),
+        field("trans_depth", "count"),
+        field("method", "string"),
+        field("host", "string"),
+        field("uri", "string"),
+        field("referrer", "string"),
+        field("version", "string"),
+        field("user_agent", "string"),
+        field("origin", "string"),
+        field("request_body_len", "count"),
+        field("response_body_len", "count"),
+        field("status_code", "count"),
+        field("status_msg", "string"),
+        field("info_code", "count"),
+        field("info_msg", "string"),
+        field("tags", "set[enum]"),
+        field("username", "string"),
+        field("password", "string"),
+        field("proxied", "set[string]"),
+        field("orig_fuids", "vector[string]"),
+        field("orig_filenames", "vector[string]"),
+        field("orig_mime_types", "vector[string]"),
+        field("resp_fuids", "vector[string]"),
+        field("resp_filenames", "vector[string]"),
+        field("resp_mime_types", "vector[string]"),
+    ],
+};
+
+/// Longest start line, header line or chunk-size line buffered before giving up on a side.
+const MAX_LINE: usize = 64 * 1024;
+/// Most header lines per message.
+const MAX_HEADERS: usize = 1000;
+/// Open transactions per connection before the oldest are logged (Zeek:
+/// `max_pending_requests`).
+const MAX_PENDING: usize = 100;
+
+/// Methods Zeek knows (`HTTP::http_methods`); others raise `unknown_HTTP_method`.
+const KNOWN_METHODS: &[&str] = &[
+    "GET",
+    "POST",
+    "HEAD",
+    "OPTIONS",
+    "PUT",
+    "DELETE",
+    "TRACE",
+    "CONNECT",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "POLL",
+    "REPORT",
+    "SUBSCRIBE",
+    "BMOVE",
+    "SEARCH",
+];
+
+/// Client headers Zeek reports in `proxied` (`HTTP::proxy_headers`).
+const PROXY_HEADERS: &[&str] = &[
+    "FORWARDED",
+    "X-FORWARDED-FOR",
+    "X-FORWARDED-FROM",
+    "CLIENT-IP",
+    "VIA",
+    "XROXY-CONNECTION",
+    "PROXY-CONNECTION",
+];
+
+/// True for an HTTP request line start (`METHOD SP URI SP HTTP/x.y`) from the originator,
+/// or a status line (`HTTP/x.y SP NNN`) from the responder.
+pub(crate) fn looks_like_http(is_orig: bool, data: &[u8]) -> bool {
+    let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let line = trim_cr(&data[..line_end]);
+    if is_orig {
+        let mut parts = line.split(|&b| b == b' ');
+        let (Some(method), Some(uri), Some(version)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        !method.is_empty()
+            && method.len() <= 20
+            && method.iter().all(u8::is_ascii_alphabetic)
+            && !uri.is_empty()
+            && parse_version(version).is_some()
+    } else {
+        line.len() >= 12
+            && parse_version(&line[..8]).is_some()
+            && line[8] == b' '
+            && line[9..12].iter().all(u8::is_ascii_digit)
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// `HTTP/1.1` → `"1.1"`.
+fn parse_version(v: &[u8]) -> Option<String> {
+    let rest = v.strip_prefix(b"HTTP/")?;
+    let ok = rest.len() >= 3
+        && rest.iter().all(|b| b.is_ascii_digit() || *b == b'.')
+        && rest.contains(&b'.');
+    ok.then(|| String::from_utf8_lossy(rest).into_owned())
+}
+
+/// Decodes `%XX` escapes as Zeek's `unescape_URI` does; a `%` not followed by two hex
+/// digits stays and is reported.
+fn unescape_uri(uri: &[u8], weirds: &mut Vec<(&'static str, String)>) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(uri.len());
+    let mut i = 0;
+    while i < uri.len() {
+        let b = uri[i];
+        if b == b'%' {
+            match (
+                uri.get(i + 1).and_then(|&h| hex(h)),
+                uri.get(i + 2).and_then(|&l| hex(l)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ if i + 1 >= uri.len() => weirds.push(("illegal_%_at_end_of_URI", String::new())),
+                _ => weirds.push(("unescaped_%_in_URI", String::new())),
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for &c in s.iter().filter(|c| !c.is_ascii_whitespace()) {
+        if c == b'=' {
+            break;
+        }
+        acc = (acc << 6) | val(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// How the rest of a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Exactly this many bytes remain.
+    Length(u64),
+    /// Chunked: expecting a chunk-size line.
+    ChunkSize,
+    /// Chunked: this many data bytes remain in the current chunk.
+    ChunkData(u64),
+    /// Chunked: expecting the CRLF after a chunk's data.
+    ChunkEnd,
+    /// Chunked: reading trailer lines until an empty one.
+    Trailer,
+    /// Everything until the connection closes.
+    UntilClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    StartLine,
+    Headers,
+    Body(Body),
+    /// Framing is lost (gap, oversized line, garbage): ignore the rest of this side.
+    Lost,
+}
+
+/// Parser state of one direction.
+#[derive(Debug)]
+struct Side {
+    phase: Phase,
+    line: Vec<u8>,
+    header_count: usize,
+    /// Headers of the message being read, names uppercased.
+    headers: Vec<(String, Vec<u8>)>,
+    body_len: u64,
+    file: Option<FileState>,
+    /// Last HTTP version seen on this side, for `HTTP_version_mismatch`.
+    version: Option<String>,
+}
+
+impl Side {
+    fn new() -> Self {
+        Side {
+            phase: Phase::StartLine,
+            line: Vec::new(),
+            header_count: 0,
+            headers: Vec::new(),
+            body_len: 0,
+            file: None,
+            version: None,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// One http.log line under construction (Zeek's `HTTP::Info`).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct HttpRecord {
+    ts: f64,
+    trans_depth: u64,
+    method: Option<String>,
+    host: Option<String>,
+    uri: Option<String>,
+    referrer: Option<String>,
+    version: Option<String>,
+    user_agent: Option<String>,
+    origin: Option<String>,
+    request_body_len: u64,
+    response_body_len: u64,
+    status_code: Option<u64>,
+    status_msg: Option<String>,
+    info_code: Option<u64>,
+    info_msg: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    proxied: Option<Vec<String>>,
+    orig_files: Vec<(String, Option<String>, Option<&'static str>)>,
+    resp_files: Vec<(String, Option<String>, Option<&'static str>)>,
+}
+
+impl HttpRecord {
+    fn values(&self, conn: &ConnInfo) -> Vec<Value> {
+        let strs = |v: &[String]| Value::Vector(v.iter().map(|s| Value::Str(s.clone())).collect());
+        let files = |f: &[(String, Option<String>, Option<&'static str>)]| {
+            if f.is_empty() {
+                return [Value::Unset, Value::Unset, Value::Unset];
+            }
+            let fuids: Vec<String> = f.iter().map(|x| x.0.clone()).collect();
+            let names: Vec<String> = f.iter().filter_map(|x| x.1.clone()).collect();
+            let mimes: Vec<String> = f.iter().filter_map(|x| x.2.map(str::to_owned)).collect();
+            let opt = |v: Vec<String>| if v.is_empty() { Value::Unset } else { strs(&v) };
+            [strs(&fuids), opt(names), opt(mimes)]
+        };
+        let [of, on, om] = files(&self.orig_files);
+        let [rf, rn, rm] = files(&self.resp_files);
+        vec![
+            Value::Time(self.ts),
+            Value::Str(conn.uid.clone()),
+            Value::Addr(conn.orig_h),
+            Value::Port(conn.orig_p),
+            Value::Addr(conn.resp_h),
+            Value::Port(conn.resp_p),
+            Value::Count(self.trans_depth),
+            self.method.clone().into(),
+            self.host.clone().into(),
+            self.uri.clone().into(),
+            self.referrer.clone().into(),
+            self.version.clone().into(),
+            self.user_agent.clone().into(),
+            self.origin.clone().into(),
+            Value::Count(self.request_body_len),
+            Value::Count(self.response_body_len),
+            self.status_code.map_or(Value::Unset, Value::Count),
+            self.status_msg.clone().into(),
+            self.info_code.map_or(Value::Unset, Value::Count),
+            self.info_msg.clone().into(),
+            Value::Set(Vec::new()),
+            self.username.clone().into(),
+            self.password.clone().into(),
+            self.proxied.as_ref().map_or(Value::Unset, |p| {
+                Value::Set(p.iter().map(|s| Value::Str(s.clone())).collect())
+            }),
+            of,
+            on,
+            om,
+            rf,
+            rn,
+            rm,
+        ]
+    }
+}
+
+/// The HTTP analyzer of one connection.
+#[derive(Debug)]
+pub struct HttpAnalyzer {
+    sides: [Side; 2],
+    confirmed: bool,
+    pending: BTreeMap<u64, HttpRecord>,
+    current_request: u64,
+    current_response: u64,
+    trans_depth: u64,
+    /// Methods of requests not yet answered, oldest first: a reply to HEAD has no body.
+    request_methods: std::collections::VecDeque<String>,
+    /// Method of the request the response being read answers.
+    response_method: Option<String>,
+    files_created: u64,
+}
+
+impl Default for HttpAnalyzer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const ORIG: usize = 0;
+const RESP: usize = 1;
+
+impl HttpAnalyzer {
+    pub fn new() -> Self {
+        HttpAnalyzer {
+            sides: [Side::new(), Side::new()],
+            confirmed: false,
+            pending: BTreeMap::new(),
+            current_request: 0,
+            current_response: 0,
+            trans_depth: 0,
+            request_methods: Default::default(),
+            response_method: None,
+            files_created: 0,
+        }
+    }
+
+    /// Zeek's `set_state`: the record the current message of `side` belongs to.
+    fn record(&mut self, ts: f64, side: usize) -> &mut HttpRecord {
+        let key = if side == ORIG {
+            self.current_request
+        } else {
+            self.current_response
+        };
+        let depth = &mut self.trans_depth;
+        self.pending.entry(key).or_insert_with(|| {
+            *depth += 1;
+            HttpRecord {
+                ts,
+                trans_depth: *depth,
+                ..Default::default()
+            }
+        })
+    }
+
+    fn new_fuid(&mut self, conn: &ConnInfo) -> String {
+        self.files_created += 1;
+        let digest = Sha256::digest(format!("{}/{}", conn.uid, self.files_created).as_bytes());
+        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut id = String::from("F");
+        id.extend(
+            digest
+                .iter()
+                .take(17)
+                .map(|b| char::from(ALPHABET[usize::from(*b) % 62])),
+        );
+        id
+    }
+
+    fn process(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        mut data: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
+        while !data.is_empty() {
+            match self.sides[side].phase {
+                Phase::Lost => return,
+                Phase::Body(body) => {
+                    let used = self.body_bytes(conn, ts, side, body, data, out);
+                    data = &data[used..];
+                }
+                Phase::StartLine | Phase::Headers => {
+                    let s = &mut self.sides[side];
+                    let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+                        s.line.extend_from_slice(data);
+                        if s.line.len() > MAX_LINE {
+                            out.weirds.push(("HTTP_line_too_long", String::new()));
+                            s.phase = Phase::Lost;
+                            s.line = Vec::new();
+                        }
+                        return;
+                    };
+                    s.line.extend_from_slice(&data[..nl]);
+                    data = &data[nl + 1..];
+                    let line = std::mem::take(&mut s.line);
+                    if line.len() > MAX_LINE {
+                        out.weirds.push(("HTTP_line_too_long", String::new()));
+                        s.phase = Phase::Lost;
+                        return;
+                    }
+                    self.line(conn, ts, side, trim_cr(&line), out);
+                }
+            }
+        }
+    }
+
+    fn line(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        line: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
+        match self.sides[side].phase {
+            Phase::StartLine => {
+                // Blank lines between messages are tolerated (Zeek skips them).
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return;
+                }
+                if side == ORIG {
+                    self.request_line(ts, line, out);
+                } else {
+                    self.status_line(ts, line, out);
+                }
+            }
+            Phase::Headers => {
+                if line.is_empty() {
+                    self.headers_done(conn, ts, side, out);
+                    return;
+                }
+                let s = &mut self.sides[side];
+                s.header_count += 1;
+                if s.header_count > MAX_HEADERS {
+                    out.weirds.push(("HTTP_too_many_headers", String::new()));
+                    s.phase = Phase::Lost;
+                    return;
+                }
+                if matches!(line.first(), Some(b' ' | b'\t')) {
+                    // Folded continuation of the previous header.
+                    if let Some((_, v)) = s.headers.last_mut() {
+                        v.push(b' ');
+                        v.extend_from_slice(skip_blank(line));
+                    }
+                    return;
+                }
+                let Some(colon) = line.iter().position(|&b| b == b':') else {
+                    out.weirds.push(("HTTP_header_no_colon", String::new()));
+                    return;
+                };
+                let name = String::from_utf8_lossy(trim_ws(&line[..colon])).to_ascii_uppercase();
+                let value = trim_ws(&line[colon + 1..]).to_vec();
+                s.headers.push((name, value));
+            }
+            Phase::Body(Body::ChunkSize) => {
+                let hex_end = line
+                    .iter()
+                    .position(|b| !b.is_ascii_hexdigit())
+                    .unwrap_or(line.len());
+                let size = std::str::from_utf8(&line[..hex_end])
+                    .ok()
+                    .and_then(|h| u64::from_str_radix(h, 16).ok());
+                let s = &mut self.sides[side];
+                match size {
+                    Some(0) => s.phase = Phase::Body(Body::Trailer),
+                    Some(n) => s.phase = Phase::Body(Body::ChunkData(n)),
+                    None => {
+                        out.weirds.push(("HTTP_bad_chunk_size", String::new()));
+                        s.phase = Phase::Lost;
+                    }
+                }
+            }
+            Phase::Body(Body::ChunkEnd) => {
+                self.sides[side].phase = Phase::Body(Body::ChunkSize);
+                if !line.is_empty() {
+                    // Data where CRLF was expected: treat it as the next size line.
+                    self.line(conn, ts, side, line, out);
+                }
+            }
+            Phase::Body(Body::Trailer) => {
+                if line.is_empty() {
+                    self.message_done(conn, ts, side, out);
+                }
+            }
+            Phase::Body(_) | Phase::Lost => {}
+        }
+    }
+
+    fn request_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
+        let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
+        let (Some(method), Some(uri)) = (parts.next(), parts.next()) else {
+            out.weirds.push(("bad_HTTP_request", String::new()));
+            self.sides[ORIG].phase = Phase::Lost;
+            return;
+        };
+        let version = parts.next().and_then(parse_version);
+        if !method.iter().all(u8::is_ascii_alphabetic) {
+            out.weirds.push(("bad_HTTP_request", String::new()));
+            self.sides[ORIG].phase = Phase::Lost;
+            return;
+        }
+        self.confirmed = true;
+        let method = String::from_utf8_lossy(method).into_owned();
+        self.check_version(ORIG, version.as_deref(), out);
+        if self.current_request < self.current_response {
+            out.weirds
+                .push(("HTTP_response_before_request", String::new()));
+            self.current_request = self.current_response;
+        }
+        self.current_request += 1;
+        let uri = escape_bytes(&unescape_uri(uri, out.weirds));
+        if !KNOWN_METHODS.contains(&method.as_str()) {
+            out.weirds.push(("unknown_HTTP_method", method.clone()));
+        }
+        self.request_methods.push_back(method.clone());
+        let rec = self.record(ts, ORIG);
+        rec.method = Some(method);
+        rec.uri = Some(uri);
+        let s = &mut self.sides[ORIG];
+        s.phase = Phase::Headers;
+        s.headers.clear();
+        s.header_count = 0;
+    }
+
+    fn status_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
+        let version = line.get(..8).and_then(parse_version);
+        let code = line
+            .get(9..12)
+            .filter(|c| c.iter().all(u8::is_ascii_digit))
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .and_then(|c| c.parse::<u64>().ok());
+        let (Some(version), Some(code)) = (version, code) else {
+            out.weirds.push(("bad_HTTP_reply", String::new()));
+            self.sides[RESP].phase = Phase::Lost;
+            return;
+        };
+        self.confirmed = true;
+        let reason = escape_bytes(trim_ws(line.get(12..).unwrap_or_default()));
+        self.check_version(RESP, Some(&version), out);
+        let reuse = self
+            .pending
+            .get(&self.current_response)
+            .is_some_and(|r| r.status_code.map_or(true, |c| (100..200).contains(&c)));
+        if !reuse {
+            self.current_response += 1;
+            self.response_method = self.request_methods.pop_front();
+        }
+        let rec = self.record(ts, RESP);
+        rec.status_code = Some(code);
+        rec.status_msg = Some(reason.clone());
+        rec.version = Some(version);
+        if (100..200).contains(&code) {
+            rec.info_code = Some(code);
+            rec.info_msg = Some(reason);
+        }
+        let s = &mut self.sides[RESP];
+        s.phase = Phase::Headers;
+        s.headers.clear();
+        s.header_count = 0;
+    }
+
+    fn check_version(&mut self, side: usize, version: Option<&str>, out: &mut AppOutput<'_>) {
+        let Some(v) = version else { return };
+        let s = &mut self.sides[side];
+        if s.version.as_deref().is_some_and(|old| old != v) {
+            out.weirds.push(("HTTP_version_mismatch", String::new()));
+        }
+        s.version = Some(v.to_owned());
+    }
+
+    fn headers_done(&mut self, conn: &ConnInfo, ts: f64, side: usize, out: &mut AppOutput<'_>) {
+        let headers = std::mem::take(&mut self.sides[side].headers);
+        let rec = self.record(ts, side);
+        let lossy = |v: &[u8]| escape_bytes(v);
+        if side == ORIG {
+            for (name, value) in &headers {
+                match name.as_str() {
+                    "REFERER" => rec.referrer = Some(lossy(value)),
+                    "HOST" => rec.host = Some(lossy(value)),
+                    "ORIGIN" => rec.origin = Some(lossy(value)),
+                    "USER-AGENT" => rec.user_agent = Some(lossy(value)),
+                    "AUTHORIZATION" | "PROXY-AUTHORIZATION" => {
+                        let v = value.as_slice();
+                        if v.len() > 6 && v[..6].eq_ignore_ascii_case(b"basic ") {
+                            let decoded = base64_decode(skip_blank(&v[6..])).unwrap_or_default();
+                            // Zeek keeps passwords out of the log unless configured
+                            // (`HTTP::default_capture_password = F`).
+                            rec.username = Some(match decoded.iter().position(|&b| b == b':') {
+                                Some(i) => lossy(&decoded[..i]),
+                                None => format!("<problem-decoding> ({})", lossy(v)),
+                            });
+                        }
+                    }
+                    n if PROXY_HEADERS.contains(&n) => {
+                        let entry = format!("{n} -> {}", lossy(value));
+                        let set = rec.proxied.get_or_insert_with(Vec::new);
+                        if !set.contains(&entry) {
+                            set.push(entry);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.sides[side].headers = headers;
+        let s = &self.sides[side];
+        let chunked = s
+            .header("TRANSFER-ENCODING")
+            .is_some_and(|v| contains(&v.to_ascii_lowercase(), b"chunked"));
+        let length = s
+            .header("CONTENT-LENGTH")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if side == RESP {
+            let code = self
+                .pending
+                .get(&self.current_response)
+                .and_then(|r| r.status_code);
+            let connect = self.response_method.as_deref() == Some("CONNECT");
+            let tunnel =
+                code == Some(101) || (connect && code.is_some_and(|c| (200..300).contains(&c)));
+            if tunnel {
+                // The connection now carries another protocol (upgrade or proxy tunnel):
+                // the open transaction is logged at the end, as Zeek does.
+                if code != Some(101) {
+                    self.message_done(conn, ts, side, out);
+                }
+                self.sides[ORIG].phase = Phase::Lost;
+                self.sides[RESP].phase = Phase::Lost;
+                return;
+            }
+        }
+        let body = if side == ORIG {
+            if chunked {
+                Some(Body::ChunkSize)
+            } else {
+                length.filter(|&n| n > 0).map(Body::Length)
+            }
+        } else {
+            let code = self
+                .pending
+                .get(&self.current_response)
+                .and_then(|r| r.status_code)
+                .unwrap_or(200);
+            let head = self.response_method.as_deref() == Some("HEAD");
+            if head || (100..200).contains(&code) || code == 204 || code == 304 {
+                None
+            } else if chunked {
+                Some(Body::ChunkSize)
+            } else {
+                match length {
+                    Some(0) => None,
+                    Some(n) => Some(Body::Length(n)),
+                    None => Some(Body::UntilClose),
+                }
+            }
+        };
+        match body {
+            None => self.message_done(conn, ts, side, out),
+            Some(b) => {
+                let s = &mut self.sides[side];
+                s.phase = Phase::Body(b);
+                s.body_len = 0;
+            }
+        }
+    }
+
+    /// Consumes body bytes from `data` for the current framing; returns how many were used.
+    fn body_bytes(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        body: Body,
+        data: &[u8],
+        out: &mut AppOutput<'_>,
+    ) -> usize {
+        match body {
+            Body::Length(n) | Body::ChunkData(n) => {
+                let take = (data.len() as u64).min(n) as usize;
+                self.body_data(conn, ts, side, &data[..take], out.weirds);
+                let left = n - take as u64;
+                let s = &mut self.sides[side];
+                match (body, left) {
+                    (Body::Length(_), 0) => self.message_done(conn, ts, side, out),
+                    (Body::Length(_), _) => s.phase = Phase::Body(Body::Length(left)),
+                    (_, 0) => s.phase = Phase::Body(Body::ChunkEnd),
+                    _ => s.phase = Phase::Body(Body::ChunkData(left)),
+                }
+                take
+            }
+            Body::UntilClose => {
+                self.body_data(conn, ts, side, data, out.weirds);
+                data.len()
+            }
+            Body::ChunkSize | Body::ChunkEnd | Body::Trailer => {
+                // Line-oriented parts of chunked framing.
+                let s = &mut self.sides[side];
+                let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+                    s.line.extend_from_slice(data);
+                    if s.line.len() > MAX_LINE {
+                        out.weirds
+                            .push(("HTTP_chunked_transfer_for_multipart_message", String::new()));
+                        s.phase = Phase::Lost;
+                        s.line = Vec::new();
+                    }
+                    return data.len();
+                };
+                s.line.extend_from_slice(&data[..nl]);
+                let line = std::mem::take(&mut s.line);
+                self.line(conn, ts, side, trim_cr(&line), out);
+                nl + 1
+            }
+        }
+    }
+
+    fn body_data(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        data: &[u8],
+        weirds: &mut Vec<(&'static str, String)>,
+    ) {
+        if data.is_empty() {
+            return;
+        }
+        if self.sides[side].file.is_none() {
+            let fuid = self.new_fuid(conn);
+            let code = self
+                .pending
+                .get(&self.current_response)
+                .and_then(|r| r.status_code);
+            let s = &self.sides[side];
+            let range = s.header("CONTENT-RANGE").map(parse_content_range);
+            let filename = s
+                .header("CONTENT-DISPOSITION")
+                .and_then(disposition_filename);
+            let total = match range {
+                Some(Some((_, total))) => total,
+                _ => s
+                    .header("CONTENT-LENGTH")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .and_then(|v| v.trim().parse().ok()),
+            };
+            let no_bof = side == RESP && code == Some(206) && !matches!(range, Some(Some((0, _))));
+            let file = FileState::new(
+                fuid,
+                ts,
+                s.header("CONTENT-ENCODING"),
+                no_bof,
+                filename,
+                total,
+            );
+            self.sides[side].file = Some(file);
+        }
+        let s = &mut self.sides[side];
+        if let Some(f) = s.file.as_mut() {
+            let before = f.seen();
+            f.data(ts, data, weirds);
+            s.body_len += f.seen() - before;
+        }
+    }
+
+    /// End of one message on `side`: record body length and files; a final response logs
+    /// its transaction.
+    fn message_done(&mut self, conn: &ConnInfo, ts: f64, side: usize, out: &mut AppOutput<'_>) {
+        let s = &mut self.sides[side];
+        let mut file = s.file.take();
+        if let Some(f) = file.as_mut() {
+            // Flushing the decoder may release the last decoded bytes.
+            let before = f.seen();
+            f.end();
+            s.body_len += f.seen() - before;
+        }
+        let body_len = s.body_len;
+        s.body_len = 0;
+        s.phase = Phase::StartLine;
+        s.headers.clear();
+        s.header_count = 0;
+        let rec = self.record(ts, side);
+        if side == ORIG {
+            rec.request_body_len = body_len;
+        } else {
+            rec.response_body_len = body_len;
+        }
+        if let Some(f) = file {
+            let entry = (f.fuid.clone(), f.filename.clone(), f.mime);
+            if side == ORIG {
+                rec.orig_files.push(entry);
+            } else {
+                rec.resp_files.push(entry);
+            }
+            f.write_log(conn, side == ORIG, out);
+        }
+        if side == RESP {
+            let final_response = !rec.status_code.is_some_and(|c| (100..200).contains(&c));
+            if final_response {
+                if let Some(done) = self.pending.remove(&self.current_response) {
+                    out.logs.write(&HTTP_SCHEMA, done.values(conn));
+                }
+            }
+        } else if self.pending.len() > MAX_PENDING {
+            out.weirds
+                .push(("HTTP_excessive_pipelining", String::new()));
+            let keep = self.pending.split_off(&self.current_request);
+            for (_, r) in std::mem::replace(&mut self.pending, keep) {
+                out.logs.write(&HTTP_SCHEMA, r.values(conn));
+            }
+            self.current_response = self.current_request.saturating_sub(1);
+        }
+    }
+}
+
+/// `bytes 100-199/1000` → `(100, Some(1000))`; `None` when unparsable.
+fn parse_content_range(v: &[u8]) -> Option<(u64, Option<u64>)> {
+    let v = std::str::from_utf8(v).ok()?.trim();
+    let rest = v.strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (start, _end) = range.split_once('-')?;
+    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
+}
+
+/// The `filename` parameter of a Content-Disposition header.
+fn disposition_filename(v: &[u8]) -> Option<String> {
+    let lower = v.to_ascii_lowercase();
+    let at = lower.windows(9).position(|w| w == b"filename=")?;
+    let rest = &v[at + 9..];
+    let name = if let Some(r) = rest.strip_prefix(b"\"") {
+        &r[..r.iter().position(|&b| b == b'"').unwrap_or(r.len())]
+    } else {
+        &rest[..rest.iter().position(|&b| b == b';').unwrap_or(rest.len())]
+    };
+    Some(escape_bytes(trim_ws(name)))
+}
+
+impl AppAnalyzer for HttpAnalyzer {
+    fn service(&self) -> Option<&'static str> {
+        self.confirmed.then_some("http")
+    }
+
+    fn deliver(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        is_orig: bool,
+        data: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
+        let side = if is_orig { ORIG } else { RESP };
+        self.process(conn, ts, side, data, out);
+    }
+
+    fn gap(&mut self, conn: &ConnInfo, ts: f64, is_orig: bool, len: u64, out: &mut AppOutput<'_>) {
+        let side = if is_orig { ORIG } else { RESP };
+        let s = &mut self.sides[side];
+        match s.phase {
+            // Inside a body of known extent the bytes are missing, not the framing.
+            Phase::Body(Body::Length(n)) | Phase::Body(Body::ChunkData(n)) => {
+                let skipped = len.min(n);
+                if let Some(f) = s.file.as_mut() {
+                    f.gap(skipped);
+                }
+                s.body_len += skipped;
+                let left = n - skipped;
+                let rest = len - skipped;
+                match s.phase {
+                    Phase::Body(Body::Length(_)) if left == 0 => {
+                        self.message_done(conn, ts, side, out);
+                    }
+                    Phase::Body(Body::Length(_)) => s.phase = Phase::Body(Body::Length(left)),
+                    _ if left == 0 => s.phase = Phase::Body(Body::ChunkEnd),
+                    _ => s.phase = Phase::Body(Body::ChunkData(left)),
+                }
+                if rest > 0 {
+                    self.gap(conn, ts, is_orig, rest, out);
+                }
+            }
+            Phase::Body(Body::UntilClose) => {
+                if let Some(f) = s.file.as_mut() {
+                    f.gap(len);
+                }
+                s.body_len += len;
+            }
+            Phase::Lost => {}
+            _ => {
+                out.weirds.push(("HTTP_content_gap", String::new()));
+                s.phase = Phase::Lost;
+                s.line = Vec::new();
+            }
+        }
+    }
+
+    fn finish(&mut self, conn: &ConnInfo, ts: f64, out: &mut AppOutput<'_>) {
+        // A body delimited by the close ends now; other unfinished messages still count
+        // what they carried.
+        for side in [ORIG, RESP] {
+            if let Phase::Body(_) = self.sides[side].phase {
+                self.message_done(conn, ts, side, out);
+            }
+        }
+        for (key, rec) in std::mem::take(&mut self.pending) {
+            if key != 0 {
+                out.logs.write(&HTTP_SCHEMA, rec.values(conn));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzer::app::tests::{conn, Collect};
+    use crate::analyzer::app::Transport;
+
+    struct Run {
+        a: HttpAnalyzer,
+        sink: Collect,
+        weirds: Vec<(&'static str, String)>,
+        c: ConnInfo,
+    }
+
+    impl Run {
+        fn new() -> Self {
+            Run {
+                a: HttpAnalyzer::new(),
+                sink: Collect::default(),
+                weirds: Vec::new(),
+                c: conn(Transport::Tcp, 80),
+            }
+        }
+        fn send(&mut self, ts: f64, is_orig: bool, data: &[u8]) {
+            let mut out = AppOutput {
+                logs: &mut self.sink,
+                weirds: &mut self.weirds,
+            };
+            self.a.deliver(&self.c, ts, is_orig, data, &mut out);
+        }
+        fn gap(&mut self, is_orig: bool, len: u64) {
+            let mut out = AppOutput {
+                logs: &mut self.sink,
+                weirds: &mut self.weirds,
+            };
+            self.a.gap(&self.c, 0.0, is_orig, len, &mut out);
+        }
+        fn finish(&mut self) {
+            let mut out = AppOutput {
+                logs: &mut self.sink,
+                weirds: &mut self.weirds,
+            };
+            self.a.finish(&self.c, 9.0, &mut out);
+        }
+        fn http(&self) -> Vec<&Vec<Value>> {
+            self.sink.of("http")
+        }
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    #[test]
+    fn pipelined_requests_pair_with_responses_in_order() {
+        let mut r = Run::new();
+        r.send(
+            1.0,
+            true,
+            b"GET /a%20b HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\nReferer: http://r/\r\n\r\nHEAD /h HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        );
+        r.send(
+            1.1,
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n<html>hi</h",
+        );
+        assert!(r.http().is_empty());
+        r.send(
+            1.2,
+            false,
+            b"tml>HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+        );
+        let rows = r.http();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][6], Value::Count(1));
+        assert_eq!(rows[0][7], s("GET"));
+        assert_eq!(rows[0][8], s("example.com"));
+        assert_eq!(rows[0][9], s("/a b"));
+        assert_eq!(rows[0][10], s("http://r/"));
+        assert_eq!(rows[0][11], s("1.1"));
+        assert_eq!(rows[0][12], s("t/1"));
+        assert_eq!(rows[0][15], Value::Count(15));
+        assert_eq!(rows[0][16], Value::Count(200));
+        assert_eq!(rows[0][17], s("OK"));
+        assert_eq!(rows[0][20], Value::Set(vec![]));
+        assert!(matches!(&rows[0][27], Value::Vector(v) if v.len() == 1));
+        assert_eq!(rows[0][29], Value::Vector(vec![s("text/html")]));
+        // The HEAD response has no body despite its Content-Length.
+        assert_eq!(rows[1][6], Value::Count(2));
+        assert_eq!(rows[1][7], s("HEAD"));
+        assert_eq!(rows[1][15], Value::Count(0));
+        assert_eq!(rows[1][27], Value::Unset);
+        assert_eq!(r.sink.of("files").len(), 1);
+    }
+
+    #[test]
+    fn chunked_body_and_100_continue() {
+        let mut r = Run::new();
+        r.send(
+            1.0,
+            true,
+            b"POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nAuthorization: Basic dXNlcjpwYXNz\r\nContent-Length: 4\r\n\r\n",
+        );
+        r.send(1.1, false, b"HTTP/1.1 100 Continue\r\n\r\n");
+        r.send(1.2, true, b"abcd");
+        r.send(
+            1.3,
+            false,
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        );
+        r.send(1.4, false, b"6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n");
+        let rows = r.http();
+        assert_eq!(rows.len(), 1);
+        let row = rows[0];
+        assert_eq!(row[14], Value::Count(4));
+        assert_eq!(row[15], Value::Count(11));
+        assert_eq!(row[16], Value::Count(201));
+        assert_eq!(row[17], s("Created"));
+        assert_eq!(row[18], Value::Count(100));
+        assert_eq!(row[19], s("Continue"));
+        assert_eq!(row[21], s("user"));
+        assert_eq!(row[22], Value::Unset);
+        assert_eq!(row[29], Value::Vector(vec![s("text/plain")]));
+        assert!(r.weirds.is_empty(), "{:?}", r.weirds);
+    }
+
+    #[test]
+    fn body_until_close_and_unanswered_request_logged_at_finish() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET / HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\n");
+        r.send(1.1, false, b"HTTP/1.0 200 OK\r\n\r\nGIF89a....");
+        r.finish();
+        let rows = r.http();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][15], Value::Count(10));
+        assert_eq!(rows[0][29], Value::Vector(vec![s("image/gif")]));
+        assert_eq!(rows[1][9], s("/2"));
+        assert_eq!(rows[1][16], Value::Unset);
+        assert_eq!(rows[1][11], Value::Unset);
+    }
+
+    #[test]
+    fn gap_in_body_keeps_sync_and_gap_in_headers_stops_side() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+        r.send(
+            1.1,
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12",
+        );
+        r.gap(false, 5);
+        r.send(
+            1.2,
+            false,
+            b"890HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        );
+        let rows = r.http();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][15], Value::Count(10));
+        assert_eq!(rows[1][16], Value::Count(404));
+        r.gap(false, 3);
+        r.send(1.3, false, b"garbage");
+        assert_eq!(r.weirds, vec![("HTTP_content_gap", String::new())]);
+    }
+
+    #[test]
+    fn version_mismatch_and_unknown_method_weirds() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"FOO / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        r.send(1.1, false, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let names: Vec<_> = r.weirds.iter().map(|w| w.0).collect();
+        assert_eq!(names, vec!["unknown_HTTP_method", "HTTP_version_mismatch"]);
+        assert_eq!(r.http()[1][11], s("1.0"));
+    }
+
+    #[test]
+    fn upgrade_and_connect_stop_parsing_without_weirds() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n");
+        r.send(
+            1.1,
+            false,
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello",
+        );
+        r.send(1.2, true, b"\x81\x85binaryframe");
+        r.finish();
+        assert!(r.weirds.is_empty(), "{:?}", r.weirds);
+        let rows = r.http();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][16], Value::Count(101));
+        assert_eq!(rows[0][18], Value::Count(101));
+
+        let mut r = Run::new();
+        r.send(
+            1.0,
+            true,
+            b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n\x16\x03\x01",
+        );
+        r.send(
+            1.1,
+            false,
+            b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03",
+        );
+        r.finish();
+        assert!(r.weirds.is_empty(), "{:?}", r.weirds);
+        assert_eq!(r.http().len(), 1);
+        assert_eq!(r.http()[0][9], s("h:443"));
+    }
+
+    #[test]
+    fn oversized_header_line_gives_up() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET / HTTP/1.1\r\nX: ");
+        let junk = vec![b'a'; MAX_LINE + 10];
+        r.send(1.0, true, &junk);
+        assert_eq!(r.weirds.len(), 1);
+        assert!(r.a.sides[ORIG].line.is_empty());
+    }
+
+    #[test]
+    fn detection_of_request_and_status_lines() {
+        assert!(looks_like_http(true, b"GET /index.html HTTP/1.1\r\n"));
+        assert!(looks_like_http(true, b"PROPFIND /x HTTP/1.0"));
+        assert!(!looks_like_http(true, b"GET /index.html\r\n"));
+        assert!(!looks_like_http(true, b"\x16\x03\x01"));
+        assert!(looks_like_http(false, b"HTTP/1.1 200 OK\r\n"));
+        assert!(!looks_like_http(false, b"HTTP/1.1 OK\r\n"));
+    }
+}
