@@ -530,6 +530,56 @@ mod tests {
     }
 
     #[test]
+    fn pcapng_and_fragmented_udp_make_one_connection() {
+        use crate::analyzer::capture::pcapng::tests::NgBuilder;
+        use crate::analyzer::decode::tests::ipv4;
+        // One UDP datagram (8-byte header + 16 bytes) split in two IPv4 fragments, raw IP
+        // link type, nanosecond timestamps.
+        let mut udp = vec![0x13, 0x88, 0x13, 0x89, 0, 24, 0, 0];
+        udp.extend_from_slice(b"0123456789abcdef");
+        let fragment = |offset_units: u16, more: bool, part: &[u8]| {
+            let mut p = ipv4([10, 1, 1, 1], [10, 1, 1, 2], 17, part);
+            p[4..6].copy_from_slice(&77u16.to_be_bytes());
+            p[6..8].copy_from_slice(&(offset_units | if more { 0x2000 } else { 0 }).to_be_bytes());
+            p[10..12].copy_from_slice(&[0, 0]);
+            let c = decode::internet_checksum(&[&p[..20]]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+            p
+        };
+        let mut b = NgBuilder::new(false);
+        b.section().interface(101, Some(9));
+        b.epb(0, 5_000_000_000, &fragment(0, true, &udp[..16]));
+        b.epb(0, 5_250_000_000, &fragment(2, false, &udp[16..]));
+        let dir = temp_dir("ng-frag");
+        let input = dir.join("in.pcapng");
+        std::fs::write(&input, &b.buf).expect("write");
+        let summary = analyze(
+            &[input],
+            &dir.join("out"),
+            &AnalyzeOptions::default(),
+            &mut |_, _| {},
+        )
+        .expect("runs");
+        assert_eq!((summary.packets, summary.connections), (2, 1));
+        let text = std::fs::read_to_string(dir.join("out/conn.log")).expect("conn.log");
+        let row: Vec<&str> = text
+            .lines()
+            .find(|l| !l.starts_with('#'))
+            .expect("a row")
+            .split('\t')
+            .collect();
+        // The datagram exists when its last fragment arrives, as in Zeek.
+        assert_eq!(row[0], "5.250000");
+        assert_eq!(&row[2..7], &["10.1.1.1", "5000", "10.1.1.2", "5001", "udp"]);
+        // Duration unset (one reassembled datagram), 1 packet of 44 IP bytes, history D.
+        assert_eq!(
+            (row[8], row[11], row[15], row[16], row[17]),
+            ("-", "S0", "D", "1", "44")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn mutated_captures_never_panic() {
         // A deterministic mutation loop over a valid capture (the fuzzer does this at scale).
         let base = capture(&conversation());
