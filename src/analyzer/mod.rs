@@ -299,7 +299,7 @@ mod tests {
     use super::*;
     use crate::analyzer::capture::testutil::pcap_le_us;
     use crate::analyzer::decode::tests::eth_tcp;
-    use crate::analyzer::decode::{ACK, FIN, SYN};
+    use crate::analyzer::decode::{ACK, FIN, RST, SYN};
 
     const CLIENT: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
     const SERVER: ([u8; 4], u16) = ([10, 0, 0, 2], 80);
@@ -577,6 +577,68 @@ mod tests {
             ("-", "S0", "D", "1", "44")
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn history_and_state(rows: &[Vec<String>]) -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|r| (format!("{}>{}", r[3], r[5]), r[15].clone(), r[11].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn syn_ack_first_is_flipped_and_rejects_split_on_reuse() {
+        // Mid-stream start with a SYN-ACK between two non-server ports: flipped by the
+        // client's ACK into "^h".
+        let a = ([10, 0, 0, 1], 40001);
+        let b = ([10, 0, 0, 2], 7000);
+        let synack_first = vec![
+            (1_000_000, eth_tcp(b, a, 900, 101, SYN | ACK, b"")),
+            (1_100_000, eth_tcp(a, b, 101, 901, ACK, b"")),
+        ];
+        let (_, rows) = conn_rows(
+            "synack",
+            &[capture(&synack_first)],
+            &AnalyzeOptions::default(),
+        );
+        assert_eq!(
+            history_and_state(&rows),
+            vec![("40001>7000".into(), "^hA".into(), "S1".into())]
+        );
+
+        // Two SYNs (same ISN) each answered by RST-ACK: the second SYN reuses a reset
+        // connection, so two REJ rows.
+        let rst = |t: u64| (t, eth_tcp(SERVER, CLIENT, 0, 101, RST | ACK, b""));
+        let syn = |t: u64| (t, eth_tcp(CLIENT, SERVER, 100, 0, SYN, b""));
+        let packets = vec![
+            syn(1_000_000),
+            rst(1_050_000),
+            syn(1_500_000),
+            rst(1_550_000),
+        ];
+        let (_, rows) = conn_rows("rej", &[capture(&packets)], &AnalyzeOptions::default());
+        let expect: Vec<(String, String, String)> =
+            vec![("40000>80".into(), "Sr".into(), "REJ".into()); 2];
+        assert_eq!(history_and_state(&rows), expect);
+    }
+
+    #[test]
+    fn unanswered_syn_attempt_ends_after_five_seconds() {
+        let packets = vec![
+            (1_000_000, eth_tcp(CLIENT, SERVER, 100, 0, SYN, b"")),
+            (2_000_000, eth_tcp(CLIENT, SERVER, 101, 1, ACK, b"abc")),
+            (7_000_000, eth_tcp(CLIENT, SERVER, 104, 1, ACK, b"def")),
+            (7_500_000, eth_tcp(CLIENT, SERVER, 107, 1, FIN | ACK, b"")),
+        ];
+        let (_, rows) = conn_rows("attempt", &[capture(&packets)], &AnalyzeOptions::default());
+        let got = history_and_state(&rows);
+        assert_eq!(
+            got,
+            vec![
+                ("40000>80".into(), "SD".into(), "S0".into()),
+                ("40000>80".into(), "DF".into(), "SH".into())
+            ]
+        );
+        assert_eq!((rows[0][9].as_str(), rows[1][9].as_str()), ("3", "3"));
     }
 
     #[test]

@@ -527,7 +527,9 @@ impl FlowTable {
             conn.flip();
             is_orig = true;
         }
-        if is_new && pure_syn && is_orig {
+        // Zeek arms the connection-attempt timer when the originator's first packet is a
+        // SYN (with or without ACK).
+        if is_orig && seg.flags & SYN != 0 && conn.orig.tcp.state == EndpointState::Inactive {
             conn.attempt_deadline_ns = Some(ts_ns.saturating_add(TCP_ATTEMPT_DELAY_NS));
         }
         {
