@@ -36,7 +36,7 @@ const TCP_CLOSE_DELAY_NS: i64 = 5 * NS;
 const SWEEP_INTERVAL_NS: i64 = 10 * NS;
 /// Application detection gives up after this many payload bytes per side ...
 const DETECT_MAX_BYTES_PER_SIDE: usize = 4096;
-/// ... or this many payload chunks in total.
+/// ... or this many payload chunks in total (or twice the per-side bytes held in total).
 const DETECT_MAX_CHUNKS: u32 = 16;
 
 /// Transport of a connection as Zeek logs it.
@@ -123,6 +123,8 @@ struct Detection {
     /// The in-order prefix of each side's TCP stream (orig, resp).
     prefix: [Vec<u8>; 2],
     chunks: u32,
+    /// Bytes held in `seen`; capped so undetected connections stay small.
+    seen_bytes: usize,
 }
 
 /// History letters recorded at most once per direction; bit position per letter.
@@ -743,6 +745,7 @@ impl FlowTable {
             }
             AppState::Detecting(d) => {
                 d.chunks += 1;
+                d.seen_bytes += data.len();
                 d.seen.push((is_orig, ts, data.to_vec()));
                 let side = usize::from(!is_orig);
                 let probe: &[u8] = if conn.proto == Proto::Tcp {
@@ -771,6 +774,7 @@ impl FlowTable {
                     conn.service = conn.service.or(analyzer.service());
                     conn.app = AppState::Active(analyzer);
                 } else if d.chunks >= DETECT_MAX_CHUNKS
+                    || d.seen_bytes >= 2 * DETECT_MAX_BYTES_PER_SIDE
                     || d.prefix
                         .iter()
                         .any(|p| p.len() >= DETECT_MAX_BYTES_PER_SIDE)
