@@ -562,7 +562,7 @@ impl FlowTable {
                 sink,
             );
         }
-        self.dispatch_stream_events(&key, is_orig, peer_events_start, ts_ns, sink);
+        self.dispatch_stream_events(&key, is_orig, peer_events_start, seg.payload, ts_ns, sink);
     }
 
     /// Hands stream events collected by `tcp_update` (own data, and gaps found on either
@@ -572,6 +572,7 @@ impl FlowTable {
         key: &ConnKey,
         is_orig: bool,
         peer_events_start: usize,
+        payload: &[u8],
         ts_ns: i64,
         sink: &mut dyn LogSink,
     ) {
@@ -607,6 +608,10 @@ impl FlowTable {
                     self.flush_app_weirds(key, ts_ns, sink);
                 }
                 StreamEvent::Data(data) => self.deliver_app(key, side_is_orig, ts_ns, data, sink),
+                StreamEvent::Current(skip) => {
+                    let fresh = payload.get(*skip..).unwrap_or_default();
+                    self.deliver_app(key, side_is_orig, ts_ns, fresh, sink);
+                }
             }
         }
         let mut events = events;
@@ -847,6 +852,8 @@ impl FlowTable {
                         StreamEvent::Gap(len) => {
                             a.gap(&conn.info, secs(conn.last_ns), is_orig, *len, &mut out)
                         }
+                        // Flushing only releases buffered bytes, never a current segment.
+                        StreamEvent::Current(_) => {}
                     }
                 }
             }

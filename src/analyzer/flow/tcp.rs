@@ -34,7 +34,11 @@ impl EndpointState {
 /// A chunk of in-order stream data or a hole, produced by [`Stream`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum StreamEvent {
+    /// Bytes that had been buffered out of order.
     Data(Vec<u8>),
+    /// In-order bytes of the segment just added: its payload from this offset on (handed
+    /// over without a copy).
+    Current(usize),
     Gap(u64),
 }
 
@@ -62,9 +66,8 @@ impl Stream {
             return;
         }
         if rel <= self.next {
-            let fresh = &data[(self.next - rel) as usize..];
             if buffer {
-                out.push(StreamEvent::Data(fresh.to_vec()));
+                out.push(StreamEvent::Current((self.next - rel) as usize));
             }
             self.next = end;
             self.drain(buffer, out);
@@ -243,7 +246,7 @@ mod tests {
             .iter()
             .flat_map(|e| match e {
                 StreamEvent::Data(d) => d.clone(),
-                StreamEvent::Gap(_) => Vec::new(),
+                StreamEvent::Current(_) | StreamEvent::Gap(_) => Vec::new(),
             })
             .collect()
     }
@@ -256,9 +259,18 @@ mod tests {
         s.add(6, b"world", true, &mut out);
         assert!(out.is_empty());
         s.add(1, b"hello", true, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::Current(0),
+                StreamEvent::Data(b"world".to_vec())
+            ]
+        );
+        out.clear();
         s.add(1, b"hello", true, &mut out);
+        assert!(out.is_empty(), "a retransmission delivers nothing");
         s.add(9, b"ld!", true, &mut out);
-        assert_eq!(data(&out), b"helloworld!");
+        assert_eq!(out, vec![StreamEvent::Current(2)]);
     }
 
     #[test]
