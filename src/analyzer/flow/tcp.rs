@@ -241,16 +241,6 @@ impl Endpoint {
 mod tests {
     use super::*;
 
-    fn data(events: &[StreamEvent]) -> Vec<u8> {
-        events
-            .iter()
-            .flat_map(|e| match e {
-                StreamEvent::Data(d) => d.clone(),
-                StreamEvent::Current(_) | StreamEvent::Gap(_) => Vec::new(),
-            })
-            .collect()
-    }
-
     #[test]
     fn stream_reorders_and_drops_retransmissions() {
         let mut s = Stream::default();
