@@ -546,6 +546,16 @@ pub(crate) mod tests {
         null.extend_from_slice(&ip);
         assert_eq!(link_to_ip(0, &null).expect("null").0, IpVersion::V4);
         assert_eq!(link_to_ip(101, &ip).expect("raw").0, IpVersion::V4);
+        let mut sll2 = vec![0x08, 0x00];
+        sll2.extend_from_slice(&[0u8; 18]);
+        sll2.extend_from_slice(&ip);
+        assert_eq!(link_to_ip(276, &sll2).expect("sll2").1.len(), ip.len());
+        let mut ppp = vec![0xff, 0x03, 0x00, 0x21];
+        ppp.extend_from_slice(&ip);
+        assert_eq!(link_to_ip(9, &ppp).expect("ppp").1.len(), ip.len());
+        let mut lo = 30u32.to_be_bytes().to_vec();
+        lo.extend_from_slice(&[0x60; 40]);
+        assert_eq!(link_to_ip(108, &lo).expect("loop v6").0, IpVersion::V6);
         assert_eq!(
             link_to_ip(147, &ip).err(),
             Some(DecodeIssue::UnknownLinkType)

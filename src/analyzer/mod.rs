@@ -299,7 +299,7 @@ mod tests {
     use super::*;
     use crate::analyzer::capture::testutil::pcap_le_us;
     use crate::analyzer::decode::tests::eth_tcp;
-    use crate::analyzer::decode::{ACK, FIN, SYN};
+    use crate::analyzer::decode::{ACK, FIN, RST, SYN};
 
     const CLIENT: ([u8; 4], u16) = ([10, 0, 0, 1], 40000);
     const SERVER: ([u8; 4], u16) = ([10, 0, 0, 2], 80);
@@ -527,6 +527,118 @@ mod tests {
         }
         let s = analyze_bytes(&file, &AnalyzeOptions::default()).expect("runs");
         assert_eq!((s.packets, s.connections), (8, 0));
+    }
+
+    #[test]
+    fn pcapng_and_fragmented_udp_make_one_connection() {
+        use crate::analyzer::capture::pcapng::tests::NgBuilder;
+        use crate::analyzer::decode::tests::ipv4;
+        // One UDP datagram (8-byte header + 16 bytes) split in two IPv4 fragments, raw IP
+        // link type, nanosecond timestamps.
+        let mut udp = vec![0x13, 0x88, 0x13, 0x89, 0, 24, 0, 0];
+        udp.extend_from_slice(b"0123456789abcdef");
+        let fragment = |offset_units: u16, more: bool, part: &[u8]| {
+            let mut p = ipv4([10, 1, 1, 1], [10, 1, 1, 2], 17, part);
+            p[4..6].copy_from_slice(&77u16.to_be_bytes());
+            p[6..8].copy_from_slice(&(offset_units | if more { 0x2000 } else { 0 }).to_be_bytes());
+            p[10..12].copy_from_slice(&[0, 0]);
+            let c = decode::internet_checksum(&[&p[..20]]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+            p
+        };
+        let mut b = NgBuilder::new(false);
+        b.section().interface(101, Some(9));
+        b.epb(0, 5_000_000_000, &fragment(0, true, &udp[..16]));
+        b.epb(0, 5_250_000_000, &fragment(2, false, &udp[16..]));
+        let dir = temp_dir("ng-frag");
+        let input = dir.join("in.pcapng");
+        std::fs::write(&input, &b.buf).expect("write");
+        let summary = analyze(
+            &[input],
+            &dir.join("out"),
+            &AnalyzeOptions::default(),
+            &mut |_, _| {},
+        )
+        .expect("runs");
+        assert_eq!((summary.packets, summary.connections), (2, 1));
+        let text = std::fs::read_to_string(dir.join("out/conn.log")).expect("conn.log");
+        let row: Vec<&str> = text
+            .lines()
+            .find(|l| !l.starts_with('#'))
+            .expect("a row")
+            .split('\t')
+            .collect();
+        // The datagram exists when its last fragment arrives, as in Zeek.
+        assert_eq!(row[0], "5.250000");
+        assert_eq!(&row[2..7], &["10.1.1.1", "5000", "10.1.1.2", "5001", "udp"]);
+        // Duration unset (one reassembled datagram), 1 packet of 44 IP bytes, history D.
+        assert_eq!(
+            (row[8], row[11], row[15], row[16], row[17]),
+            ("-", "S0", "D", "1", "44")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn history_and_state(rows: &[Vec<String>]) -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|r| (format!("{}>{}", r[3], r[5]), r[15].clone(), r[11].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn syn_ack_first_is_flipped_and_rejects_split_on_reuse() {
+        // Mid-stream start with a SYN-ACK between two non-server ports: flipped by the
+        // client's ACK into "^h".
+        let a = ([10, 0, 0, 1], 40001);
+        let b = ([10, 0, 0, 2], 7000);
+        let synack_first = vec![
+            (1_000_000, eth_tcp(b, a, 900, 101, SYN | ACK, b"")),
+            (1_100_000, eth_tcp(a, b, 101, 901, ACK, b"")),
+        ];
+        let (_, rows) = conn_rows(
+            "synack",
+            &[capture(&synack_first)],
+            &AnalyzeOptions::default(),
+        );
+        assert_eq!(
+            history_and_state(&rows),
+            vec![("40001>7000".into(), "^hA".into(), "S1".into())]
+        );
+
+        // Two SYNs (same ISN) each answered by RST-ACK: the second SYN reuses a reset
+        // connection, so two REJ rows.
+        let rst = |t: u64| (t, eth_tcp(SERVER, CLIENT, 0, 101, RST | ACK, b""));
+        let syn = |t: u64| (t, eth_tcp(CLIENT, SERVER, 100, 0, SYN, b""));
+        let packets = vec![
+            syn(1_000_000),
+            rst(1_050_000),
+            syn(1_500_000),
+            rst(1_550_000),
+        ];
+        let (_, rows) = conn_rows("rej", &[capture(&packets)], &AnalyzeOptions::default());
+        let expect: Vec<(String, String, String)> =
+            vec![("40000>80".into(), "Sr".into(), "REJ".into()); 2];
+        assert_eq!(history_and_state(&rows), expect);
+    }
+
+    #[test]
+    fn unanswered_syn_attempt_ends_after_five_seconds() {
+        let packets = vec![
+            (1_000_000, eth_tcp(CLIENT, SERVER, 100, 0, SYN, b"")),
+            (2_000_000, eth_tcp(CLIENT, SERVER, 101, 1, ACK, b"abc")),
+            (7_000_000, eth_tcp(CLIENT, SERVER, 104, 1, ACK, b"def")),
+            (7_500_000, eth_tcp(CLIENT, SERVER, 107, 1, FIN | ACK, b"")),
+        ];
+        let (_, rows) = conn_rows("attempt", &[capture(&packets)], &AnalyzeOptions::default());
+        let got = history_and_state(&rows);
+        assert_eq!(
+            got,
+            vec![
+                ("40000>80".into(), "SD".into(), "S0".into()),
+                ("40000>80".into(), "DF".into(), "SH".into())
+            ]
+        );
+        assert_eq!((rows[0][9].as_str(), rows[1][9].as_str()), ("3", "3"));
     }
 
     #[test]

@@ -36,7 +36,7 @@ const TCP_CLOSE_DELAY_NS: i64 = 5 * NS;
 const SWEEP_INTERVAL_NS: i64 = 10 * NS;
 /// Application detection gives up after this many payload bytes per side ...
 const DETECT_MAX_BYTES_PER_SIDE: usize = 4096;
-/// ... or this many payload chunks in total.
+/// ... or this many payload chunks in total (or twice the per-side bytes held in total).
 const DETECT_MAX_CHUNKS: u32 = 16;
 
 /// Transport of a connection as Zeek logs it.
@@ -123,6 +123,8 @@ struct Detection {
     /// The in-order prefix of each side's TCP stream (orig, resp).
     prefix: [Vec<u8>; 2],
     chunks: u32,
+    /// Bytes held in `seen`; capped so undetected connections stay small.
+    seen_bytes: usize,
 }
 
 /// History letters recorded at most once per direction; bit position per letter.
@@ -527,7 +529,9 @@ impl FlowTable {
             conn.flip();
             is_orig = true;
         }
-        if is_new && pure_syn && is_orig {
+        // Zeek arms the connection-attempt timer when the originator's first packet is a
+        // SYN (with or without ACK).
+        if is_orig && seg.flags & SYN != 0 && conn.orig.tcp.state == EndpointState::Inactive {
             conn.attempt_deadline_ns = Some(ts_ns.saturating_add(TCP_ATTEMPT_DELAY_NS));
         }
         {
@@ -558,7 +562,7 @@ impl FlowTable {
                 sink,
             );
         }
-        self.dispatch_stream_events(&key, is_orig, peer_events_start, ts_ns, sink);
+        self.dispatch_stream_events(&key, is_orig, peer_events_start, seg.payload, ts_ns, sink);
     }
 
     /// Hands stream events collected by `tcp_update` (own data, and gaps found on either
@@ -568,6 +572,7 @@ impl FlowTable {
         key: &ConnKey,
         is_orig: bool,
         peer_events_start: usize,
+        payload: &[u8],
         ts_ns: i64,
         sink: &mut dyn LogSink,
     ) {
@@ -603,6 +608,10 @@ impl FlowTable {
                     self.flush_app_weirds(key, ts_ns, sink);
                 }
                 StreamEvent::Data(data) => self.deliver_app(key, side_is_orig, ts_ns, data, sink),
+                StreamEvent::Current(skip) => {
+                    let fresh = payload.get(*skip..).unwrap_or_default();
+                    self.deliver_app(key, side_is_orig, ts_ns, fresh, sink);
+                }
             }
         }
         let mut events = events;
@@ -741,6 +750,7 @@ impl FlowTable {
             }
             AppState::Detecting(d) => {
                 d.chunks += 1;
+                d.seen_bytes += data.len();
                 d.seen.push((is_orig, ts, data.to_vec()));
                 let side = usize::from(!is_orig);
                 let probe: &[u8] = if conn.proto == Proto::Tcp {
@@ -769,6 +779,7 @@ impl FlowTable {
                     conn.service = conn.service.or(analyzer.service());
                     conn.app = AppState::Active(analyzer);
                 } else if d.chunks >= DETECT_MAX_CHUNKS
+                    || d.seen_bytes >= 2 * DETECT_MAX_BYTES_PER_SIDE
                     || d.prefix
                         .iter()
                         .any(|p| p.len() >= DETECT_MAX_BYTES_PER_SIDE)
@@ -841,6 +852,8 @@ impl FlowTable {
                         StreamEvent::Gap(len) => {
                             a.gap(&conn.info, secs(conn.last_ns), is_orig, *len, &mut out)
                         }
+                        // Flushing only releases buffered bytes, never a current segment.
+                        StreamEvent::Current(_) => {}
                     }
                 }
             }
