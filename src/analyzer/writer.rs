@@ -75,9 +75,7 @@ impl LogWriterSet {
 
     /// Whether lines of log `path` are kept; producers may skip building lines that are not.
     pub fn wants(&self, path: &str) -> bool {
-        self.only_logs
-            .as_ref()
-            .map_or(true, |set| set.contains(path))
+        self.only_logs.as_ref().is_none_or(|set| set.contains(path))
     }
 
     /// Writes the `#close` footers, flushes, and returns the file names written (sorted).

@@ -128,6 +128,10 @@ impl NameError {
 fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> {
     let mut name = Vec::new();
     let mut end_after_first_pointer = None;
+    // Every compression pointer must jump strictly below the start of the labels read so
+    // far (the name's start, then each jump target). Targets thus strictly decrease, so a
+    // crafted message cannot loop (label, then a pointer back to that label, forever).
+    let mut floor = pos;
     loop {
         let len = *msg.get(pos).ok_or(NameError::LabelPastEnd)? as usize;
         match len & 0xc0 {
@@ -151,10 +155,11 @@ fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> 
             0xc0 => {
                 let low = *msg.get(pos + 1).ok_or(NameError::LabelPastEnd)? as usize;
                 let target = ((len & 0x3f) << 8) | low;
-                if target >= pos {
+                if target >= floor {
                     return Err(NameError::ForwardPointer);
                 }
                 end_after_first_pointer.get_or_insert(pos + 2);
+                floor = target;
                 pos = target;
             }
             _ => return Err(NameError::BadLabelType),
@@ -848,6 +853,26 @@ pub(crate) fn dns_port(conn: &ConnInfo) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pointer_back_into_the_same_name_is_refused_not_looped() {
+        // Header (12 bytes), then at offset 12 the label "a" followed by a pointer to 12.
+        let mut msg = vec![0u8; 12];
+        msg.extend_from_slice(&[1, b'a', 0xc0, 12]);
+        assert!(matches!(
+            read_name(&msg, 12),
+            Err(NameError::ForwardPointer)
+        ));
+        // A chain of pointers that only goes down terminates normally.
+        let mut msg = vec![0u8; 12];
+        msg.extend_from_slice(&[3, b'c', b'o', b'm', 0]); // 12: "com"
+        msg.extend_from_slice(&[1, b'x', 0xc0, 12]); // 17: "x" -> 12
+        msg.extend_from_slice(&[0xc0, 17]); // 21: -> 17
+        let (name, end) = read_name(&msg, 21).unwrap();
+        assert_eq!(name, b"x.com");
+        assert_eq!(end, 23);
+    }
+
     use super::*;
     use crate::analyzer::app::tests::{conn, Collect};
 

@@ -577,7 +577,7 @@ impl HttpAnalyzer {
         let reuse = self
             .pending
             .get(&self.current_response)
-            .is_some_and(|r| r.status_code.map_or(true, |c| (100..200).contains(&c)));
+            .is_some_and(|r| r.status_code.is_none_or(|c| (100..200).contains(&c)));
         if !reuse {
             self.current_response += 1;
             self.response_method = self.request_methods.pop_front();

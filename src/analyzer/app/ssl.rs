@@ -456,10 +456,11 @@ impl SslAnalyzer {
         match content_type {
             // Once both sides switched ciphers, the first encrypted record establishes the
             // session (Zeek's `proc_ciphertext_record`).
-            _ if self.sides[side].encrypted => {
-                if self.sides[0].encrypted && self.sides[1].encrypted {
-                    self.establish(conn, out);
-                }
+            _ if self.sides[side].encrypted
+                && self.sides[0].encrypted
+                && self.sides[1].encrypted =>
+            {
+                self.establish(conn, out);
             }
             CT_CCS => {
                 self.note(is_orig, 'i');
@@ -556,14 +557,13 @@ impl SslAnalyzer {
                     self.cert_fps = fps;
                 }
             }
-            12 => {
+            12
                 // ECDHE parameters: curve_type 3 (named_curve) and the group.
-                if r.u8() == Some(3) {
+                if r.u8() == Some(3) => {
                     if let Some(g) = r.u16() {
                         self.curve = Some(g);
                     }
                 }
-            }
             _ => {}
         }
     }

@@ -105,7 +105,7 @@ impl<'a> MergedCapture<'a> {
         let mut best: Option<(usize, i64)> = None;
         for (i, (_, head)) in self.sources.iter().enumerate() {
             if let Some(p) = head {
-                if best.map_or(true, |(_, ts)| p.ts_ns < ts) {
+                if best.is_none_or(|(_, ts)| p.ts_ns < ts) {
                     best = Some((i, p.ts_ns));
                 }
             }
