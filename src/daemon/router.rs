@@ -163,12 +163,11 @@ impl Daemon {
                 })
                 .collect::<Result<_, _>>()?;
             let store = self.store.clone();
-            let record = blocking(move || {
-                store.submit_paths(&spool, &paths, tag, options, Timestamp::now())
-            })
-            .await
-            .map_err(store_error)?;
-            return Ok(Outcome::Reply(self.accept(record).await));
+            let staged_options = options.clone();
+            let pending = blocking(move || store.stage_paths(&spool, &paths, tag, staged_options))
+                .await
+                .map_err(store_error)?;
+            return Ok(Outcome::Reply(self.settle(pending, options).await));
         }
         let files = kwargs
             .get("files")
@@ -201,14 +200,45 @@ impl Daemon {
         let store = self.store.clone();
         let max_upload = config.global.max_upload;
         let sizes: Vec<u64> = decls.iter().map(|d| d.size).collect();
-        let pending = blocking(move || store.begin_upload(decls, tag, options, max_upload))
+        let upload_options = options.clone();
+        let pending = blocking(move || store.begin_upload(decls, tag, upload_options, max_upload))
             .await
             .map_err(store_error)?;
         Ok(Outcome::Upload(Box::new(Upload {
             daemon: self.clone(),
             sizes,
+            options,
             pending: Some(pending),
         })))
+    }
+
+    /// Makes a received job durable and queues it; with `[Jobs] dedupe`, identical captures
+    /// with identical options return the existing job instead (the new copy is dropped
+    /// before it is ever stored).
+    async fn settle(self: &Arc<Self>, pending: PendingJob, options: Map<String, Value>) -> Reply {
+        let dedupe = self.config().jobs.dedupe;
+        let store = self.store.clone();
+        let outcome = blocking(
+            move || -> Result<Result<JobRecord, JobRecord>, StoreError> {
+                if dedupe {
+                    if let Some(existing) = store.find_duplicate(&pending.sha256s()?, &options)? {
+                        return Ok(Err(existing));
+                    }
+                }
+                pending.commit(Timestamp::now()).map(Ok)
+            },
+        )
+        .await;
+        match outcome {
+            Ok(Ok(record)) => self.accept(record).await,
+            Ok(Err(existing)) => {
+                tracing::info!(job = %existing.job_id, "duplicate submission answered with the existing job");
+                let mut answer = existing.submit_answer();
+                answer["deduplicated"] = json!(true);
+                Reply::Ok(answer)
+            }
+            Err(e) => store_error(e),
+        }
     }
 
     async fn check_queue_room(&self) -> Result<(), Reply> {
@@ -404,6 +434,7 @@ fn queue_full(max: usize) -> Reply {
 struct Upload {
     daemon: Arc<Daemon>,
     sizes: Vec<u64>,
+    options: Map<String, Value>,
     pending: Option<PendingJob>,
 }
 
@@ -434,11 +465,8 @@ impl UploadSession for Upload {
             let Some(pending) = self.pending.take() else {
                 return Reply::error("internal", "upload already finished");
             };
-            let committed = blocking(move || pending.commit(Timestamp::now())).await;
-            match committed {
-                Ok(record) => self.daemon.accept(record).await,
-                Err(e) => store_error(e),
-            }
+            let options = std::mem::take(&mut self.options);
+            self.daemon.settle(pending, options).await
         })
     }
 }

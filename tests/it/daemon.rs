@@ -561,3 +561,53 @@ async fn two_hundred_clients_share_a_pool_of_two() {
     );
     assert_eq!(children_of(pid).len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spool_paths_are_confined_and_duplicates_return_the_existing_job() {
+    let (spec, scripts) = command_spec("spool-scripts", "", "");
+    let spool = temp_dir("spool");
+    write_file(&spool, "a.pcap", b"spooled capture");
+    write_file(&scripts, "outside.pcap", b"not in the spool");
+    std::os::unix::fs::symlink(scripts.join("outside.pcap"), spool.join("link.pcap")).unwrap();
+    let spec = DaemonSpec {
+        extra_global: format!("spool_dir = {}\n", spool.display()),
+        extra_sections: "[Jobs]\ndedupe = true\n".into(),
+        ..spec
+    };
+    let daemon = TestDaemon::start("spool", &spec);
+    let mut client = daemon.client().await;
+    let answer = client
+        .call("submit", json!({ "paths": ["a.pcap"], "tag": "spooled" }))
+        .await
+        .unwrap();
+    let id = answer["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        wait_done(&mut client, &id, Duration::from_secs(20)).await["state"],
+        "done"
+    );
+    for escape in [
+        "../outside.pcap",
+        "link.pcap",
+        scripts.join("outside.pcap").to_str().unwrap(),
+    ] {
+        let err = client
+            .call("submit", json!({ "paths": [escape] }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("path_rejected"), "{escape}: {err}");
+    }
+    // The same bytes uploaded again: the existing job answers, nothing new is stored.
+    let again = client
+        .submit_files(
+            &[spool.join("a.pcap")],
+            None,
+            Default::default(),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(again["job_id"], id.as_str());
+    assert_eq!(again["deduplicated"], true);
+    let list = client.call("list", json!({})).await.unwrap();
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1, "{list}");
+}

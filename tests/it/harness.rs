@@ -35,6 +35,8 @@ pub struct DaemonSpec {
     pub command: Option<String>,
     pub extra_global: String,
     pub extra_worker: String,
+    /// Whole extra sections appended to the config (e.g. `[Jobs]\ndedupe = true\n`).
+    pub extra_sections: String,
 }
 
 impl Default for DaemonSpec {
@@ -44,6 +46,7 @@ impl Default for DaemonSpec {
             backend: "builtin",
             command: None,
             extra_global: String::new(),
+            extra_sections: String::new(),
             extra_worker: String::new(),
         }
     }
@@ -86,7 +89,7 @@ impl TestDaemon {
         let config = format!(
             "[Global]\nport = 0\nbind = 127.0.0.1\npool = {pool}\nssl = true\nsslcert = {cert}\nsslkey = {key}\n\
              password_file = {pw}\nbackend = {backend}\nstate_dir = {state}\nauth_delay = 200ms\n{extra_global}\n\
-             [Worker]\n{worker}\n{command}",
+             [Worker]\n{worker}\n{command}\n{extra_sections}",
             pool = spec.pool,
             cert = creds.cert.display(),
             key = creds.key.display(),
@@ -94,6 +97,7 @@ impl TestDaemon {
             backend = spec.backend,
             state = dir.join("state").display(),
             extra_global = spec.extra_global,
+            extra_sections = spec.extra_sections,
         );
         let config_path = dir.join("pcapd.cfg");
         std::fs::write(&config_path, config).unwrap();
