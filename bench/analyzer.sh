@@ -19,6 +19,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 size=${SIZE:-1G}
 seed=${SEED:-1}
 out=bench/out
@@ -162,20 +164,7 @@ REPORT
 echo
 echo "$report"
 
-doc=docs/benchmarks.md
-mkdir -p docs
-if [ ! -f "$doc" ]; then
-    printf '# Benchmarks\n\n' > "$doc"
-fi
-if grep -q '<!-- analyzer-bench:start' "$doc"; then
-    awk -v report="$report" '
-        /<!-- analyzer-bench:start/ { print report; skip = 1; next }
-        /<!-- analyzer-bench:end/ { skip = 0; next }
-        !skip { print }' "$doc" > "$doc.tmp"
-    mv "$doc.tmp" "$doc"
-else
-    printf '%s\n' "$report" >> "$doc"
-fi
+write_doc_section analyzer-bench "$report"
 echo
-echo "== wrote the analyzer section of $doc"
+echo "== wrote the analyzer section of docs/benchmarks.md"
 exit "$failed"

@@ -104,6 +104,7 @@ pub enum Command {
         /// Submit paths under the daemon's spool_dir instead of uploading them.
         #[arg(long)]
         paths: bool,
+        /// Capture files (pcap or pcapng); together they are one job, merged in time order.
         #[arg(required = true, value_name = "CAPTURE")]
         captures: Vec<PathBuf>,
     },
@@ -181,6 +182,7 @@ pub enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Capture files (pcap or pcapng), read as one capture in time order.
         #[arg(required = true, value_name = "CAPTURE")]
         captures: Vec<PathBuf>,
     },
@@ -205,7 +207,8 @@ pub struct ConnArgs {
     /// Daemon port (default: from the config, 11111).
     #[arg(long, env = "PCAPD_PORT")]
     pub port: Option<u16>,
-    /// Password (default: from the config or its password_file).
+    /// Password (default: from the config or its password_file). A flag is visible to other
+    /// local users in `ps`; prefer the config or PCAPD_PASSWORD.
     #[arg(long, env = "PCAPD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Certificate to trust (default: the daemon's sslcert from the config).
