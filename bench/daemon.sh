@@ -9,16 +9,34 @@
 #  3. idle: 1000 authenticated TLS connections held open: pcapd's RSS before and during.
 #
 # usage: bench/daemon.sh [N_REQUESTS] [N_JOBS]      (defaults 2000 and 2000)
-# Writes the tables to stdout and to bench/out/daemon.md; docs/benchmarks.md quotes them.
+# Writes the tables to stdout, to bench/out/daemon/daemon.md, and into the daemon section of
+# docs/benchmarks.md (see publish_daemon_results below; `PUBLISH_ONLY=1` re-publishes the last run).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+
+# Puts bench/out/daemon/daemon.md into docs/benchmarks.md between the daemon-bench markers.
+publish_daemon_results() {
+  local report
+  report="<!-- daemon-bench:start (written by bench/daemon.sh; edits here are overwritten) -->
+## Daemon service
+
+Measured on $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(date -u +%Y-%m-%d), release build.
+Rerun with \`bench/daemon.sh [N_REQUESTS] [N_JOBS]\` (this run: \`bench/daemon.sh $N $JOBS\`).
+
+$(sed 's/^## /### /' "$OUT/daemon.md")
+<!-- daemon-bench:end -->"
+  (cd "$ROOT" && write_doc_section daemon-bench "$report")
+}
 ROOT=$(cd "$HERE/.." && pwd)
 ANCHOR=$(cd "$ROOT/../shared/anchors/buimonitor" && pwd)
 OUT=$ROOT/bench/out/daemon
 N=${1:-2000}
 JOBS=${2:-2000}
 mkdir -p "$OUT"
+if [ "${PUBLISH_ONLY:-0}" = 1 ]; then source "$HERE/lib.sh"; publish_daemon_results; exit 0; fi
 ulimit -n 8192 2>/dev/null || true
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 command -v openssl >/dev/null || { apt-get update -q && apt-get install -y -q openssl; }
 command -v ss >/dev/null || { apt-get update -q && apt-get install -y -q iproute2; }
@@ -167,4 +185,5 @@ import sys
 b, d, alive = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 print(f"| {b/1024:.1f} MiB | {d/1024:.1f} MiB | {(d-b)/1000:.1f} KiB | {alive}/1000 |")
 PY
-echo >&2 "# results in $OUT/daemon.md"
+publish_daemon_results
+echo >&2 "# results in $OUT/daemon.md and docs/benchmarks.md"
