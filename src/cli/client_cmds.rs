@@ -256,17 +256,19 @@ pub async fn submit(
     Ok(exit_for(&job))
 }
 
-pub async fn status(conn: &ConnArgs, job_id: &str) -> Result<i32> {
-    let job = connect(conn)
-        .await?
-        .call("status", json!({ "job_id": job_id }))
-        .await?;
+/// `status` and `cancel`: one call with the job id, the job record printed.
+async fn job_call(conn: &ConnArgs, func: &str, job_id: &str) -> Result<i32> {
+    let job = connect(conn).await?.call(func, json!({ "job_id": job_id })).await?;
     if conn.json {
         print_json(&job)
     } else {
         print_job(&job)
     }
     Ok(0)
+}
+
+pub async fn status(conn: &ConnArgs, job_id: &str) -> Result<i32> {
+    job_call(conn, "status", job_id).await
 }
 
 pub async fn wait(conn: &ConnArgs, job_id: &str, timeout: u64) -> Result<i32> {
@@ -348,16 +350,7 @@ pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
 }
 
 pub async fn cancel(conn: &ConnArgs, job_id: &str) -> Result<i32> {
-    let job = connect(conn)
-        .await?
-        .call("cancel", json!({ "job_id": job_id }))
-        .await?;
-    if conn.json {
-        print_json(&job)
-    } else {
-        print_job(&job)
-    }
-    Ok(0)
+    job_call(conn, "cancel", job_id).await
 }
 
 pub async fn pool(conn: &ConnArgs) -> Result<i32> {
