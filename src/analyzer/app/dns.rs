@@ -123,11 +123,12 @@ impl NameError {
 /// Reads the (possibly compressed) name at `pos` of `msg`; returns the name (labels joined
 /// by `.`, no trailing dot, `""` for the root) and the offset just past it.
 ///
-/// Loop protection: every compression pointer must point strictly before the label that
-/// holds it, so each jump lowers the read position and decoding terminates.
+/// Loop protection: every compression pointer must point strictly before the start of the
+/// run of labels it ends, so run starts strictly decrease and decoding terminates.
 fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> {
     let mut name = Vec::new();
     let mut end_after_first_pointer = None;
+    let mut run_start = pos;
     loop {
         let len = *msg.get(pos).ok_or(NameError::LabelPastEnd)? as usize;
         match len & 0xc0 {
@@ -151,11 +152,12 @@ fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> 
             0xc0 => {
                 let low = *msg.get(pos + 1).ok_or(NameError::LabelPastEnd)? as usize;
                 let target = ((len & 0x3f) << 8) | low;
-                if target >= pos {
+                if target >= run_start {
                     return Err(NameError::ForwardPointer);
                 }
                 end_after_first_pointer.get_or_insert(pos + 2);
                 pos = target;
+                run_start = target;
             }
             _ => return Err(NameError::BadLabelType),
         }
@@ -837,7 +839,18 @@ pub(crate) fn looks_like_dns(data: &[u8], port_hint: bool) -> bool {
         return false;
     };
     // IN, CH, HS, NONE, ANY; mDNS sets the top bit (unicast-response / cache-flush).
-    matches!(qclass & 0x7fff, 1 | 3 | 4 | 254 | 255) || port_hint
+    let class_ok = matches!(qclass & 0x7fff, 1 | 3 | 4 | 254 | 255);
+    if port_hint {
+        return true;
+    }
+    // Off the DNS ports the evidence must be strong: one question, a standard opcode, a
+    // query without records (EDNS aside), and everything up to the answers decoding.
+    let query_shape = h.qr || (h.ancount == 0 && h.nscount == 0 && h.arcount <= 1);
+    class_ok
+        && h.qdcount == 1
+        && h.opcode == 0
+        && query_shape
+        && parse_message(data).is_ok_and(|m| m.error.is_none())
 }
 
 /// True if a DNS well-known port is on either side of the connection.
@@ -1049,6 +1062,12 @@ mod tests {
             parse_message(&looped).map(|m| m.error),
             Ok(Some("DNS_label_forward_compress_offset"))
         );
+        // A label followed by a pointer back to that same label.
+        let cycle = msg(3, 0x0100, &[b"\x01a\xc0\x0c\x00\x01\x00\x01"], &[], 0, 0);
+        assert_eq!(
+            parse_message(&cycle).map(|m| m.error),
+            Ok(Some("DNS_label_forward_compress_offset"))
+        );
         assert_eq!(
             parse_message(&[0u8; 5]).map(|m| m.error),
             Err("DNS_truncated_len_lt_hdr_len")
@@ -1115,6 +1134,17 @@ mod tests {
         let q = msg(1, 0x0100, &[Q_WWW], &[], 0, 0);
         assert!(looks_like_dns(&q, false));
         assert!(!looks_like_dns(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false));
+        // Off the DNS ports a query carrying records is not taken for DNS.
+        let with_record = msg(
+            1,
+            0x0100,
+            &[Q_WWW],
+            &[rr(b"\xc0\x0c", 1, 1, &[1, 2, 3, 4])],
+            0,
+            0,
+        );
+        assert!(!looks_like_dns(&with_record, false));
+        assert!(looks_like_dns(&with_record, true));
         let empty_reply = msg(1, 0x8000, &[], &[], 0, 0);
         assert!(!looks_like_dns(&empty_reply, false));
         assert!(looks_like_dns(&empty_reply, true));

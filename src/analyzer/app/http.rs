@@ -333,7 +333,10 @@ impl HttpRecord {
 #[derive(Debug)]
 pub struct HttpAnalyzer {
     sides: [Side; 2],
-    confirmed: bool,
+    saw_request: bool,
+    saw_reply: bool,
+    /// The responder port is one Zeek analyzes HTTP on without seeing a reply first.
+    http_port: bool,
     pending: BTreeMap<u64, HttpRecord>,
     current_request: u64,
     current_response: u64,
@@ -358,7 +361,9 @@ impl HttpAnalyzer {
     pub fn new() -> Self {
         HttpAnalyzer {
             sides: [Side::new(), Side::new()],
-            confirmed: false,
+            saw_request: false,
+            saw_reply: false,
+            http_port: false,
             pending: BTreeMap::new(),
             current_request: 0,
             current_response: 0,
@@ -367,6 +372,12 @@ impl HttpAnalyzer {
             response_method: None,
             files_created: 0,
         }
+    }
+
+    /// Zeek analyzes HTTP on its ports once a request parses; elsewhere its detection needs
+    /// a request and a reply.
+    fn confirmed(&self) -> bool {
+        self.saw_request && (self.saw_reply || self.http_port)
     }
 
     /// Zeek's `set_state`: the record the current message of `side` belongs to.
@@ -536,7 +547,7 @@ impl HttpAnalyzer {
             self.sides[ORIG].phase = Phase::Lost;
             return;
         }
-        self.confirmed = true;
+        self.saw_request = true;
         let method = String::from_utf8_lossy(method).into_owned();
         self.check_version(ORIG, version.as_deref(), out);
         if self.current_request < self.current_response {
@@ -571,7 +582,7 @@ impl HttpAnalyzer {
             self.sides[RESP].phase = Phase::Lost;
             return;
         };
-        self.confirmed = true;
+        self.saw_reply = true;
         let reason = escape_bytes(trim_ws(line.get(12..).unwrap_or_default()));
         self.check_version(RESP, Some(&version), out);
         let reuse = self
@@ -873,7 +884,7 @@ fn disposition_filename(v: &[u8]) -> Option<String> {
 
 impl AppAnalyzer for HttpAnalyzer {
     fn service(&self) -> Option<&'static str> {
-        self.confirmed.then_some("http")
+        self.confirmed().then_some("http")
     }
 
     fn deliver(
@@ -884,6 +895,8 @@ impl AppAnalyzer for HttpAnalyzer {
         data: &[u8],
         out: &mut AppOutput<'_>,
     ) {
+        const HTTP_PORTS: [u16; 8] = [80, 81, 631, 1080, 3128, 8000, 8080, 8888];
+        self.http_port = HTTP_PORTS.contains(&conn.resp_p);
         let side = if is_orig { ORIG } else { RESP };
         self.process(conn, ts, side, data, out);
     }
@@ -936,8 +949,10 @@ impl AppAnalyzer for HttpAnalyzer {
                 self.message_done(conn, ts, side, out);
             }
         }
+        // Off the HTTP ports, a request nobody answered was never analyzed by Zeek.
+        let analyzed = self.saw_reply || self.http_port;
         for (key, rec) in std::mem::take(&mut self.pending) {
-            if key != 0 {
+            if key != 0 && analyzed {
                 out.logs.write(&HTTP_SCHEMA, rec.values(conn));
             }
         }
@@ -1150,6 +1165,19 @@ mod tests {
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
         assert_eq!(r.http().len(), 1);
         assert_eq!(r.http()[0][9], s("h:443"));
+    }
+
+    #[test]
+    fn unanswered_request_off_port_is_not_http() {
+        let mut r = Run::new();
+        r.c = conn(Transport::Tcp, 4444);
+        r.send(1.0, true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.a.service(), None);
+        r.finish();
+        assert!(r.http().is_empty());
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.a.service(), Some("http"));
     }
 
     #[test]

@@ -190,6 +190,100 @@ pub(crate) mod tests {
         assert!(detect(&conn(Transport::Udp, 53), true, b"\x00\x01garbage").is_none());
     }
 
+    /// Deterministic xorshift generator for the mutation test.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Mutated and randomly split protocol messages never panic any analyzer, and every
+    /// line they write has its schema's width (checked by [`Collect`]).
+    #[test]
+    fn mutated_inputs_are_survived() {
+        let seeds: Vec<(Transport, u16, Vec<u8>, Vec<u8>)> = vec![
+            (
+                Transport::Udp,
+                53,
+                b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03com\x00\x00\x01\x00\x01".to_vec(),
+                b"\x12\x34\x81\x80\x00\x01\x00\x02\x00\x00\x00\x00\x03www\x07example\x03com\x00\x00\x01\x00\x01\xc0\x0c\x00\x05\x00\x01\x00\x00\x01\x2c\x00\x06\x03web\xc0\x10\xc0\x2d\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x04\x03abc".to_vec(),
+            ),
+            (
+                Transport::Tcp,
+                80,
+                b"POST /a?b=%41 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n".to_vec(),
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 20\r\n\r\n\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x01\x00\x00\xff\xff\x00\x00\x00\x00\x00HTTP/1.0 404 No\r\n\r\nrest".to_vec(),
+            ),
+            (
+                Transport::Tcp,
+                443,
+                b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x00\x00\x02\xc0\x2f\x01\x00\x00\x00\x14\x03\x03\x00\x01\x01\x17\x03\x03\x00\x02hi".to_vec(),
+                b"\x16\x03\x03\x00\x2a\x02\x00\x00\x26\x03\x03BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\x00\xc0\x2f\x00\x16\x03\x03\x00\x0a\x0b\x00\x00\x06\x00\x00\x03\x00\x00\x01\x15\x03\x03\x00\x02\x02\x28".to_vec(),
+            ),
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..2000 {
+            let (transport, port, orig, resp) = &seeds[round % seeds.len()];
+            let c = conn(*transport, *port);
+            let mutate = |rng: &mut Rng, data: &[u8]| {
+                let mut d = data.to_vec();
+                for _ in 0..rng.below(6) {
+                    let i = rng.below(d.len());
+                    match rng.below(3) {
+                        0 => d[i] = rng.next() as u8,
+                        1 => d.truncate(i),
+                        _ => d.insert(i, rng.next() as u8),
+                    }
+                    if d.is_empty() {
+                        break;
+                    }
+                }
+                d
+            };
+            let orig = mutate(&mut rng, orig);
+            let resp = mutate(&mut rng, resp);
+            let mut analyzers: Vec<Box<dyn AppAnalyzer>> = vec![
+                Box::new(DnsAnalyzer::new()),
+                Box::new(HttpAnalyzer::new()),
+                Box::new(SslAnalyzer::new()),
+            ];
+            analyzers.extend(detect(&c, true, &orig));
+            let mut sink = Collect::default();
+            let mut weirds = Vec::new();
+            for a in analyzers.iter_mut() {
+                let mut out = AppOutput {
+                    logs: &mut sink,
+                    weirds: &mut weirds,
+                };
+                for (is_orig, data) in [(true, &orig), (false, &resp)] {
+                    let mut rest = &data[..];
+                    while !rest.is_empty() {
+                        let n = 1 + rng.below(rest.len());
+                        a.deliver(&c, 1.0, is_orig, &rest[..n], &mut out);
+                        rest = &rest[n..];
+                        if rng.below(10) == 0 {
+                            a.gap(&c, 1.0, is_orig, rng.below(50) as u64, &mut out);
+                        }
+                    }
+                }
+                a.finish(&c, 2.0, &mut out);
+            }
+            assert!(
+                sink.rows.len() <= 40,
+                "round {round}: {} rows",
+                sink.rows.len()
+            );
+        }
+    }
+
     #[test]
     fn escape_bytes_matches_zeek_rendering() {
         assert_eq!(escape_bytes(b"a b\t\xff"), "a b\\x09\\xff");

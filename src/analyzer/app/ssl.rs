@@ -62,6 +62,12 @@ pub(crate) fn looks_like_tls(data: &[u8]) -> bool {
     sslv2_client_hello(data).is_some()
 }
 
+/// Zeek's `SSL::ssl_ports`: where it analyzes TLS without waiting for a server hello.
+fn tls_port(conn: &ConnInfo) -> bool {
+    const PORTS: [u16; 11] = [443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223];
+    PORTS.contains(&conn.resp_p)
+}
+
 /// An SSLv2-format ClientHello: returns the version it offers.
 fn sslv2_client_hello(data: &[u8]) -> Option<u16> {
     if data.len() < 11 || data[0] & 0x80 == 0 || data[2] != 1 {
@@ -405,7 +411,6 @@ impl SslAnalyzer {
                         break;
                     }
                     self.sides[side].first_record_seen = true;
-                    self.confirmed = true;
                     self.ts.get_or_insert(ts);
                     self.note(is_orig, 'c');
                     self.version.get_or_insert(version);
@@ -457,7 +462,8 @@ impl SslAnalyzer {
             // Once both sides switched ciphers, the first encrypted record establishes the
             // session (Zeek's `proc_ciphertext_record`).
             _ if self.sides[side].encrypted => {
-                if self.sides[0].encrypted && self.sides[1].encrypted {
+                let both = self.sides[0].encrypted && self.sides[1].encrypted;
+                if both {
                     self.establish(conn, out);
                 }
             }
@@ -535,9 +541,10 @@ impl SslAnalyzer {
     }
 
     fn handshake(&mut self, is_orig: bool, msg_type: u8, body: &[u8]) {
-        self.confirmed = true;
         let mut r = Reader::new(body);
         if msg_type == 2 {
+            // Like Zeek, the protocol counts as confirmed once the server answers.
+            self.confirmed = true;
             let retry = self.server_hello(&mut r).unwrap_or(false);
             self.note(is_orig, if retry { 'j' } else { 's' });
             return;
@@ -556,12 +563,10 @@ impl SslAnalyzer {
                     self.cert_fps = fps;
                 }
             }
-            12 => {
-                // ECDHE parameters: curve_type 3 (named_curve) and the group.
-                if r.u8() == Some(3) {
-                    if let Some(g) = r.u16() {
-                        self.curve = Some(g);
-                    }
+            // ECDHE parameters: curve_type 3 (named_curve) and the group.
+            12 if r.u8() == Some(3) => {
+                if let Some(g) = r.u16() {
+                    self.curve = Some(g);
                 }
             }
             _ => {}
@@ -677,8 +682,11 @@ impl SslAnalyzer {
         self.write(conn, out);
     }
 
+    /// Writes the ssl.log line once. A handshake the server never answered is only logged
+    /// on a TLS port: elsewhere Zeek's detection needs the server's hello before it
+    /// analyzes the connection at all.
     fn write(&mut self, conn: &ConnInfo, out: &mut AppOutput<'_>) {
-        if self.logged || !self.confirmed {
+        if self.logged || self.history.is_empty() || !(self.confirmed || tls_port(conn)) {
             return;
         }
         self.logged = true;
@@ -1170,6 +1178,23 @@ mod tests {
             r.finish();
             assert!(r.sink.rows.len() <= 1);
         }
+    }
+
+    #[test]
+    fn unanswered_client_hello_logged_only_on_tls_ports() {
+        let hello = record(CT_HANDSHAKE, &client_hello(&[], "a.test"));
+        let mut r = Run::new();
+        r.send(true, &hello);
+        assert_eq!(r.a.service(), None);
+        r.finish();
+        assert_eq!(r.sink.of("ssl").len(), 1);
+        assert_eq!(r.sink.of("ssl")[0][14], s("C"));
+
+        let mut r = Run::new();
+        r.c = conn(Transport::Tcp, 80);
+        r.send(true, &hello);
+        r.finish();
+        assert!(r.sink.rows.is_empty());
     }
 
     #[test]
