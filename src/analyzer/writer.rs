@@ -1,0 +1,490 @@
+//! Log writers: Zeek's ASCII (TSV) format and Zeek's JSON-lines format.
+//!
+//! [`LogWriterSet`] is the [`LogSink`] of one analysis run: it keeps one buffered file per log
+//! path in the output directory, created when the first line of that log is written (so a run
+//! that saw no DNS leaves no empty `dns.log`). Rendering of every [`Value`] is decided here and
+//! only here: Zeek's escaping rules (separator, set separator and non-printable bytes as
+//! `\xNN`; a string equal to the unset marker is escaped too so it cannot be read back as unset),
+//! six-decimal times and intervals, and Zeek's short double format.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::log::{LogSchema, LogSink, Value};
+use super::LogFormat;
+
+const SEPARATOR: u8 = b'\t';
+const SET_SEPARATOR: u8 = b',';
+const EMPTY_FIELD: &str = "(empty)";
+const UNSET_FIELD: &str = "-";
+
+/// Where rendered lines go: real files, or nowhere (fuzzing, benchmarks of the core).
+enum Destination {
+    Dir(PathBuf),
+    Discard,
+}
+
+struct OpenLog {
+    schema: &'static LogSchema,
+    file: Option<BufWriter<File>>,
+    path: PathBuf,
+    lines: u64,
+}
+
+/// One analysis run's set of log files.
+pub struct LogWriterSet {
+    destination: Destination,
+    format: LogFormat,
+    only_logs: Option<BTreeSet<String>>,
+    open: BTreeMap<&'static str, OpenLog>,
+    /// Reused for every line so rendering does not allocate per line.
+    line: Vec<u8>,
+    /// First I/O error seen; `LogSink::write` cannot fail, so it is reported by `finish`.
+    error: Option<(PathBuf, std::io::Error)>,
+}
+
+impl LogWriterSet {
+    /// Writes `<path>.log` files into `dir` (which must exist).
+    pub fn to_dir(dir: &Path, format: LogFormat, only_logs: Option<BTreeSet<String>>) -> Self {
+        Self::new(Destination::Dir(dir.to_path_buf()), format, only_logs)
+    }
+
+    /// Renders every line (so rendering is exercised) and throws it away.
+    pub fn discarding(format: LogFormat) -> Self {
+        Self::new(Destination::Discard, format, None)
+    }
+
+    fn new(
+        destination: Destination,
+        format: LogFormat,
+        only_logs: Option<BTreeSet<String>>,
+    ) -> Self {
+        LogWriterSet {
+            destination,
+            format,
+            only_logs,
+            open: BTreeMap::new(),
+            line: Vec::with_capacity(1024),
+            error: None,
+        }
+    }
+
+    /// Whether lines of log `path` are kept; producers may skip building lines that are not.
+    pub fn wants(&self, path: &str) -> bool {
+        self.only_logs
+            .as_ref()
+            .map_or(true, |set| set.contains(path))
+    }
+
+    /// Writes the `#close` footers, flushes, and returns the file names written (sorted).
+    pub fn finish(mut self) -> Result<Vec<String>, (PathBuf, std::io::Error)> {
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        let close = format!("#close\t{}\n", zeek_open_time(SystemTime::now()));
+        let mut names = Vec::new();
+        for (name, log) in std::mem::take(&mut self.open) {
+            if let Some(mut file) = log.file {
+                if self.format == LogFormat::Tsv {
+                    file.write_all(close.as_bytes())
+                        .map_err(|e| (log.path.clone(), e))?;
+                }
+                file.flush().map_err(|e| (log.path.clone(), e))?;
+                names.push(format!("{name}.log"));
+            } else if matches!(self.destination, Destination::Discard) && log.lines > 0 {
+                names.push(format!("{name}.log"));
+            }
+        }
+        Ok(names)
+    }
+
+    fn open_log(&mut self, schema: &'static LogSchema) -> Result<(), std::io::Error> {
+        let path = match &self.destination {
+            Destination::Dir(dir) => dir.join(format!("{}.log", schema.path)),
+            Destination::Discard => PathBuf::new(),
+        };
+        let mut file = None;
+        if matches!(self.destination, Destination::Dir(_)) {
+            let mut w = BufWriter::with_capacity(256 * 1024, File::create(&path)?);
+            if self.format == LogFormat::Tsv {
+                w.write_all(tsv_header(schema).as_bytes())?;
+            }
+            file = Some(w);
+        }
+        self.open.insert(
+            schema.path,
+            OpenLog {
+                schema,
+                file,
+                path,
+                lines: 0,
+            },
+        );
+        Ok(())
+    }
+}
+
+impl LogSink for LogWriterSet {
+    fn write(&mut self, schema: &'static LogSchema, values: Vec<Value>) {
+        if self.error.is_some() || !self.wants(schema.path) {
+            return;
+        }
+        debug_assert_eq!(
+            values.len(),
+            schema.fields.len(),
+            "log {} line has wrong arity",
+            schema.path
+        );
+        if !self.open.contains_key(schema.path) {
+            if let Err(e) = self.open_log(schema) {
+                let path = match &self.destination {
+                    Destination::Dir(dir) => dir.join(format!("{}.log", schema.path)),
+                    Destination::Discard => PathBuf::new(),
+                };
+                self.error = Some((path, e));
+                return;
+            }
+        }
+        self.line.clear();
+        match self.format {
+            LogFormat::Tsv => render_tsv_line(&mut self.line, &values),
+            LogFormat::Json => render_json_line(&mut self.line, schema, &values),
+        }
+        let Some(log) = self.open.get_mut(schema.path) else {
+            return;
+        };
+        debug_assert!(std::ptr::eq(log.schema, schema) || log.schema.fields == schema.fields);
+        log.lines += 1;
+        if let Some(file) = log.file.as_mut() {
+            if let Err(e) = file.write_all(&self.line) {
+                self.error = Some((log.path.clone(), e));
+            }
+        }
+    }
+}
+
+/// The header block Zeek's ASCII writer puts at the top of every log.
+pub fn tsv_header(schema: &LogSchema) -> String {
+    let mut h = String::with_capacity(512);
+    h.push_str("#separator \\x09\n");
+    h.push_str("#set_separator\t,\n");
+    h.push_str("#empty_field\t(empty)\n");
+    h.push_str("#unset_field\t-\n");
+    let _ = writeln!(h, "#path\t{}", schema.path);
+    let _ = writeln!(h, "#open\t{}", zeek_open_time(SystemTime::now()));
+    h.push_str("#fields");
+    for f in schema.fields {
+        h.push('\t');
+        h.push_str(f.name);
+    }
+    h.push_str("\n#types");
+    for f in schema.fields {
+        h.push('\t');
+        h.push_str(f.ty);
+    }
+    h.push('\n');
+    h
+}
+
+/// `YYYY-MM-DD-HH-MM-SS` in UTC, the `#open`/`#close` stamp format.
+pub fn zeek_open_time(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}-{:02}-{:02}-{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's method).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn render_tsv_line(out: &mut Vec<u8>, values: &[Value]) {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(SEPARATOR);
+        }
+        render_tsv_value(out, v, false);
+    }
+    out.push(b'\n');
+}
+
+fn render_tsv_value(out: &mut Vec<u8>, v: &Value, in_container: bool) {
+    match v {
+        Value::Unset => out.extend_from_slice(UNSET_FIELD.as_bytes()),
+        Value::Bool(b) => out.push(if *b { b'T' } else { b'F' }),
+        Value::Count(c) => push_display(out, c),
+        Value::Int(i) => push_display(out, i),
+        Value::Port(p) => push_display(out, p),
+        Value::Double(d) => push_zeek_double(out, *d),
+        Value::Time(t) | Value::Interval(t) => push_fixed6(out, *t),
+        Value::Addr(a) => push_display(out, a),
+        Value::Enum(e) => escape_tsv(out, e.as_bytes(), in_container),
+        Value::Str(s) => {
+            if s.is_empty() {
+                out.extend_from_slice(EMPTY_FIELD.as_bytes());
+            } else if s == UNSET_FIELD {
+                out.extend_from_slice(b"\\x2d");
+            } else {
+                escape_tsv(out, s.as_bytes(), in_container);
+            }
+        }
+        Value::Set(items) | Value::Vector(items) => {
+            if items.is_empty() {
+                out.extend_from_slice(EMPTY_FIELD.as_bytes());
+                return;
+            }
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(SET_SEPARATOR);
+                }
+                render_tsv_value(out, item, true);
+            }
+        }
+    }
+}
+
+/// Escapes the separator, the set separator inside containers, and non-printable bytes.
+fn escape_tsv(out: &mut Vec<u8>, bytes: &[u8], in_container: bool) {
+    for &b in bytes {
+        let needs_escape =
+            b == SEPARATOR || (in_container && b == SET_SEPARATOR) || !(0x20..0x7f).contains(&b);
+        if needs_escape {
+            push_hex_escape(out, b);
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+fn push_hex_escape(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(&[
+        b'\\',
+        b'x',
+        HEX[usize::from(b >> 4)],
+        HEX[usize::from(b & 15)],
+    ]);
+}
+
+fn push_display(out: &mut Vec<u8>, v: &impl std::fmt::Display) {
+    let _ = write!(out, "{v}");
+}
+
+fn push_fixed6(out: &mut Vec<u8>, v: f64) {
+    let _ = write!(out, "{v:.6}");
+}
+
+/// Zeek's ASCII double: at most six decimals, trailing zeros dropped, but always a decimal
+/// point (`1.0`, `0.25`).
+fn push_zeek_double(out: &mut Vec<u8>, v: f64) {
+    if !v.is_finite() {
+        push_display(out, &v);
+        return;
+    }
+    let start = out.len();
+    let _ = write!(out, "{v:.6}");
+    while out.len() > start + 1 && out[out.len() - 1] == b'0' && out[out.len() - 2] != b'.' {
+        out.pop();
+    }
+}
+
+fn render_json_line(out: &mut Vec<u8>, schema: &LogSchema, values: &[Value]) {
+    out.push(b'{');
+    let mut first = true;
+    for (spec, v) in schema.fields.iter().zip(values) {
+        if matches!(v, Value::Unset) {
+            continue; // Zeek's JSON writer omits unset optional fields
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        json_string(out, spec.name.as_bytes());
+        out.push(b':');
+        render_json_value(out, v);
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+fn render_json_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Unset => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Count(c) => push_display(out, c),
+        Value::Int(i) => push_display(out, i),
+        Value::Port(p) => push_display(out, p),
+        Value::Double(d) | Value::Time(d) | Value::Interval(d) => push_json_double(out, *d),
+        Value::Addr(a) => {
+            out.push(b'"');
+            push_display(out, a);
+            out.push(b'"');
+        }
+        Value::Enum(e) => json_string(out, e.as_bytes()),
+        Value::Str(s) => json_string(out, s.as_bytes()),
+        Value::Set(items) | Value::Vector(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                render_json_value(out, item);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+/// Shortest round-trip representation, always with a decimal point; non-finite as null.
+fn push_json_double(out: &mut Vec<u8>, v: f64) {
+    if !v.is_finite() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    let start = out.len();
+    push_display(out, &v);
+    if !out[start..].contains(&b'.') {
+        out.extend_from_slice(b".0");
+    }
+}
+
+fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for &b in bytes {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzer::log::field;
+
+    static TEST_SCHEMA: LogSchema = LogSchema {
+        path: "test",
+        fields: &[
+            field("ts", "time"),
+            field("s", "string"),
+            field("n", "set[string]"),
+            field("d", "double"),
+        ],
+    };
+
+    fn tsv(values: &[Value]) -> String {
+        let mut out = Vec::new();
+        render_tsv_line(&mut out, values);
+        String::from_utf8(out).expect("tsv output is ASCII")
+    }
+
+    #[test]
+    fn tsv_renders_zeek_conventions() {
+        let line = tsv(&[
+            Value::Time(1334173763.977955),
+            Value::Str("a\tb\x01".into()),
+            Value::Set(vec!["x,y".into(), "z".into()]),
+            Value::Double(1.0),
+        ]);
+        assert_eq!(line, "1334173763.977955\ta\\x09b\\x01\tx\\x2cy,z\t1.0\n");
+    }
+
+    #[test]
+    fn tsv_unset_empty_and_dash_string() {
+        let line = tsv(&[
+            Value::Unset,
+            Value::Str(String::new()),
+            Value::Set(vec![]),
+            Value::Str("-".into()),
+        ]);
+        assert_eq!(line, "-\t(empty)\t(empty)\t\\x2d\n");
+    }
+
+    #[test]
+    fn zeek_double_drops_trailing_zeros() {
+        let mut out = Vec::new();
+        push_zeek_double(&mut out, 0.25);
+        out.push(b' ');
+        push_zeek_double(&mut out, 3.0);
+        out.push(b' ');
+        push_zeek_double(&mut out, 1.1234567);
+        assert_eq!(String::from_utf8(out).expect("ascii"), "0.25 3.0 1.123457");
+    }
+
+    #[test]
+    fn json_omits_unset_and_uses_arrays() {
+        let mut out = Vec::new();
+        render_json_line(
+            &mut out,
+            &TEST_SCHEMA,
+            &[
+                Value::Time(1.5),
+                Value::Unset,
+                Value::Set(vec!["a\"b".into()]),
+                Value::Double(2.0),
+            ],
+        );
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "{\"ts\":1.5,\"n\":[\"a\\\"b\"],\"d\":2.0}\n"
+        );
+    }
+
+    #[test]
+    fn open_time_format() {
+        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_334_173_763);
+        assert_eq!(zeek_open_time(t), "2012-04-11-19-49-23");
+    }
+
+    #[test]
+    fn files_created_only_on_first_line_and_closed() {
+        let dir = std::env::temp_dir().join(format!("pcapd-writer-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut set = LogWriterSet::to_dir(&dir, LogFormat::Tsv, None);
+        set.write(
+            &TEST_SCHEMA,
+            vec![
+                Value::Time(1.0),
+                "x".into(),
+                Value::Set(vec![]),
+                Value::Double(0.5),
+            ],
+        );
+        let names = set.finish().expect("finish");
+        assert_eq!(names, vec!["test.log".to_string()]);
+        let text = std::fs::read_to_string(dir.join("test.log")).expect("read log");
+        assert!(text.starts_with("#separator \\x09\n#set_separator\t,\n"));
+        assert!(text.contains("#fields\tts\ts\tn\td\n#types\ttime\tstring\tset[string]\tdouble\n"));
+        assert!(text.contains("\n1.000000\tx\t(empty)\t0.5\n#close\t"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
