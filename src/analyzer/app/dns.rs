@@ -509,11 +509,47 @@ fn opcode_name(op: u8) -> String {
     match op {
         0 => "query".to_owned(),
         1 => "iquery".to_owned(),
-        2 => "status".to_owned(),
+        2 => "server-status".to_owned(),
         4 => "notify".to_owned(),
         5 => "dynamic-update".to_owned(),
+        6 => "dso".to_owned(),
         other => format!("opcode-{other}"),
     }
+}
+
+/// Zeek's `DNS::netbios_opcodes` table (NetBIOS name service, port 137).
+fn netbios_opcode_name(op: u8) -> String {
+    match op {
+        0 => "netbios-query".to_owned(),
+        5 => "netbios-registration".to_owned(),
+        6 => "netbios-release".to_owned(),
+        7 => "netbios-wack".to_owned(),
+        8 => "netbios-refresh".to_owned(),
+        other => format!("netbios-opcode-{other}"),
+    }
+}
+
+/// Zeek's `decode_netbios_name`: a 32-letter first-level encoded NetBIOS name back to its
+/// 15 significant characters (cut at the first character that is not alphanumeric,
+/// punctuation or below 3); `None` when `name` is not such an encoding.
+fn decode_netbios_name(name: &[u8]) -> Option<Vec<u8>> {
+    if name.len() != 32 {
+        return None;
+    }
+    let decoded: Vec<u8> = name
+        .chunks_exact(2)
+        .map(|p| {
+            let hi = p[0].to_ascii_uppercase().wrapping_sub(b'A');
+            let lo = p[1].to_ascii_uppercase().wrapping_sub(b'A');
+            (hi << 4).wrapping_add(lo)
+        })
+        .collect();
+    let kept: Vec<u8> = decoded[..15]
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation() || b < 3)
+        .copied()
+        .collect();
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// One dns.log record under construction (Zeek's `DNS::Info`).
@@ -525,6 +561,8 @@ struct DnsRecord {
     query: Option<String>,
     qclass: Option<u16>,
     qtype: Option<u16>,
+    /// Set with `qtype`; NetBIOS renames SRV to NBSTAT.
+    qtype_name: Option<String>,
     rcode: Option<u8>,
     aa: bool,
     tc: bool,
@@ -535,6 +573,7 @@ struct DnsRecord {
     ttls: Option<Vec<f64>>,
     rejected: bool,
     opcode: Option<u8>,
+    opcode_name: Option<String>,
     saw_query: bool,
     saw_reply: bool,
 }
@@ -567,7 +606,7 @@ impl DnsRecord {
             opt_count(self.qclass.map(u64::from)),
             self.qclass.map(qclass_name).into(),
             opt_count(self.qtype.map(u64::from)),
-            self.qtype.map(qtype_name).into(),
+            self.qtype_name.clone().into(),
             opt_count(self.rcode.map(u64::from)),
             self.rcode.map(rcode_name).into(),
             Value::Bool(self.aa),
@@ -583,7 +622,7 @@ impl DnsRecord {
             }),
             Value::Bool(self.rejected),
             opt_count(self.opcode.map(u64::from)),
-            self.opcode.map(opcode_name).into(),
+            self.opcode_name.clone().into(),
         ]
     }
 }
@@ -644,7 +683,13 @@ impl DnsAnalyzer {
             return;
         }
         let mut rec = self.take_session(ts, &h);
+        let netbios = conn.resp_p == 137 || conn.orig_p == 137;
         rec.opcode = Some(h.opcode);
+        rec.opcode_name = Some(if netbios {
+            netbios_opcode_name(h.opcode)
+        } else {
+            opcode_name(h.opcode)
+        });
         if h.qr {
             rec.rcode = Some(h.rcode);
             if h.rcode != 0 && h.qdcount == 0 {
@@ -657,8 +702,18 @@ impl DnsAnalyzer {
                 rec.tc = h.tc;
                 rec.qclass = Some(q.qclass);
                 rec.qtype = Some(q.qtype);
+                rec.qtype_name = Some(qtype_name(q.qtype));
                 rec.z = h.z;
-                rec.query = Some(escape_bytes(&q.name));
+                let mut name = q.name.clone();
+                if conn.resp_p == 137 {
+                    if let Some(decoded) = decode_netbios_name(&name) {
+                        name = decoded;
+                    }
+                    if q.qtype == 33 {
+                        rec.qtype_name = Some("NBSTAT".to_owned());
+                    }
+                }
+                rec.query = Some(escape_bytes(&name));
             } else if h.ancount == 0 && h.nscount == 0 && h.arcount == 0 {
                 rec.rejected = true;
             }
@@ -1113,6 +1168,22 @@ mod tests {
         let mut a = DnsAnalyzer::new();
         a.deliver(&mdns, 1.0, true, &reply, &mut out);
         assert!(!a.take_role_flip());
+    }
+
+    #[test]
+    fn netbios_names_and_opcodes() {
+        let c = conn(Transport::Udp, 137);
+        // "FHEPFCELEHFCEPFFFACACACACACACAAA" encodes "WORKGROUP" padded, type 0x00.
+        let mut q = vec![32u8];
+        q.extend_from_slice(b"FHEPFCELEHFCEPFFFACACACACACACAAA");
+        q.extend_from_slice(b"\x00\x00\x21\x00\x01");
+        let m = msg(5, 0x0010, &[&q], &[], 0, 0);
+        let (sink, _) = run(&c, &[(1.0, true, m)]);
+        let row = &sink.rows[0].1;
+        assert_eq!(row[9], Value::Str("WORKGROUP".into()));
+        assert_eq!(row[13], Value::Str("NBSTAT".into()));
+        assert_eq!(row[25], Value::Str("netbios-query".into()));
+        assert_eq!(opcode_name(2), "server-status");
     }
 
     #[test]

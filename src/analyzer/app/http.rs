@@ -103,16 +103,18 @@ pub(crate) fn looks_like_http(is_orig: bool, data: &[u8]) -> bool {
     let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     let line = trim_cr(&data[..line_end]);
     if is_orig {
-        let mut parts = line.split(|&b| b == b' ');
-        let (Some(method), Some(uri), Some(version)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return false;
-        };
+        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let method = &line[..method_end];
+        let rest = skip_blank(&line[method_end..]);
+        let version = rest
+            .windows(6)
+            .position(|w| w == b" HTTP/")
+            .and_then(|at| parse_version(trim_ws(&rest[at + 1..])));
         !method.is_empty()
             && method.len() <= 20
             && method.iter().all(u8::is_ascii_alphabetic)
-            && !uri.is_empty()
-            && parse_version(version).is_some()
+            && !rest.starts_with(b"HTTP/")
+            && version.is_some()
     } else {
         line.len() >= 12
             && parse_version(&line[..8]).is_some()
@@ -134,30 +136,51 @@ fn parse_version(v: &[u8]) -> Option<String> {
     ok.then(|| String::from_utf8_lossy(rest).into_owned())
 }
 
-/// Decodes `%XX` escapes as Zeek's `unescape_URI` does; a `%` not followed by two hex
-/// digits stays and is reported.
+/// Decodes URI escapes as Zeek's `unescape_URI` does: `%XX` and IIS-style `%uXXXX`
+/// become bytes; a doubled `%` drops the first; a `%` that starts no escape stays, with a
+/// weird.
 fn unescape_uri(uri: &[u8], weirds: &mut Vec<(&'static str, String)>) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let pair = |h: u8, l: u8| Some(hex(h)? << 4 | hex(l)?);
     let mut out = Vec::with_capacity(uri.len());
     let mut i = 0;
     while i < uri.len() {
-        let b = uri[i];
-        if b == b'%' {
-            match (
-                uri.get(i + 1).and_then(|&h| hex(h)),
-                uri.get(i + 2).and_then(|&l| hex(l)),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ if i + 1 >= uri.len() => weirds.push(("illegal_%_at_end_of_URI", String::new())),
-                _ => weirds.push(("unescaped_%_in_URI", String::new())),
+        if uri[i] != b'%' {
+            out.push(uri[i]);
+            i += 1;
+            continue;
+        }
+        let rest = &uri[i + 1..];
+        match rest {
+            [] => {
+                out.push(b'%');
+                weirds.push(("illegal_%_at_end_of_URI", String::new()));
+                i += 1;
+            }
+            [c] => {
+                out.extend_from_slice(&[b'%', *c]);
+                weirds.push(("partial_escape_at_end_of_URI", String::new()));
+                i += 2;
+            }
+            [b'%', ..] => {
+                weirds.push(("double_%_in_URI", String::new()));
+                i += 1;
+            }
+            [h, l, ..] if pair(*h, *l).is_some() => {
+                out.extend(pair(*h, *l));
+                i += 3;
+            }
+            [b'u', a, b, c, d, ..] if pair(*a, *b).is_some() && pair(*c, *d).is_some() => {
+                out.extend(pair(*a, *b));
+                out.extend(pair(*c, *d));
+                i += 6;
+            }
+            [c, ..] => {
+                weirds.push(("unescaped_%_in_URI", String::new()));
+                out.extend_from_slice(&[b'%', *c]);
+                i += 2;
             }
         }
-        out.push(b);
-        i += 1;
     }
     out
 }
@@ -535,13 +558,23 @@ impl HttpAnalyzer {
     }
 
     fn request_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
-        let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
-        let (Some(method), Some(uri)) = (parts.next(), parts.next()) else {
+        // METHOD, blanks, then the URI up to the blank before "HTTP/" (URIs may hold
+        // blanks, as Zeek allows); without a version it is an HTTP/0.9 request.
+        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let method = &line[..method_end];
+        let rest = skip_blank(&line[method_end..]);
+        let (uri, version) = match rest.windows(6).position(|w| w == b" HTTP/") {
+            Some(at) => (
+                trim_ws(&rest[..at]),
+                parse_version(trim_ws(&rest[at + 1..])),
+            ),
+            None => (trim_ws(rest), None),
+        };
+        if method.is_empty() || uri.is_empty() {
             out.weirds.push(("bad_HTTP_request", String::new()));
             self.sides[ORIG].phase = Phase::Lost;
             return;
-        };
-        let version = parts.next().and_then(parse_version);
+        }
         if !method.iter().all(u8::is_ascii_alphabetic) {
             out.weirds.push(("bad_HTTP_request", String::new()));
             self.sides[ORIG].phase = Phase::Lost;
@@ -1181,6 +1214,27 @@ mod tests {
     }
 
     #[test]
+    fn uri_unescaping_follows_zeek() {
+        let mut w = Vec::new();
+        assert_eq!(unescape_uri(b"/a%20b%u0041%41", &mut w), b"/a b\x00AA");
+        assert!(w.is_empty());
+        assert_eq!(unescape_uri(b"/%%41%zz%", &mut w), b"/A%zz%");
+        let names: Vec<_> = w.iter().map(|x| x.0).collect();
+        assert_eq!(
+            names,
+            [
+                "double_%_in_URI",
+                "unescaped_%_in_URI",
+                "illegal_%_at_end_of_URI"
+            ]
+        );
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET /a b.html HTTP/1.1\r\n\r\n");
+        r.finish();
+        assert_eq!(r.http()[0][9], s("/a b.html"));
+    }
+
+    #[test]
     fn oversized_header_line_gives_up() {
         let mut r = Run::new();
         r.send(1.0, true, b"GET / HTTP/1.1\r\nX: ");
@@ -1194,6 +1248,7 @@ mod tests {
     fn detection_of_request_and_status_lines() {
         assert!(looks_like_http(true, b"GET /index.html HTTP/1.1\r\n"));
         assert!(looks_like_http(true, b"PROPFIND /x HTTP/1.0"));
+        assert!(looks_like_http(true, b"GET /a b HTTP/1.0\r\n"));
         assert!(!looks_like_http(true, b"GET /index.html\r\n"));
         assert!(!looks_like_http(true, b"\x16\x03\x01"));
         assert!(looks_like_http(false, b"HTTP/1.1 200 OK\r\n"));
