@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::files::{contains, skip_blank, trim_ws, FileState};
+use super::files::{
+    contains, disposition_filename, multipart_parts, skip_blank, trim_ws, FileState,
+};
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{field, LogSchema, Value};
 
@@ -84,6 +86,7 @@ const KNOWN_METHODS: &[&str] = &[
     "SUBSCRIBE",
     "BMOVE",
     "SEARCH",
+    "QUERY",
 ];
 
 /// Client headers Zeek reports in `proxied` (`HTTP::proxy_headers`).
@@ -249,6 +252,8 @@ struct Side {
     headers: Vec<(String, Vec<u8>)>,
     body_len: u64,
     file: Option<FileState>,
+    /// A `multipart/*` body being collected: split into one file per part at its end.
+    multipart: Option<Multipart>,
     /// Last HTTP version seen on this side, for `HTTP_version_mismatch`.
     version: Option<String>,
 }
@@ -262,6 +267,7 @@ impl Side {
             headers: Vec::new(),
             body_len: 0,
             file: None,
+            multipart: None,
             version: None,
         }
     }
@@ -273,6 +279,38 @@ impl Side {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
     }
+}
+
+/// Most bytes of a multipart body kept for splitting; parts past it are not analyzed.
+const MAX_MULTIPART: usize = 1024 * 1024;
+
+/// A multipart body being collected.
+#[derive(Debug)]
+struct Multipart {
+    boundary: Vec<u8>,
+    body: Vec<u8>,
+    first_ts: f64,
+    last_ts: f64,
+}
+
+/// The boundary of a `multipart/*` Content-Type value.
+fn multipart_boundary(content_type: &[u8]) -> Option<Vec<u8>> {
+    let lower = content_type.to_ascii_lowercase();
+    if !lower.trim_ascii_start().starts_with(b"multipart/") {
+        return None;
+    }
+    let at = lower.windows(9).position(|w| w == b"boundary=")?;
+    let rest = &content_type[at + 9..];
+    let b = match rest.strip_prefix(b"\"") {
+        Some(r) => &r[..r.iter().position(|&c| c == b'"').unwrap_or(r.len())],
+        None => {
+            &rest[..rest
+                .iter()
+                .position(|&c| c == b';' || c == b' ')
+                .unwrap_or(rest.len())]
+        }
+    };
+    (!b.is_empty()).then(|| b.to_vec())
 }
 
 /// One http.log line under construction (Zeek's `HTTP::Info`).
@@ -806,6 +844,24 @@ impl HttpAnalyzer {
         if data.is_empty() {
             return;
         }
+        let s = &mut self.sides[side];
+        if s.file.is_none() && s.multipart.is_none() {
+            if let Some(boundary) = s.header("CONTENT-TYPE").and_then(multipart_boundary) {
+                s.multipart = Some(Multipart {
+                    boundary,
+                    body: Vec::new(),
+                    first_ts: ts,
+                    last_ts: ts,
+                });
+            }
+        }
+        if let Some(m) = s.multipart.as_mut() {
+            let room = MAX_MULTIPART.saturating_sub(m.body.len());
+            m.body.extend_from_slice(&data[..data.len().min(room)]);
+            m.last_ts = ts;
+            s.body_len += data.len() as u64;
+            return;
+        }
         if self.sides[side].file.is_none() {
             let fuid = self.new_fuid(conn);
             let code = self
@@ -854,18 +910,33 @@ impl HttpAnalyzer {
             f.end();
             s.body_len += f.seen() - before;
         }
+        let multipart = s.multipart.take();
         let body_len = s.body_len;
         s.body_len = 0;
         s.phase = Phase::StartLine;
         s.headers.clear();
         s.header_count = 0;
+        let mut files: Vec<FileState> = file.into_iter().collect();
+        if let Some(m) = multipart {
+            // Zeek analyzes every non-empty MIME part as a file of its own.
+            for part in multipart_parts(&m.body, &m.boundary) {
+                if part.content.is_empty() {
+                    continue;
+                }
+                let fuid = self.new_fuid(conn);
+                let mut f = FileState::new(fuid, m.first_ts, None, false, part.filename, None);
+                f.data(m.last_ts, part.content, out.weirds);
+                f.end();
+                files.push(f);
+            }
+        }
         let rec = self.record(ts, side);
         if side == ORIG {
             rec.request_body_len = body_len;
         } else {
             rec.response_body_len = body_len;
         }
-        if let Some(f) = file {
+        for f in files {
             let entry = (f.fuid.clone(), f.filename.clone(), f.mime);
             if side == ORIG {
                 rec.orig_files.push(entry);
@@ -900,19 +971,6 @@ fn parse_content_range(v: &[u8]) -> Option<(u64, Option<u64>)> {
     let (range, total) = rest.split_once('/')?;
     let (start, _end) = range.split_once('-')?;
     Some((start.trim().parse().ok()?, total.trim().parse().ok()))
-}
-
-/// The `filename` parameter of a Content-Disposition header.
-fn disposition_filename(v: &[u8]) -> Option<String> {
-    let lower = v.to_ascii_lowercase();
-    let at = lower.windows(9).position(|w| w == b"filename=")?;
-    let rest = &v[at + 9..];
-    let name = if let Some(r) = rest.strip_prefix(b"\"") {
-        &r[..r.iter().position(|&b| b == b'"').unwrap_or(r.len())]
-    } else {
-        &rest[..rest.iter().position(|&b| b == b';').unwrap_or(rest.len())]
-    };
-    Some(escape_bytes(trim_ws(name)))
 }
 
 impl AppAnalyzer for HttpAnalyzer {
@@ -1232,6 +1290,29 @@ mod tests {
         r.send(1.0, true, b"GET /a b.html HTTP/1.1\r\n\r\n");
         r.finish();
         assert_eq!(r.http()[0][9], s("/a b.html"));
+    }
+
+    #[test]
+    fn multipart_post_gives_one_file_per_part() {
+        let body = b"--B\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nsome text value\r\n--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.gif\"\r\n\r\nGIF89a......\r\n--B--\r\n";
+        let mut req = format!(
+            "POST /up HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        let mut r = Run::new();
+        r.send(1.0, true, &req);
+        r.send(1.1, false, b"HTTP/1.1 204 No Content\r\n\r\n");
+        let row = r.http()[0].clone();
+        assert_eq!(row[14], Value::Count(body.len() as u64));
+        assert!(matches!(&row[24], Value::Vector(v) if v.len() == 2));
+        assert_eq!(row[25], Value::Vector(vec![s("a.gif")]));
+        assert_eq!(
+            row[26],
+            Value::Vector(vec![s("text/plain"), s("image/gif")])
+        );
+        assert_eq!(r.sink.of("files").len(), 2);
     }
 
     #[test]
