@@ -3,7 +3,10 @@
 //! The flow table owns connections, reassembles TCP streams and calls one
 //! [`AppAnalyzer`] per connection once [`detect`] has picked a protocol from the payload
 //! (never from the port alone). Analyzers write their own logs (`dns.log`, `http.log`,
-//! `ssl.log`) through [`AppOutput`] and report oddities as weirds.
+//! `ssl.log`, `files.log`) through [`AppOutput`] and report oddities as weirds.
+//!
+//! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
+//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes).
 
 use std::net::IpAddr;
 
