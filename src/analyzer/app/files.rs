@@ -11,7 +11,8 @@ use flate2::write::{GzDecoder, ZlibDecoder};
 use super::{AppOutput, ConnInfo};
 use crate::analyzer::log::{field, LogSchema, Value};
 
-/// Zeek's `files.log` columns (the base set, as Zeek writes it with HTTP file analysis).
+/// Zeek's default `files.log` columns (with `base/files/hash` and `base/files/extract` loaded, as
+/// a default run has them).
 pub static FILES_SCHEMA: LogSchema = LogSchema {
     path: "files",
     fields: &[
@@ -36,6 +37,12 @@ pub static FILES_SCHEMA: LogSchema = LogSchema {
         field("overflow_bytes", "count"),
         field("timedout", "bool"),
         field("parent_fuid", "string"),
+        field("md5", "string"),
+        field("sha1", "string"),
+        field("sha256", "string"),
+        field("extracted", "string"),
+        field("extracted_cutoff", "bool"),
+        field("extracted_size", "count"),
     ],
 };
 
@@ -235,6 +242,13 @@ impl FileState {
                 Value::Count(self.missing),
                 Value::Count(0),
                 Value::Bool(timed_out),
+                // parent_fuid; hashes and extraction run only when a policy asks for them.
+                Value::Unset,
+                Value::Unset,
+                Value::Unset,
+                Value::Unset,
+                Value::Unset,
+                Value::Unset,
                 Value::Unset,
             ],
         );
