@@ -60,6 +60,8 @@ pub static HTTP_SCHEMA: LogSchema = LogSchema {
 const MAX_LINE: usize = 64 * 1024;
 /// Most header lines per message.
 const MAX_HEADERS: usize = 1000;
+/// Most header bytes kept per message.
+const MAX_HEADER_BYTES: usize = 256 * 1024;
 /// Open transactions per connection before the oldest are logged (Zeek:
 /// `max_pending_requests`).
 const MAX_PENDING: usize = 100;
@@ -248,6 +250,8 @@ struct Side {
     phase: Phase,
     line: Vec<u8>,
     header_count: usize,
+    /// Bytes of the current message's header lines, capped at [`MAX_HEADER_BYTES`].
+    header_bytes: usize,
     /// Headers of the message being read, names uppercased.
     headers: Vec<(String, Vec<u8>)>,
     body_len: u64,
@@ -264,6 +268,7 @@ impl Side {
             phase: Phase::StartLine,
             line: Vec::new(),
             header_count: 0,
+            header_bytes: 0,
             headers: Vec::new(),
             body_len: 0,
             file: None,
@@ -540,9 +545,11 @@ impl HttpAnalyzer {
                 }
                 let s = &mut self.sides[side];
                 s.header_count += 1;
-                if s.header_count > MAX_HEADERS {
+                s.header_bytes += line.len();
+                if s.header_count > MAX_HEADERS || s.header_bytes > MAX_HEADER_BYTES {
                     out.weirds.push(("HTTP_too_many_headers", String::new()));
                     s.phase = Phase::Lost;
+                    s.headers = Vec::new();
                     return;
                 }
                 if matches!(line.first(), Some(b' ' | b'\t')) {
@@ -631,6 +638,10 @@ impl HttpAnalyzer {
         if !KNOWN_METHODS.contains(&method.as_str()) {
             out.weirds.push(("unknown_HTTP_method", method.clone()));
         }
+        if self.request_methods.len() >= MAX_PENDING {
+            // Responses stopped coming (one-sided capture): forget the oldest.
+            self.request_methods.pop_front();
+        }
         self.request_methods.push_back(method.clone());
         let rec = self.record(ts, ORIG);
         rec.method = Some(method);
@@ -639,6 +650,7 @@ impl HttpAnalyzer {
         s.phase = Phase::Headers;
         s.headers.clear();
         s.header_count = 0;
+        s.header_bytes = 0;
     }
 
     fn status_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
@@ -676,6 +688,7 @@ impl HttpAnalyzer {
         s.phase = Phase::Headers;
         s.headers.clear();
         s.header_count = 0;
+        s.header_bytes = 0;
     }
 
     fn check_version(&mut self, side: usize, version: Option<&str>, out: &mut AppOutput<'_>) {
@@ -916,6 +929,7 @@ impl HttpAnalyzer {
         s.phase = Phase::StartLine;
         s.headers.clear();
         s.header_count = 0;
+        s.header_bytes = 0;
         let mut files: Vec<FileState> = file.into_iter().collect();
         if let Some(m) = multipart {
             // Zeek analyzes every non-empty MIME part as a file of its own.
@@ -1315,6 +1329,25 @@ mod tests {
             Value::Vector(vec![s("text/plain"), s("image/gif")])
         );
         assert_eq!(r.sink.of("files").len(), 2);
+    }
+
+    #[test]
+    fn header_bytes_and_unanswered_requests_stay_bounded() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET / HTTP/1.1\r\n");
+        let line = format!("X-Big: {}\r\n", "a".repeat(60 * 1024));
+        for _ in 0..5 {
+            r.send(1.0, true, line.as_bytes());
+        }
+        assert_eq!(r.weirds.len(), 1);
+        assert!(r.a.sides[ORIG].headers.is_empty());
+
+        let mut r = Run::new();
+        for _ in 0..(3 * MAX_PENDING) {
+            r.send(1.0, true, b"GET / HTTP/1.1\r\n\r\n");
+        }
+        assert!(r.a.request_methods.len() <= MAX_PENDING);
+        assert!(r.a.pending.len() <= MAX_PENDING + 1);
     }
 
     #[test]
