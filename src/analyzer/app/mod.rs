@@ -91,7 +91,7 @@ pub trait AppAnalyzer: Send {
 /// may call again with later payload until it gives up.
 ///
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
-/// (or an SSLv2-compatible ClientHello), an HTTP request line (or, from the responder, a
+/// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
 /// status line), a DNS header with a decodable question (over TCP behind its 2-byte length).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
@@ -99,8 +99,13 @@ pub trait AppAnalyzer: Send {
 pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn AppAnalyzer>> {
     let dns_port = dns::dns_port(conn);
     match conn.transport {
-        Transport::Udp => dns::looks_like_dns(data, dns_port)
-            .then(|| Box::new(DnsAnalyzer::new()) as Box<dyn AppAnalyzer>),
+        Transport::Udp => {
+            if ssl::looks_like_dtls(data) {
+                return Some(Box::new(SslAnalyzer::new_dtls()));
+            }
+            dns::looks_like_dns(data, dns_port)
+                .then(|| Box::new(DnsAnalyzer::new()) as Box<dyn AppAnalyzer>)
+        }
         Transport::Tcp => {
             if ssl::looks_like_tls(data) {
                 return Some(Box::new(SslAnalyzer::new()));
@@ -257,6 +262,7 @@ pub(crate) mod tests {
                 Box::new(DnsAnalyzer::new()),
                 Box::new(HttpAnalyzer::new()),
                 Box::new(SslAnalyzer::new()),
+                Box::new(SslAnalyzer::new_dtls()),
             ];
             analyzers.extend(detect(&c, true, &orig));
             let mut sink = Collect::default();

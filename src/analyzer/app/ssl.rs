@@ -62,10 +62,25 @@ pub(crate) fn looks_like_tls(data: &[u8]) -> bool {
     sslv2_client_hello(data).is_some()
 }
 
-/// Zeek's `SSL::ssl_ports`: where it analyzes TLS without waiting for a server hello.
+/// Zeek's `SSL::ssl_ports` (TCP) and `dtls_ports` (UDP 443): where it analyzes TLS
+/// without waiting for a server hello.
 fn tls_port(conn: &ConnInfo) -> bool {
     const PORTS: [u16; 11] = [443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223];
-    PORTS.contains(&conn.resp_p)
+    match conn.transport {
+        super::Transport::Tcp => PORTS.contains(&conn.resp_p),
+        super::Transport::Udp => conn.resp_p == 443,
+    }
+}
+
+/// True if a UDP datagram starts with a DTLS handshake record carrying a ClientHello or
+/// ServerHello (or HelloVerifyRequest) in epoch 0.
+pub(crate) fn looks_like_dtls(data: &[u8]) -> bool {
+    data.len() >= 25
+        && data[0] == CT_HANDSHAKE
+        && data[1] == 0xfe
+        && matches!(data[2], 0xff | 0xfd | 0xfc)
+        && data[3..5] == [0, 0]
+        && matches!(data[13], 1..=3)
 }
 
 /// An SSLv2-format ClientHello: returns the version it offers.
@@ -352,6 +367,8 @@ struct Side {
 /// The TLS analyzer of one connection.
 #[derive(Debug, Default)]
 pub struct SslAnalyzer {
+    /// DTLS over UDP: one datagram holds whole records with 13-byte headers.
+    dtls: bool,
     sides: [Side; 2],
     confirmed: bool,
     logged: bool,
@@ -384,6 +401,58 @@ pub struct SslAnalyzer {
 impl SslAnalyzer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An analyzer for DTLS datagrams.
+    pub fn new_dtls() -> Self {
+        SslAnalyzer {
+            dtls: true,
+            ..Self::default()
+        }
+    }
+
+    /// One DTLS datagram: records of `type, version, epoch, sequence, length`; handshake
+    /// messages carry a 12-byte header (fragments of one message are not reassembled).
+    fn datagram(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        mut data: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
+        while data.len() >= 13 && !self.logged {
+            let content_type = data[0];
+            if !(20..=24).contains(&content_type) || data[1] != 0xfe {
+                return;
+            }
+            let len = usize::from(u16::from_be_bytes([data[11], data[12]]));
+            let Some(fragment) = data.get(13..13 + len) else {
+                return;
+            };
+            data = &data[13 + len..];
+            if content_type != CT_HANDSHAKE || self.sides[side].encrypted {
+                self.record(conn, ts, side, content_type, fragment, out);
+                continue;
+            }
+            self.ts.get_or_insert(ts);
+            let mut rest = fragment;
+            while rest.len() >= 12 {
+                let msg_len =
+                    usize::from(rest[1]) << 16 | usize::from(rest[2]) << 8 | usize::from(rest[3]);
+                let frag_off =
+                    usize::from(rest[6]) << 16 | usize::from(rest[7]) << 8 | usize::from(rest[8]);
+                let frag_len =
+                    usize::from(rest[9]) << 16 | usize::from(rest[10]) << 8 | usize::from(rest[11]);
+                let Some(body) = rest.get(12..12 + frag_len) else {
+                    break;
+                };
+                if frag_off == 0 && frag_len == msg_len {
+                    self.handshake(side == 0, rest[0], body);
+                }
+                rest = &rest[12 + frag_len..];
+            }
+        }
     }
 
     fn note(&mut self, is_orig: bool, letter: char) {
@@ -578,6 +647,10 @@ impl SslAnalyzer {
         let _version = r.u16()?;
         r.bytes(32)?;
         let sid = r.vec8()?;
+        if self.dtls {
+            // The DTLS cookie.
+            r.vec8()?;
+        }
         r.vec16()?;
         r.vec8()?;
         let exts = r.vec16().unwrap_or_default();
@@ -737,6 +810,10 @@ impl AppAnalyzer for SslAnalyzer {
     ) {
         let side = usize::from(!is_orig);
         if self.logged || self.sides[side].lost {
+            return;
+        }
+        if self.dtls {
+            self.datagram(conn, ts, side, data, out);
             return;
         }
         self.sides[side].records.extend_from_slice(data);
@@ -1196,6 +1273,53 @@ mod tests {
         r.send(true, &hello);
         r.finish();
         assert!(r.sink.rows.is_empty());
+    }
+
+    #[test]
+    fn dtls_handshake_in_datagrams() {
+        fn dtls_record(ct: u8, epoch: u16, body: &[u8]) -> Vec<u8> {
+            let mut r = vec![ct, 0xfe, 0xfd];
+            r.extend_from_slice(&epoch.to_be_bytes());
+            r.extend_from_slice(&[0; 6]);
+            r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            r.extend_from_slice(body);
+            r
+        }
+        fn dtls_hs(msg_type: u8, body: &[u8]) -> Vec<u8> {
+            let len = &(body.len() as u32).to_be_bytes()[1..];
+            let mut h = vec![msg_type];
+            h.extend_from_slice(len);
+            h.extend_from_slice(&[0, 0, 0, 0, 0]);
+            h.extend_from_slice(len);
+            h.extend_from_slice(body);
+            h
+        }
+        let mut ch = vec![0xfe, 0xfd];
+        ch.extend_from_slice(&[7; 32]);
+        ch.extend_from_slice(&[0, 2, 0xaa, 0xbb, 0, 2, 0xc0, 0x2b, 1, 0]);
+        let mut sni = vec![0];
+        sni.extend(with_len16(b"d.test"));
+        ch.extend(with_len16(&ext(0, &with_len16(&sni))));
+        let mut sh = vec![0xfe, 0xfd];
+        sh.extend_from_slice(&[9; 32]);
+        sh.extend_from_slice(&[0, 0xc0, 0x2b, 0]);
+        sh.extend(with_len16(&[]));
+        let hello = dtls_record(CT_HANDSHAKE, 0, &dtls_hs(1, &ch));
+        assert!(looks_like_dtls(&hello));
+        let mut r = Run::new();
+        r.c = conn(Transport::Udp, 4433);
+        r.a = SslAnalyzer::new_dtls();
+        r.send(true, &hello);
+        r.send(false, &dtls_record(CT_HANDSHAKE, 0, &dtls_hs(2, &sh)));
+        r.send(false, &dtls_record(CT_CCS, 0, &[1]));
+        r.send(true, &dtls_record(CT_CCS, 0, &[1]));
+        r.send(true, &dtls_record(CT_HANDSHAKE, 1, &[0x42; 48]));
+        let row = r.sink.of("ssl")[0].clone();
+        assert_eq!(row[6], s("DTLSv12"));
+        assert_eq!(row[7], s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"));
+        assert_eq!(row[9], s("d.test"));
+        assert_eq!(row[13], Value::Bool(true));
+        assert_eq!(row[14], s("CsiI"));
     }
 
     #[test]
