@@ -123,15 +123,12 @@ impl NameError {
 /// Reads the (possibly compressed) name at `pos` of `msg`; returns the name (labels joined
 /// by `.`, no trailing dot, `""` for the root) and the offset just past it.
 ///
-/// Loop protection: every compression pointer must point strictly before the label that
-/// holds it, so each jump lowers the read position and decoding terminates.
+/// Loop protection: every compression pointer must point strictly before the start of the
+/// run of labels it ends, so run starts strictly decrease and decoding terminates.
 fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> {
     let mut name = Vec::new();
     let mut end_after_first_pointer = None;
-    // Every compression pointer must jump strictly below the start of the labels read so
-    // far (the name's start, then each jump target). Targets thus strictly decrease, so a
-    // crafted message cannot loop (label, then a pointer back to that label, forever).
-    let mut floor = pos;
+    let mut run_start = pos;
     loop {
         let len = *msg.get(pos).ok_or(NameError::LabelPastEnd)? as usize;
         match len & 0xc0 {
@@ -155,12 +152,12 @@ fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> 
             0xc0 => {
                 let low = *msg.get(pos + 1).ok_or(NameError::LabelPastEnd)? as usize;
                 let target = ((len & 0x3f) << 8) | low;
-                if target >= floor {
+                if target >= run_start {
                     return Err(NameError::ForwardPointer);
                 }
                 end_after_first_pointer.get_or_insert(pos + 2);
-                floor = target;
                 pos = target;
+                run_start = target;
             }
             _ => return Err(NameError::BadLabelType),
         }
@@ -512,11 +509,47 @@ fn opcode_name(op: u8) -> String {
     match op {
         0 => "query".to_owned(),
         1 => "iquery".to_owned(),
-        2 => "status".to_owned(),
+        2 => "server-status".to_owned(),
         4 => "notify".to_owned(),
         5 => "dynamic-update".to_owned(),
+        6 => "dso".to_owned(),
         other => format!("opcode-{other}"),
     }
+}
+
+/// Zeek's `DNS::netbios_opcodes` table (NetBIOS name service, port 137).
+fn netbios_opcode_name(op: u8) -> String {
+    match op {
+        0 => "netbios-query".to_owned(),
+        5 => "netbios-registration".to_owned(),
+        6 => "netbios-release".to_owned(),
+        7 => "netbios-wack".to_owned(),
+        8 => "netbios-refresh".to_owned(),
+        other => format!("netbios-opcode-{other}"),
+    }
+}
+
+/// Zeek's `decode_netbios_name`: a 32-letter first-level encoded NetBIOS name back to its
+/// 15 significant characters (cut at the first character that is not alphanumeric,
+/// punctuation or below 3); `None` when `name` is not such an encoding.
+fn decode_netbios_name(name: &[u8]) -> Option<Vec<u8>> {
+    if name.len() != 32 {
+        return None;
+    }
+    let decoded: Vec<u8> = name
+        .chunks_exact(2)
+        .map(|p| {
+            let hi = p[0].to_ascii_uppercase().wrapping_sub(b'A');
+            let lo = p[1].to_ascii_uppercase().wrapping_sub(b'A');
+            (hi << 4).wrapping_add(lo)
+        })
+        .collect();
+    let kept: Vec<u8> = decoded[..15]
+        .iter()
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation() || b < 3)
+        .copied()
+        .collect();
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// One dns.log record under construction (Zeek's `DNS::Info`).
@@ -528,6 +561,8 @@ struct DnsRecord {
     query: Option<String>,
     qclass: Option<u16>,
     qtype: Option<u16>,
+    /// Set with `qtype`; NetBIOS renames SRV to NBSTAT.
+    qtype_name: Option<String>,
     rcode: Option<u8>,
     aa: bool,
     tc: bool,
@@ -538,6 +573,7 @@ struct DnsRecord {
     ttls: Option<Vec<f64>>,
     rejected: bool,
     opcode: Option<u8>,
+    opcode_name: Option<String>,
     saw_query: bool,
     saw_reply: bool,
 }
@@ -570,7 +606,7 @@ impl DnsRecord {
             opt_count(self.qclass.map(u64::from)),
             self.qclass.map(qclass_name).into(),
             opt_count(self.qtype.map(u64::from)),
-            self.qtype.map(qtype_name).into(),
+            self.qtype_name.clone().into(),
             opt_count(self.rcode.map(u64::from)),
             self.rcode.map(rcode_name).into(),
             Value::Bool(self.aa),
@@ -586,7 +622,7 @@ impl DnsRecord {
             }),
             Value::Bool(self.rejected),
             opt_count(self.opcode.map(u64::from)),
-            self.opcode.map(opcode_name).into(),
+            self.opcode_name.clone().into(),
         ]
     }
 }
@@ -647,7 +683,13 @@ impl DnsAnalyzer {
             return;
         }
         let mut rec = self.take_session(ts, &h);
+        let netbios = conn.resp_p == 137 || conn.orig_p == 137;
         rec.opcode = Some(h.opcode);
+        rec.opcode_name = Some(if netbios {
+            netbios_opcode_name(h.opcode)
+        } else {
+            opcode_name(h.opcode)
+        });
         if h.qr {
             rec.rcode = Some(h.rcode);
             if h.rcode != 0 && h.qdcount == 0 {
@@ -660,8 +702,18 @@ impl DnsAnalyzer {
                 rec.tc = h.tc;
                 rec.qclass = Some(q.qclass);
                 rec.qtype = Some(q.qtype);
+                rec.qtype_name = Some(qtype_name(q.qtype));
                 rec.z = h.z;
-                rec.query = Some(escape_bytes(&q.name));
+                let mut name = q.name.clone();
+                if conn.resp_p == 137 {
+                    if let Some(decoded) = decode_netbios_name(&name) {
+                        name = decoded;
+                    }
+                    if q.qtype == 33 {
+                        rec.qtype_name = Some("NBSTAT".to_owned());
+                    }
+                }
+                rec.query = Some(escape_bytes(&name));
             } else if h.ancount == 0 && h.nscount == 0 && h.arcount == 0 {
                 rec.rejected = true;
             }
@@ -842,7 +894,18 @@ pub(crate) fn looks_like_dns(data: &[u8], port_hint: bool) -> bool {
         return false;
     };
     // IN, CH, HS, NONE, ANY; mDNS sets the top bit (unicast-response / cache-flush).
-    matches!(qclass & 0x7fff, 1 | 3 | 4 | 254 | 255) || port_hint
+    let class_ok = matches!(qclass & 0x7fff, 1 | 3 | 4 | 254 | 255);
+    if port_hint {
+        return true;
+    }
+    // Off the DNS ports the evidence must be strong: one question, a standard opcode, a
+    // query without records (EDNS aside), and everything up to the answers decoding.
+    let query_shape = h.qr || (h.ancount == 0 && h.nscount == 0 && h.arcount <= 1);
+    class_ok
+        && h.qdcount == 1
+        && h.opcode == 0
+        && query_shape
+        && parse_message(data).is_ok_and(|m| m.error.is_none())
 }
 
 /// True if a DNS well-known port is on either side of the connection.
@@ -859,10 +922,7 @@ mod tests {
         // Header (12 bytes), then at offset 12 the label "a" followed by a pointer to 12.
         let mut msg = vec![0u8; 12];
         msg.extend_from_slice(&[1, b'a', 0xc0, 12]);
-        assert!(matches!(
-            read_name(&msg, 12),
-            Err(NameError::ForwardPointer)
-        ));
+        assert!(read_name(&msg, 12).is_err());
         // A chain of pointers that only goes down terminates normally.
         let mut msg = vec![0u8; 12];
         msg.extend_from_slice(&[3, b'c', b'o', b'm', 0]); // 12: "com"
@@ -1074,6 +1134,12 @@ mod tests {
             parse_message(&looped).map(|m| m.error),
             Ok(Some("DNS_label_forward_compress_offset"))
         );
+        // A label followed by a pointer back to that same label.
+        let cycle = msg(3, 0x0100, &[b"\x01a\xc0\x0c\x00\x01\x00\x01"], &[], 0, 0);
+        assert_eq!(
+            parse_message(&cycle).map(|m| m.error),
+            Ok(Some("DNS_label_forward_compress_offset"))
+        );
         assert_eq!(
             parse_message(&[0u8; 5]).map(|m| m.error),
             Err("DNS_truncated_len_lt_hdr_len")
@@ -1122,6 +1188,22 @@ mod tests {
     }
 
     #[test]
+    fn netbios_names_and_opcodes() {
+        let c = conn(Transport::Udp, 137);
+        // "FHEPFCELEHFCEPFFFACACACACACACAAA" encodes "WORKGROUP" padded, type 0x00.
+        let mut q = vec![32u8];
+        q.extend_from_slice(b"FHEPFCELEHFCEPFFFACACACACACACAAA");
+        q.extend_from_slice(b"\x00\x00\x21\x00\x01");
+        let m = msg(5, 0x0010, &[&q], &[], 0, 0);
+        let (sink, _) = run(&c, &[(1.0, true, m)]);
+        let row = &sink.rows[0].1;
+        assert_eq!(row[9], Value::Str("WORKGROUP".into()));
+        assert_eq!(row[13], Value::Str("NBSTAT".into()));
+        assert_eq!(row[25], Value::Str("netbios-query".into()));
+        assert_eq!(opcode_name(2), "server-status");
+    }
+
+    #[test]
     fn names_are_lowercased() {
         let q = msg(
             1,
@@ -1140,6 +1222,17 @@ mod tests {
         let q = msg(1, 0x0100, &[Q_WWW], &[], 0, 0);
         assert!(looks_like_dns(&q, false));
         assert!(!looks_like_dns(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false));
+        // Off the DNS ports a query carrying records is not taken for DNS.
+        let with_record = msg(
+            1,
+            0x0100,
+            &[Q_WWW],
+            &[rr(b"\xc0\x0c", 1, 1, &[1, 2, 3, 4])],
+            0,
+            0,
+        );
+        assert!(!looks_like_dns(&with_record, false));
+        assert!(looks_like_dns(&with_record, true));
         let empty_reply = msg(1, 0x8000, &[], &[], 0, 0);
         assert!(!looks_like_dns(&empty_reply, false));
         assert!(looks_like_dns(&empty_reply, true));

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::files::{contains, skip_blank, trim_ws, FileState};
+use super::files::{
+    contains, disposition_filename, multipart_parts, skip_blank, trim_ws, FileState,
+};
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{field, LogSchema, Value};
 
@@ -58,6 +60,8 @@ pub static HTTP_SCHEMA: LogSchema = LogSchema {
 const MAX_LINE: usize = 64 * 1024;
 /// Most header lines per message.
 const MAX_HEADERS: usize = 1000;
+/// Most header bytes kept per message.
+const MAX_HEADER_BYTES: usize = 256 * 1024;
 /// Open transactions per connection before the oldest are logged (Zeek:
 /// `max_pending_requests`).
 const MAX_PENDING: usize = 100;
@@ -84,6 +88,7 @@ const KNOWN_METHODS: &[&str] = &[
     "SUBSCRIBE",
     "BMOVE",
     "SEARCH",
+    "QUERY",
 ];
 
 /// Client headers Zeek reports in `proxied` (`HTTP::proxy_headers`).
@@ -103,16 +108,18 @@ pub(crate) fn looks_like_http(is_orig: bool, data: &[u8]) -> bool {
     let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     let line = trim_cr(&data[..line_end]);
     if is_orig {
-        let mut parts = line.split(|&b| b == b' ');
-        let (Some(method), Some(uri), Some(version)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return false;
-        };
+        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let method = &line[..method_end];
+        let rest = skip_blank(&line[method_end..]);
+        let version = rest
+            .windows(6)
+            .position(|w| w == b" HTTP/")
+            .and_then(|at| parse_version(trim_ws(&rest[at + 1..])));
         !method.is_empty()
             && method.len() <= 20
             && method.iter().all(u8::is_ascii_alphabetic)
-            && !uri.is_empty()
-            && parse_version(version).is_some()
+            && !rest.starts_with(b"HTTP/")
+            && version.is_some()
     } else {
         line.len() >= 12
             && parse_version(&line[..8]).is_some()
@@ -134,30 +141,51 @@ fn parse_version(v: &[u8]) -> Option<String> {
     ok.then(|| String::from_utf8_lossy(rest).into_owned())
 }
 
-/// Decodes `%XX` escapes as Zeek's `unescape_URI` does; a `%` not followed by two hex
-/// digits stays and is reported.
+/// Decodes URI escapes as Zeek's `unescape_URI` does: `%XX` and IIS-style `%uXXXX`
+/// become bytes; a doubled `%` drops the first; a `%` that starts no escape stays, with a
+/// weird.
 fn unescape_uri(uri: &[u8], weirds: &mut Vec<(&'static str, String)>) -> Vec<u8> {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let pair = |h: u8, l: u8| Some(hex(h)? << 4 | hex(l)?);
     let mut out = Vec::with_capacity(uri.len());
     let mut i = 0;
     while i < uri.len() {
-        let b = uri[i];
-        if b == b'%' {
-            match (
-                uri.get(i + 1).and_then(|&h| hex(h)),
-                uri.get(i + 2).and_then(|&l| hex(l)),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ if i + 1 >= uri.len() => weirds.push(("illegal_%_at_end_of_URI", String::new())),
-                _ => weirds.push(("unescaped_%_in_URI", String::new())),
+        if uri[i] != b'%' {
+            out.push(uri[i]);
+            i += 1;
+            continue;
+        }
+        let rest = &uri[i + 1..];
+        match rest {
+            [] => {
+                out.push(b'%');
+                weirds.push(("illegal_%_at_end_of_URI", String::new()));
+                i += 1;
+            }
+            [c] => {
+                out.extend_from_slice(&[b'%', *c]);
+                weirds.push(("partial_escape_at_end_of_URI", String::new()));
+                i += 2;
+            }
+            [b'%', ..] => {
+                weirds.push(("double_%_in_URI", String::new()));
+                i += 1;
+            }
+            [h, l, ..] if pair(*h, *l).is_some() => {
+                out.extend(pair(*h, *l));
+                i += 3;
+            }
+            [b'u', a, b, c, d, ..] if pair(*a, *b).is_some() && pair(*c, *d).is_some() => {
+                out.extend(pair(*a, *b));
+                out.extend(pair(*c, *d));
+                i += 6;
+            }
+            [c, ..] => {
+                weirds.push(("unescaped_%_in_URI", String::new()));
+                out.extend_from_slice(&[b'%', *c]);
+                i += 2;
             }
         }
-        out.push(b);
-        i += 1;
     }
     out
 }
@@ -222,10 +250,14 @@ struct Side {
     phase: Phase,
     line: Vec<u8>,
     header_count: usize,
+    /// Bytes of the current message's header lines, capped at [`MAX_HEADER_BYTES`].
+    header_bytes: usize,
     /// Headers of the message being read, names uppercased.
     headers: Vec<(String, Vec<u8>)>,
     body_len: u64,
     file: Option<FileState>,
+    /// A `multipart/*` body being collected: split into one file per part at its end.
+    multipart: Option<Multipart>,
     /// Last HTTP version seen on this side, for `HTTP_version_mismatch`.
     version: Option<String>,
 }
@@ -236,9 +268,11 @@ impl Side {
             phase: Phase::StartLine,
             line: Vec::new(),
             header_count: 0,
+            header_bytes: 0,
             headers: Vec::new(),
             body_len: 0,
             file: None,
+            multipart: None,
             version: None,
         }
     }
@@ -250,6 +284,38 @@ impl Side {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
     }
+}
+
+/// Most bytes of a multipart body kept for splitting; parts past it are not analyzed.
+const MAX_MULTIPART: usize = 1024 * 1024;
+
+/// A multipart body being collected.
+#[derive(Debug)]
+struct Multipart {
+    boundary: Vec<u8>,
+    body: Vec<u8>,
+    first_ts: f64,
+    last_ts: f64,
+}
+
+/// The boundary of a `multipart/*` Content-Type value.
+fn multipart_boundary(content_type: &[u8]) -> Option<Vec<u8>> {
+    let lower = content_type.to_ascii_lowercase();
+    if !lower.trim_ascii_start().starts_with(b"multipart/") {
+        return None;
+    }
+    let at = lower.windows(9).position(|w| w == b"boundary=")?;
+    let rest = &content_type[at + 9..];
+    let b = match rest.strip_prefix(b"\"") {
+        Some(r) => &r[..r.iter().position(|&c| c == b'"').unwrap_or(r.len())],
+        None => {
+            &rest[..rest
+                .iter()
+                .position(|&c| c == b';' || c == b' ')
+                .unwrap_or(rest.len())]
+        }
+    };
+    (!b.is_empty()).then(|| b.to_vec())
 }
 
 /// One http.log line under construction (Zeek's `HTTP::Info`).
@@ -333,7 +399,10 @@ impl HttpRecord {
 #[derive(Debug)]
 pub struct HttpAnalyzer {
     sides: [Side; 2],
-    confirmed: bool,
+    saw_request: bool,
+    saw_reply: bool,
+    /// The responder port is one Zeek analyzes HTTP on without seeing a reply first.
+    http_port: bool,
     pending: BTreeMap<u64, HttpRecord>,
     current_request: u64,
     current_response: u64,
@@ -358,7 +427,9 @@ impl HttpAnalyzer {
     pub fn new() -> Self {
         HttpAnalyzer {
             sides: [Side::new(), Side::new()],
-            confirmed: false,
+            saw_request: false,
+            saw_reply: false,
+            http_port: false,
             pending: BTreeMap::new(),
             current_request: 0,
             current_response: 0,
@@ -367,6 +438,12 @@ impl HttpAnalyzer {
             response_method: None,
             files_created: 0,
         }
+    }
+
+    /// Zeek analyzes HTTP on its ports once a request parses; elsewhere its detection needs
+    /// a request and a reply.
+    fn confirmed(&self) -> bool {
+        self.saw_request && (self.saw_reply || self.http_port)
     }
 
     /// Zeek's `set_state`: the record the current message of `side` belongs to.
@@ -468,9 +545,11 @@ impl HttpAnalyzer {
                 }
                 let s = &mut self.sides[side];
                 s.header_count += 1;
-                if s.header_count > MAX_HEADERS {
+                s.header_bytes += line.len();
+                if s.header_count > MAX_HEADERS || s.header_bytes > MAX_HEADER_BYTES {
                     out.weirds.push(("HTTP_too_many_headers", String::new()));
                     s.phase = Phase::Lost;
+                    s.headers = Vec::new();
                     return;
                 }
                 if matches!(line.first(), Some(b' ' | b'\t')) {
@@ -524,19 +603,29 @@ impl HttpAnalyzer {
     }
 
     fn request_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
-        let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
-        let (Some(method), Some(uri)) = (parts.next(), parts.next()) else {
+        // METHOD, blanks, then the URI up to the blank before "HTTP/" (URIs may hold
+        // blanks, as Zeek allows); without a version it is an HTTP/0.9 request.
+        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        let method = &line[..method_end];
+        let rest = skip_blank(&line[method_end..]);
+        let (uri, version) = match rest.windows(6).position(|w| w == b" HTTP/") {
+            Some(at) => (
+                trim_ws(&rest[..at]),
+                parse_version(trim_ws(&rest[at + 1..])),
+            ),
+            None => (trim_ws(rest), None),
+        };
+        if method.is_empty() || uri.is_empty() {
             out.weirds.push(("bad_HTTP_request", String::new()));
             self.sides[ORIG].phase = Phase::Lost;
             return;
-        };
-        let version = parts.next().and_then(parse_version);
+        }
         if !method.iter().all(u8::is_ascii_alphabetic) {
             out.weirds.push(("bad_HTTP_request", String::new()));
             self.sides[ORIG].phase = Phase::Lost;
             return;
         }
-        self.confirmed = true;
+        self.saw_request = true;
         let method = String::from_utf8_lossy(method).into_owned();
         self.check_version(ORIG, version.as_deref(), out);
         if self.current_request < self.current_response {
@@ -549,6 +638,10 @@ impl HttpAnalyzer {
         if !KNOWN_METHODS.contains(&method.as_str()) {
             out.weirds.push(("unknown_HTTP_method", method.clone()));
         }
+        if self.request_methods.len() >= MAX_PENDING {
+            // Responses stopped coming (one-sided capture): forget the oldest.
+            self.request_methods.pop_front();
+        }
         self.request_methods.push_back(method.clone());
         let rec = self.record(ts, ORIG);
         rec.method = Some(method);
@@ -557,6 +650,7 @@ impl HttpAnalyzer {
         s.phase = Phase::Headers;
         s.headers.clear();
         s.header_count = 0;
+        s.header_bytes = 0;
     }
 
     fn status_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
@@ -571,7 +665,7 @@ impl HttpAnalyzer {
             self.sides[RESP].phase = Phase::Lost;
             return;
         };
-        self.confirmed = true;
+        self.saw_reply = true;
         let reason = escape_bytes(trim_ws(line.get(12..).unwrap_or_default()));
         self.check_version(RESP, Some(&version), out);
         let reuse = self
@@ -594,6 +688,7 @@ impl HttpAnalyzer {
         s.phase = Phase::Headers;
         s.headers.clear();
         s.header_count = 0;
+        s.header_bytes = 0;
     }
 
     fn check_version(&mut self, side: usize, version: Option<&str>, out: &mut AppOutput<'_>) {
@@ -762,6 +857,24 @@ impl HttpAnalyzer {
         if data.is_empty() {
             return;
         }
+        let s = &mut self.sides[side];
+        if s.file.is_none() && s.multipart.is_none() {
+            if let Some(boundary) = s.header("CONTENT-TYPE").and_then(multipart_boundary) {
+                s.multipart = Some(Multipart {
+                    boundary,
+                    body: Vec::new(),
+                    first_ts: ts,
+                    last_ts: ts,
+                });
+            }
+        }
+        if let Some(m) = s.multipart.as_mut() {
+            let room = MAX_MULTIPART.saturating_sub(m.body.len());
+            m.body.extend_from_slice(&data[..data.len().min(room)]);
+            m.last_ts = ts;
+            s.body_len += data.len() as u64;
+            return;
+        }
         if self.sides[side].file.is_none() {
             let fuid = self.new_fuid(conn);
             let code = self
@@ -810,18 +923,34 @@ impl HttpAnalyzer {
             f.end();
             s.body_len += f.seen() - before;
         }
+        let multipart = s.multipart.take();
         let body_len = s.body_len;
         s.body_len = 0;
         s.phase = Phase::StartLine;
         s.headers.clear();
         s.header_count = 0;
+        s.header_bytes = 0;
+        let mut files: Vec<FileState> = file.into_iter().collect();
+        if let Some(m) = multipart {
+            // Zeek analyzes every non-empty MIME part as a file of its own.
+            for part in multipart_parts(&m.body, &m.boundary) {
+                if part.content.is_empty() {
+                    continue;
+                }
+                let fuid = self.new_fuid(conn);
+                let mut f = FileState::new(fuid, m.first_ts, None, false, part.filename, None);
+                f.data(m.last_ts, part.content, out.weirds);
+                f.end();
+                files.push(f);
+            }
+        }
         let rec = self.record(ts, side);
         if side == ORIG {
             rec.request_body_len = body_len;
         } else {
             rec.response_body_len = body_len;
         }
-        if let Some(f) = file {
+        for f in files {
             let entry = (f.fuid.clone(), f.filename.clone(), f.mime);
             if side == ORIG {
                 rec.orig_files.push(entry);
@@ -858,22 +987,9 @@ fn parse_content_range(v: &[u8]) -> Option<(u64, Option<u64>)> {
     Some((start.trim().parse().ok()?, total.trim().parse().ok()))
 }
 
-/// The `filename` parameter of a Content-Disposition header.
-fn disposition_filename(v: &[u8]) -> Option<String> {
-    let lower = v.to_ascii_lowercase();
-    let at = lower.windows(9).position(|w| w == b"filename=")?;
-    let rest = &v[at + 9..];
-    let name = if let Some(r) = rest.strip_prefix(b"\"") {
-        &r[..r.iter().position(|&b| b == b'"').unwrap_or(r.len())]
-    } else {
-        &rest[..rest.iter().position(|&b| b == b';').unwrap_or(rest.len())]
-    };
-    Some(escape_bytes(trim_ws(name)))
-}
-
 impl AppAnalyzer for HttpAnalyzer {
     fn service(&self) -> Option<&'static str> {
-        self.confirmed.then_some("http")
+        self.confirmed().then_some("http")
     }
 
     fn deliver(
@@ -884,6 +1000,8 @@ impl AppAnalyzer for HttpAnalyzer {
         data: &[u8],
         out: &mut AppOutput<'_>,
     ) {
+        const HTTP_PORTS: [u16; 8] = [80, 81, 631, 1080, 3128, 8000, 8080, 8888];
+        self.http_port = HTTP_PORTS.contains(&conn.resp_p);
         let side = if is_orig { ORIG } else { RESP };
         self.process(conn, ts, side, data, out);
     }
@@ -920,8 +1038,9 @@ impl AppAnalyzer for HttpAnalyzer {
                 s.body_len += len;
             }
             Phase::Lost => {}
+            // Framing is unknown after the gap: stop parsing this side. Zeek reports this
+            // as an `http_event`, not a weird.
             _ => {
-                out.weirds.push(("HTTP_content_gap", String::new()));
                 s.phase = Phase::Lost;
                 s.line = Vec::new();
             }
@@ -936,8 +1055,10 @@ impl AppAnalyzer for HttpAnalyzer {
                 self.message_done(conn, ts, side, out);
             }
         }
+        // Off the HTTP ports, a request nobody answered was never analyzed by Zeek.
+        let analyzed = self.saw_reply || self.http_port;
         for (key, rec) in std::mem::take(&mut self.pending) {
-            if key != 0 {
+            if key != 0 && analyzed {
                 out.logs.write(&HTTP_SCHEMA, rec.values(conn));
             }
         }
@@ -1104,8 +1225,9 @@ mod tests {
         assert_eq!(rows[0][15], Value::Count(10));
         assert_eq!(rows[1][16], Value::Count(404));
         r.gap(false, 3);
-        r.send(1.3, false, b"garbage");
-        assert_eq!(r.weirds, vec![("HTTP_content_gap", String::new())]);
+        r.send(1.3, false, b"garbage\r\n");
+        assert!(r.weirds.is_empty(), "{:?}", r.weirds);
+        assert_eq!(r.a.sides[RESP].phase, Phase::Lost);
     }
 
     #[test]
@@ -1153,6 +1275,82 @@ mod tests {
     }
 
     #[test]
+    fn unanswered_request_off_port_is_not_http() {
+        let mut r = Run::new();
+        r.c = conn(Transport::Tcp, 4444);
+        r.send(1.0, true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.a.service(), None);
+        r.finish();
+        assert!(r.http().is_empty());
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.a.service(), Some("http"));
+    }
+
+    #[test]
+    fn uri_unescaping_follows_zeek() {
+        let mut w = Vec::new();
+        assert_eq!(unescape_uri(b"/a%20b%u0041%41", &mut w), b"/a b\x00AA");
+        assert!(w.is_empty());
+        assert_eq!(unescape_uri(b"/%%41%zz%", &mut w), b"/A%zz%");
+        let names: Vec<_> = w.iter().map(|x| x.0).collect();
+        assert_eq!(
+            names,
+            [
+                "double_%_in_URI",
+                "unescaped_%_in_URI",
+                "illegal_%_at_end_of_URI"
+            ]
+        );
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET /a b.html HTTP/1.1\r\n\r\n");
+        r.finish();
+        assert_eq!(r.http()[0][9], s("/a b.html"));
+    }
+
+    #[test]
+    fn multipart_post_gives_one_file_per_part() {
+        let body = b"--B\r\nContent-Disposition: form-data; name=\"t\"\r\n\r\nsome text value\r\n--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.gif\"\r\n\r\nGIF89a......\r\n--B--\r\n";
+        let mut req = format!(
+            "POST /up HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        let mut r = Run::new();
+        r.send(1.0, true, &req);
+        r.send(1.1, false, b"HTTP/1.1 204 No Content\r\n\r\n");
+        let row = r.http()[0].clone();
+        assert_eq!(row[14], Value::Count(body.len() as u64));
+        assert!(matches!(&row[24], Value::Vector(v) if v.len() == 2));
+        assert_eq!(row[25], Value::Vector(vec![s("a.gif")]));
+        assert_eq!(
+            row[26],
+            Value::Vector(vec![s("text/plain"), s("image/gif")])
+        );
+        assert_eq!(r.sink.of("files").len(), 2);
+    }
+
+    #[test]
+    fn header_bytes_and_unanswered_requests_stay_bounded() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"GET / HTTP/1.1\r\n");
+        let line = format!("X-Big: {}\r\n", "a".repeat(60 * 1024));
+        for _ in 0..5 {
+            r.send(1.0, true, line.as_bytes());
+        }
+        assert_eq!(r.weirds.len(), 1);
+        assert!(r.a.sides[ORIG].headers.is_empty());
+
+        let mut r = Run::new();
+        for _ in 0..(3 * MAX_PENDING) {
+            r.send(1.0, true, b"GET / HTTP/1.1\r\n\r\n");
+        }
+        assert!(r.a.request_methods.len() <= MAX_PENDING);
+        assert!(r.a.pending.len() <= MAX_PENDING + 1);
+    }
+
+    #[test]
     fn oversized_header_line_gives_up() {
         let mut r = Run::new();
         r.send(1.0, true, b"GET / HTTP/1.1\r\nX: ");
@@ -1166,6 +1364,7 @@ mod tests {
     fn detection_of_request_and_status_lines() {
         assert!(looks_like_http(true, b"GET /index.html HTTP/1.1\r\n"));
         assert!(looks_like_http(true, b"PROPFIND /x HTTP/1.0"));
+        assert!(looks_like_http(true, b"GET /a b HTTP/1.0\r\n"));
         assert!(!looks_like_http(true, b"GET /index.html\r\n"));
         assert!(!looks_like_http(true, b"\x16\x03\x01"));
         assert!(looks_like_http(false, b"HTTP/1.1 200 OK\r\n"));

@@ -62,6 +62,27 @@ pub(crate) fn looks_like_tls(data: &[u8]) -> bool {
     sslv2_client_hello(data).is_some()
 }
 
+/// Zeek's `SSL::ssl_ports` (TCP) and `dtls_ports` (UDP 443): where it analyzes TLS
+/// without waiting for a server hello.
+fn tls_port(conn: &ConnInfo) -> bool {
+    const PORTS: [u16; 11] = [443, 563, 585, 614, 636, 989, 990, 992, 993, 995, 5223];
+    match conn.transport {
+        super::Transport::Tcp => PORTS.contains(&conn.resp_p),
+        super::Transport::Udp => conn.resp_p == 443,
+    }
+}
+
+/// True if a UDP datagram starts with a DTLS handshake record carrying a ClientHello or
+/// ServerHello (or HelloVerifyRequest) in epoch 0.
+pub(crate) fn looks_like_dtls(data: &[u8]) -> bool {
+    data.len() >= 25
+        && data[0] == CT_HANDSHAKE
+        && data[1] == 0xfe
+        && matches!(data[2], 0xff | 0xfd | 0xfc)
+        && data[3..5] == [0, 0]
+        && matches!(data[13], 1..=3)
+}
+
 /// An SSLv2-format ClientHello: returns the version it offers.
 fn sslv2_client_hello(data: &[u8]) -> Option<u16> {
     if data.len() < 11 || data[0] & 0x80 == 0 || data[2] != 1 {
@@ -346,6 +367,8 @@ struct Side {
 /// The TLS analyzer of one connection.
 #[derive(Debug, Default)]
 pub struct SslAnalyzer {
+    /// DTLS over UDP: one datagram holds whole records with 13-byte headers.
+    dtls: bool,
     sides: [Side; 2],
     confirmed: bool,
     logged: bool,
@@ -380,6 +403,58 @@ impl SslAnalyzer {
         Self::default()
     }
 
+    /// An analyzer for DTLS datagrams.
+    pub fn new_dtls() -> Self {
+        SslAnalyzer {
+            dtls: true,
+            ..Self::default()
+        }
+    }
+
+    /// One DTLS datagram: records of `type, version, epoch, sequence, length`; handshake
+    /// messages carry a 12-byte header (fragments of one message are not reassembled).
+    fn datagram(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        mut data: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
+        while data.len() >= 13 && !self.logged {
+            let content_type = data[0];
+            if !(20..=24).contains(&content_type) || data[1] != 0xfe {
+                return;
+            }
+            let len = usize::from(u16::from_be_bytes([data[11], data[12]]));
+            let Some(fragment) = data.get(13..13 + len) else {
+                return;
+            };
+            data = &data[13 + len..];
+            if content_type != CT_HANDSHAKE || self.sides[side].encrypted {
+                self.record(conn, ts, side, content_type, fragment, out);
+                continue;
+            }
+            self.ts.get_or_insert(ts);
+            let mut rest = fragment;
+            while rest.len() >= 12 {
+                let msg_len =
+                    usize::from(rest[1]) << 16 | usize::from(rest[2]) << 8 | usize::from(rest[3]);
+                let frag_off =
+                    usize::from(rest[6]) << 16 | usize::from(rest[7]) << 8 | usize::from(rest[8]);
+                let frag_len =
+                    usize::from(rest[9]) << 16 | usize::from(rest[10]) << 8 | usize::from(rest[11]);
+                let Some(body) = rest.get(12..12 + frag_len) else {
+                    break;
+                };
+                if frag_off == 0 && frag_len == msg_len {
+                    self.handshake(side == 0, rest[0], body);
+                }
+                rest = &rest[12 + frag_len..];
+            }
+        }
+    }
+
     fn note(&mut self, is_orig: bool, letter: char) {
         self.history.push(if is_orig {
             letter.to_ascii_uppercase()
@@ -405,7 +480,6 @@ impl SslAnalyzer {
                         break;
                     }
                     self.sides[side].first_record_seen = true;
-                    self.confirmed = true;
                     self.ts.get_or_insert(ts);
                     self.note(is_orig, 'c');
                     self.version.get_or_insert(version);
@@ -419,7 +493,7 @@ impl SslAnalyzer {
             let content_type = rest[0];
             let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
             if !(20..=24).contains(&content_type) || rest[1] != 3 && rest[1] != 0xfe {
-                out.weirds.push(("SSL_unknown_record_type", String::new()));
+                // Zeek reports this as an analyzer violation (analyzer.log), not a weird.
                 self.sides[side].lost = true;
                 buf.clear();
                 pos = 0;
@@ -456,11 +530,11 @@ impl SslAnalyzer {
         match content_type {
             // Once both sides switched ciphers, the first encrypted record establishes the
             // session (Zeek's `proc_ciphertext_record`).
-            _ if self.sides[side].encrypted
-                && self.sides[0].encrypted
-                && self.sides[1].encrypted =>
-            {
-                self.establish(conn, out);
+            _ if self.sides[side].encrypted => {
+                let both = self.sides[0].encrypted && self.sides[1].encrypted;
+                if both {
+                    self.establish(conn, out);
+                }
             }
             CT_CCS => {
                 self.note(is_orig, 'i');
@@ -511,9 +585,10 @@ impl SslAnalyzer {
                 self.sides[side].handshake = hs;
             }
             CT_APPDATA if self.is_tls13() => self.tls13_app_data(conn, is_orig, out),
-            CT_APPDATA => out
-                .weirds
-                .push(("ssl_early_application_data", String::new())),
+            CT_APPDATA if self.version.is_some() => {
+                out.weirds
+                    .push(("ssl_early_application_data", String::new()));
+            }
             CT_HEARTBEAT => self.note(is_orig, 'b'),
             _ => {}
         }
@@ -536,9 +611,10 @@ impl SslAnalyzer {
     }
 
     fn handshake(&mut self, is_orig: bool, msg_type: u8, body: &[u8]) {
-        self.confirmed = true;
         let mut r = Reader::new(body);
         if msg_type == 2 {
+            // Like Zeek, the protocol counts as confirmed once the server answers.
+            self.confirmed = true;
             let retry = self.server_hello(&mut r).unwrap_or(false);
             self.note(is_orig, if retry { 'j' } else { 's' });
             return;
@@ -557,13 +633,12 @@ impl SslAnalyzer {
                     self.cert_fps = fps;
                 }
             }
-            12
-                // ECDHE parameters: curve_type 3 (named_curve) and the group.
-                if r.u8() == Some(3) => {
-                    if let Some(g) = r.u16() {
-                        self.curve = Some(g);
-                    }
+            // ECDHE parameters: curve_type 3 (named_curve) and the group.
+            12 if r.u8() == Some(3) => {
+                if let Some(g) = r.u16() {
+                    self.curve = Some(g);
                 }
+            }
             _ => {}
         }
     }
@@ -572,6 +647,10 @@ impl SslAnalyzer {
         let _version = r.u16()?;
         r.bytes(32)?;
         let sid = r.vec8()?;
+        if self.dtls {
+            // The DTLS cookie.
+            r.vec8()?;
+        }
         r.vec16()?;
         r.vec8()?;
         let exts = r.vec16().unwrap_or_default();
@@ -677,8 +756,11 @@ impl SslAnalyzer {
         self.write(conn, out);
     }
 
+    /// Writes the ssl.log line once. A handshake the server never answered is only logged
+    /// on a TLS port: elsewhere Zeek's detection needs the server's hello before it
+    /// analyzes the connection at all.
     fn write(&mut self, conn: &ConnInfo, out: &mut AppOutput<'_>) {
-        if self.logged || !self.confirmed {
+        if self.logged || self.history.is_empty() || !(self.confirmed || tls_port(conn)) {
             return;
         }
         self.logged = true;
@@ -728,6 +810,10 @@ impl AppAnalyzer for SslAnalyzer {
     ) {
         let side = usize::from(!is_orig);
         if self.logged || self.sides[side].lost {
+            return;
+        }
+        if self.dtls {
+            self.datagram(conn, ts, side, data, out);
             return;
         }
         self.sides[side].records.extend_from_slice(data);
@@ -1161,7 +1247,7 @@ mod tests {
         let row = r.sink.of("ssl")[0].clone();
         assert_eq!(row[14], s("Cs"));
         assert_eq!(row[7], s("TLS_RSA_WITH_AES_128_CBC_SHA"));
-        assert_eq!(r.weirds.len(), 1);
+        assert!(r.a.sides[1].lost);
         // Truncations of a valid flight never panic and never log twice.
         let flight = record(CT_HANDSHAKE, &client_hello(&[1], "z"));
         for n in 0..flight.len() {
@@ -1170,6 +1256,70 @@ mod tests {
             r.finish();
             assert!(r.sink.rows.len() <= 1);
         }
+    }
+
+    #[test]
+    fn unanswered_client_hello_logged_only_on_tls_ports() {
+        let hello = record(CT_HANDSHAKE, &client_hello(&[], "a.test"));
+        let mut r = Run::new();
+        r.send(true, &hello);
+        assert_eq!(r.a.service(), None);
+        r.finish();
+        assert_eq!(r.sink.of("ssl").len(), 1);
+        assert_eq!(r.sink.of("ssl")[0][14], s("C"));
+
+        let mut r = Run::new();
+        r.c = conn(Transport::Tcp, 80);
+        r.send(true, &hello);
+        r.finish();
+        assert!(r.sink.rows.is_empty());
+    }
+
+    #[test]
+    fn dtls_handshake_in_datagrams() {
+        fn dtls_record(ct: u8, epoch: u16, body: &[u8]) -> Vec<u8> {
+            let mut r = vec![ct, 0xfe, 0xfd];
+            r.extend_from_slice(&epoch.to_be_bytes());
+            r.extend_from_slice(&[0; 6]);
+            r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            r.extend_from_slice(body);
+            r
+        }
+        fn dtls_hs(msg_type: u8, body: &[u8]) -> Vec<u8> {
+            let len = &(body.len() as u32).to_be_bytes()[1..];
+            let mut h = vec![msg_type];
+            h.extend_from_slice(len);
+            h.extend_from_slice(&[0, 0, 0, 0, 0]);
+            h.extend_from_slice(len);
+            h.extend_from_slice(body);
+            h
+        }
+        let mut ch = vec![0xfe, 0xfd];
+        ch.extend_from_slice(&[7; 32]);
+        ch.extend_from_slice(&[0, 2, 0xaa, 0xbb, 0, 2, 0xc0, 0x2b, 1, 0]);
+        let mut sni = vec![0];
+        sni.extend(with_len16(b"d.test"));
+        ch.extend(with_len16(&ext(0, &with_len16(&sni))));
+        let mut sh = vec![0xfe, 0xfd];
+        sh.extend_from_slice(&[9; 32]);
+        sh.extend_from_slice(&[0, 0xc0, 0x2b, 0]);
+        sh.extend(with_len16(&[]));
+        let hello = dtls_record(CT_HANDSHAKE, 0, &dtls_hs(1, &ch));
+        assert!(looks_like_dtls(&hello));
+        let mut r = Run::new();
+        r.c = conn(Transport::Udp, 4433);
+        r.a = SslAnalyzer::new_dtls();
+        r.send(true, &hello);
+        r.send(false, &dtls_record(CT_HANDSHAKE, 0, &dtls_hs(2, &sh)));
+        r.send(false, &dtls_record(CT_CCS, 0, &[1]));
+        r.send(true, &dtls_record(CT_CCS, 0, &[1]));
+        r.send(true, &dtls_record(CT_HANDSHAKE, 1, &[0x42; 48]));
+        let row = r.sink.of("ssl")[0].clone();
+        assert_eq!(row[6], s("DTLSv12"));
+        assert_eq!(row[7], s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"));
+        assert_eq!(row[9], s("d.test"));
+        assert_eq!(row[13], Value::Bool(true));
+        assert_eq!(row[14], s("CsiI"));
     }
 
     #[test]
