@@ -134,6 +134,8 @@ pub fn analyze(
             path: path.clone(),
             source,
         })?;
+        // Only a hint (larger readahead); failure changes nothing.
+        let _ = map.advise(memmap2::Advice::Sequential);
         maps.push(map);
     }
     std::fs::create_dir_all(out_dir).map_err(|source| AnalyzeError::Output {
@@ -146,7 +148,9 @@ pub fn analyze(
         .zip(maps.iter().map(|m| &m[..]))
         .collect();
     let mut sink = LogWriterSet::to_dir(out_dir, opts.format, opts.only_logs.clone());
-    let mut summary = run(&inputs, opts, &mut sink, progress)?;
+    let mut released = vec![0usize; maps.len()];
+    let mut release = |positions: &[usize]| release_consumed(&maps, &mut released, positions);
+    let mut summary = run(&inputs, opts, &mut sink, progress, &mut release)?;
     summary.logs = sink
         .finish()
         .map_err(|(path, source)| AnalyzeError::Output { path, source })?;
@@ -157,11 +161,34 @@ pub fn analyze(
 pub fn analyze_bytes(data: &[u8], opts: &AnalyzeOptions) -> Result<AnalyzeSummary, AnalyzeError> {
     let mut sink = LogWriterSet::discarding(opts.format);
     let inputs = [(Path::new("<memory>"), data)];
-    let mut summary = run(&inputs, opts, &mut sink, &mut |_, _| {})?;
+    let mut summary = run(&inputs, opts, &mut sink, &mut |_, _| {}, &mut |_| {})?;
     summary.logs = sink
         .finish()
         .map_err(|(path, source)| AnalyzeError::Output { path, source })?;
     Ok(summary)
+}
+
+/// Granularity of [`release_consumed`]: whole 2 MiB steps (a multiple of any page size).
+const RELEASE_STEP: usize = 2 * 1024 * 1024;
+
+/// Drops the pages of each map below what the reader consumed, so resident memory follows
+/// the live connections, not the size of the capture (a mapped page counts in RSS until it is
+/// released, even though the kernel could reclaim it).
+///
+/// Sound for these maps: they are read-only, private and never written, so `MADV_DONTNEED`
+/// only discards page-cache copies; a later access (a slice still held somewhere) faults the
+/// same bytes in again from the file.
+fn release_consumed(maps: &[memmap2::Mmap], released: &mut [usize], positions: &[usize]) {
+    for ((map, done), &pos) in maps.iter().zip(released.iter_mut()).zip(positions) {
+        let upto = pos - pos % RELEASE_STEP;
+        if upto > *done {
+            // SAFETY: see above; the range lies inside the map.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, *done, upto - *done)
+            };
+            *done = upto;
+        }
+    }
 }
 
 fn run(
@@ -169,6 +196,7 @@ fn run(
     opts: &AnalyzeOptions,
     sink: &mut LogWriterSet,
     progress: &mut dyn FnMut(u64, u64),
+    release: &mut dyn FnMut(&[usize]),
 ) -> Result<AnalyzeSummary, AnalyzeError> {
     let bad_input = |path: &Path, e: CaptureError| AnalyzeError::BadInput {
         path: path.to_path_buf(),
@@ -198,6 +226,7 @@ fn run(
             if done >= next_progress {
                 next_progress = done + PROGRESS_STEP;
                 progress(done, total);
+                release(&merged.positions());
             }
         }
         let (version, l3) = match decode::link_to_ip(pkt.link_type, pkt.data) {

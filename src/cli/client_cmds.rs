@@ -258,7 +258,10 @@ pub async fn submit(
 
 /// `status` and `cancel`: one call with the job id, the job record printed.
 async fn job_call(conn: &ConnArgs, func: &str, job_id: &str) -> Result<i32> {
-    let job = connect(conn).await?.call(func, json!({ "job_id": job_id })).await?;
+    let job = connect(conn)
+        .await?
+        .call(func, json!({ "job_id": job_id }))
+        .await?;
     if conn.json {
         print_json(&job)
     } else {

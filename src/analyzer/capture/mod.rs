@@ -121,6 +121,11 @@ impl<'a> MergedCapture<'a> {
         self.sources.iter().map(|(r, _)| r.position()).sum()
     }
 
+    /// Bytes consumed of each file, in file order.
+    pub fn positions(&self) -> Vec<usize> {
+        self.sources.iter().map(|(r, _)| r.position()).collect()
+    }
+
     /// Files that ended in the middle of a record: (file index, offset of the cut record).
     pub fn truncated_tails(&self) -> Vec<(usize, usize)> {
         self.sources
