@@ -54,6 +54,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("worker settings: {0}")]
     Worker(#[from] crate::worker::SettingsError),
+    #[error("{0}")]
+    NotInThisBuild(String),
 }
 
 impl DaemonError {
@@ -139,6 +141,7 @@ pub async fn run(
     mut reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
+    refuse_unbuilt_features(&config)?;
     let password = config.password().map_err(Box::new)?;
     let tls = if config.global.ssl {
         let (cert, key) = tls_files(&config)?;
@@ -234,6 +237,36 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     tracing::info!("pcapd stopped");
     Ok(())
+}
+
+/// Settings the configuration accepts but this build cannot honour yet. Starting anyway would
+/// silently drop what the operator asked for (logs never forwarded, never exported), so the
+/// daemon refuses with a message naming the section.
+fn refuse_unbuilt_features(config: &Config) -> Result<(), DaemonError> {
+    let mut missing = Vec::new();
+    if config.syslog.is_some() {
+        missing.push("[Syslog] (forwarding logs to syslog)");
+    }
+    if config.http.is_some() {
+        missing.push("[Http] (the HTTP gateway)");
+    }
+    if config.output.export_dir.is_some() {
+        missing.push("[Output] export_dir (exporting logs)");
+    }
+    if config.global.backend == crate::config::BackendKind::Burp {
+        missing.push("[Global] backend = burp (burp status queries)");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let source = config
+        .source
+        .as_ref()
+        .map_or_else(|| "embedded defaults".into(), |p| p.display().to_string());
+    Err(DaemonError::NotInThisBuild(format!(
+        "{source}: this build of pcapd does not implement {}; remove the setting to start",
+        missing.join(", ")
+    )))
 }
 
 fn tls_files(config: &Config) -> Result<(PathBuf, PathBuf), DaemonError> {

@@ -611,3 +611,32 @@ async fn spool_paths_are_confined_and_duplicates_return_the_existing_job() {
     let list = client.call("list", json!({})).await.unwrap();
     assert_eq!(list["jobs"].as_array().unwrap().len(), 1, "{list}");
 }
+
+#[test]
+fn settings_this_build_cannot_honour_are_refused_at_start() {
+    let dir = temp_dir("unbuilt");
+    let creds = pcapd::config::ensure_embedded_credentials(&dir).unwrap();
+    let config = dir.join("pcapd.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "[Global]\nport = 0\nbind = 127.0.0.1\nsslcert = {}\nsslkey = {}\npassword_file = {}\nstate_dir = {}\n[Syslog]\nhost = 127.0.0.1\n",
+            creds.cert.display(),
+            creds.key.display(),
+            creds.password_file.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(PCAPD)
+        .args(["serve", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[Syslog]") && stderr.contains("does not implement"),
+        "{stderr}"
+    );
+}
