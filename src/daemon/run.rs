@@ -62,9 +62,11 @@ impl DaemonError {
     /// Configuration problems exit 64, everything else 1.
     pub fn exit_code(&self) -> i32 {
         match self {
-            DaemonError::Config(_) | DaemonError::Credentials(_) | DaemonError::Tls(_) => {
-                crate::cli::EXIT_CONFIG
-            }
+            DaemonError::Config(_)
+            | DaemonError::Credentials(_)
+            | DaemonError::Tls(_)
+            | DaemonError::Worker(_)
+            | DaemonError::NotInThisBuild(_) => crate::cli::EXIT_CONFIG,
             _ => 1,
         }
     }
