@@ -185,7 +185,7 @@ impl Daemon {
                 .ok_or_else(|| bad("each file needs an integer \"size\""))?;
             if size > config.global.max_upload {
                 return Err(Reply::error(
-                    "too_large",
+                    "upload_too_large",
                     format!(
                         "file {name:?} is {size} bytes, over max_upload ({} bytes)",
                         config.global.max_upload
