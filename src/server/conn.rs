@@ -122,20 +122,41 @@ where
             } => service.query(query, timeout, cache).await,
             Request::Call {
                 func, args, kwargs, ..
-            } => match service.call(peer, func, args, kwargs).await {
-                Outcome::Reply(reply) => reply,
-                Outcome::Upload(session) => {
-                    match receive_upload(&mut stream, session, limits).await {
-                        Ok(reply) => reply,
-                        Err(reply) => return answer_and_close(&mut stream, &reply).await,
+            } => {
+                // Data frames may already be on their way: a refused upload must close the
+                // connection, or they would be read as requests.
+                let upload_follows = declares_upload(&func, &kwargs);
+                match service.call(peer, func, args, kwargs).await {
+                    Outcome::Reply(reply @ Reply::Er { .. }) if upload_follows => {
+                        return answer_and_close(&mut stream, &reply).await
+                    }
+                    Outcome::Reply(reply) => reply,
+                    Outcome::Upload(session) => {
+                        match receive_upload(&mut stream, session, limits).await {
+                            Ok(reply) => reply,
+                            Err(reply) => return answer_and_close(&mut stream, &reply).await,
+                        }
                     }
                 }
-            },
+            }
         };
         if let Err(e) = write_reply(&mut stream, &reply).await {
             return ConnEnd::Io(e.to_string());
         }
     }
+}
+
+/// Whether a call is a `submit` whose file bytes follow the request (some declared size > 0).
+fn declares_upload(func: &str, kwargs: &serde_json::Map<String, serde_json::Value>) -> bool {
+    func == "submit"
+        && kwargs
+            .get("files")
+            .and_then(|f| f.as_array())
+            .is_some_and(|files| {
+                files
+                    .iter()
+                    .any(|f| f.get("size").and_then(|s| s.as_u64()).unwrap_or(0) > 0)
+            })
 }
 
 async fn answer_and_close<S: AsyncWrite + Unpin>(stream: &mut S, reply: &Reply) -> ConnEnd {
@@ -250,6 +271,9 @@ mod tests {
             kwargs: Map<String, Value>,
         ) -> BoxFuture<'_, Outcome> {
             Box::pin(async move {
+                if func == "submit" && kwargs.contains_key("refuse") {
+                    return Outcome::Reply(Reply::error("queue_full", "full"));
+                }
                 if func == "submit" {
                     let sizes: Vec<u64> = kwargs["files"]
                         .as_array()
@@ -385,6 +409,24 @@ mod tests {
             *svc.uploaded.lock().unwrap(),
             vec![b"0123456789".to_vec(), Vec::new()]
         );
+    }
+
+    #[tokio::test]
+    async fn refused_upload_closes_so_data_frames_are_never_read_as_requests() {
+        let (mut client, task) = start(Arc::default());
+        let req = json!({"password": "pw", "func": "submit", "kwargs": {"refuse": true, "files": [{"name": "a", "size": 4}]}});
+        write_frame(&mut client, &serde_json::to_vec(&req).unwrap())
+            .await
+            .unwrap();
+        write_frame(&mut client, b"data").await.unwrap();
+        let RawReply::Er(body) = read_reply(&mut client, 1 << 20).await.unwrap() else {
+            panic!("not ER")
+        };
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).unwrap()["error"],
+            "queue_full"
+        );
+        assert_eq!(task.await.unwrap(), ConnEnd::ClosedAfterError);
     }
 
     #[tokio::test]
