@@ -146,6 +146,12 @@ impl Client {
 
     async fn receive(&mut self) -> Result<Vec<u8>, ClientError> {
         self.stream.flush().await?;
+        self.read_answer().await
+    }
+
+    /// Reads the server's answer without flushing first (after a failed write, a flush would
+    /// fail again while the answer already waits to be read).
+    async fn read_answer(&mut self) -> Result<Vec<u8>, ClientError> {
         match read_reply(&mut self.stream, MAX_REPLY).await? {
             RawReply::Ok(body) => Ok(body),
             RawReply::Ko => Err(ClientError::Auth),
@@ -224,8 +230,9 @@ impl Client {
                     });
                 }
                 if let Err(e) = write_frame(&mut self.stream, &buf[..n]).await {
-                    // The server may have answered ER and closed (e.g. queue_full): report that.
-                    return Err(self.receive().await.err().unwrap_or(ClientError::Io(e)));
+                    // The server refused the upload (e.g. queue_full), answered and closed while
+                    // data was still being sent: report its answer, not the broken pipe.
+                    return Err(self.read_answer().await.err().unwrap_or(ClientError::Io(e)));
                 }
                 left -= n as u64;
                 sent += n as u64;

@@ -159,14 +159,36 @@ fn declares_upload(func: &str, kwargs: &serde_json::Map<String, serde_json::Valu
             })
 }
 
-async fn answer_and_close<S: AsyncWrite + Unpin>(stream: &mut S, reply: &Reply) -> ConnEnd {
-    match write_reply(stream, reply).await {
-        Ok(()) => {
-            let _ = tokio::io::AsyncWriteExt::shutdown(stream).await;
-            ConnEnd::ClosedAfterError
-        }
-        Err(e) => ConnEnd::Io(e.to_string()),
+/// How long, and how many bytes, a closing connection keeps discarding what the client still
+/// sends (see [`answer_and_close`]).
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: u64 = 16 << 20;
+
+/// Sends a final answer and closes, with a lingering close: the write side is shut down, then
+/// whatever the client is still sending (upload data already in flight) is read and discarded
+/// for a bounded time. Closing a socket with unread input makes the kernel send a reset, which
+/// can destroy the answer before the client reads it.
+async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    reply: &Reply,
+) -> ConnEnd {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if let Err(e) = write_reply(stream, reply).await {
+        return ConnEnd::Io(e.to_string());
     }
+    let _ = stream.shutdown().await;
+    let _ = timeout(LINGER_TIME, async {
+        let mut sink = [0u8; 16 * 1024];
+        let mut discarded = 0u64;
+        while discarded < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => discarded += n as u64,
+            }
+        }
+    })
+    .await;
+    ConnEnd::ClosedAfterError
 }
 
 /// Reads every declared file's data frames into the session. `Err` means the stream is out of

@@ -483,6 +483,22 @@ async fn bad_clients_get_precise_answers_and_lose_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("queue_full"), "{err}");
+    // A refusal while megabytes are still in flight must reach the client intact (the
+    // server lingers instead of resetting the connection).
+    let mut big = b"SLOW".to_vec();
+    big.resize(8 << 20, 0);
+    let big = write_file(&scripts, "big.pcap", &big);
+    let mut client = daemon.client().await;
+    let err = client
+        .submit_files(
+            std::slice::from_ref(&big),
+            None,
+            Default::default(),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("queue_full"), "{err}");
     let mut client = daemon.client().await;
     let list = client.call("list", json!({})).await.unwrap();
     assert_eq!(
