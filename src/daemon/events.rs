@@ -55,20 +55,23 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent) {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&job_id);
                 log_outcome(&job_id, &outcome);
-                let logs_of = daemon.clone();
-                let id_for_logs = job_id.clone();
+                // Count the log lines before taking the store's write lock: reading a big
+                // job's logs must not hold up every other job's transitions.
+                let logs = match (&outcome, JobId::parse(&job_id)) {
+                    (JobOutcome::Done { .. }, Ok(id)) => {
+                        let store = daemon.store.clone();
+                        blocking(move || store.scan_logs(&id))
+                            .await
+                            .unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
                 update(daemon, &job_id, move |r| {
                     let now = Timestamp::now();
                     match outcome {
                         JobOutcome::Done {
                             packets, warnings, ..
-                        } => {
-                            let logs = JobId::parse(&id_for_logs)
-                                .ok()
-                                .and_then(|id| logs_of.store.scan_logs(&id).ok())
-                                .unwrap_or_default();
-                            r.finish_done(now, logs, packets, warnings)
-                        }
+                        } => r.finish_done(now, logs, packets, warnings),
                         JobOutcome::Failed { kind, error } => {
                             r.finish_failed(now, JobError::new(failure_kind(&kind), error))
                         }

@@ -185,7 +185,7 @@ impl Daemon {
                 .ok_or_else(|| bad("each file needs an integer \"size\""))?;
             if size > config.global.max_upload {
                 return Err(Reply::error(
-                    "upload_too_large",
+                    ErrorCode::UploadTooLarge.as_str(),
                     format!(
                         "file {name:?} is {size} bytes, over max_upload ({} bytes)",
                         config.global.max_upload
@@ -445,10 +445,9 @@ impl UploadSession for Upload {
 
     fn write(&mut self, index: usize, data: Vec<u8>) -> BoxFuture<'_, Result<Vec<u8>, Reply>> {
         Box::pin(async move {
-            let mut pending = self
-                .pending
-                .take()
-                .ok_or_else(|| Reply::error("internal", "upload already finished"))?;
+            let mut pending = self.pending.take().ok_or_else(|| {
+                Reply::error(ErrorCode::Internal.as_str(), "upload already finished")
+            })?;
             let (pending, data, result) = blocking(move || {
                 let r = pending.write_chunk(index, &data);
                 (pending, data, r)
@@ -463,7 +462,7 @@ impl UploadSession for Upload {
     fn finish(mut self: Box<Self>) -> BoxFuture<'static, Reply> {
         Box::pin(async move {
             let Some(pending) = self.pending.take() else {
-                return Reply::error("internal", "upload already finished");
+                return Reply::error(ErrorCode::Internal.as_str(), "upload already finished");
             };
             let options = std::mem::take(&mut self.options);
             self.daemon.settle(pending, options).await

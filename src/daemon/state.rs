@@ -5,7 +5,6 @@
 //! recovery rebuilds from the records.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -124,10 +123,6 @@ impl Daemon {
 
     pub fn uptime_secs(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
-    }
-
-    pub fn jobs_dir(&self) -> &Path {
-        self.store.jobs_dir()
     }
 
     pub fn is_draining(&self) -> bool {

@@ -6,17 +6,17 @@
 
 use serde_json::{Map, Value};
 
-/// Stable error codes sent in `ER` payloads (`{"error": code, ...}`); documented in
-/// `docs/protocol.md`.
+/// The error codes the server itself sends in `ER` payloads (`{"error": code, ...}`); the
+/// job store adds its own (`not_found`, `path_rejected`, ...: `StoreError::code`). All are
+/// documented in `docs/protocol.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     BadRequest,
     RequestTooLarge,
     UnknownFunction,
-    NotFound,
     QueueFull,
     Upload,
-    PathRejected,
+    UploadTooLarge,
     Unsupported,
     ShuttingDown,
     Internal,
@@ -28,10 +28,9 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::RequestTooLarge => "request_too_large",
             ErrorCode::UnknownFunction => "unknown_function",
-            ErrorCode::NotFound => "not_found",
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::Upload => "upload_failed",
-            ErrorCode::PathRejected => "path_rejected",
+            ErrorCode::UploadTooLarge => "upload_too_large",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",

@@ -386,6 +386,22 @@ async fn sighup_reloads_password_and_pool_size() {
     assert_eq!(children_of(daemon.pid()).len(), 3);
 }
 
+/// Uploads `capture` on a fresh connection and expects the server to refuse it with `code`
+/// (the server closes a refused upload, so each attempt needs its own connection).
+async fn assert_refused(daemon: &TestDaemon, capture: &std::path::Path, code: &str) {
+    let mut client = daemon.client().await;
+    let err = client
+        .submit_files(
+            &[capture.to_owned()],
+            None,
+            Default::default(),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(code), "{err}");
+}
+
 /// A raw TLS connection for byte-level protocol tests.
 async fn raw_tls(daemon: &TestDaemon) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let connector = pcapd::server::tls::connector(&daemon.cert).unwrap();
@@ -473,32 +489,13 @@ async fn bad_clients_get_precise_answers_and_lose_nothing() {
     let running = submit(&mut client, &slow, None).await;
     wait_running(&mut client, &running).await;
     let queued = submit(&mut client, &slow, None).await;
-    let err = client
-        .submit_files(
-            std::slice::from_ref(&slow),
-            None,
-            Default::default(),
-            &mut |_, _| {},
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some("queue_full"), "{err}");
+    assert_refused(&daemon, &slow, "queue_full").await;
     // A refusal while megabytes are still in flight must reach the client intact (the
     // server lingers instead of resetting the connection).
     let mut big = b"SLOW".to_vec();
     big.resize(8 << 20, 0);
     let big = write_file(&scripts, "big.pcap", &big);
-    let mut client = daemon.client().await;
-    let err = client
-        .submit_files(
-            std::slice::from_ref(&big),
-            None,
-            Default::default(),
-            &mut |_, _| {},
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Some("queue_full"), "{err}");
+    assert_refused(&daemon, &big, "queue_full").await;
     let mut client = daemon.client().await;
     let list = client.call("list", json!({})).await.unwrap();
     assert_eq!(

@@ -934,7 +934,7 @@ mod tests {
     }
 
     use super::*;
-    use crate::analyzer::app::tests::{conn, Collect};
+    use crate::analyzer::app::tests::{conn, Collect, Driver};
 
     /// Builds a DNS message: header fields, questions, answer records (raw bytes).
     fn msg(id: u16, flags: u16, qd: &[&[u8]], an: &[Vec<u8>], ns: u16, ar: u16) -> Vec<u8> {
@@ -968,24 +968,14 @@ mod tests {
     }
 
     fn run(c: &ConnInfo, msgs: &[(f64, bool, Vec<u8>)]) -> (Collect, Vec<(&'static str, String)>) {
-        let mut sink = Collect::default();
-        let mut weirds = Vec::new();
-        let mut a = DnsAnalyzer::new();
+        let mut d = Driver::with(DnsAnalyzer::new(), c.clone());
         let mut last = 0.0;
         for (ts, is_orig, m) in msgs {
-            let mut out = AppOutput {
-                logs: &mut sink,
-                weirds: &mut weirds,
-            };
-            a.deliver(c, *ts, *is_orig, m, &mut out);
+            d.send(*ts, *is_orig, m);
             last = *ts;
         }
-        let mut out = AppOutput {
-            logs: &mut sink,
-            weirds: &mut weirds,
-        };
-        a.finish(c, last, &mut out);
-        (sink, weirds)
+        d.finish(last);
+        (d.sink, d.weirds)
     }
 
     #[test]
@@ -1096,34 +1086,20 @@ mod tests {
         let mut both = frame(msg(1, 0x0100, &[Q_WWW], &[], 0, 0));
         both.extend(frame(msg(2, 0x0100, &[Q_WWW], &[], 0, 0)));
         let reply = frame(msg(2, 0x8183, &[Q_WWW], &[], 1, 0));
-        let mut sink = Collect::default();
-        let mut weirds = Vec::new();
-        let mut a = DnsAnalyzer::new();
-        let mut out = AppOutput {
-            logs: &mut sink,
-            weirds: &mut weirds,
-        };
-        a.deliver(&c, 1.0, true, &both[..5], &mut out);
-        a.deliver(&c, 1.0, true, &both[5..], &mut out);
-        a.deliver(&c, 1.5, false, &reply[..20], &mut out);
-        assert!(sink.rows.is_empty());
-        let mut out = AppOutput {
-            logs: &mut sink,
-            weirds: &mut weirds,
-        };
-        a.deliver(&c, 1.5, false, &reply[20..], &mut out);
-        assert_eq!(sink.rows.len(), 1);
-        assert_eq!(sink.rows[0].1[6], Value::Enum("tcp"));
-        assert_eq!(sink.rows[0].1[7], Value::Count(2));
-        assert_eq!(sink.rows[0].1[15], Value::Str("NXDOMAIN".into()));
-        let mut out = AppOutput {
-            logs: &mut sink,
-            weirds: &mut weirds,
-        };
-        a.finish(&c, 2.0, &mut out);
-        assert_eq!(sink.rows.len(), 2);
-        assert_eq!(sink.rows[1].1[7], Value::Count(1));
-        assert_eq!(a.service(), Some("dns"));
+        let mut d = Driver::with(DnsAnalyzer::new(), c);
+        d.send(1.0, true, &both[..5]);
+        d.send(1.0, true, &both[5..]);
+        d.send(1.5, false, &reply[..20]);
+        assert!(d.sink.rows.is_empty());
+        d.send(1.5, false, &reply[20..]);
+        assert_eq!(d.sink.rows.len(), 1);
+        assert_eq!(d.sink.rows[0].1[6], Value::Enum("tcp"));
+        assert_eq!(d.sink.rows[0].1[7], Value::Count(2));
+        assert_eq!(d.sink.rows[0].1[15], Value::Str("NXDOMAIN".into()));
+        d.finish(2.0);
+        assert_eq!(d.sink.rows.len(), 2);
+        assert_eq!(d.sink.rows[1].1[7], Value::Count(1));
+        assert_eq!(d.a.service(), Some("dns"));
     }
 
     #[test]
@@ -1167,24 +1143,18 @@ mod tests {
     fn reply_first_from_originator_flips_roles_once() {
         let c = conn(Transport::Udp, 53);
         let reply = msg(9, 0x8180, &[Q_WWW], &[], 0, 0);
-        let mut sink = Collect::default();
-        let mut weirds = Vec::new();
-        let mut a = DnsAnalyzer::new();
-        let mut out = AppOutput {
-            logs: &mut sink,
-            weirds: &mut weirds,
-        };
-        a.deliver(&c, 1.0, true, &reply, &mut out);
-        assert!(a.take_role_flip());
-        assert!(!a.take_role_flip());
-        a.deliver(&c, 1.1, true, &reply, &mut out);
-        assert!(!a.take_role_flip());
+        let mut d = Driver::with(DnsAnalyzer::new(), c);
+        d.send(1.0, true, &reply);
+        assert!(d.a.take_role_flip());
+        assert!(!d.a.take_role_flip());
+        d.send(1.1, true, &reply);
+        assert!(!d.a.take_role_flip());
 
         let mut mdns = conn(Transport::Udp, 5353);
         mdns.resp_h = "224.0.0.251".parse().unwrap();
-        let mut a = DnsAnalyzer::new();
-        a.deliver(&mdns, 1.0, true, &reply, &mut out);
-        assert!(!a.take_role_flip());
+        let mut d = Driver::with(DnsAnalyzer::new(), mdns);
+        d.send(1.0, true, &reply);
+        assert!(!d.a.take_role_flip());
     }
 
     #[test]

@@ -1068,45 +1068,14 @@ impl AppAnalyzer for HttpAnalyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzer::app::tests::{conn, Collect};
+    use crate::analyzer::app::tests::{conn, Driver};
     use crate::analyzer::app::Transport;
 
-    struct Run {
-        a: HttpAnalyzer,
-        sink: Collect,
-        weirds: Vec<(&'static str, String)>,
-        c: ConnInfo,
-    }
+    type Run = Driver<HttpAnalyzer>;
 
     impl Run {
         fn new() -> Self {
-            Run {
-                a: HttpAnalyzer::new(),
-                sink: Collect::default(),
-                weirds: Vec::new(),
-                c: conn(Transport::Tcp, 80),
-            }
-        }
-        fn send(&mut self, ts: f64, is_orig: bool, data: &[u8]) {
-            let mut out = AppOutput {
-                logs: &mut self.sink,
-                weirds: &mut self.weirds,
-            };
-            self.a.deliver(&self.c, ts, is_orig, data, &mut out);
-        }
-        fn gap(&mut self, is_orig: bool, len: u64) {
-            let mut out = AppOutput {
-                logs: &mut self.sink,
-                weirds: &mut self.weirds,
-            };
-            self.a.gap(&self.c, 0.0, is_orig, len, &mut out);
-        }
-        fn finish(&mut self) {
-            let mut out = AppOutput {
-                logs: &mut self.sink,
-                weirds: &mut self.weirds,
-            };
-            self.a.finish(&self.c, 9.0, &mut out);
+            Driver::with(HttpAnalyzer::new(), conn(Transport::Tcp, 80))
         }
         fn http(&self) -> Vec<&Vec<Value>> {
             self.sink.of("http")
@@ -1195,7 +1164,7 @@ mod tests {
         let mut r = Run::new();
         r.send(1.0, true, b"GET / HTTP/1.0\r\n\r\nGET /2 HTTP/1.0\r\n\r\n");
         r.send(1.1, false, b"HTTP/1.0 200 OK\r\n\r\nGIF89a....");
-        r.finish();
+        r.finish(9.0);
         let rows = r.http();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][15], Value::Count(10));
@@ -1214,7 +1183,7 @@ mod tests {
             false,
             b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12",
         );
-        r.gap(false, 5);
+        r.gap(0.0, false, 5);
         r.send(
             1.2,
             false,
@@ -1224,7 +1193,7 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][15], Value::Count(10));
         assert_eq!(rows[1][16], Value::Count(404));
-        r.gap(false, 3);
+        r.gap(0.0, false, 3);
         r.send(1.3, false, b"garbage\r\n");
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
         assert_eq!(r.a.sides[RESP].phase, Phase::Lost);
@@ -1250,7 +1219,7 @@ mod tests {
             b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello",
         );
         r.send(1.2, true, b"\x81\x85binaryframe");
-        r.finish();
+        r.finish(9.0);
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
         let rows = r.http();
         assert_eq!(rows.len(), 1);
@@ -1268,7 +1237,7 @@ mod tests {
             false,
             b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03",
         );
-        r.finish();
+        r.finish(9.0);
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
         assert_eq!(r.http().len(), 1);
         assert_eq!(r.http()[0][9], s("h:443"));
@@ -1280,7 +1249,7 @@ mod tests {
         r.c = conn(Transport::Tcp, 4444);
         r.send(1.0, true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(r.a.service(), None);
-        r.finish();
+        r.finish(9.0);
         assert!(r.http().is_empty());
         let mut r = Run::new();
         r.send(1.0, true, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -1304,7 +1273,7 @@ mod tests {
         );
         let mut r = Run::new();
         r.send(1.0, true, b"GET /a b.html HTTP/1.1\r\n\r\n");
-        r.finish();
+        r.finish(9.0);
         assert_eq!(r.http()[0][9], s("/a b.html"));
     }
 

@@ -175,6 +175,49 @@ pub(crate) mod tests {
         }
     }
 
+    /// Drives one analyzer on one connection the way the flow table does, collecting its
+    /// log rows and weirds.
+    pub(crate) struct Driver<A> {
+        pub a: A,
+        pub c: ConnInfo,
+        pub sink: Collect,
+        pub weirds: Vec<(&'static str, String)>,
+    }
+
+    impl<A: AppAnalyzer> Driver<A> {
+        pub(crate) fn with(a: A, c: ConnInfo) -> Self {
+            Driver {
+                a,
+                c,
+                sink: Collect::default(),
+                weirds: Vec::new(),
+            }
+        }
+
+        fn out(&mut self) -> (&mut A, &ConnInfo, AppOutput<'_>) {
+            let out = AppOutput {
+                logs: &mut self.sink,
+                weirds: &mut self.weirds,
+            };
+            (&mut self.a, &self.c, out)
+        }
+
+        pub(crate) fn send(&mut self, ts: f64, is_orig: bool, data: &[u8]) {
+            let (a, c, mut out) = self.out();
+            a.deliver(c, ts, is_orig, data, &mut out);
+        }
+
+        pub(crate) fn gap(&mut self, ts: f64, is_orig: bool, len: u64) {
+            let (a, c, mut out) = self.out();
+            a.gap(c, ts, is_orig, len, &mut out);
+        }
+
+        pub(crate) fn finish(&mut self, ts: f64) {
+            let (a, c, mut out) = self.out();
+            a.finish(c, ts, &mut out);
+        }
+    }
+
     pub(crate) fn conn(transport: Transport, resp_p: u16) -> ConnInfo {
         ConnInfo {
             uid: "CtestUid".into(),

@@ -941,7 +941,7 @@ fn cert_matches_host(cert: &[u8], host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzer::app::tests::{conn, Collect};
+    use crate::analyzer::app::tests::{conn, Driver};
     use crate::analyzer::app::Transport;
 
     fn record(ct: u8, body: &[u8]) -> Vec<u8> {
@@ -1035,35 +1035,11 @@ mod tests {
         hs(11, &b)
     }
 
-    struct Run {
-        a: SslAnalyzer,
-        sink: Collect,
-        weirds: Vec<(&'static str, String)>,
-        c: ConnInfo,
-    }
+    type Run = Driver<SslAnalyzer>;
 
     impl Run {
         fn new() -> Self {
-            Run {
-                a: SslAnalyzer::new(),
-                sink: Collect::default(),
-                weirds: Vec::new(),
-                c: conn(Transport::Tcp, 443),
-            }
-        }
-        fn send(&mut self, is_orig: bool, data: &[u8]) {
-            let mut out = AppOutput {
-                logs: &mut self.sink,
-                weirds: &mut self.weirds,
-            };
-            self.a.deliver(&self.c, 1.0, is_orig, data, &mut out);
-        }
-        fn finish(&mut self) {
-            let mut out = AppOutput {
-                logs: &mut self.sink,
-                weirds: &mut self.weirds,
-            };
-            self.a.finish(&self.c, 2.0, &mut out);
+            Driver::with(SslAnalyzer::new(), conn(Transport::Tcp, 443))
         }
     }
 
@@ -1075,8 +1051,8 @@ mod tests {
     fn tls12_handshake_split_across_records_and_segments() {
         let mut r = Run::new();
         let ch = record(CT_HANDSHAKE, &client_hello(&[1, 2, 3], "www.example.com"));
-        r.send(true, &ch[..7]);
-        r.send(true, &ch[7..]);
+        r.send(1.0, true, &ch[..7]);
+        r.send(1.0, true, &ch[7..]);
         let c1 = cert("other.test", "*.example.com");
         let c2 = cert("CA", "ca.test");
         let mut flight = server_hello(0x0303, &[4, 5, 6], 0xc02f, &ext(16, &with_len16(b"\x02h2")));
@@ -1086,16 +1062,16 @@ mod tests {
         // The server flight is split over two records, mid-message.
         let mut bytes = record(CT_HANDSHAKE, &flight[..50]);
         bytes.extend(record(CT_HANDSHAKE, &flight[50..]));
-        r.send(false, &bytes);
+        r.send(1.0, false, &bytes);
         let mut client = record(CT_HANDSHAKE, &hs(16, &[0; 10]));
         client.extend(record(CT_CCS, &[1]));
         client.extend(record(CT_HANDSHAKE, &[0xaa; 40]));
-        r.send(true, &client);
+        r.send(1.0, true, &client);
         let mut server = record(CT_HANDSHAKE, &hs(4, &[0; 6]));
         server.extend(record(CT_CCS, &[1]));
-        r.send(false, &server);
-        r.send(false, &record(CT_ALERT, &[1, 0]));
-        r.finish();
+        r.send(1.0, false, &server);
+        r.send(1.0, false, &record(CT_ALERT, &[1, 0]));
+        r.finish(2.0);
         let rows = r.sink.of("ssl");
         assert_eq!(rows.len(), 1);
         let row = rows[0];
@@ -1124,6 +1100,7 @@ mod tests {
     fn tls13_uses_supported_versions_key_share_and_app_data() {
         let mut r = Run::new();
         r.send(
+            1.0,
             true,
             &record(CT_HANDSHAKE, &client_hello(&[8; 32], "a.test")),
         );
@@ -1132,16 +1109,16 @@ mod tests {
         let mut server = record(CT_HANDSHAKE, &server_hello(0x0303, &[8; 32], 0x1301, &exts));
         server.extend(record(CT_CCS, &[1]));
         server.extend(record(CT_APPDATA, &[0; 30]));
-        r.send(false, &server);
-        r.send(true, &record(CT_CCS, &[1]));
-        r.send(true, &record(CT_APPDATA, &[0; 30]));
-        r.send(false, &record(CT_APPDATA, &[0; 30]));
+        r.send(1.0, false, &server);
+        r.send(1.0, true, &record(CT_CCS, &[1]));
+        r.send(1.0, true, &record(CT_APPDATA, &[0; 30]));
+        r.send(1.0, false, &record(CT_APPDATA, &[0; 30]));
         assert_eq!(
             r.sink.rows.len(),
             0,
             "one server record after the client's is not enough"
         );
-        r.send(false, &record(CT_APPDATA, &[0; 30]));
+        r.send(1.0, false, &record(CT_APPDATA, &[0; 30]));
         let rows = r.sink.of("ssl");
         assert_eq!(rows.len(), 1);
         let row = rows[0];
@@ -1159,15 +1136,17 @@ mod tests {
     fn resumption_alert_and_unestablished_logged_at_finish() {
         let mut r = Run::new();
         r.send(
+            1.0,
             true,
             &record(CT_HANDSHAKE, &client_hello(&[5; 16], "x.test")),
         );
         r.send(
+            1.0,
             false,
             &record(CT_HANDSHAKE, &server_hello(0x0301, &[5; 16], 0x0005, &[])),
         );
-        r.send(true, &record(CT_ALERT, &[2, 40]));
-        r.finish();
+        r.send(1.0, true, &record(CT_ALERT, &[2, 40]));
+        r.finish(2.0);
         let row = r.sink.of("ssl")[0].clone();
         assert_eq!(row[6], s("TLSv10"));
         assert_eq!(row[7], s("TLS_RSA_WITH_RC4_128_SHA"));
@@ -1186,14 +1165,15 @@ mod tests {
         b.extend_from_slice(&[0, 2, 0xc0, 0x2f, 1, 0]);
         b.extend(with_len16(&ext(35, &[1, 2, 3])));
         let mut r = Run::new();
-        r.send(true, &record(CT_HANDSHAKE, &hs(1, &b)));
+        r.send(1.0, true, &record(CT_HANDSHAKE, &hs(1, &b)));
         r.send(
+            1.0,
             false,
             &record(CT_HANDSHAKE, &server_hello(0x0303, &[1; 32], 0xc02f, &[])),
         );
-        r.send(false, &record(CT_CCS, &[1]));
-        r.send(true, &record(CT_CCS, &[1]));
-        r.send(true, &record(CT_HANDSHAKE, &[0x55; 40]));
+        r.send(1.0, false, &record(CT_CCS, &[1]));
+        r.send(1.0, true, &record(CT_CCS, &[1]));
+        r.send(1.0, true, &record(CT_HANDSHAKE, &[0x55; 40]));
         let row = r.sink.of("ssl")[0].clone();
         assert_eq!(row[10], Value::Bool(true));
         assert_eq!(row[13], Value::Bool(true));
@@ -1207,17 +1187,26 @@ mod tests {
             0xc8, 0xa8, 0x33, 0x9c,
         ]);
         let mut r = Run::new();
-        r.send(true, &record(CT_HANDSHAKE, &client_hello(&[], "h.test")));
-        r.send(false, &record(CT_HANDSHAKE, &hrr));
-        r.send(true, &record(CT_HANDSHAKE, &client_hello(&[], "h.test")));
         r.send(
+            1.0,
+            true,
+            &record(CT_HANDSHAKE, &client_hello(&[], "h.test")),
+        );
+        r.send(1.0, false, &record(CT_HANDSHAKE, &hrr));
+        r.send(
+            1.0,
+            true,
+            &record(CT_HANDSHAKE, &client_hello(&[], "h.test")),
+        );
+        r.send(
+            1.0,
             false,
             &record(
                 CT_HANDSHAKE,
                 &server_hello(0x0303, &[], 0x1302, &ext(43, &[3, 4])),
             ),
         );
-        r.finish();
+        r.finish(2.0);
         let row = r.sink.of("ssl")[0].clone();
         assert_eq!(row[14], s("CjCs"));
         assert_eq!(row[7], s("TLS_AES_256_GCM_SHA384"));
@@ -1235,15 +1224,17 @@ mod tests {
         assert!(!looks_like_tls(b"GET / HTTP/1.1\r\n"));
         let mut r = Run::new();
         r.send(
+            1.0,
             true,
             b"\x80\x0b\x01\x03\x01\x00\x00\x00\x00\x00\x00\x00\x00",
         );
         r.send(
+            1.0,
             false,
             &record(CT_HANDSHAKE, &server_hello(0x0301, &[], 0x002f, &[])),
         );
-        r.send(false, b"\x99\x99\x99\x99\x99\x99");
-        r.finish();
+        r.send(1.0, false, b"\x99\x99\x99\x99\x99\x99");
+        r.finish(2.0);
         let row = r.sink.of("ssl")[0].clone();
         assert_eq!(row[14], s("Cs"));
         assert_eq!(row[7], s("TLS_RSA_WITH_AES_128_CBC_SHA"));
@@ -1252,8 +1243,8 @@ mod tests {
         let flight = record(CT_HANDSHAKE, &client_hello(&[1], "z"));
         for n in 0..flight.len() {
             let mut r = Run::new();
-            r.send(true, &flight[..n]);
-            r.finish();
+            r.send(1.0, true, &flight[..n]);
+            r.finish(2.0);
             assert!(r.sink.rows.len() <= 1);
         }
     }
@@ -1262,16 +1253,16 @@ mod tests {
     fn unanswered_client_hello_logged_only_on_tls_ports() {
         let hello = record(CT_HANDSHAKE, &client_hello(&[], "a.test"));
         let mut r = Run::new();
-        r.send(true, &hello);
+        r.send(1.0, true, &hello);
         assert_eq!(r.a.service(), None);
-        r.finish();
+        r.finish(2.0);
         assert_eq!(r.sink.of("ssl").len(), 1);
         assert_eq!(r.sink.of("ssl")[0][14], s("C"));
 
         let mut r = Run::new();
         r.c = conn(Transport::Tcp, 80);
-        r.send(true, &hello);
-        r.finish();
+        r.send(1.0, true, &hello);
+        r.finish(2.0);
         assert!(r.sink.rows.is_empty());
     }
 
@@ -1309,11 +1300,11 @@ mod tests {
         let mut r = Run::new();
         r.c = conn(Transport::Udp, 4433);
         r.a = SslAnalyzer::new_dtls();
-        r.send(true, &hello);
-        r.send(false, &dtls_record(CT_HANDSHAKE, 0, &dtls_hs(2, &sh)));
-        r.send(false, &dtls_record(CT_CCS, 0, &[1]));
-        r.send(true, &dtls_record(CT_CCS, 0, &[1]));
-        r.send(true, &dtls_record(CT_HANDSHAKE, 1, &[0x42; 48]));
+        r.send(1.0, true, &hello);
+        r.send(1.0, false, &dtls_record(CT_HANDSHAKE, 0, &dtls_hs(2, &sh)));
+        r.send(1.0, false, &dtls_record(CT_CCS, 0, &[1]));
+        r.send(1.0, true, &dtls_record(CT_CCS, 0, &[1]));
+        r.send(1.0, true, &dtls_record(CT_HANDSHAKE, 1, &[0x42; 48]));
         let row = r.sink.of("ssl")[0].clone();
         assert_eq!(row[6], s("DTLSv12"));
         assert_eq!(row[7], s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"));
