@@ -173,6 +173,25 @@ impl Client {
         self.receive().await
     }
 
+    /// Sends a bui-monitor burp status query (`backend = burp`). `Ok(None)` is the server's
+    /// `KO`: burp had no answer for it (a warning such as an unknown client), or, on the
+    /// first request of a connection, a wrong password.
+    pub async fn query(
+        &mut self,
+        query: &str,
+        cache: bool,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let request = json!({ "password": self.settings.password, "query": query, "cache": cache });
+        let body =
+            serde_json::to_vec(&request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        write_frame(&mut self.stream, &body).await?;
+        match self.receive().await {
+            Ok(answer) => Ok(Some(answer)),
+            Err(ClientError::Auth) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Submits capture files by uploading them. `progress(sent, total)` is called per chunk.
     pub async fn submit_files(
         &mut self,

@@ -9,6 +9,7 @@
 //! - `worker`, `backend`: the pool child and the analyzers it runs
 //! - `analyzer`: the builtin Zeek-compatible analyzer
 //! - `client`, `cli`: the client library and the command line
+//! - `exit`: the process exit codes
 //! - `systemd`: sd_notify
 //! - `synth`: deterministic traffic generator (samples, tests, benchmarks)
 pub mod analyzer;
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod exit;
 pub mod jobs;
 pub mod pool;
 pub mod protocol;

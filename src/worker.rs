@@ -7,125 +7,12 @@
 //! [`serve`], is generic over its reader and writer so it is tested in-process.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
-use crate::backend::{Backend, JobFailure, JobInput};
-use crate::config::{BackendKind, CommandConfig, LogFormat, ZeekConfig};
-pub use crate::pool::protocol::EXIT_CANNOT_START;
-use crate::pool::protocol::{
+use crate::backend::{Backend, JobFailure, JobInput, WorkerSettings};
+use crate::exit::{EXIT_CANNOT_START, EXIT_FAILURE};
+use crate::protocol::worker::{
     excerpt, Done, Failed, FailureKind, JobRequest, Progress, Ready, WorkerMessage,
 };
-
-/// Exit code for a broken job stream (the pool never writes one) or a closed stdout.
-pub const EXIT_PROTOCOL: i32 = 1;
-
-/// The analyzers a worker can run (`burp` children are not `pcapd worker`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AnalyzerKind {
-    Builtin,
-    Zeek,
-    Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    Tsv,
-    Json,
-}
-
-impl From<LogFormat> for OutputFormat {
-    fn from(format: LogFormat) -> OutputFormat {
-        match format {
-            LogFormat::Tsv => OutputFormat::Tsv,
-            LogFormat::Json => OutputFormat::Json,
-        }
-    }
-}
-
-impl From<OutputFormat> for LogFormat {
-    fn from(format: OutputFormat) -> LogFormat {
-        match format {
-            OutputFormat::Tsv => LogFormat::Tsv,
-            OutputFormat::Json => LogFormat::Json,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ZeekSettings {
-    pub zeekbin: PathBuf,
-    #[serde(default)]
-    pub scripts: Vec<String>,
-    #[serde(default)]
-    pub args: Vec<String>,
-}
-
-/// Everything a worker needs, passed as `pcapd worker --settings JSON`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkerSettings {
-    pub backend: AnalyzerKind,
-    pub format: OutputFormat,
-    pub zeek: ZeekSettings,
-    /// `[Command] command`; required for backend = command.
-    pub command: Option<String>,
-    /// Default for a job that does not say (zeek `-C`, the builtin analyzer's checksum check).
-    pub ignore_checksums: bool,
-    /// Longest job line accepted on stdin.
-    pub max_line: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error("backend = burp does not run pcapd workers")]
-    BurpBackend,
-    #[error("invalid worker settings JSON: {0}")]
-    Json(#[from] serde_json::Error),
-}
-
-impl WorkerSettings {
-    /// Settings for the workers of a daemon configured so.
-    pub fn from_config(
-        backend: BackendKind,
-        format: LogFormat,
-        zeek: &ZeekConfig,
-        command: &CommandConfig,
-        ignore_checksums: bool,
-        max_line: usize,
-    ) -> Result<WorkerSettings, SettingsError> {
-        let backend = match backend {
-            BackendKind::Builtin => AnalyzerKind::Builtin,
-            BackendKind::Zeek => AnalyzerKind::Zeek,
-            BackendKind::Command => AnalyzerKind::Command,
-            BackendKind::Burp => return Err(SettingsError::BurpBackend),
-        };
-        Ok(WorkerSettings {
-            backend,
-            format: format.into(),
-            zeek: ZeekSettings {
-                zeekbin: zeek.zeekbin.clone(),
-                scripts: zeek.scripts.clone(),
-                args: zeek.args.clone(),
-            },
-            command: command.command.clone(),
-            ignore_checksums,
-            max_line,
-        })
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    pub fn from_json(text: &str) -> Result<WorkerSettings, SettingsError> {
-        Ok(serde_json::from_str(text)?)
-    }
-}
 
 /// Why [`serve`] stopped before the end of its input.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +42,7 @@ pub fn run(settings: WorkerSettings) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("pcapd worker: {e}");
-            EXIT_PROTOCOL
+            EXIT_FAILURE
         }
     }
 }
@@ -313,8 +200,10 @@ fn read_job_line<R: BufRead>(input: &mut R, max: usize) -> Result<Option<Vec<u8>
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
-    use crate::backend::StartError;
+    use crate::backend::{AnalyzerKind, OutputFormat, StartError, ZeekSettings};
 
     fn settings(backend: AnalyzerKind, command: Option<&str>) -> WorkerSettings {
         WorkerSettings {
@@ -349,32 +238,6 @@ mod tests {
             .filter(|l| !l.is_empty())
             .map(|l| WorkerMessage::parse(l).expect("every output line is protocol"))
             .collect()
-    }
-
-    #[test]
-    fn settings_round_trip_through_json() {
-        let original = settings(AnalyzerKind::Command, Some("true"));
-        let parsed = WorkerSettings::from_json(&original.to_json()).expect("parses");
-        assert_eq!(parsed, original);
-        assert!(WorkerSettings::from_json(r#"{"backend": "burp"}"#).is_err());
-    }
-
-    #[test]
-    fn burp_is_not_a_worker_backend() {
-        let zeek = ZeekConfig {
-            zeekbin: PathBuf::from("zeek"),
-            scripts: vec![],
-            args: vec![],
-        };
-        let result = WorkerSettings::from_config(
-            BackendKind::Burp,
-            LogFormat::Tsv,
-            &zeek,
-            &CommandConfig::default(),
-            true,
-            100,
-        );
-        assert!(matches!(result, Err(SettingsError::BurpBackend)));
     }
 
     #[test]

@@ -4,11 +4,11 @@
 //! Analyzer errors keep their kind (`bad_input` for a capture that cannot be read, so the
 //! job fails without blaming the worker).
 
+use super::WorkerSettings;
 use super::{JobFailure, JobInput, JobResult, StartError};
 use crate::analyzer::{analyze, AnalyzeOptions};
 use crate::config::LogFormat;
-use crate::pool::protocol::FailureKind;
-use crate::worker::WorkerSettings;
+use crate::protocol::worker::FailureKind;
 
 pub struct Builtin {
     format: LogFormat,

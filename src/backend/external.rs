@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::{JobFailure, JobInput, JobResult};
-use crate::pool::protocol::FailureKind;
+use crate::protocol::worker::FailureKind;
 
 /// Stderr lines kept for the failure message, and the length each is cut to.
 const STDERR_TAIL_LINES: usize = 10;

@@ -7,14 +7,16 @@
 //! group kill stops them with the worker.
 
 mod builtin;
+pub mod burp;
 mod command;
 mod external;
+mod settings;
 mod zeek;
 
 use std::path::{Path, PathBuf};
 
-use crate::pool::protocol::FailureKind;
-use crate::worker::{AnalyzerKind, WorkerSettings};
+use crate::protocol::worker::FailureKind;
+pub use settings::{AnalyzerKind, OutputFormat, SettingsError, WorkerSettings, ZeekSettings};
 
 /// One job as the backend sees it.
 #[derive(Debug, Clone)]

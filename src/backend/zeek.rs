@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::external::run_in_log_dir;
+use super::ZeekSettings;
 use super::{JobFailure, JobInput, JobResult, StartError};
-use crate::worker::ZeekSettings;
 
 pub struct Zeek {
     zeekbin: PathBuf,

@@ -10,10 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Exit code for a bad configuration or usage (EX_USAGE).
-pub const EXIT_CONFIG: i32 = 64;
-/// Exit code when a waited-for job ended other than `done`.
-pub const EXIT_JOB_NOT_DONE: i32 = 3;
+pub use crate::exit::{EXIT_CONFIG, EXIT_JOB_NOT_DONE};
 
 const ABOUT: &str =
     "Runs PCAP analysis jobs on a fixed pool of analyzer processes for many front ends.";
@@ -233,7 +230,7 @@ pub fn run(cli: Cli) -> i32 {
             Ok(settings) => crate::worker::run(settings),
             Err(e) => {
                 eprintln!("pcapd worker: invalid --settings: {e}");
-                crate::worker::EXIT_CANNOT_START
+                crate::exit::EXIT_CANNOT_START
             }
         },
         Command::CheckConfig { config } => {
@@ -375,9 +372,9 @@ fn analyze(
         Err(e) => {
             eprintln!("pcapd analyze: {e}");
             if e.kind() == "bad_input" {
-                65
+                crate::exit::EXIT_BAD_INPUT
             } else {
-                1
+                crate::exit::EXIT_FAILURE
             }
         }
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 use super::{Config, SyslogProto};
 
 /// Exit code of `check-config` for a bad file: EX_USAGE, as linkerd2-proxy and sysexits use.
-pub(crate) const EXIT_CONFIG_ERROR: i32 = 64;
+use crate::exit::EXIT_CONFIG as EXIT_CONFIG_ERROR;
 
 /// Non-fatal findings of `config`, one sentence each.
 pub(crate) fn warnings(config: &Config) -> Vec<String> {

@@ -38,6 +38,18 @@ pub enum BackendKind {
     Burp,
 }
 
+impl BackendKind {
+    /// The name as the config file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Builtin => "builtin",
+            BackendKind::Zeek => "zeek",
+            BackendKind::Command => "command",
+            BackendKind::Burp => "burp",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Tsv,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::state::{blocking, Daemon};
 use crate::jobs::{self, ErrorKind, JobError, JobId, JobRecord, StoreError, Timestamp};
 use crate::pool::{JobOutcome, PoolEvent};
+use crate::protocol::worker::FailureKind;
 
 /// Applies events until `stop`; then applies whatever is already queued and returns. (The
 /// channel never closes by itself: the daemon holds the pool handle, which holds the sender.)
@@ -73,16 +74,12 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent) {
                             packets, warnings, ..
                         } => r.finish_done(now, logs, packets, warnings),
                         JobOutcome::Failed { kind, error } => {
-                            r.finish_failed(now, JobError::new(failure_kind(&kind), error))
+                            r.finish_failed(now, JobError::new(failure_kind(kind), error))
                         }
-                        JobOutcome::Crashed {
-                            exit_code,
-                            signal,
-                            message,
-                        } => {
+                        JobOutcome::Crashed { exit, message } => {
                             let mut e = JobError::new(ErrorKind::Crashed, message);
-                            e.exit_code = exit_code;
-                            e.signal = signal;
+                            e.exit_code = exit.code();
+                            e.signal = exit.signal();
                             r.finish_failed(now, e)
                         }
                         JobOutcome::ProtocolError { message } => {
@@ -125,14 +122,10 @@ fn log_outcome(job_id: &str, outcome: &JobOutcome) {
     match outcome {
         JobOutcome::Done { packets, .. } => tracing::info!(job = %job_id, packets, "job done"),
         JobOutcome::Failed { kind, error } => {
-            tracing::warn!(job = %job_id, kind, error, "job failed")
+            tracing::warn!(job = %job_id, kind = kind.as_str(), error, "job failed")
         }
-        JobOutcome::Crashed {
-            exit_code,
-            signal,
-            message,
-        } => {
-            tracing::warn!(job = %job_id, ?exit_code, ?signal, message, "worker crashed during job")
+        JobOutcome::Crashed { exit, message } => {
+            tracing::warn!(job = %job_id, exit = %exit.describe(), message, "worker crashed during job")
         }
         JobOutcome::TimedOut { after } => tracing::warn!(job = %job_id, ?after, "job timed out"),
         JobOutcome::Cancelled => tracing::info!(job = %job_id, "job cancelled"),
@@ -142,11 +135,11 @@ fn log_outcome(job_id: &str, outcome: &JobOutcome) {
     }
 }
 
-/// The worker's failure kind (`bad_input`, `analyzer`, `internal`) as a record error kind.
-fn failure_kind(kind: &str) -> ErrorKind {
+/// The worker's failure kind as a record error kind.
+fn failure_kind(kind: FailureKind) -> ErrorKind {
     match kind {
-        "bad_input" => ErrorKind::BadInput,
-        "analyzer" => ErrorKind::Analyzer,
-        _ => ErrorKind::Internal,
+        FailureKind::BadInput => ErrorKind::BadInput,
+        FailureKind::Analyzer => ErrorKind::Analyzer,
+        FailureKind::Internal => ErrorKind::Internal,
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::state::{blocking, Daemon};
+use crate::config::BackendKind;
 use crate::jobs::{
     self, FileDecl, JobId, JobRecord, JobState, ListFilter, PendingJob, StoreError, Timestamp,
 };
@@ -102,30 +103,16 @@ impl Daemon {
             "ping" => json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime": self.uptime_secs(),
-                "backend": format!("{:?}", self.config().global.backend).to_lowercase(),
+                "backend": self.config().global.backend.name(),
             }),
-            "monitor_version" => json!(env!("CARGO_PKG_VERSION")),
-            "batch_list_supported" => json!(false),
-            "statistics" => json!({
-                "pool": self.pool_status().await,
-                "auth_failures": self.auth.failures_total(),
-                "accepted": self.accepted.load(Ordering::Relaxed),
-                "uptime": self.uptime_secs(),
-            }),
-            "client_version" | "server_version" => {
-                return Err(Reply::error(
-                    ErrorCode::Unsupported.as_str(),
-                    format!(
-                        "{func} needs backend = burp; this daemon runs backend = {:?}",
-                        self.config().global.backend
-                    ),
-                ))
-            }
             other => {
+                if let Some(reply) = self.monitor_function(other).await {
+                    return Ok(Outcome::Reply(reply));
+                }
                 return Err(Reply::error(
                     ErrorCode::UnknownFunction.as_str(),
                     format!("unknown function {other:?}"),
-                ))
+                ));
             }
         };
         Ok(Outcome::Reply(Reply::Ok(value)))
@@ -136,6 +123,13 @@ impl Daemon {
             return Err(Reply::error(
                 ErrorCode::ShuttingDown.as_str(),
                 "the daemon is shutting down; submit later",
+            ));
+        }
+        let backend = self.config().global.backend;
+        if backend == BackendKind::Burp {
+            return Err(Reply::error(
+                ErrorCode::Unsupported.as_str(),
+                "this daemon runs backend = burp: it answers burp status queries, not capture jobs",
             ));
         }
         let tag = opt_str(&kwargs, "tag")?.map(str::to_owned);
@@ -276,6 +270,9 @@ impl Daemon {
                         ErrorCode::ShuttingDown.as_str(),
                         "the daemon is shutting down; submit later",
                     ),
+                    e @ Rejected::WrongDialect { .. } => {
+                        Reply::error(ErrorCode::Unsupported.as_str(), e.to_string())
+                    }
                 }
             }
         }
@@ -497,12 +494,8 @@ impl Service for Daemon {
         })
     }
 
-    fn query(&self, _query: String, _timeout: Option<f64>, _cache: bool) -> BoxFuture<'_, Reply> {
-        Box::pin(async move {
-            Reply::error(
-                ErrorCode::Unsupported.as_str(),
-                "burp status queries need backend = burp, which this build does not provide yet",
-            )
-        })
+    fn query(&self, query: String, _timeout: Option<f64>, cache: bool) -> BoxFuture<'_, Reply> {
+        // bui-monitor ignores the request's timeout too: `[Burp] timeout` bounds every query.
+        Box::pin(async move { self.burp_query(&query, cache).await })
     }
 }

@@ -20,15 +20,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::events::apply_pool_events;
+use super::monitor::QueryCache;
 use super::state::{blocking, Daemon};
-use crate::config::{self, Config, ConfigErrors};
+use crate::backend::WorkerSettings;
+use crate::config::{self, BackendKind, Config, ConfigErrors};
 use crate::jobs::{JobId, JobStore, StoreError, Timestamp};
-use crate::pool::{self, PoolError, PoolSettings};
+use crate::pool::{self, ChildDialect, PoolError, PoolSettings};
 use crate::server::auth::Auth;
 use crate::server::conn::ConnLimits;
 use crate::server::tls::{ReloadableAcceptor, TlsError};
 use crate::server::{run_listener, ListenerLimits};
-use crate::worker::WorkerSettings;
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,9 @@ pub enum DaemonError {
     #[error("{0}")]
     Signals(std::io::Error),
     #[error("worker settings: {0}")]
-    Worker(#[from] crate::worker::SettingsError),
+    Worker(#[from] crate::backend::SettingsError),
+    #[error(transparent)]
+    BurpClient(#[from] crate::backend::burp::BurpClientError),
     #[error("{0}")]
     NotInThisBuild(String),
 }
@@ -66,7 +69,8 @@ impl DaemonError {
             | DaemonError::Credentials(_)
             | DaemonError::Tls(_)
             | DaemonError::Worker(_)
-            | DaemonError::NotInThisBuild(_) => crate::cli::EXIT_CONFIG,
+            | DaemonError::BurpClient(_)
+            | DaemonError::NotInThisBuild(_) => crate::exit::EXIT_CONFIG,
             _ => 1,
         }
     }
@@ -166,6 +170,12 @@ pub async fn run(
         tracing::error!(path = %path.display(), reason, "unreadable job record left alone");
     }
 
+    let burp_client_version = match config.global.backend {
+        BackendKind::Burp => {
+            Some(crate::backend::burp::client_version(&config.burp.burpbin).await?)
+        }
+        _ => None,
+    };
     let (pool, events) = pool::start(pool_settings(&config)?).await?;
     let (changes, _) = broadcast::channel(1024);
     let daemon = Arc::new_cyclic(|me| Daemon {
@@ -181,6 +191,8 @@ pub async fn run(
         draining: AtomicBool::new(false),
         accepted: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
+        burp_client_version,
+        query_cache: QueryCache::default(),
     });
     let tracker = TaskTracker::new();
     let stop_events = CancellationToken::new();
@@ -255,9 +267,6 @@ fn refuse_unbuilt_features(config: &Config) -> Result<(), DaemonError> {
     if config.output.export_dir.is_some() {
         missing.push("[Output] export_dir (exporting logs)");
     }
-    if config.global.backend == crate::config::BackendKind::Burp {
-        missing.push("[Global] backend = burp (burp status queries)");
-    }
     if missing.is_empty() {
         return Ok(());
     }
@@ -295,8 +304,20 @@ fn listener_limits(config: &Config) -> ListenerLimits {
     }
 }
 
-/// What the pool's children run: this executable's `worker` subcommand.
+/// What the pool's children run: burp monitor clients for `backend = burp`, else this
+/// executable's `worker` subcommand.
 fn pool_settings(config: &Config) -> Result<PoolSettings, DaemonError> {
+    if config.global.backend == BackendKind::Burp {
+        let (program, args) = crate::backend::burp::monitor_command(&config.burp);
+        return Ok(PoolSettings {
+            size: config.global.pool,
+            program,
+            args,
+            worker: config.worker.clone(),
+            max_queue: config.global.max_queue,
+            dialect: ChildDialect::Burp(crate::backend::burp::dialect(&config.burp)),
+        });
+    }
     let program = std::env::current_exe().map_err(DaemonError::Exe)?;
     let settings = WorkerSettings::from_config(
         config.global.backend,
@@ -313,6 +334,7 @@ fn pool_settings(config: &Config) -> Result<PoolSettings, DaemonError> {
         args: vec!["worker".into(), "--settings".into(), json],
         worker: config.worker.clone(),
         max_queue: config.global.max_queue,
+        dialect: ChildDialect::Worker,
     })
 }
 
@@ -408,7 +430,11 @@ async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
 /// start) that differ between the running and the new configuration.
 fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let (o, n) = (&old.global, &new.global);
-    let checks: [(&'static str, bool); 15] = [
+    let checks: [(&'static str, bool); 16] = [
+        (
+            "[Burp] burpbin/bconfcli/timeout",
+            format!("{:?}", old.burp) != format!("{:?}", new.burp),
+        ),
         ("[Global] port", o.port != n.port),
         ("[Global] bind", o.bind != n.bind),
         ("[Global] ssl", o.ssl != n.ssl),

@@ -11,9 +11,11 @@ use std::time::Instant;
 
 use tokio::sync::broadcast;
 
+use super::monitor::QueryCache;
 use crate::config::Config;
 use crate::jobs::{JobId, JobRecord, JobStore};
 use crate::pool::{JobSpec, PoolHandle, Rejected};
+use crate::protocol::burp::BurpVersion;
 use crate::server::auth::Auth;
 
 /// Live progress of running jobs, kept in memory (writing every progress line to disk
@@ -38,6 +40,10 @@ pub struct Daemon {
     pub accepted: AtomicU64,
     /// Submissions refused with `queue_full` before they reached the pool.
     pub rejected: AtomicU64,
+    /// `burpbin -V`, checked at start (backend = burp only).
+    pub burp_client_version: Option<BurpVersion>,
+    /// Recent burp answers (bui-monitor's 5-second status cache).
+    pub query_cache: QueryCache,
 }
 
 impl Daemon {

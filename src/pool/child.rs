@@ -109,31 +109,50 @@ pub struct WorkerProcess {
 
 /// How a child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChildExit {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
+pub enum ChildExit {
+    /// It exited by itself with this code.
+    Exited { code: i32 },
+    /// A signal ended it (ours, the kernel's OOM killer's, anyone's).
+    Killed { signal: i32 },
+    /// Waiting for it failed, so how it ended is not known.
+    Unknown,
 }
 
 impl ChildExit {
     fn from_status(status: ExitStatus) -> ChildExit {
-        ChildExit {
-            code: status.code(),
-            signal: status.signal(),
+        match (status.code(), status.signal()) {
+            (_, Some(signal)) => ChildExit::Killed { signal },
+            (Some(code), None) => ChildExit::Exited { code },
+            (None, None) => ChildExit::Unknown,
+        }
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ChildExit::Exited { code } => Some(*code),
+            _ => None,
+        }
+    }
+
+    pub fn signal(&self) -> Option<i32> {
+        match self {
+            ChildExit::Killed { signal } => Some(*signal),
+            _ => None,
         }
     }
 
     /// A message for operators ("exited with code 3", "killed by SIGKILL, possibly out of memory").
     pub fn describe(&self) -> String {
-        match (self.code, self.signal) {
-            (_, Some(sig)) if sig == libc::SIGKILL => {
+        match *self {
+            ChildExit::Killed { signal } if signal == libc::SIGKILL => {
                 "killed by SIGKILL, possibly out of memory".to_string()
             }
-            (_, Some(sig)) => match Signal::try_from(sig) {
+            ChildExit::Killed { signal } => match Signal::try_from(signal) {
                 Ok(name) => format!("killed by {name}"),
-                Err(_) => format!("killed by signal {sig}"),
+                Err(_) => format!("killed by signal {signal}"),
             },
-            (Some(code), None) => format!("exited with code {code}"),
-            (None, None) => "ended for an unknown reason".to_string(),
+            ChildExit::Exited { code } => format!("exited with code {code}"),
+            ChildExit::Unknown => "ended for an unknown reason".to_string(),
         }
     }
 }
@@ -430,10 +449,7 @@ impl WorkerProcess {
             Ok(status) => ChildExit::from_status(status),
             Err(e) => {
                 tracing::error!(pid = self.pid, error = %e, "waiting for worker failed");
-                ChildExit {
-                    code: None,
-                    signal: None,
-                }
+                ChildExit::Unknown
             }
         }
     }
@@ -570,22 +586,17 @@ mod tests {
 
     #[test]
     fn describes_exits() {
-        let killed = ChildExit {
-            code: None,
-            signal: Some(libc::SIGKILL),
+        let killed = ChildExit::Killed {
+            signal: libc::SIGKILL,
         };
         assert_eq!(
             killed.describe(),
             "killed by SIGKILL, possibly out of memory"
         );
-        let code = ChildExit {
-            code: Some(3),
-            signal: None,
-        };
+        let code = ChildExit::Exited { code: 3 };
         assert_eq!(code.describe(), "exited with code 3");
-        let term = ChildExit {
-            code: None,
-            signal: Some(libc::SIGTERM),
+        let term = ChildExit::Killed {
+            signal: libc::SIGTERM,
         };
         assert_eq!(term.describe(), "killed by SIGTERM");
     }

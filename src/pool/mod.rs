@@ -1,17 +1,23 @@
-//! The pool: N slots, each owning one long-lived worker child, fed from one bounded FIFO queue.
+//! The pool: N slots, each owning one long-lived child, fed from one bounded FIFO queue.
 //!
 //! Layout: [`PoolHandle`] is what the daemon holds; the queue, the per-slot status and the
 //! counters live in one mutex-guarded [`state::PoolState`]; each slot is an actor task
-//! (`slot.rs`) that owns its child (`child.rs`), pulls the oldest queued job whenever its child
-//! is idle, and settles every job it took with exactly one [`PoolEvent::Finished`]. Jobs are
-//! only ever taken by an idle, ready slot, so dispatch needs no separate dispatcher task.
-//! Restart intensity is a pure policy (`restart.rs`); the wire format is `protocol.rs`.
+//! (`slot.rs`) that owns its child (`child.rs`), pulls the oldest queued work whenever its
+//! child is idle, and settles everything it took. Work is only ever taken by an idle, ready
+//! slot, so dispatch needs no separate dispatcher task. Restart intensity is a pure policy
+//! (`restart.rs`).
+//!
+//! The children speak one of two dialects ([`ChildDialect`], both in `crate::protocol`):
+//! `pcapd worker` children run jobs (`protocol::worker`), burp monitor children answer status
+//! queries (`protocol::burp`). Supervision (process groups, deadlines, restart intensity,
+//! recycling, isolation) is the same for both; only what is queued and how a child's lines
+//! are read differ.
 //!
 //! Event invariant: every accepted job gets exactly one `Finished` event, except the jobs
-//! that [`PoolHandle::shutdown`] returns (the caller requeues those on disk).
+//! that [`PoolHandle::shutdown`] returns (the caller requeues those on disk). Every accepted
+//! query gets exactly one [`QueryOutcome`], unless its asker stopped waiting first.
 
 mod child;
-pub mod protocol;
 mod restart;
 mod slot;
 mod state;
@@ -24,17 +30,63 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::WorkerConfig;
-use state::{QueuedJob, Shared, SlotCommand};
+use crate::protocol::burp::{BurpVersion, QueryAnswer, StatusQuery};
+use crate::protocol::worker::FailureKind;
+pub use child::ChildExit;
+use state::{QueuedJob, QueuedQuery, Shared, SlotCommand, Work};
 
-/// What the pool runs: `program args…` per slot, speaking the worker protocol.
+/// What the pool runs: `program args…` per slot, speaking `dialect`.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub size: usize,
     pub program: PathBuf,
     pub args: Vec<String>,
     pub worker: WorkerConfig,
-    /// Queued jobs beyond which `submit` answers `QueueFull`.
+    /// Queued work beyond which submissions are refused with `QueueFull`.
     pub max_queue: usize,
+    pub dialect: ChildDialect,
+}
+
+/// The protocol the children speak, and so what the pool's queue holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChildDialect {
+    /// `pcapd worker`: JSON job lines (`crate::protocol::worker`); the queue holds jobs.
+    Worker,
+    /// `burp -a m`: status queries (`crate::protocol::burp`); the queue holds queries.
+    Burp(BurpDialect),
+}
+
+/// Settings of the burp dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BurpDialect {
+    /// `[Burp] timeout`: how long a child has to answer one query, and how long a query may
+    /// wait in the queue for a free child.
+    pub query_timeout: Duration,
+}
+
+/// Longest line read from a burp child. burp prints each answer as one JSON line, and a
+/// server with many clients and backups answers `c:` with megabytes; `[Worker] max_line`
+/// (sized for `pcapd worker` lines) applies only when it is larger.
+pub const BURP_MAX_LINE: usize = 64 << 20;
+
+/// How a burp query ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryOutcome {
+    /// burp answered: a document, or a warning (no result).
+    Answered(QueryAnswer),
+    /// The child hung, died or broke the dialect while answering; it was replaced.
+    NoAnswer { reason: String },
+}
+
+/// Why a query got no outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    #[error("no burp monitor child became free within {waited:?} (pool busy or degraded)")]
+    NoChildFree { waited: Duration },
+    #[error("the pool stopped before the query was answered")]
+    Stopped,
 }
 
 /// One job for a worker.
@@ -74,15 +126,14 @@ pub enum JobOutcome {
         packets: u64,
         warnings: Vec<String>,
     },
-    /// The worker answered `failed`; `kind` is bad_input, analyzer or internal.
+    /// The worker answered `failed`.
     Failed {
-        kind: String,
+        kind: FailureKind,
         error: String,
     },
     /// The child died while running the job (after any retries).
     Crashed {
-        exit_code: Option<i32>,
-        signal: Option<i32>,
+        exit: ChildExit,
         message: String,
     },
     /// The deadline passed; the child's group was stopped.
@@ -98,10 +149,13 @@ pub enum JobOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Rejected {
-    #[error("queue full ({max} jobs waiting)")]
+    #[error("queue full ({max} waiting)")]
     QueueFull { max: usize },
     #[error("the pool is shutting down")]
     ShuttingDown,
+    /// Jobs sent to a pool of burp children, or queries to a pool of workers.
+    #[error("this pool's children do not take {what}")]
+    WrongDialect { what: &'static str },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +192,7 @@ pub struct SlotStatus {
     pub pid: Option<u32>,
     pub state: SlotState,
     pub job: Option<String>,
-    /// Jobs this slot settled, whatever the outcome.
+    /// Jobs (burp backend: queries) this slot settled, whatever the outcome.
     pub jobs_done: u64,
     /// Children started in this slot after its first (crash, breach, timeout, cancel, recycling).
     pub restarts: u64,
@@ -155,8 +209,33 @@ pub struct PoolStatus {
     pub rejected: u64,
     pub timed_out: u64,
     pub crashed: u64,
+    /// Burp status queries (all zero with worker children).
+    pub queries: QueryCounters,
     /// True while any slot is backing off after repeated failures.
     pub degraded: bool,
+}
+
+/// What became of the burp queries the pool received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueryCounters {
+    pub received: u64,
+    /// Answered with a document.
+    pub answered: u64,
+    /// Answered with a warning (no result).
+    pub warnings: u64,
+    /// The child failed while answering.
+    pub failed: u64,
+    /// The asker stopped waiting before a child took the query.
+    pub abandoned: u64,
+}
+
+impl PoolStatus {
+    /// Whether any slot has a ready child (idle or busy).
+    pub fn alive(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| matches!(s.state, SlotState::Idle | SlotState::Busy))
+    }
 }
 
 /// The daemon's handle on the pool; cheap to clone.
@@ -194,10 +273,37 @@ pub async fn start(
 impl PoolHandle {
     /// Queues a job (FIFO); refuses at once when the queue is full or the pool stops.
     pub fn submit(&self, job: JobSpec) -> Result<(), Rejected> {
-        self.shared.submit(QueuedJob {
+        self.shared.submit(Work::Job(QueuedJob {
             spec: job,
             crashes: 0,
-        })
+        }))
+    }
+
+    /// Asks a burp child (pool of `ChildDialect::Burp`): queued FIFO like jobs, refused at
+    /// once when the queue is full, answered within the dialect's deadlines.
+    pub async fn query(&self, query: StatusQuery) -> Result<QueryOutcome, QueryError> {
+        let ChildDialect::Burp(dialect) = &self.shared.dialect else {
+            return Err(Rejected::WrongDialect {
+                what: "burp queries",
+            }
+            .into());
+        };
+        // Waiting for a free child, then the child's own deadline, then stopping it.
+        let waited = dialect.query_timeout * 2 + self.shared.worker().grace;
+        let (reply, answer) = oneshot::channel();
+        self.shared
+            .submit(Work::Query(QueuedQuery { query, reply }))?;
+        match tokio::time::timeout(waited, answer).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(QueryError::Stopped),
+            Err(_) => Err(QueryError::NoChildFree { waited }),
+        }
+    }
+
+    /// The server version the burp children reported (`None` before one was ready, and
+    /// with worker children).
+    pub fn burp_server_version(&self) -> Option<BurpVersion> {
+        self.shared.burp_server_version()
     }
 
     /// Removes a queued job, or stops the child running it (and replaces the child).

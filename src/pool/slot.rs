@@ -1,11 +1,12 @@
-//! One slot: an actor task that owns one worker child at a time.
+//! One slot: an actor task that owns one child at a time.
 //!
-//! Life of a slot: start a child and wait for its ready line; then, while the child is idle,
-//! take the oldest queued job, send it, and follow the child's lines until the job's one
-//! answer, a crash, a protocol breach, the deadline or a cancel. Anything but a clean answer
-//! ends the child (its whole process group) and the slot starts a new one, after a backoff
-//! when the restart policy says so. Because a replaced child's stdout is dropped with it, a
-//! late answer can never be read as the answer to the next job; job ids are checked as well.
+//! Life of a slot: start a child and wait until it is ready (a worker's ready line; a burp
+//! child's handshake); then, while the child is idle, take the oldest queued work, send it,
+//! and follow the child's lines until its one answer, a crash, a protocol breach, the
+//! deadline or a cancel. Anything but a clean answer ends the child (its whole process group)
+//! and the slot starts a new one, after a backoff when the restart policy says so. Because a
+//! replaced child's stdout is dropped with it, a late answer can never be read as the answer
+//! to the next job or query; job ids and burp's response markers are checked as well.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +15,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::child::{self, ChildExit, ChildSpec, StdoutEvent, WorkerProcess};
-use super::protocol::{excerpt, JobRequest, WorkerMessage, EXIT_CANNOT_START};
 use super::restart::{Decision, Failure, RestartPolicy};
-use super::state::{QueuedJob, Shared, SlotCommand};
-use super::{CancelOutcome, JobOutcome, PoolEvent, SlotState};
+use super::state::{QueuedJob, QueuedQuery, Shared, SlotCommand, Work};
+use super::{
+    BurpDialect, CancelOutcome, ChildDialect, JobOutcome, PoolEvent, QueryOutcome, SlotState,
+    BURP_MAX_LINE,
+};
 use crate::config::WorkerConfig;
+use crate::exit::EXIT_CANNOT_START;
+use crate::protocol::burp::{
+    BurpLine, Handshake, HandshakeStep, QueryExchange, QueryStep, SessionInfo,
+};
+use crate::protocol::worker::{excerpt, JobRequest, WorkerMessage};
 
 const GIB: u128 = 1 << 30;
 
@@ -36,8 +44,15 @@ enum ChildEnd {
 struct Running {
     process: WorkerProcess,
     stdout: mpsc::Receiver<StdoutEvent>,
-    /// Jobs answered by this child, for `max_jobs` recycling.
+    session: Session,
+    /// Jobs (or queries) answered by this child, for `max_jobs` recycling.
     jobs_answered: u64,
+}
+
+/// What a ready child speaks.
+enum Session {
+    Worker,
+    Burp(SessionInfo),
 }
 
 pub(super) async fn run_slot(
@@ -87,11 +102,11 @@ pub(super) async fn run_slot(
             ChildEnd::Leave => break,
             ChildEnd::Replace => {}
             ChildEnd::Failed { failure, message } => {
-                tracing::warn!(slot = index, "worker replaced: {message}");
+                tracing::warn!(slot = index, "child replaced: {message}");
                 if let Decision::BackOff(delay) =
                     policy.record_failure(Instant::now().into_std(), failure)
                 {
-                    tracing::warn!(slot = index, ?delay, "worker slot backing off");
+                    tracing::warn!(slot = index, ?delay, "slot backing off");
                     shared.set_state(index, SlotState::Backoff);
                     if !back_off(&shared, index, delay, &mut commands).await {
                         break;
@@ -137,28 +152,98 @@ fn child_spec(shared: &Shared, index: usize, config: &WorkerConfig) -> ChildSpec
         user: config.user.clone(),
         group: config.group.clone(),
         memory_limit: config.memory_limit,
-        max_line: config.max_line,
+        max_line: match shared.dialect {
+            ChildDialect::Worker => config.max_line,
+            ChildDialect::Burp(_) => config.max_line.max(BURP_MAX_LINE),
+        },
         // A started line must be finished within the stop grace period.
         line_deadline: config.grace,
         slot: index,
     }
 }
 
-fn start_failure(exit: ChildExit, what: &str) -> ChildEnd {
-    if exit.code == Some(EXIT_CANNOT_START) {
+fn start_failure(shared: &Shared, exit: ChildExit) -> ChildEnd {
+    let child = child_name(shared);
+    if shared.dialect == ChildDialect::Worker
+        && exit
+            == (ChildExit::Exited {
+                code: EXIT_CANNOT_START,
+            })
+    {
         ChildEnd::Failed {
             failure: Failure::CannotStart,
-            message: format!("worker cannot start (exit code {EXIT_CANNOT_START}, see its stderr)"),
+            message: format!(
+                "{child} cannot start (exit code {EXIT_CANNOT_START}, see its stderr)"
+            ),
         }
     } else {
         ChildEnd::Failed {
             failure: Failure::Transient,
-            message: format!("worker {} {what}", exit.describe()),
+            message: format!("{child} {} before it was ready", exit.describe()),
         }
     }
 }
 
-/// Spawns a child and waits for its ready line within `start_timeout`.
+/// How children of this pool are called in messages.
+fn child_name(shared: &Shared) -> &'static str {
+    match shared.dialect {
+        ChildDialect::Worker => "worker",
+        ChildDialect::Burp(_) => "burp child",
+    }
+}
+
+/// How a new child becomes ready, per dialect.
+enum Readiness {
+    /// A worker says `{"ready": …}`.
+    Worker,
+    /// A burp child goes through the handshake (`protocol::burp`).
+    Burp(Handshake),
+}
+
+enum ReadyStep {
+    Continue,
+    Send(&'static str),
+    Ready(Session),
+}
+
+impl Readiness {
+    fn for_dialect(dialect: &ChildDialect) -> Readiness {
+        match dialect {
+            ChildDialect::Worker => Readiness::Worker,
+            ChildDialect::Burp(_) => Readiness::Burp(Handshake::new()),
+        }
+    }
+
+    /// Feeds one line; `Err` describes a breach.
+    fn on_line(&mut self, index: usize, pid: u32, line: &[u8]) -> Result<ReadyStep, String> {
+        match self {
+            Readiness::Worker => match WorkerMessage::parse(line) {
+                Ok(WorkerMessage::Ready(ready)) => {
+                    tracing::info!(slot = index, pid, version = %ready.version,
+                        analyzer = %ready.analyzer, "worker ready");
+                    Ok(ReadyStep::Ready(Session::Worker))
+                }
+                Ok(other) => Err(format!(
+                    "expected a ready line, got {}",
+                    excerpt(other.to_line().as_bytes())
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            Readiness::Burp(handshake) => match handshake.on_line(line) {
+                Ok(HandshakeStep::Continue) => Ok(ReadyStep::Continue),
+                Ok(HandshakeStep::Send(command)) => Ok(ReadyStep::Send(command)),
+                Ok(HandshakeStep::Ready(info)) => {
+                    tracing::info!(slot = index, pid, server_version = ?info.server_version.map(|v| v.to_string()),
+                        markers = info.markers, "burp child ready");
+                    Ok(ReadyStep::Ready(Session::Burp(info)))
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Spawns a child and waits until it is ready, within `start_timeout`.
 async fn start_child(
     shared: &Shared,
     index: usize,
@@ -184,24 +269,31 @@ async fn start_child(
     shared.child_started(index, process.pid, process.started, children_started > 0);
     let deadline = Instant::now() + config.start_timeout;
     let grace = config.grace;
+    let mut readiness = Readiness::for_dialect(&shared.dialect);
     loop {
         tokio::select! {
             biased;
             event = stdout.recv() => {
                 let breach = match event {
-                    Some(StdoutEvent::Line(line)) => match WorkerMessage::parse(&line) {
-                        Ok(WorkerMessage::Ready(ready)) => {
-                            tracing::info!(slot = index, pid = process.pid, version = %ready.version,
-                                analyzer = %ready.analyzer, "worker ready");
-                            return Ok(Running { process, stdout, jobs_answered: 0 });
+                    Some(StdoutEvent::Line(line)) => match readiness.on_line(index, process.pid, &line) {
+                        Ok(ReadyStep::Continue) => continue,
+                        Ok(ReadyStep::Send(command)) => {
+                            // A refused write means the child is going; its exit says why.
+                            let _ = process.send_line(command).await;
+                            continue;
                         }
-                        Ok(other) => format!("expected a ready line, got {}", excerpt(other.to_line().as_bytes())),
-                        Err(e) => e.to_string(),
+                        Ok(ReadyStep::Ready(session)) => {
+                            if let Session::Burp(info) = &session {
+                                shared.burp_child_ready(info.server_version);
+                            }
+                            return Ok(Running { process, stdout, session, jobs_answered: 0 });
+                        }
+                        Err(breach) => breach,
                     },
                     Some(StdoutEvent::Eof { .. }) | None => {
                         let exit = exit_after_eof(&mut process, grace).await;
                         process.reap().await;
-                        return Err(start_failure(exit, "before saying ready"));
+                        return Err(start_failure(shared, exit));
                     }
                     Some(other) => describe_breach(&other),
                 };
@@ -213,13 +305,14 @@ async fn start_child(
             }
             exit = process.wait() => {
                 process.reap().await;
-                return Err(start_failure(exit, "before saying ready"));
+                return Err(start_failure(shared, exit));
             }
             _ = tokio::time::sleep_until(deadline) => {
                 process.stop(grace).await;
                 return Err(ChildEnd::Failed {
                     failure: Failure::Transient,
-                    message: format!("no ready line within {:?}", config.start_timeout),
+                    message: format!("{} not ready within start_timeout ({:?})",
+                        child_name(shared), config.start_timeout),
                 });
             }
             command = commands.recv() => match command {
@@ -268,7 +361,7 @@ fn describe_breach(event: &StdoutEvent) -> String {
     }
 }
 
-/// Runs jobs on a ready child until it must be replaced or the slot leaves.
+/// Runs jobs (or queries) on a ready child until it must be replaced or the slot leaves.
 async fn serve_jobs(
     shared: &Shared,
     index: usize,
@@ -286,7 +379,7 @@ async fn serve_jobs(
                 slot = index,
                 pid = running.process.pid,
                 jobs = running.jobs_answered,
-                "recycling worker after max_jobs"
+                "recycling child after max_jobs"
             );
             return ChildEnd::Replace;
         }
@@ -297,23 +390,34 @@ async fn serve_jobs(
                         slot = index,
                         pid = running.process.pid,
                         rss,
-                        "recycling worker after recycle_memory"
+                        "recycling child after recycle_memory"
                     );
                     return ChildEnd::Replace;
                 }
             }
         }
-        match shared.take_job(index) {
-            Some(job) => {
-                if let Some(end) = run_job(shared, index, running, commands, &config, job).await {
-                    return end;
-                }
+        let end = match (shared.take_work(index), &shared.dialect) {
+            (Some(Work::Job(job)), _) => {
+                run_job(shared, index, running, commands, &config, job).await
             }
-            None => {
-                if let Some(end) = wait_idle(running, commands, &config).await {
-                    return end;
-                }
+            (Some(Work::Query(query)), ChildDialect::Burp(dialect)) => {
+                run_query(shared, index, running, commands, &config, dialect, query).await
             }
+            (Some(Work::Query(query)), ChildDialect::Worker) => {
+                // `Shared::submit` refuses queries for worker pools; answer rather than hang.
+                shared.answer_query(
+                    index,
+                    query,
+                    QueryOutcome::NoAnswer {
+                        reason: "this pool runs pcapd workers, not burp".into(),
+                    },
+                );
+                None
+            }
+            (None, _) => wait_idle(running, commands, &config).await,
+        };
+        if let Some(end) = end {
+            return end;
         }
     }
 }
@@ -328,9 +432,14 @@ async fn wait_idle(
         biased;
         event = running.stdout.recv() => {
             let message = match event {
+                // burp logs now and then on its own (a reconnect, a server message).
+                Some(StdoutEvent::Line(line)) if idle_chatter(&running.session, &line) => {
+                    tracing::debug!(pid = running.process.pid, "burp child: {}", excerpt(&line));
+                    return None;
+                }
                 Some(StdoutEvent::Eof { .. }) | None => {
                     let exit = exit_after_eof(&mut running.process, config.grace).await;
-                    format!("idle worker {}", exit.describe())
+                    format!("idle child {}", exit.describe())
                 }
                 Some(other) => {
                     running.process.stop(config.grace).await;
@@ -341,7 +450,7 @@ async fn wait_idle(
         }
         exit = running.process.wait() => Some(ChildEnd::Failed {
             failure: Failure::Transient,
-            message: format!("idle worker {}", exit.describe()),
+            message: format!("idle child {}", exit.describe()),
         }),
         command = commands.recv() => match command {
             Some(SlotCommand::Wake) => None,
@@ -351,6 +460,120 @@ async fn wait_idle(
             }
             Some(SlotCommand::Abort) | None => Some(ChildEnd::Leave),
         },
+    }
+}
+
+/// A line an idle child may print without being out of step: a burp logline.
+fn idle_chatter(session: &Session, line: &[u8]) -> bool {
+    matches!(session, Session::Burp(_)) && matches!(BurpLine::parse(line), Ok(BurpLine::Logline(_)))
+}
+
+/// How a query ended on the child's side.
+enum QueryEnd {
+    Answered(crate::protocol::burp::QueryAnswer),
+    /// The child must go: hung, died, or out of step. The reason is for the log and the asker.
+    ChildFailed(String),
+    Aborted,
+}
+
+/// Runs one burp query; `None` when the child stays (it answered), `Some` when it must go.
+async fn run_query(
+    shared: &Shared,
+    index: usize,
+    running: &mut Running,
+    commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
+    config: &WorkerConfig,
+    dialect: &BurpDialect,
+    query: QueuedQuery,
+) -> Option<ChildEnd> {
+    let markers = match &running.session {
+        Session::Burp(info) => info.markers,
+        Session::Worker => false,
+    };
+    let grace = config.grace;
+    let end = match running.process.send_line(query.query.as_str()).await {
+        Err(_) => {
+            let exit = exit_after_eof(&mut running.process, grace).await;
+            QueryEnd::ChildFailed(format!(
+                "burp child {} before the query was sent",
+                exit.describe()
+            ))
+        }
+        Ok(()) => {
+            let exchange = QueryExchange::new(&query.query, markers);
+            follow_query(running, commands, exchange, dialect.query_timeout, grace).await
+        }
+    };
+    let pid = running.process.pid;
+    match end {
+        QueryEnd::Answered(answer) => {
+            running.jobs_answered += 1;
+            shared.answer_query(index, query, QueryOutcome::Answered(answer));
+            None
+        }
+        // The asker hears first; stopping the child may take the grace period.
+        QueryEnd::ChildFailed(reason) => {
+            let message = format!(
+                "burp child pid {pid} gave no answer to {:?}: {reason}",
+                query.query.as_str()
+            );
+            shared.answer_query(index, query, QueryOutcome::NoAnswer { reason });
+            running.process.stop(grace).await;
+            Some(ChildEnd::Failed {
+                failure: Failure::Transient,
+                message,
+            })
+        }
+        QueryEnd::Aborted => {
+            shared.answer_query(
+                index,
+                query,
+                QueryOutcome::NoAnswer {
+                    reason: "the daemon is shutting down".into(),
+                },
+            );
+            running.process.stop(grace).await;
+            Some(ChildEnd::Leave)
+        }
+    }
+}
+
+/// Follows a burp child's lines for one query until it is answered or the child must go.
+async fn follow_query(
+    running: &mut Running,
+    commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
+    mut exchange: QueryExchange,
+    allowed: Duration,
+    grace: Duration,
+) -> QueryEnd {
+    let deadline = Instant::now() + allowed;
+    loop {
+        tokio::select! {
+            biased;
+            event = running.stdout.recv() => match event {
+                Some(StdoutEvent::Line(line)) => match exchange.on_line(&line) {
+                    Ok(QueryStep::Continue) => {}
+                    Ok(QueryStep::Answered(answer)) => return QueryEnd::Answered(answer),
+                    Err(e) => return QueryEnd::ChildFailed(e.to_string()),
+                },
+                Some(StdoutEvent::Eof { .. }) | None => {
+                    let exit = exit_after_eof(&mut running.process, grace).await;
+                    return QueryEnd::ChildFailed(exit.describe());
+                }
+                Some(other) => return QueryEnd::ChildFailed(describe_breach(&other)),
+            },
+            exit = running.process.wait() => return QueryEnd::ChildFailed(exit.describe()),
+            _ = tokio::time::sleep_until(deadline) => {
+                return QueryEnd::ChildFailed(format!("no answer within [Burp] timeout ({allowed:?})"));
+            }
+            command = commands.recv() => match command {
+                Some(SlotCommand::Wake) => {}
+                Some(SlotCommand::Cancel { reply, .. }) => {
+                    let _ = reply.send(CancelOutcome::Unknown);
+                }
+                Some(SlotCommand::Abort) | None => return QueryEnd::Aborted,
+            },
+        }
     }
 }
 
@@ -449,8 +672,7 @@ async fn run_job(
                     index,
                     &job_id,
                     JobOutcome::Crashed {
-                        exit_code: exit.code,
-                        signal: exit.signal,
+                        exit,
                         message: message.clone(),
                     },
                 );
@@ -530,7 +752,7 @@ async fn follow_job(
                     }
                     WorkerMessage::Failed { failed, .. } => {
                         return JobEnd::Answered(JobOutcome::Failed {
-                            kind: failed.kind.as_str().to_string(),
+                            kind: failed.kind,
                             error: failed.error,
                         });
                     }

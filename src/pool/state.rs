@@ -2,7 +2,8 @@
 //! one mutex that is never held across an await.
 //!
 //! Invariant: a job is in exactly one place: the queue, one slot's `job`, or settled (its
-//! `Finished` event sent) or in `unfinished` at shutdown.
+//! `Finished` event sent) or in `unfinished` at shutdown. A burp query is in the queue or
+//! with one slot until its reply is sent (or its asker stopped waiting).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,16 +13,41 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::{
-    CancelOutcome, JobOutcome, JobSpec, PoolEvent, PoolSettings, PoolStatus, Rejected, SlotState,
-    SlotStatus,
+    CancelOutcome, ChildDialect, JobOutcome, JobSpec, PoolEvent, PoolSettings, PoolStatus,
+    QueryCounters, QueryOutcome, Rejected, SlotState, SlotStatus,
 };
 use crate::config::WorkerConfig;
+use crate::protocol::burp::{BurpVersion, StatusQuery};
 
 /// A job waiting in the queue, with the crashes it has already survived.
 #[derive(Debug, Clone)]
 pub(super) struct QueuedJob {
     pub spec: JobSpec,
     pub crashes: u32,
+}
+
+/// A burp status query waiting for a child, with where its answer goes.
+#[derive(Debug)]
+pub(super) struct QueuedQuery {
+    pub query: StatusQuery,
+    pub reply: oneshot::Sender<QueryOutcome>,
+}
+
+/// What waits in the queue: jobs for worker children, queries for burp children. Which one a
+/// pool takes is fixed by its dialect, checked when work is submitted.
+#[derive(Debug)]
+pub(super) enum Work {
+    Job(QueuedJob),
+    Query(QueuedQuery),
+}
+
+impl Work {
+    fn job_id(&self) -> Option<&str> {
+        match self {
+            Work::Job(job) => Some(&job.spec.job_id),
+            Work::Query(_) => None,
+        }
+    }
 }
 
 /// Messages to a slot actor.
@@ -53,12 +79,13 @@ struct Counters {
     timed_out: u64,
     crashed: u64,
     max_queue_seen: usize,
+    queries: QueryCounters,
 }
 
 pub(super) struct PoolState {
     worker: Arc<WorkerConfig>,
     max_queue: usize,
-    queue: VecDeque<QueuedJob>,
+    queue: VecDeque<Work>,
     slots: BTreeMap<usize, SlotEntry>,
     shutting_down: bool,
     counters: Counters,
@@ -68,6 +95,9 @@ pub(super) struct PoolState {
 pub(super) struct Shared {
     pub program: std::path::PathBuf,
     pub args: Vec<String>,
+    pub dialect: ChildDialect,
+    /// The server version the last burp child to become ready reported.
+    burp_server_version: Mutex<Option<BurpVersion>>,
     pub tasks: TaskTracker,
     events: mpsc::UnboundedSender<PoolEvent>,
     state: Mutex<PoolState>,
@@ -84,6 +114,8 @@ impl Shared {
         Shared {
             program: settings.program,
             args: settings.args,
+            dialect: settings.dialect,
+            burp_server_version: Mutex::new(None),
             tasks: TaskTracker::new(),
             events,
             state: Mutex::new(PoolState {
@@ -121,7 +153,16 @@ impl Shared {
             .spawn(super::slot::run_slot(shared, index, rx, first_start));
     }
 
-    pub fn submit(&self, job: QueuedJob) -> Result<(), Rejected> {
+    /// Queues work (FIFO), or refuses it at once: a full queue or a stopping pool.
+    pub fn submit(&self, work: Work) -> Result<(), Rejected> {
+        let wanted = match (&work, &self.dialect) {
+            (Work::Job(_), ChildDialect::Worker) | (Work::Query(_), ChildDialect::Burp(_)) => None,
+            (Work::Job(_), ChildDialect::Burp(_)) => Some("jobs"),
+            (Work::Query(_), ChildDialect::Worker) => Some("burp queries"),
+        };
+        if let Some(what) = wanted {
+            return Err(Rejected::WrongDialect { what });
+        }
         let mut state = self.lock();
         if state.shutting_down {
             state.counters.rejected += 1;
@@ -133,8 +174,11 @@ impl Shared {
                 max: state.max_queue,
             });
         }
-        state.counters.accepted += 1;
-        state.queue.push_back(job);
+        match &work {
+            Work::Job(_) => state.counters.accepted += 1,
+            Work::Query(_) => state.counters.queries.received += 1,
+        }
+        state.queue.push_back(work);
         state.counters.max_queue_seen = state.counters.max_queue_seen.max(state.queue.len());
         wake_idle(&state);
         Ok(())
@@ -147,23 +191,31 @@ impl Shared {
             state.unfinished.push(job.spec.job_id);
             return;
         }
-        state.queue.push_front(job);
+        state.queue.push_front(Work::Job(job));
         wake_idle(&state);
     }
 
-    /// The oldest job for slot `index`, marking it busy; or marks it idle.
-    pub fn take_job(&self, index: usize) -> Option<QueuedJob> {
+    /// The oldest work for slot `index`, marking it busy; or marks it idle. Queries whose
+    /// asker stopped waiting are dropped on the way.
+    pub fn take_work(&self, index: usize) -> Option<Work> {
         let mut state = self.lock();
-        let job = if state.shutting_down {
-            None
-        } else {
-            state.queue.pop_front()
-        };
+        let mut work = None;
+        while !state.shutting_down {
+            match state.queue.pop_front() {
+                Some(Work::Query(query)) if query.reply.is_closed() => {
+                    state.counters.queries.abandoned += 1;
+                }
+                next => {
+                    work = next;
+                    break;
+                }
+            }
+        }
         if let Some(entry) = state.slots.get_mut(&index) {
-            match &job {
-                Some(job) => {
+            match &work {
+                Some(work) => {
                     entry.status.state = SlotState::Busy;
-                    entry.status.job = Some(job.spec.job_id.clone());
+                    entry.status.job = work.job_id().map(str::to_owned);
                 }
                 None => {
                     entry.status.state = SlotState::Idle;
@@ -171,7 +223,46 @@ impl Shared {
                 }
             }
         }
-        job
+        work
+    }
+
+    /// A burp child became ready: remember the server version it reported.
+    pub fn burp_child_ready(&self, server_version: Option<BurpVersion>) {
+        if server_version.is_some() {
+            *self
+                .burp_server_version
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = server_version;
+        }
+    }
+
+    pub fn burp_server_version(&self) -> Option<BurpVersion> {
+        *self
+            .burp_server_version
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answers a query and counts how it went; slot `index` is free again.
+    pub fn answer_query(&self, index: usize, query: QueuedQuery, outcome: QueryOutcome) {
+        {
+            let mut state = self.lock();
+            let counters = &mut state.counters.queries;
+            match &outcome {
+                QueryOutcome::Answered(crate::protocol::burp::QueryAnswer::Document(_)) => {
+                    counters.answered += 1
+                }
+                QueryOutcome::Answered(crate::protocol::burp::QueryAnswer::Warning(_)) => {
+                    counters.warnings += 1
+                }
+                QueryOutcome::NoAnswer { .. } => counters.failed += 1,
+            }
+            if let Some(entry) = state.slots.get_mut(&index) {
+                entry.status.jobs_done += 1;
+            }
+        }
+        // The asker may have given up; nobody is left to tell.
+        let _ = query.reply.send(outcome);
     }
 
     /// Whether slot `index` must stop (shutdown or shrink); if so it is marked leaving, so
@@ -262,7 +353,7 @@ impl Shared {
         job_id: &str,
     ) -> Result<CancelOutcome, Option<mpsc::UnboundedSender<SlotCommand>>> {
         let mut state = self.lock();
-        if let Some(position) = state.queue.iter().position(|j| j.spec.job_id == job_id) {
+        if let Some(position) = state.queue.iter().position(|w| w.job_id() == Some(job_id)) {
             state.queue.remove(position);
             drop(state);
             self.emit(PoolEvent::Finished {
@@ -291,6 +382,7 @@ impl Shared {
             rejected: state.counters.rejected,
             timed_out: state.counters.timed_out,
             crashed: state.counters.crashed,
+            queries: state.counters.queries,
             degraded,
         }
     }
@@ -347,7 +439,16 @@ impl Shared {
     pub fn begin_shutdown(&self) {
         let mut state = self.lock();
         state.shutting_down = true;
-        let queued: Vec<String> = state.queue.drain(..).map(|j| j.spec.job_id).collect();
+        // Queued queries are dropped: their askers get "shutting down" when the reply
+        // channel closes. Queued jobs are handed back to be requeued on disk.
+        let queued: Vec<String> = state
+            .queue
+            .drain(..)
+            .filter_map(|w| match w {
+                Work::Job(job) => Some(job.spec.job_id),
+                Work::Query(_) => None,
+            })
+            .collect();
         state.unfinished.extend(queued);
         for entry in state.slots.values() {
             let _ = entry.tx.send(SlotCommand::Wake);

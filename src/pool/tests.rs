@@ -91,6 +91,7 @@ impl Fixture {
             args,
             worker,
             max_queue: 10,
+            dialect: ChildDialect::Worker,
         }
     }
 
@@ -312,12 +313,13 @@ async fn sigkill_mid_job_settles_crashed_and_replaces_the_child() {
     let seen = until_finished(&mut events, "doomed").await;
     let old_pid = started_pids(&seen, "doomed")[0];
     match outcome(&seen) {
-        JobOutcome::Crashed {
-            exit_code,
-            signal,
-            message,
-        } => {
-            assert_eq!((exit_code, signal), (None, Some(libc::SIGKILL)));
+        JobOutcome::Crashed { exit, message } => {
+            assert_eq!(
+                exit,
+                ChildExit::Killed {
+                    signal: libc::SIGKILL
+                }
+            );
             assert!(message.contains("possibly out of memory"), "{message}");
             assert!(message.contains("doomed"), "{message}");
         }

@@ -6,8 +6,10 @@
 //! `OK` and `ER` one frame. This module owns the byte layout only; what a request *means* is
 //! the router's business (`crate::server::router`).
 
+pub mod burp;
 pub mod frame;
 pub mod request;
+pub mod worker;
 
 pub use frame::{read_frame_header, write_reply, FrameError, FrameHeader, Reply};
 pub use request::{ErrorCode, Request};

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     UploadTooLarge,
     Unsupported,
     ShuttingDown,
+    /// No child could take the request in time (every slot busy or backing off).
+    Unavailable,
     Internal,
 }
 
@@ -33,6 +35,7 @@ impl ErrorCode {
             ErrorCode::UploadTooLarge => "upload_too_large",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, Service, UploadSession};
 use crate::protocol::frame::{
-    read_frame_body, read_frame_header, write_reply, FrameError, FrameHeader,
+    read_frame_body, read_frame_header, write_reply, FrameError, FrameHeader, PROBE,
 };
 use crate::protocol::{ErrorCode, Reply, Request};
 
@@ -94,6 +94,11 @@ where
             }
             Ok(Err(e)) => return ConnEnd::Io(e.to_string()),
             Ok(Ok(())) => {}
+        }
+        // Burp-UI sends the readiness probe as a frame (length 2, then `RE`); bui-monitor
+        // reads it and closes without an answer.
+        if body == PROBE {
+            return ConnEnd::Probe;
         }
         let request = match Request::parse(&body) {
             Ok(r) => r,

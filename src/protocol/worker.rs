@@ -1,18 +1,14 @@
 //! The worker child protocol of DESIGN.md "Child protocols": one JSON object per line.
 //!
 //! Both ends use these types: the pool writes [`JobRequest`] lines and parses
-//! [`WorkerMessage`] lines, the worker (`crate::worker`) does the reverse. Parsing is strict
+//! [`WorkerMessage`] lines, the worker (`crate::worker`) does the reverse. The burp dialect, the pool's other child
+//! protocol, is `super::burp`. Parsing is strict
 //! (exactly one message kind per line, unknown keys refused) because a child that writes
 //! anything else is broken and must be replaced, never guessed at.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-
-/// Exit code of a worker that cannot start for a reason a restart will not fix (bad settings,
-/// missing analyzer binary). EX_CONFIG from sysexits.h. The pool backs the slot off instead of
-/// respawning it at once.
-pub const EXIT_CANNOT_START: i32 = 78;
 
 /// pcapd → worker: run one job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
