@@ -404,6 +404,18 @@ mod tests {
         assert!(rest.is_empty());
     }
 
+    /// Burp-UI's `init_wait` loop sends the probe framed: length 2, then `RE`.
+    #[tokio::test]
+    async fn framed_probe_gets_no_answer_either() {
+        let (mut client, task) = start(Arc::default());
+        client.write_all(&2u64.to_be_bytes()).await.unwrap();
+        client.write_all(b"RE").await.unwrap();
+        assert_eq!(task.await.unwrap(), ConnEnd::Probe);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+    }
+
     #[tokio::test]
     async fn malformed_json_is_er_and_connection_stays_usable() {
         let (mut client, _task) = start(Arc::default());

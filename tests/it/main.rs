@@ -1,8 +1,9 @@
 //! The integration test binary `it`: one binary so the crate is linked once. Each module
 //! covers one area: `daemon` runs the real `pcapd serve` over TLS with real workers (and
-//! kills them), `accuracy` scores the builtin analyzer against Zeek's own logs; `harness`
+//! kills them), `bui_monitor` runs `backend = burp` against the anchor's fake burp, `accuracy` scores the builtin analyzer against Zeek's own logs; `harness`
 //! starts daemons and reports their stderr on failure.
 
 mod accuracy;
+mod bui_monitor;
 mod daemon;
 mod harness;
