@@ -27,6 +27,16 @@ fn fake_burp() -> PathBuf {
 }
 
 fn burp_daemon(name: &str, pool: usize, extra_global: &str) -> TestDaemon {
+    burp_daemon_with(name, pool, extra_global, "", Vec::new())
+}
+
+fn burp_daemon_with(
+    name: &str,
+    pool: usize,
+    extra_global: &str,
+    extra_worker: &str,
+    env: Vec<(String, String)>,
+) -> TestDaemon {
     let dir = super::harness::temp_dir(&format!("{name}-conf"));
     let bconfcli = dir.join("burp-client.conf");
     std::fs::write(&bconfcli, "# the fake burp does not read it\n").unwrap();
@@ -42,6 +52,8 @@ fn burp_daemon(name: &str, pool: usize, extra_global: &str) -> TestDaemon {
                 bconfcli.display(),
                 QUERY_TIMEOUT.as_secs()
             ),
+            extra_worker: extra_worker.to_owned(),
+            env,
             ..DaemonSpec::default()
         },
     )
@@ -273,4 +285,47 @@ async fn other_backends_keep_bui_monitors_formats() {
         matches!(&refused, Err(ClientError::Server { code, .. }) if code == "unsupported"),
         "{refused:?}"
     );
+}
+
+/// bui-monitor loses a slot for every failed respawn, and once all are lost every request
+/// hangs. Here a burp that cannot connect backs its slot off, the pool says degraded,
+/// queries get a clear `ER` within their bound, and the slot comes back once burp can start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burp_that_cannot_start_degrades_the_pool_until_it_can() {
+    let dir = super::harness::temp_dir("burp-fail-marker");
+    let fail = dir.join("fail");
+    let daemon = burp_daemon_with(
+        "burp-cannot-start",
+        1,
+        "",
+        "env = PATH FAKE_BURP_FAIL_FILE\nmax_restarts = 1\nrestart_window = 60s\nbackoff_max = 1s\n",
+        vec![("FAKE_BURP_FAIL_FILE".into(), fail.display().to_string())],
+    );
+    let mut client = daemon.client().await;
+    std::fs::write(&fail, "").unwrap();
+    // The running child dies on this query; its replacements cannot connect.
+    assert_eq!(client.query("c:__die__", false).await.unwrap(), None);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pool = client.call("pool", json!({})).await.unwrap();
+        if pool["degraded"] == json!(true) {
+            break;
+        }
+        assert!(Instant::now() < until, "never degraded: {pool}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    let answer = client.query("c:", false).await;
+    let took = started.elapsed();
+    match answer {
+        Err(ClientError::Server { code, message }) => {
+            assert_eq!(code, "unavailable", "{message}");
+            assert!(message.contains("no burp monitor child"), "{message}");
+        }
+        other => panic!("expected ER unavailable, got {other:?}"),
+    }
+    assert!(took < QUERY_TIMEOUT * 2 + Duration::from_secs(2), "{took:?}");
+    std::fs::remove_file(&fail).unwrap();
+    pool_refilled(&mut client, 1).await;
+    assert!(query(&mut client, "c:").await.is_some());
 }

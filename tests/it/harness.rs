@@ -37,6 +37,8 @@ pub struct DaemonSpec {
     pub extra_worker: String,
     /// Whole extra sections appended to the config (e.g. `[Jobs]\ndedupe = true\n`).
     pub extra_sections: String,
+    /// Environment of the daemon process (children see it through `[Worker] env`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for DaemonSpec {
@@ -48,6 +50,7 @@ impl Default for DaemonSpec {
             extra_global: String::new(),
             extra_sections: String::new(),
             extra_worker: String::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -60,6 +63,7 @@ pub struct TestDaemon {
     pub port: u16,
     pub child: Option<Child>,
     stderr_path: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl TestDaemon {
@@ -109,6 +113,7 @@ impl TestDaemon {
             cert: creds.cert,
             port: 0,
             child: None,
+            env: spec.env.clone(),
         };
         daemon.spawn();
         daemon
@@ -125,6 +130,7 @@ impl TestDaemon {
             .args(["serve", "-c"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
