@@ -55,9 +55,17 @@ pub struct EmbeddedCredentials {
     pub password_file: PathBuf,
 }
 
-/// Default state dir: `/var/lib/pcapd` when root, else `$XDG_STATE_HOME/pcapd` or
-/// `~/.local/state/pcapd` (the XDG base directory rules: a relative `XDG_STATE_HOME` is ignored).
+/// Default state dir: systemd's `$STATE_DIRECTORY` (the unit's `StateDirectory=`; the first
+/// of a colon-separated list) when set, else `/var/lib/pcapd` when root, else
+/// `$XDG_STATE_HOME/pcapd` or `~/.local/state/pcapd` (the XDG base directory rules: a
+/// relative `XDG_STATE_HOME` is ignored).
 pub fn default_state_dir() -> PathBuf {
+    if let Some(dirs) = std::env::var_os("STATE_DIRECTORY") {
+        let first = PathBuf::from(dirs.to_string_lossy().split(':').next().unwrap_or(""));
+        if first.is_absolute() {
+            return first;
+        }
+    }
     if nix::unistd::geteuid().is_root() {
         return PathBuf::from("/var/lib/pcapd");
     }

@@ -16,8 +16,8 @@ use super::harness::{children_of, DaemonSpec, TestDaemon};
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn fake_burp() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/anchors/buimonitor/fake_burp.py");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/anchors/buimonitor/fake_burp.py");
     assert!(
         path.exists(),
         "{} is missing: the tests read ../shared beside the checkout",
@@ -108,7 +108,10 @@ async fn bui_monitor_functions_and_queries_answer_as_bui_monitor() {
     assert_eq!(text(client_version), "3.1.4");
     let server_version = client.call_raw("server_version", json!({})).await.unwrap();
     assert_eq!(text(server_version), "3.1.4");
-    let batch = client.call("batch_list_supported", json!({})).await.unwrap();
+    let batch = client
+        .call("batch_list_supported", json!({}))
+        .await
+        .unwrap();
     assert_eq!(batch, json!(true));
     let stats = client.call("statistics", json!({})).await.unwrap();
     assert_eq!(stats["alive"], json!(true), "{stats}");
@@ -117,7 +120,9 @@ async fn bui_monitor_functions_and_queries_answer_as_bui_monitor() {
 
     let all = query(&mut client, "c:\n").await.expect("c: has clients");
     assert_eq!(all["clients"].as_array().map(Vec::len), Some(3), "{all}");
-    let one = query(&mut client, "c:client2\n").await.expect("known client");
+    let one = query(&mut client, "c:client2\n")
+        .await
+        .expect("known client");
     assert_eq!(one["clients"][0]["name"], "client2");
     // A burp warning is KO, and the connection stays usable.
     assert_eq!(query(&mut client, "c:nosuch\n").await, None);
@@ -153,7 +158,10 @@ async fn cached_answers_are_served_without_a_child() {
     assert_eq!(pool["queries"]["received"], 1, "{pool}");
     client.query("c:", false).await.unwrap();
     let pool = client.call("pool", json!({})).await.unwrap();
-    assert_eq!(pool["queries"]["received"], 2, "cache = false asks burp: {pool}");
+    assert_eq!(
+        pool["queries"]["received"], 2,
+        "cache = false asks burp: {pool}"
+    );
 }
 
 /// bui-monitor's known defects: a hung child blocks its slot forever, a dead one is lost.
@@ -174,7 +182,10 @@ async fn hung_dead_and_stalled_children_are_answered_and_replaced() {
         let after = pool_refilled(&mut client, 2).await;
         assert_eq!(after.len(), 2, "pool size unchanged after {fault}");
         let replaced = before.iter().filter(|pid| !after.contains(pid)).count();
-        assert_eq!(replaced, 1, "{fault}: one child replaced ({before:?} → {after:?})");
+        assert_eq!(
+            replaced, 1,
+            "{fault}: one child replaced ({before:?} → {after:?})"
+        );
         for _ in 0..10 {
             assert!(
                 query(&mut client, "c:").await.is_some(),
@@ -277,7 +288,10 @@ async fn other_backends_keep_bui_monitors_formats() {
     assert_eq!(stats["alive"], json!(true), "{stats}");
     assert_eq!(stats["server_version"], "unknown");
     assert_eq!(
-        client.call("batch_list_supported", json!({})).await.unwrap(),
+        client
+            .call("batch_list_supported", json!({}))
+            .await
+            .unwrap(),
         json!(false)
     );
     let refused = client.query("c:", false).await;
@@ -324,8 +338,94 @@ async fn a_burp_that_cannot_start_degrades_the_pool_until_it_can() {
         }
         other => panic!("expected ER unavailable, got {other:?}"),
     }
-    assert!(took < QUERY_TIMEOUT * 2 + Duration::from_secs(2), "{took:?}");
+    assert!(
+        took < QUERY_TIMEOUT * 2 + Duration::from_secs(2),
+        "{took:?}"
+    );
     std::fs::remove_file(&fail).unwrap();
     pool_refilled(&mut client, 1).await;
     assert!(query(&mut client, "c:").await.is_some());
+}
+
+/// bui-monitor's documented `buimonitor.cfg` (from `../shared/seeds`), uncommented, with
+/// `backend = burp` added and only what must differ on a test machine replaced: the port (a
+/// free one), the certificate paths, `burpbin` (the anchor's fake burp). `check-config`
+/// passes it and `serve` runs it on its `bind = ::1`, with its password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bui_monitors_sample_config_runs_once_backend_burp_is_added() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/seeds/000_7ac13200805701bb.txt"),
+    )
+    .expect("../shared/seeds beside the checkout");
+    let start = doc
+        .find("\t# Burp-UI monitor configuration file")
+        .expect("the sample config in bui-monitor's documentation");
+    let dir = super::harness::temp_dir("bui-monitor-sample");
+    let creds = pcapd::config::ensure_embedded_credentials(&dir.join("creds")).unwrap();
+    let bconfcli = dir.join("burp-client.conf");
+    std::fs::write(&bconfcli, "").unwrap();
+    let mut config = String::new();
+    for line in doc[start..]
+        .lines()
+        .take_while(|line| line.starts_with('\t') || line.is_empty())
+        .map(|line| line.trim_start_matches('\t'))
+    {
+        // `#key = value` is a commented setting, `## text` a comment.
+        let line = match line.strip_prefix('#') {
+            Some(setting) if !setting.starts_with('#') && !setting.starts_with(' ') => setting,
+            _ => line,
+        };
+        let line = match line.split_once(" = ").map(|(key, _)| key) {
+            Some("port") => "port = 0".to_owned(),
+            Some("sslcert") => format!("sslcert = {}", creds.cert.display()),
+            Some("sslkey") => format!("sslkey = {}", creds.key.display()),
+            Some("burpbin") => format!("burpbin = {}", fake_burp().display()),
+            Some("bconfcli") => format!("bconfcli = {}", bconfcli.display()),
+            _ => line.to_owned(),
+        };
+        config.push_str(&line);
+        config.push('\n');
+        if line == "[Global]" {
+            config.push_str("backend = burp\n");
+        }
+    }
+    assert!(config.contains("password = password123456\n") && config.contains("\nbind = ::1\n"));
+    std::fs::write(dir.join("check.cfg"), &config).unwrap();
+    let check = std::process::Command::new(super::harness::PCAPD)
+        .args(["check-config", "-c"])
+        .arg(dir.join("check.cfg"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "check-config: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // No state_dir in a bui-monitor config: systemd's StateDirectory= gives it.
+    let state = dir.join("state");
+    let daemon = TestDaemon::launch(
+        dir.clone(),
+        &config,
+        "password123456".into(),
+        creds.cert.clone(),
+        vec![("STATE_DIRECTORY".into(), state.display().to_string())],
+    );
+    let mut settings = daemon.settings();
+    settings.host = "::1".into();
+    if let Some(tls) = settings.tls.as_mut() {
+        tls.server_name = "::1".into();
+    }
+    let mut client = Client::connect(settings).await.expect("connect to [::1]");
+    let stats = client.call("statistics", json!({})).await.unwrap();
+    assert_eq!(stats["alive"], json!(true));
+    assert_eq!(
+        stats["pcapd"]["pool"]["slots"].as_array().map(Vec::len),
+        Some(5)
+    );
+    assert!(query(&mut client, "c:").await.is_some());
+    assert!(
+        state.join("listen.addr").exists(),
+        "state under STATE_DIRECTORY"
+    );
 }

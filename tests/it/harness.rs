@@ -103,6 +103,18 @@ impl TestDaemon {
             extra_global = spec.extra_global,
             extra_sections = spec.extra_sections,
         );
+        TestDaemon::launch(dir, &config, password, creds.cert, spec.env.clone())
+    }
+
+    /// Starts the daemon on a config file of the caller's in `dir`; `password` and `cert` are
+    /// what its clients use.
+    pub fn launch(
+        dir: PathBuf,
+        config: &str,
+        password: String,
+        cert: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> TestDaemon {
         let config_path = dir.join("pcapd.cfg");
         std::fs::write(&config_path, config).unwrap();
         let mut daemon = TestDaemon {
@@ -110,10 +122,10 @@ impl TestDaemon {
             dir,
             config: config_path,
             password,
-            cert: creds.cert,
+            cert,
             port: 0,
             child: None,
-            env: spec.env.clone(),
+            env,
         };
         daemon.spawn();
         daemon
