@@ -391,6 +391,17 @@ pub async fn pool(conn: &ConnArgs) -> Result<i32> {
             ""
         }
     );
+    let queries = &status["queries"];
+    if queries["received"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "burp queries {}: answered {}, warnings {}, failed {}, abandoned {}",
+            queries["received"],
+            queries["answered"],
+            queries["warnings"],
+            queries["failed"],
+            queries["abandoned"]
+        );
+    }
     Ok(0)
 }
 
