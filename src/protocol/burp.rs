@@ -137,11 +137,16 @@ pub enum HandshakeStep {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the handshake waits for next.
 enum HandshakeState {
-    AwaitMonitor,
-    AwaitPrettyPrintOff,
-    AwaitMarkersStart,
-    AwaitMarkersEnd,
+    /// The `in monitor` logline.
+    MonitorMode,
+    /// The warning that acknowledges `j:pretty-print-off`.
+    PrettyPrintOff,
+    /// `{"response-start": "j:response-markers-on"}`.
+    MarkersStart,
+    /// `{"response-end": "j:response-markers-on"}`.
+    MarkersEnd,
 }
 
 /// A fresh child's way to ready, one line at a time.
@@ -160,7 +165,7 @@ impl Default for Handshake {
 impl Handshake {
     pub fn new() -> Handshake {
         Handshake {
-            state: HandshakeState::AwaitMonitor,
+            state: HandshakeState::MonitorMode,
             server_version: None,
         }
     }
@@ -173,30 +178,30 @@ impl Handshake {
             }
         }
         match (self.state, parsed) {
-            (HandshakeState::AwaitMonitor, BurpLine::Logline(text)) => {
+            (HandshakeState::MonitorMode, BurpLine::Logline(text)) => {
                 if text.contains(READY_LOGLINE) {
-                    self.state = HandshakeState::AwaitPrettyPrintOff;
+                    self.state = HandshakeState::PrettyPrintOff;
                     return Ok(HandshakeStep::Send(PRETTY_PRINT_OFF));
                 }
                 Ok(HandshakeStep::Continue)
             }
             (_, BurpLine::Logline(_)) => Ok(HandshakeStep::Continue),
-            (HandshakeState::AwaitPrettyPrintOff, BurpLine::Warning(_)) => {
+            (HandshakeState::PrettyPrintOff, BurpLine::Warning(_)) => {
                 if self.server_version.is_some_and(|v| v >= MARKERS_SINCE) {
-                    self.state = HandshakeState::AwaitMarkersStart;
+                    self.state = HandshakeState::MarkersStart;
                     Ok(HandshakeStep::Send(RESPONSE_MARKERS_ON))
                 } else {
                     Ok(HandshakeStep::Ready(self.info(false)))
                 }
             }
-            (HandshakeState::AwaitMarkersStart, BurpLine::ResponseStart(query))
+            (HandshakeState::MarkersStart, BurpLine::ResponseStart(query))
                 if query == RESPONSE_MARKERS_ON =>
             {
-                self.state = HandshakeState::AwaitMarkersEnd;
+                self.state = HandshakeState::MarkersEnd;
                 Ok(HandshakeStep::Continue)
             }
-            (HandshakeState::AwaitMarkersEnd, BurpLine::Warning(_)) => Ok(HandshakeStep::Continue),
-            (HandshakeState::AwaitMarkersEnd, BurpLine::ResponseEnd(query))
+            (HandshakeState::MarkersEnd, BurpLine::Warning(_)) => Ok(HandshakeStep::Continue),
+            (HandshakeState::MarkersEnd, BurpLine::ResponseEnd(query))
                 if query == RESPONSE_MARKERS_ON =>
             {
                 Ok(HandshakeStep::Ready(self.info(true)))
