@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::worker::excerpt;
@@ -85,27 +86,98 @@ pub enum BurpError {
 }
 
 impl BurpLine {
+    /// Classifies a line. burp's own messages are objects with one string member; anything
+    /// else is an answer, checked to be whole JSON but never built in memory (`c:` on a busy
+    /// server is megabytes).
     pub fn parse(line: &[u8]) -> Result<BurpLine, BurpError> {
-        let value: Value = serde_json::from_slice(line).map_err(|_| BurpError::NotJson {
+        let shape: LineShape = serde_json::from_slice(line).map_err(|_| BurpError::NotJson {
             excerpt: excerpt(line),
         })?;
-        let Value::Object(object) = &value else {
-            return Ok(BurpLine::Document);
-        };
-        if object.len() != 1 {
-            return Ok(BurpLine::Document);
-        }
-        let Some((key, Value::String(text))) = object.iter().next() else {
-            return Ok(BurpLine::Document);
-        };
-        let text = text.clone();
-        Ok(match key.as_str() {
-            "logline" => BurpLine::Logline(text),
-            "warning" => BurpLine::Warning(text),
-            "response-start" => BurpLine::ResponseStart(text),
-            "response-end" => BurpLine::ResponseEnd(text),
-            _ => BurpLine::Document,
+        Ok(match shape {
+            LineShape::Message(line) => line,
+            LineShape::Other => BurpLine::Document,
         })
+    }
+}
+
+/// A line as [`BurpLine::parse`] reads it: a one-member message, or anything else.
+enum LineShape {
+    Message(BurpLine),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for LineShape {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<LineShape, D::Error> {
+        deserializer.deserialize_any(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = LineShape;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LineShape, A::Error> {
+        let mut members = 0usize;
+        let mut message = None;
+        while let Some(key) = map.next_key::<String>()? {
+            members += 1;
+            let kind: Option<fn(String) -> BurpLine> = match key.as_str() {
+                _ if members > 1 => None,
+                "logline" => Some(BurpLine::Logline),
+                "warning" => Some(BurpLine::Warning),
+                "response-start" => Some(BurpLine::ResponseStart),
+                "response-end" => Some(BurpLine::ResponseEnd),
+                _ => None,
+            };
+            match kind {
+                Some(kind) => {
+                    if let Value::String(text) = map.next_value::<Value>()? {
+                        message = Some(kind(text));
+                    }
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match message {
+            Some(line) if members == 1 => LineShape::Message(line),
+            _ => LineShape::Other,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LineShape, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(LineShape::Other)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<LineShape, E> {
+        Ok(LineShape::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<LineShape, E> {
+        Ok(LineShape::Other)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<LineShape, E> {
+        Ok(LineShape::Other)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<LineShape, E> {
+        Ok(LineShape::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<LineShape, E> {
+        Ok(LineShape::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<LineShape, E> {
+        Ok(LineShape::Other)
     }
 }
 
@@ -375,6 +447,46 @@ mod tests {
         assert!(BurpVersion(2, 2, 10) > BurpVersion(2, 2, 9));
         assert!(BurpVersion(10, 0, 0) > BurpVersion(9, 9, 9));
         assert_eq!(BurpVersion(3, 1, 4).to_string(), "3.1.4");
+    }
+
+    #[test]
+    fn lines_are_classified_without_building_answers() {
+        let parse = |line: &str| BurpLine::parse(line.as_bytes());
+        assert_eq!(
+            parse(r#"{ "logline": "auth ok." }"#),
+            Ok(BurpLine::Logline("auth ok.".into()))
+        );
+        assert_eq!(
+            parse(r#"{"warning":"x"}"#),
+            Ok(BurpLine::Warning("x".into()))
+        );
+        assert_eq!(
+            parse(r#"{"response-end":"c:"}"#),
+            Ok(BurpLine::ResponseEnd("c:".into()))
+        );
+        for document in [
+            r#"{"clients":[{"name":"a","warning":"not a message"}]}"#,
+            r#"{"warning":"x","clients":[]}"#,
+            r#"{"clients":[],"warning":"x"}"#,
+            r#"{"warning":3}"#,
+            "[1, 2]",
+            "\"text\"",
+            "null",
+            "{}",
+        ] {
+            assert_eq!(parse(document), Ok(BurpLine::Document), "{document}");
+        }
+        for broken in [
+            r#"{"clients":[{"name":"#,
+            r#"{"a":1} trailing"#,
+            "",
+            "burp: oops",
+        ] {
+            assert!(
+                matches!(parse(broken), Err(BurpError::NotJson { .. })),
+                "{broken}"
+            );
+        }
     }
 
     #[test]

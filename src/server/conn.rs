@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,9 @@ use crate::protocol::frame::{
     read_frame_body, read_frame_header, write_reply, FrameError, FrameHeader, PROBE,
 };
 use crate::protocol::{ErrorCode, Reply, Request};
+
+/// Bytes read from the peer at once; larger upload chunks bypass the buffer.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// Limits and deadlines of one connection.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +45,7 @@ pub enum ConnEnd {
 }
 
 pub async fn serve_connection<S, Svc>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     service: Arc<Svc>,
     limits: ConnLimits,
@@ -52,6 +55,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     Svc: Service + ?Sized,
 {
+    // A request arrives as a length and a body, often in one segment: read them with one
+    // receive instead of one per piece (the buffer passes writes straight through).
+    let mut stream = BufReader::with_capacity(READ_BUFFER, stream);
     let mut body = Vec::new();
     let mut first = true;
     loop {
