@@ -245,7 +245,11 @@ pub fn run(cli: Cli) -> i32 {
             captures,
         } => analyze(&out, ignore_checksums, json_logs, logs, json, &captures),
         command => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
+            // One thread: the daemon's work is I/O and bookkeeping (the analyzers are its
+            // children, blocking store work runs on tokio's blocking pool). A multi-thread
+            // scheduler spent about a third more CPU per request, parking and waking threads
+            // (bench/burp.sh), and bought nothing the children do not already get.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
