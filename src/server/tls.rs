@@ -61,10 +61,11 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         path: key.to_owned(),
         reason: e.to_string(),
     })?;
-    let config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)?
         .with_no_client_auth()
         .with_single_cert(certs, key_der)?;
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
