@@ -403,7 +403,18 @@ class BurpServer:
             self._build_ca()
             self.timings["ca"] = time.monotonic() - t
             t = time.monotonic()
-            self._start_server()
+            for attempt in range(1, 4):
+                try:
+                    self._start_server()
+                    break
+                except BurpSetupError:
+                    # the free ports were picked, then released: someone may have taken one
+                    if attempt == 3 or "unable to bind" not in self.server_log():
+                        raise
+                    self.proc = None
+                    self.port, self.status_port = free_ports(2)
+                    _log(self.verbose, f"port taken, retrying on {self.port}, {self.status_port}")
+                    self._write_configs()
             self.timings["server"] = time.monotonic() - t
             t = time.monotonic()
             # the first monitor run generates the client key + CSR (burp_ca on the client
@@ -451,7 +462,9 @@ class BurpServer:
         for rel, text in files.items():
             with open(os.path.join(d, rel), "w") as f:
                 f.write(text)
-        os.symlink("a.txt", os.path.join(d, "data", "link-to-a"))
+        link = os.path.join(d, "data", "link-to-a")
+        if not os.path.lexists(link):
+            os.symlink("a.txt", link)
         fmt = dict(
             d=d,
             port=self.port,
@@ -519,7 +532,9 @@ class BurpServer:
     def _start_server(self):
         d = self.dir
         self.log_path = os.path.join(d, "server.log")
-        self._log_file = open(self.log_path, "ab")
+        if self._log_file is not None:
+            self._log_file.close()
+        self._log_file = open(self.log_path, "wb")
         cmd = [BURP, "-c", self.server_conf, "-F"]
         # burp's stdout to a file is block-buffered and inherited by the children it forks,
         # which then repeat each other's lines; stdbuf makes it line-buffered (same pid: it

@@ -5,5 +5,6 @@
 
 mod accuracy;
 mod bui_monitor;
+mod burp_ui;
 mod daemon;
 mod harness;
