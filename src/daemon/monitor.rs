@@ -157,15 +157,13 @@ impl Daemon {
                 tracing::warn!(query = query.as_str(), reason, "burp query got no answer");
                 Reply::Ko
             }
-            Err(QueryError::Rejected(Rejected::QueueFull { max })) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                Reply::error(
-                    ErrorCode::QueueFull.as_str(),
-                    format!(
-                        "the query queue is full ({max} waiting for a burp child); try again later"
-                    ),
-                )
-            }
+            // The pool counted the refusal.
+            Err(QueryError::Rejected(Rejected::QueueFull { max })) => Reply::error(
+                ErrorCode::QueueFull.as_str(),
+                format!(
+                    "the query queue is full ({max} waiting for a burp child); try again later"
+                ),
+            ),
             Err(QueryError::Rejected(Rejected::ShuttingDown) | QueryError::Stopped) => {
                 Reply::error(
                     ErrorCode::ShuttingDown.as_str(),
