@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{json, Map, Value};
 
-use super::{ConnArgs, EXIT_JOB_NOT_DONE};
+use super::ConnArgs;
 use crate::client::{dial_host, Client, ClientSettings, TlsTrust, DEFAULT_CHUNK};
 use crate::config::{self, Config};
+use crate::exit::EXIT_JOB_NOT_DONE;
 
 /// Connection settings: flags and environment over the config file (`-c`, else the default
 /// file, else the embedded defaults' state directory, where `listen.addr` names the port).

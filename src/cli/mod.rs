@@ -10,8 +10,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use crate::exit::{EXIT_CONFIG, EXIT_JOB_NOT_DONE};
-
 const ABOUT: &str =
     "Runs PCAP analysis jobs on a fixed pool of analyzer processes for many front ends.";
 

@@ -12,7 +12,7 @@ use std::path::Path;
 use super::{Config, SyslogProto};
 
 /// Exit code of `check-config` for a bad file: EX_USAGE, as linkerd2-proxy and sysexits use.
-use crate::exit::EXIT_CONFIG as EXIT_CONFIG_ERROR;
+use crate::exit::EXIT_CONFIG;
 
 /// Non-fatal findings of `config`, one sentence each.
 pub(crate) fn warnings(config: &Config) -> Vec<String> {
@@ -101,7 +101,7 @@ pub fn check_config(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i3
                 path.display(),
                 if count == 1 { "" } else { "s" }
             );
-            EXIT_CONFIG_ERROR
+            EXIT_CONFIG
         }
     }
 }
@@ -201,7 +201,7 @@ mod tests {
             0o600,
         );
         let (code, out, err) = run_check(&path);
-        assert_eq!(code, EXIT_CONFIG_ERROR);
+        assert_eq!(code, EXIT_CONFIG);
         assert_eq!(out, "");
         let file = path.display().to_string();
         let lines: Vec<&str> = err.lines().collect();
@@ -224,7 +224,7 @@ mod tests {
     fn check_config_reports_an_unreadable_file() {
         let path = PathBuf::from("/nonexistent/pcapd-test.cfg");
         let (code, _, err) = run_check(&path);
-        assert_eq!(code, EXIT_CONFIG_ERROR);
+        assert_eq!(code, EXIT_CONFIG);
         assert!(
             err.starts_with("error: /nonexistent/pcapd-test.cfg: cannot read the config file"),
             "{err}"
