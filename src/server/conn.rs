@@ -157,17 +157,11 @@ where
     }
 }
 
-/// Whether a call is a `submit` whose file bytes follow the request (some declared size > 0).
+/// Whether file bytes may follow the request: a `submit` that declares `files`, whatever
+/// their shape. A declaration refused for its shape (a size of `"10"`, `-1` or `1.5`, `files`
+/// not a list) may still be followed by data frames the client already sent.
 fn declares_upload(func: &str, kwargs: &serde_json::Map<String, serde_json::Value>) -> bool {
-    func == "submit"
-        && kwargs
-            .get("files")
-            .and_then(|f| f.as_array())
-            .is_some_and(|files| {
-                files
-                    .iter()
-                    .any(|f| f.get("size").and_then(|s| s.as_u64()).unwrap_or(0) > 0)
-            })
+    func == "submit" && kwargs.contains_key("files")
 }
 
 /// How long, and how many bytes, a closing connection keeps discarding what the client still
@@ -472,6 +466,31 @@ mod tests {
             "queue_full"
         );
         assert_eq!(task.await.unwrap(), ConnEnd::ClosedAfterError);
+    }
+
+    /// Sizes the router refuses for their type are still followed by data frames.
+    #[tokio::test]
+    async fn a_refused_declaration_of_any_shape_closes_the_connection() {
+        for files in [
+            json!([{"name": "a", "size": "10"}]),
+            json!([{"name": "a", "size": -1}]),
+            json!([{"name": "a", "size": 1.5}]),
+            json!("a.pcap"),
+        ] {
+            let (mut client, task) = start(Arc::default());
+            let req = json!({"password": "pw", "func": "submit", "kwargs": {"refuse": true, "files": files}});
+            write_frame(&mut client, &serde_json::to_vec(&req).unwrap())
+                .await
+                .unwrap();
+            write_frame(&mut client, br#"{"password":"pw","func":"ping"}"#)
+                .await
+                .unwrap();
+            assert!(matches!(
+                read_reply(&mut client, 1 << 20).await.unwrap(),
+                RawReply::Er(_)
+            ));
+            assert_eq!(task.await.unwrap(), ConnEnd::ClosedAfterError, "{files}");
+        }
     }
 
     #[tokio::test]
