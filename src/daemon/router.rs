@@ -21,8 +21,6 @@ use crate::server::{BoxFuture, Outcome, Service, UploadSession};
 
 /// Longest `wait` a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(3600);
-/// Default and largest `fetch` length.
-const MAX_FETCH: u64 = 16 << 20;
 
 type Answer = Result<Value, Reply>;
 
@@ -357,8 +355,8 @@ impl Daemon {
             .to_owned();
         let offset = opt_u64(kwargs, "offset")?.unwrap_or(0);
         let length = opt_u64(kwargs, "length")?
-            .unwrap_or(MAX_FETCH)
-            .min(MAX_FETCH);
+            .unwrap_or(jobs::MAX_LOG_READ)
+            .min(jobs::MAX_LOG_READ);
         let store = self.store.clone();
         blocking(move || store.read_log(&id, &log, offset, length))
             .await

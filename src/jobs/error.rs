@@ -21,6 +21,8 @@ pub enum PathRejection {
     SymlinkOutside,
     NotRegularFile,
     Missing,
+    /// A NUL byte: no file system path holds one.
+    NulByte,
 }
 
 impl PathRejection {
@@ -32,6 +34,7 @@ impl PathRejection {
             PathRejection::SymlinkOutside => "resolves (through a symlink) outside spool_dir",
             PathRejection::NotRegularFile => "not a regular file",
             PathRejection::Missing => "no such file",
+            PathRejection::NulByte => "holds a NUL byte",
         }
     }
 }

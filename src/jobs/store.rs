@@ -30,7 +30,7 @@ pub(crate) const PCAPS_DIR: &str = "pcaps";
 pub(crate) const LOGS_DIR: &str = "logs";
 
 /// The most bytes one `read_log` returns, whatever the caller asks for.
-pub const MAX_LOG_READ: u64 = 8 * 1024 * 1024;
+pub const MAX_LOG_READ: u64 = 16 * 1024 * 1024;
 
 /// Filters of the `list` request; all optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -278,6 +278,11 @@ impl JobStore {
     ) -> Result<Vec<u8>, StoreError> {
         let path = self.log_path(id, name)?;
         let mut file = File::open(&path).map_err(StoreError::io(&path))?;
+        let size = file.metadata().map_err(StoreError::io(&path))?.len();
+        // Past the end is the end, however far (a seek past 2^63 would be EINVAL).
+        if offset >= size {
+            return Ok(Vec::new());
+        }
         file.seek(SeekFrom::Start(offset))
             .map_err(StoreError::io(&path))?;
         let mut bytes = Vec::new();
@@ -637,6 +642,11 @@ pub(crate) mod tests {
             .is_empty());
         assert!(store
             .read_log(&job.job_id, "conn.log", 1_000, 10)
+            .unwrap()
+            .is_empty());
+        // Past 2^63 a seek fails; it is still just past the end.
+        assert!(store
+            .read_log(&job.job_id, "conn.log", 1 << 63, 10)
             .unwrap()
             .is_empty());
         assert_eq!(

@@ -439,6 +439,9 @@ fn resolve_in_spool(
     if raw.is_empty() {
         return Err(reject(PathRejection::Empty));
     }
+    if raw.contains('\0') {
+        return Err(reject(PathRejection::NulByte));
+    }
     let given = Path::new(raw);
     if given.components().any(|part| part == Component::ParentDir) {
         return Err(reject(PathRejection::ParentComponent));
@@ -783,6 +786,7 @@ mod tests {
             ("escape-dir/secret.pcap", PathRejection::SymlinkOutside),
             ("day1", PathRejection::NotRegularFile),
             ("missing.pcap", PathRejection::Missing),
+            ("day1/a.pcap\0x", PathRejection::NulByte),
         ];
         for (path, expected) in cases {
             // A good path first proves one bad entry refuses the whole submission.
