@@ -92,6 +92,8 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent) {
                                 after.as_secs_f64()
                             ),
                         ),
+                        // `cancel` already settled a dequeued job on disk.
+                        JobOutcome::Cancelled if r.state.is_terminal() => Ok(()),
                         JobOutcome::Cancelled => r.cancel(now),
                     }
                 })

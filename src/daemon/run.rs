@@ -24,7 +24,7 @@ use super::monitor::QueryCache;
 use super::state::{blocking, Daemon};
 use crate::backend::WorkerSettings;
 use crate::config::{self, BackendKind, Config, ConfigErrors};
-use crate::jobs::{JobId, JobStore, StoreError, Timestamp};
+use crate::jobs::{JobId, JobState, JobStore, StoreError, Timestamp};
 use crate::pool::{self, ChildDialect, PoolError, PoolSettings};
 use crate::server::auth::Auth;
 use crate::server::conn::ConnLimits;
@@ -367,7 +367,8 @@ async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: impl Iterator<Item = String>
         let store = daemon.store.clone();
         let result = blocking(move || {
             store.update(&id, |r| {
-                if r.state.is_terminal() {
+                // A job that never started is queued on disk already.
+                if r.state.is_terminal() || r.state == JobState::Queued {
                     Ok(())
                 } else {
                     r.return_to_queue(Timestamp::now())

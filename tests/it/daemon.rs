@@ -307,6 +307,9 @@ async fn sigterm_drains_and_requeues() {
     daemon.signal(Signal::SIGTERM);
     let status = daemon.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    // The queued job stays queued on disk; that is no error.
+    let log = daemon.stderr();
+    assert!(!log.contains(" ERROR "), "{log}");
     let record: Value = serde_json::from_slice(
         &std::fs::read(daemon.dir.join(format!("state/jobs/{b}/job.json"))).unwrap(),
     )
@@ -524,6 +527,10 @@ async fn bad_clients_get_precise_answers_and_lose_nothing() {
         client.call("cancel", json!({ "job_id": a })).await.unwrap()["state"],
         "cancelled"
     );
+    // Cancels that worked are not errors (the dequeued job used to log one).
+    let log = daemon.stderr();
+    assert!(!log.contains("cannot record"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no terminal colours in a log file");
 }
 
 #[tokio::test(flavor = "multi_thread")]
