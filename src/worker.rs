@@ -36,6 +36,10 @@ pub fn run(settings: WorkerSettings) -> i32 {
             return EXIT_CANNOT_START;
         }
     };
+    if let Err(e) = take_the_group_down_with_the_daemon() {
+        eprintln!("pcapd worker: cannot arrange to stop with pcapd: {e}");
+        return EXIT_CANNOT_START;
+    }
     let stdin = std::io::stdin().lock();
     let stdout = std::io::stdout().lock();
     match serve(&backend, &settings, stdin, stdout) {
@@ -45,6 +49,44 @@ pub fn run(settings: WorkerSettings) -> i32 {
             EXIT_FAILURE
         }
     }
+}
+
+/// Makes the death of pcapd (even by SIGKILL) end this worker's whole process group, so no
+/// zeek or command outlives it and writes into a re-run of its job. The kernel's parent-death
+/// signal reaches only this process, not the analyzers it started; so it is SIGTERM here,
+/// caught by a handler that SIGKILLs the group (this process included). The analyzers never
+/// leave the group (no `setsid`), and exec resets the handler in them.
+fn take_the_group_down_with_the_daemon() -> std::io::Result<()> {
+    extern "C" fn kill_own_group(_: libc::c_int) {
+        // SAFETY: killpg is async-signal-safe; 0 is this process's own group.
+        unsafe {
+            libc::killpg(0, libc::SIGKILL);
+        }
+    }
+    let parent = std::os::unix::process::parent_id();
+    let handler: extern "C" fn(libc::c_int) = kill_own_group;
+    // SAFETY: installs a handler that only calls an async-signal-safe function; prctl and
+    // getppid take plain values.
+    unsafe {
+        if libc::signal(libc::SIGTERM, handler as libc::sighandler_t) == libc::SIG_ERR {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGTERM as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    // pcapd may have died before the signal was armed.
+    if std::os::unix::process::parent_id() != parent {
+        kill_own_group(libc::SIGTERM);
+    }
+    Ok(())
 }
 
 /// The worker protocol over any reader and writer; returns at end of input.
@@ -156,12 +198,32 @@ fn check_inputs(request: &JobRequest) -> Result<(), JobFailure> {
             }
         }
     }
-    std::fs::create_dir_all(&request.out).map_err(|e| {
+    fresh_log_dir(&request.out).map_err(|e| {
         JobFailure::new(
             FailureKind::Internal,
             format!("cannot create log directory {}: {e}", request.out.display()),
         )
     })
+}
+
+/// An empty log directory for this attempt: what an earlier attempt of the same job left
+/// (logs of a run cut by a crash) is moved aside and removed, so the two never mix.
+fn fresh_log_dir(out: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::read_dir(out) {
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                return Ok(());
+            }
+            let mut stale = out.as_os_str().to_owned();
+            stale.push(format!(".stale-{}", std::process::id()));
+            let stale = std::path::PathBuf::from(stale);
+            std::fs::rename(out, &stale)?;
+            std::fs::remove_dir_all(&stale)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(out)
 }
 
 fn write_message<W: Write>(output: &mut W, message: &WorkerMessage) -> Result<(), WorkerError> {

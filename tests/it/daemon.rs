@@ -293,6 +293,57 @@ async fn daemon_sigkilled_with_jobs_loses_none() {
     assert!(states.contains(&"interrupted"), "{states:?}");
 }
 
+/// `kill -9` of pcapd mid-job: the command's shell and its grandchild die with it (the
+/// worker's group goes), and the re-run after the restart writes a log of its own run only.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkilled_daemon_takes_its_analyzers_and_reruns_in_a_fresh_log_dir() {
+    let scripts = temp_dir("orphan-scripts");
+    let script = write_file(
+        &scripts,
+        "orphan.sh",
+        b"#!/bin/sh\nout=\"$1\"\necho \"start $$\" >> \"$out/x.log\"\nsleep 3 &\nsleep 3\necho \"end $$\" >> \"$out/x.log\"\n",
+    );
+    let spec = DaemonSpec {
+        pool: 1,
+        backend: "command",
+        command: Some(format!("sh {} {{out}} {{pcaps}}", script.display())),
+        ..DaemonSpec::default()
+    };
+    let mut daemon = TestDaemon::start("orphans", &spec);
+    let mut client = daemon.client().await;
+    let capture = write_file(&scripts, "any.pcap", b"not looked at");
+    let id = submit(&mut client, &capture, None).await;
+    let (_, worker) = wait_running(&mut client, &id).await;
+    // Let the shell start its grandchild.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(group_alive(worker as i32), "the job's group runs");
+    drop(client);
+    daemon.signal(Signal::SIGKILL);
+    daemon.wait_exit(Duration::from_secs(5));
+    let gone = eventually(Duration::from_secs(3), || {
+        (!group_alive(worker as i32)).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "worker group {worker} outlived pcapd");
+    daemon.spawn();
+    let mut client = daemon.client().await;
+    let job = wait_done(&mut client, &id, Duration::from_secs(30)).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let log = String::from_utf8(
+        client
+            .call_raw("fetch", json!({ "job_id": id, "log": "x.log" }))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "one run's lines only: {log:?}");
+    assert!(
+        lines[0].starts_with("start ") && lines[1].starts_with("end "),
+        "{log:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_and_requeues() {
     let (spec, scripts) = command_spec("term-scripts", "", "grace = 300ms\n");
