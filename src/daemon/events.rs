@@ -1,10 +1,14 @@
 //! Applies what the pool reports (job started, progress, finished) to the job records.
 //!
 //! One task consumes the pool's event channel in order, so a job's transitions are written in
-//! the order they happened. A record that cannot be updated is logged; the event is not
-//! retried, because recovery on the next start settles any record left `running`.
+//! the order they happened. A transition the disk refuses (ENOSPC, EIO) is retried with a
+//! capped backoff until it is written, and while it is not the pool hands out no more work,
+//! so a full disk delays jobs but never leaves one `running` after it ended; only shutdown
+//! stops the retries (recovery on the next start settles what is left). Any other failure
+//! (the record is gone or corrupt) is logged and the event dropped.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
@@ -27,11 +31,15 @@ pub async fn apply_pool_events(
             event = events.recv() => match event { Some(e) => e, None => return },
             _ = stop.cancelled() => match events.try_recv() { Ok(e) => e, Err(_) => return },
         };
-        apply(&daemon, event).await;
+        apply(&daemon, event, &stop).await;
     }
 }
 
-async fn apply(daemon: &Arc<Daemon>, event: PoolEvent) {
+/// First wait before writing a refused transition again; it doubles up to the cap.
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
+
+async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken) {
     {
         match event {
             PoolEvent::Progress {
@@ -47,7 +55,10 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent) {
             }
             PoolEvent::Started { job_id, slot, pid } => {
                 tracing::info!(job = %job_id, slot, pid, "job started");
-                update(daemon, &job_id, move |r| r.start(Timestamp::now(), pid)).await;
+                update(daemon, &job_id, stop, move |r| {
+                    r.start(Timestamp::now(), pid)
+                })
+                .await;
             }
             PoolEvent::Finished { job_id, outcome } => {
                 daemon
@@ -67,9 +78,10 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent) {
                     }
                     _ => Vec::new(),
                 };
-                update(daemon, &job_id, move |r| {
+                update(daemon, &job_id, stop, move |r| {
                     let now = Timestamp::now();
-                    match outcome {
+                    let logs = logs.clone();
+                    match outcome.clone() {
                         JobOutcome::Done {
                             packets, warnings, ..
                         } => r.finish_done(now, logs, packets, warnings),
@@ -104,19 +116,55 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent) {
     }
 }
 
-async fn update<F>(daemon: &Arc<Daemon>, job_id: &str, f: F)
+async fn update<F>(daemon: &Arc<Daemon>, job_id: &str, stop: &CancellationToken, change: F)
 where
-    F: FnOnce(&mut JobRecord) -> Result<(), jobs::TransitionError> + Send + 'static,
+    F: FnOnce(&mut JobRecord) -> Result<(), jobs::TransitionError> + Clone + Send + 'static,
 {
     let Ok(id) = JobId::parse(job_id) else {
         tracing::error!(job = %job_id, "pool reported an event for an invalid job id");
         return;
     };
-    let store = daemon.store.clone();
-    let result: Result<JobRecord, StoreError> = blocking(move || store.update(&id, f)).await;
-    match result {
-        Ok(_) => daemon.notify_change(job_id),
-        Err(e) => tracing::error!(job = %job_id, error = %e, "cannot record job transition"),
+    let mut delay = RECORD_RETRY_FIRST;
+    let mut paused = false;
+    loop {
+        let (store, id2, attempt) = (daemon.store.clone(), id.clone(), change.clone());
+        let result: Result<JobRecord, StoreError> =
+            blocking(move || store.update(&id2, attempt)).await;
+        match result {
+            Ok(_) => {
+                if paused {
+                    tracing::info!(job = %job_id, "job transition recorded; dispatching again");
+                    daemon.pool.resume_dispatch();
+                }
+                daemon.notify_change(job_id);
+                return;
+            }
+            Err(e @ StoreError::Io { .. }) => {
+                if !paused {
+                    tracing::error!(job = %job_id, error = %e,
+                        "cannot record job transition; no new work until it is written, retrying");
+                    daemon.pool.pause_dispatch();
+                    paused = true;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => {
+                        tracing::error!(job = %job_id, error = %e,
+                            "shutting down with a job transition unwritten; the next start settles it");
+                        daemon.pool.resume_dispatch();
+                        return;
+                    }
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RECORD_RETRY_MAX);
+            }
+            Err(e) => {
+                tracing::error!(job = %job_id, error = %e, "cannot record job transition");
+                if paused {
+                    daemon.pool.resume_dispatch();
+                }
+                return;
+            }
+        }
     }
 }
 

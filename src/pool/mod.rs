@@ -300,6 +300,16 @@ impl PoolHandle {
         }
     }
 
+    /// Stops handing out queued work (the job store cannot record results); what runs goes on.
+    pub fn pause_dispatch(&self) {
+        self.shared.set_paused(true);
+    }
+
+    /// Hands out queued work again.
+    pub fn resume_dispatch(&self) {
+        self.shared.set_paused(false);
+    }
+
     /// The server version the burp children reported (`None` before one was ready, and
     /// with worker children).
     pub fn burp_server_version(&self) -> Option<BurpVersion> {

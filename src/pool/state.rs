@@ -88,6 +88,8 @@ pub(super) struct PoolState {
     queue: VecDeque<Work>,
     slots: BTreeMap<usize, SlotEntry>,
     shutting_down: bool,
+    /// Dispatch held back while the job store cannot record results.
+    paused: bool,
     counters: Counters,
     unfinished: Vec<String>,
 }
@@ -124,6 +126,7 @@ impl Shared {
                 queue: VecDeque::new(),
                 slots: BTreeMap::new(),
                 shutting_down: false,
+                paused: false,
                 counters: Counters::default(),
                 unfinished: Vec::new(),
             }),
@@ -200,7 +203,7 @@ impl Shared {
     pub fn take_work(&self, index: usize) -> Option<Work> {
         let mut state = self.lock();
         let mut work = None;
-        while !state.shutting_down {
+        while !state.shutting_down && !state.paused {
             match state.queue.pop_front() {
                 Some(Work::Query(query)) if query.reply.is_closed() => {
                     state.counters.queries.abandoned += 1;
@@ -224,6 +227,14 @@ impl Shared {
             }
         }
         work
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        let mut state = self.lock();
+        state.paused = paused;
+        if !paused {
+            wake_idle(&state);
+        }
     }
 
     /// A burp child became ready: remember the server version it reported.

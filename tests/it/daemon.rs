@@ -344,6 +344,90 @@ async fn sigkilled_daemon_takes_its_analyzers_and_reruns_in_a_fresh_log_dir() {
     );
 }
 
+/// A tmpfs of a few MiB as `jobs_dir`, unmounted when dropped (mounting needs root, as CI is).
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(name: &str, size: &str) -> SmallDisk {
+        let path = temp_dir(name).join("jobs");
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        SmallDisk { path }
+    }
+
+    /// Writes a file until the file system is full; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// The disk fills while a job runs: its analyzer fails, its record cannot be written. The
+/// transition is retried, so once space is freed the job ends `failed` with the reason by
+/// itself (it used to stay `running` until a restart), and the pool takes work again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_delays_a_job_record_but_never_leaves_it_running() {
+    let disk = SmallDisk::mount("full-disk", "8m");
+    let scripts = temp_dir("full-disk-scripts");
+    let script = write_file(
+        &scripts,
+        "writer.sh",
+        b"#!/bin/sh\nout=\"$1\"\nsleep 1\nhead -c 1048576 /dev/zero > \"$out/x.log\"\n",
+    );
+    let spec = DaemonSpec {
+        pool: 1,
+        backend: "command",
+        command: Some(format!("sh {} {{out}} {{pcaps}}", script.display())),
+        extra_global: format!("jobs_dir = {}\n", disk.path.display()),
+        ..DaemonSpec::default()
+    };
+    let daemon = TestDaemon::start("full-disk", &spec);
+    let mut client = daemon.client().await;
+    let capture = write_file(&scripts, "small.pcap", b"small");
+    let first = submit(&mut client, &capture, None).await;
+    wait_running(&mut client, &first).await;
+    let filler = disk.fill();
+    // The job fails writing its log and its record cannot say so.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stuck = client
+        .call("status", json!({ "job_id": first }))
+        .await
+        .unwrap();
+    assert_eq!(stuck["state"], "running", "{stuck}");
+    assert!(daemon.stderr().contains("retrying"), "{}", daemon.stderr());
+    std::fs::remove_file(&filler).unwrap();
+    let settled = wait_done(&mut client, &first, Duration::from_secs(15)).await;
+    assert_eq!(settled["state"], "failed", "{settled}");
+    assert!(settled["error"]["message"].is_string(), "{settled}");
+    // And the pool works again.
+    let next = submit(&mut client, &capture, None).await;
+    let done = wait_done(&mut client, &next, Duration::from_secs(15)).await;
+    assert_eq!(done["state"], "done", "{done}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_and_requeues() {
     let (spec, scripts) = command_spec("term-scripts", "", "grace = 300ms\n");
