@@ -466,14 +466,16 @@ impl UploadSession for Upload {
 }
 
 impl Service for Daemon {
-    fn authenticate(&self, password: &str) -> bool {
-        self.auth.check(password)
-    }
-
-    fn auth_failed(&self, peer: SocketAddr) -> Duration {
-        let (delay, count) = self.auth.record_failure(peer.ip(), Instant::now());
-        tracing::warn!(peer = %peer.ip(), failures = count, "authentication failed");
-        delay
+    fn verify<'a>(&'a self, peer: SocketAddr, password: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            match self.auth.verify(peer.ip(), password).await {
+                Ok(()) => true,
+                Err(failures) => {
+                    tracing::warn!(peer = %peer.ip(), failures, "authentication failed");
+                    false
+                }
+            }
+        })
     }
 
     fn call(

@@ -2,12 +2,13 @@
 //!
 //! The password lives in one place ([`Auth`]) that SIGHUP can update; it is never formatted
 //! into a log line (the type has no `Debug` that shows it). A wrong password is answered only
-//! after a delay that doubles with the peer's recent failures, up to [`MAX_DELAY`], so guessing
-//! is slow even over persistent connections.
+//! after a delay that doubles with the peer's recent failures, up to [`MAX_DELAY`]. The
+//! checks of one peer address take turns ([`Auth::verify`]): a failure holds that peer's turn
+//! through its delay, so opening more connections does not buy more guesses per second.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Longest delay before a failure is answered.
@@ -28,6 +29,8 @@ pub struct Auth {
     password: RwLock<Vec<u8>>,
     base_delay: Duration,
     failures: Mutex<HashMap<IpAddr, PeerFailures>>,
+    /// One turn per peer address: its password checks happen one at a time.
+    turns: Mutex<HashMap<IpAddr, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -55,7 +58,31 @@ impl Auth {
             password: RwLock::new(password.into_bytes()),
             base_delay,
             failures: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Checks `offered` for `peer` in that peer's turn. A wrong password keeps the turn for
+    /// its delay, so the peer's next check, on whatever connection, waits until it passed;
+    /// returns whether it matched and, when not, the peer's recent failure count.
+    pub async fn verify(&self, peer: IpAddr, offered: &str) -> Result<(), u32> {
+        let turn = self.turn(peer);
+        let _turn = turn.lock().await;
+        if self.check(offered) {
+            return Ok(());
+        }
+        let (delay, count) = self.record_failure(peer, Instant::now());
+        tokio::time::sleep(delay).await;
+        Err(count)
+    }
+
+    fn turn(&self, peer: IpAddr) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        if turns.len() >= MAX_PEERS && !turns.contains_key(&peer) {
+            // Turns nobody holds or waits for are only a lookup away from being made anew.
+            turns.retain(|_, turn| Arc::strong_count(turn) > 1);
+        }
+        turns.entry(peer).or_default().clone()
     }
 
     pub fn set_password(&self, password: String) {
@@ -113,6 +140,53 @@ mod tests {
         assert!(constant_time_eq(b"", b""));
         // A prefix repeated cyclically must not match.
         assert!(!constant_time_eq(b"abab", b"ab"));
+    }
+
+    /// 20 guesses at once from one address: answered one after another, each after its
+    /// delay, so connections buy no parallelism; another address is not held up.
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_guesses_from_one_peer_take_turns() {
+        let auth = Arc::new(Auth::new("pw".into(), Duration::from_millis(500)));
+        let attacker: IpAddr = "127.0.0.2".parse().unwrap();
+        let start = tokio::time::Instant::now();
+        let guesses: Vec<_> = (0..20)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move {
+                    assert!(auth.verify(attacker, "guess").await.is_err());
+                    start.elapsed()
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Even the right password from that address is checked only in its turn.
+        let right_guess = {
+            let auth = auth.clone();
+            tokio::spawn(async move {
+                assert_eq!(auth.verify(attacker, "pw").await, Ok(()));
+                start.elapsed()
+            })
+        };
+        let legit = tokio::time::Instant::now();
+        assert_eq!(
+            auth.verify("127.0.0.1".parse().unwrap(), "pw").await,
+            Ok(())
+        );
+        assert_eq!(
+            legit.elapsed(),
+            Duration::ZERO,
+            "another peer does not wait"
+        );
+        let mut answered = Vec::new();
+        for guess in guesses {
+            answered.push(guess.await.unwrap());
+        }
+        answered.sort();
+        // 0.5 + 1 + 2 + 4 + 8 s, then 10 s each.
+        assert_eq!(answered[4], Duration::from_millis(15_500));
+        assert_eq!(answered[5], Duration::from_millis(25_500));
+        assert_eq!(answered[19], Duration::from_millis(165_500));
+        assert_eq!(right_guess.await.unwrap(), Duration::from_millis(165_500));
     }
 
     #[test]

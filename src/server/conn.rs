@@ -116,12 +116,11 @@ where
                 continue;
             }
         };
-        if !service.authenticate(request.password()) {
-            let delay = service.auth_failed(peer);
-            tokio::select! {
-                _ = shutdown.cancelled() => return ConnEnd::Shutdown,
-                _ = tokio::time::sleep(delay) => {}
-            }
+        let verified = tokio::select! {
+            _ = shutdown.cancelled() => return ConnEnd::Shutdown,
+            ok = service.verify(peer, request.password()) => ok,
+        };
+        if !verified {
             return answer_and_close(&mut stream, &Reply::Ko).await;
         }
         let reply = match request {
@@ -284,11 +283,14 @@ mod tests {
     }
 
     impl Service for Echo {
-        fn authenticate(&self, password: &str) -> bool {
-            password == "pw"
-        }
-        fn auth_failed(&self, _peer: SocketAddr) -> Duration {
-            Duration::from_millis(50)
+        fn verify<'a>(&'a self, _peer: SocketAddr, password: &'a str) -> BoxFuture<'a, bool> {
+            Box::pin(async move {
+                if password == "pw" {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                false
+            })
         }
         fn call(
             &self,

@@ -13,7 +13,6 @@ pub mod tls;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -45,10 +44,9 @@ pub trait UploadSession: Send {
 
 /// The request router behind the connection loop.
 pub trait Service: Send + Sync + 'static {
-    /// Checks a password in constant time.
-    fn authenticate(&self, password: &str) -> bool;
-    /// Records a failed attempt by `peer`; returns how long to wait before answering `KO`.
-    fn auth_failed(&self, peer: SocketAddr) -> Duration;
+    /// Checks a password (constant time, in `peer`'s turn); a wrong one resolves only after
+    /// its delay, ready to be answered `KO`.
+    fn verify<'a>(&'a self, peer: SocketAddr, password: &'a str) -> BoxFuture<'a, bool>;
     /// Runs a function call.
     fn call(
         &self,

@@ -542,14 +542,79 @@ async fn assert_refused(daemon: &TestDaemon, capture: &std::path::Path, code: &s
 
 /// A raw TLS connection for byte-level protocol tests.
 async fn raw_tls(daemon: &TestDaemon) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    raw_tls_from(daemon, "127.0.0.1").await
+}
+
+/// A TLS connection to the daemon from loopback address `source` (127.0.0.0/8 is all
+/// loopback), so a test can be a peer other than the other clients.
+async fn raw_tls_from(
+    daemon: &TestDaemon,
+    source: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let connector = pcapd::server::tls::connector(&daemon.cert).unwrap();
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let tcp = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], daemon.port)))
         .await
         .unwrap();
     connector
         .connect(pcapd::server::tls::server_name("127.0.0.1").unwrap(), tcp)
         .await
         .unwrap()
+}
+
+/// 20 wrong passwords at once from one address used to be answered within the longest delay
+/// (10 s), 20 guesses in 10 s. Now that address's checks take turns: by 11 s at most 5
+/// answers (1 + 2 + 4 = 7 s, then 8 s more), while a client from another address gets in.
+#[tokio::test(flavor = "multi_thread")]
+async fn guesses_from_one_address_take_turns_whatever_the_connections() {
+    // The harness's daemons answer after 200 ms; this one after whole seconds.
+    let dir = temp_dir("guessing");
+    let creds = pcapd::config::ensure_embedded_credentials(&dir.join("state")).unwrap();
+    let password = std::fs::read_to_string(&creds.password_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let config = format!(
+        "[Global]\nport = 0\nbind = 127.0.0.1\npool = 1\nssl = true\nsslcert = {}\nsslkey = {}\n\
+         password_file = {}\nstate_dir = {}\nauth_delay = 1s\n",
+        creds.cert.display(),
+        creds.key.display(),
+        creds.password_file.display(),
+        dir.join("state").display()
+    );
+    let daemon = TestDaemon::launch(dir, &config, password, creds.cert.clone(), Vec::new());
+    let start = Instant::now();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut guesses = Vec::new();
+    for _ in 0..20 {
+        let mut tls = raw_tls_from(&daemon, "127.0.0.2").await;
+        let answered = answered.clone();
+        guesses.push(tokio::spawn(async move {
+            let request = br#"{"password":"guess","func":"ping"}"#;
+            write_frame(&mut tls, request).await.unwrap();
+            let reply = read_reply(&mut tls, 1024).await;
+            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            reply
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut client = daemon.client().await;
+    let ping = client.call("ping", json!({})).await;
+    assert!(ping.is_ok(), "a client from 127.0.0.1 gets in: {ping:?}");
+    assert!(start.elapsed() < Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_secs(11).saturating_sub(start.elapsed())).await;
+    let by_11s = answered.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (3..=5).contains(&by_11s),
+        "{by_11s} guesses answered within 11 s"
+    );
+    for guess in guesses {
+        guess.abort();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
