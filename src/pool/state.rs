@@ -70,6 +70,11 @@ pub(super) struct SlotEntry {
     retiring: bool,
     /// The actor decided to leave; the entry goes when its child is stopped.
     leaving: bool,
+    /// Sent a `Wake` for queued work it has not looked at yet.
+    woken: bool,
+    /// Since when it has been idle: work goes to the slot idle longest, so children take
+    /// turns (a burp child asked again at once answers slower than a rested one).
+    idle_since: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -183,7 +188,7 @@ impl Shared {
         }
         state.queue.push_back(work);
         state.counters.max_queue_seen = state.counters.max_queue_seen.max(state.queue.len());
-        wake_idle(&state);
+        wake_idle(&mut state);
         Ok(())
     }
 
@@ -195,7 +200,7 @@ impl Shared {
             return;
         }
         state.queue.push_front(Work::Job(job));
-        wake_idle(&state);
+        wake_idle(&mut state);
     }
 
     /// The oldest work for slot `index`, marking it busy; or marks it idle. Queries whose
@@ -215,12 +220,17 @@ impl Shared {
             }
         }
         if let Some(entry) = state.slots.get_mut(&index) {
+            entry.woken = false;
             match &work {
                 Some(work) => {
                     entry.status.state = SlotState::Busy;
                     entry.status.job = work.job_id().map(str::to_owned);
+                    entry.idle_since = None;
                 }
                 None => {
+                    if entry.status.state != SlotState::Idle {
+                        entry.idle_since = Some(std::time::Instant::now());
+                    }
                     entry.status.state = SlotState::Idle;
                     entry.status.job = None;
                 }
@@ -233,7 +243,7 @@ impl Shared {
         let mut state = self.lock();
         state.paused = paused;
         if !paused {
-            wake_idle(&state);
+            wake_idle(&mut state);
         }
     }
 
@@ -285,6 +295,9 @@ impl Shared {
             Some(entry) if shutting_down || entry.retiring => {
                 entry.leaving = true;
                 entry.status.state = SlotState::Stopping;
+                if std::mem::take(&mut entry.woken) {
+                    wake_idle(&mut state);
+                }
                 true
             }
             Some(_) => false,
@@ -297,8 +310,13 @@ impl Shared {
     }
 
     pub fn set_state(&self, index: usize, new_state: SlotState) {
-        if let Some(entry) = self.lock().slots.get_mut(&index) {
+        let mut state = self.lock();
+        if let Some(entry) = state.slots.get_mut(&index) {
             entry.status.state = new_state;
+            // A slot that restarts or backs off hands its wake-up to another idle slot.
+            if std::mem::take(&mut entry.woken) {
+                wake_idle(&mut state);
+            }
         }
     }
 
@@ -493,14 +511,31 @@ fn new_entry(index: usize, tx: mpsc::UnboundedSender<SlotCommand>) -> SlotEntry 
         },
         retiring: false,
         leaving: false,
+        woken: false,
+        idle_since: None,
     }
 }
 
-/// Wakes every idle slot; the first to lock the state takes the job.
-fn wake_idle(state: &PoolState) {
-    for entry in state.slots.values() {
-        if entry.status.state == SlotState::Idle {
-            let _ = entry.tx.send(SlotCommand::Wake);
-        }
+/// Wakes as many idle slots as there is queued work nobody was woken for, longest idle
+/// first. (Waking every idle slot for each item would make all of them race for it, and
+/// the same one would win every time.)
+fn wake_idle(state: &mut PoolState) {
+    if state.paused || state.shutting_down {
+        return;
+    }
+    let woken = state.slots.values().filter(|e| e.woken).count();
+    let unclaimed = state.queue.len().saturating_sub(woken);
+    if unclaimed == 0 {
+        return;
+    }
+    let mut idle: Vec<&mut SlotEntry> = state
+        .slots
+        .values_mut()
+        .filter(|e| e.status.state == SlotState::Idle && !e.woken)
+        .collect();
+    idle.sort_by_key(|e| e.idle_since);
+    for entry in idle.into_iter().take(unclaimed) {
+        entry.woken = true;
+        let _ = entry.tx.send(SlotCommand::Wake);
     }
 }

@@ -232,6 +232,39 @@ fn deadline_grows_with_input_size() {
     );
 }
 
+/// One job at a time on a pool of two: the slot idle longest takes each, so the children
+/// take turns instead of the first slot taking everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_goes_to_the_slot_idle_longest() {
+    let fx = Fixture::new("turns");
+    let (pool, mut events) = start(fx.settings(2, &["ok"], worker_config()))
+        .await
+        .expect("starts");
+    wait_status(&pool, "both idle", |s| {
+        s.slots.iter().all(|slot| slot.state == SlotState::Idle)
+    })
+    .await;
+    let mut slots = Vec::new();
+    for id in ["t1", "t2", "t3", "t4"] {
+        pool.submit(fx.job(id, json!({}))).expect("accepted");
+        for event in until_finished(&mut events, id).await {
+            if let PoolEvent::Started { slot, .. } = event {
+                slots.push(slot);
+            }
+        }
+        wait_status(&pool, "idle again", |s| {
+            s.slots.iter().all(|slot| slot.state == SlotState::Idle)
+        })
+        .await;
+    }
+    assert_eq!(slots.len(), 4);
+    assert!(
+        slots.windows(2).all(|w| w[0] != w[1]),
+        "slots took turns: {slots:?}"
+    );
+    assert!(pool.shutdown(Duration::from_secs(1)).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_jobs_in_order_on_one_child() {
     let fx = Fixture::new("fifo");

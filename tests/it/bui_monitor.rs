@@ -133,8 +133,10 @@ async fn bui_monitor_functions_and_queries_answer_as_bui_monitor() {
         matches!(&refused, Err(ClientError::Server { code, .. }) if code == "bad_request"),
         "{refused:?}"
     );
-    // A burp daemon runs no capture jobs.
-    let submit = client
+    // A burp daemon runs no capture jobs (and a refused submit closes its connection).
+    let submit = daemon
+        .client()
+        .await
         .call("submit", json!({"files": [{"name": "a.pcap", "size": 0}]}))
         .await;
     assert!(
