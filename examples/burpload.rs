@@ -10,8 +10,10 @@
 //! query at a time per child; an idle child takes the next waiting requester, FIFO).
 //!
 //! CA is the daemon's certificate (TLS) or `-` for plain TCP. QUERY defaults to `c:`.
-//! Each mode prints one JSON line: {mode, n, c, rps, p50_ms, p99_ms, max_ms, errors}, where
-//! errors counts `KO` answers (burp warnings) and failed requests.
+//! Each mode prints one JSON line: {mode, n, c, rps, p50_ms, p99_ms, max_ms, errors,
+//! client_cpu_pct, client_cpu_ms_per_req}, where errors counts `KO` answers (burp warnings) and
+//! failed requests, and the CPU is burpload's own (children excluded: in `pipes` mode, the cost
+//! of the driver without the children's).
 //!
 //! Usage: burpload persistent HOST PORT CA PASSWORD_FILE N C [QUERY]
 //!        burpload oneshot HOST PORT CA PASSWORD_FILE N C [QUERY]
@@ -45,9 +47,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// This process's CPU time so far (user + system, all threads, children excluded), seconds.
+fn own_cpu() -> f64 {
+    // SAFETY: rusage is plain data (all zeroes is valid) and getrusage only writes into it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 /// Prints the result line from every requester's latencies (ms) and error count.
-fn report(mode: &str, c: usize, start: Instant, results: Vec<(Vec<f64>, usize)>) {
-    let wall = start.elapsed().as_secs_f64();
+fn report(mode: &str, c: usize, start: (Instant, f64), results: Vec<(Vec<f64>, usize)>) {
+    let wall = start.0.elapsed().as_secs_f64();
+    let cpu = own_cpu() - start.1;
     let errors: usize = results.iter().map(|r| r.1).sum();
     let mut all: Vec<f64> = results.into_iter().flat_map(|r| r.0).collect();
     all.sort_by(|a, b| a.total_cmp(b));
@@ -58,6 +73,8 @@ fn report(mode: &str, c: usize, start: Instant, results: Vec<(Vec<f64>, usize)>)
             "rps": all.len() as f64 / wall,
             "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0),
             "max_ms": all.last().copied().unwrap_or(0.0), "errors": errors,
+            "client_cpu_pct": 100.0 * cpu / wall,
+            "client_cpu_ms_per_req": 1000.0 * cpu / all.len().max(1) as f64,
         })
     );
 }
@@ -87,7 +104,7 @@ async fn network(args: Vec<String>, oneshot: bool) {
     let query = query_line(&args, 7);
     let base = settings(&args);
     let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
+    let start = (Instant::now(), own_cpu());
     let mut tasks = Vec::new();
     for _ in 0..c {
         let (settings, next, query) = (base.clone(), next.clone(), query.clone());
@@ -214,7 +231,7 @@ async fn pipes(args: Vec<String>) {
         idle_tx.send(burp).await.expect("pool");
     }
     let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
+    let start = (Instant::now(), own_cpu());
     let mut tasks = Vec::new();
     for _ in 0..c {
         let (idle_tx, idle_rx, next, query) = (
