@@ -120,6 +120,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             max_chunk: 4 << 20,
             max_upload: 4 << 30,
             handshake_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
             auth_delay: Duration::from_secs(1),

@@ -137,6 +137,9 @@ pub struct GlobalConfig {
     pub max_upload: u64,
     /// `handshake_timeout`, default 10 s.
     pub handshake_timeout: Duration,
+    /// `login_timeout`: time from accept to a first request with the right password,
+    /// default 10 s.
+    pub login_timeout: Duration,
     /// `request_timeout`: time to read one whole frame once it started, default 60 s.
     pub request_timeout: Duration,
     /// `idle_timeout`: time a connection may sit between requests, default 300 s.

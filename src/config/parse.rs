@@ -62,6 +62,7 @@ pub(crate) const SECTIONS: &[SectionSpec] = &[
             "max_chunk",
             "max_upload",
             "handshake_timeout",
+            "login_timeout",
             "request_timeout",
             "idle_timeout",
             "auth_delay",
@@ -575,6 +576,7 @@ fn read_global(
     global.max_upload = section.size("max_upload", global.max_upload, 1);
     global.handshake_timeout =
         section.positive_duration("handshake_timeout", global.handshake_timeout);
+    global.login_timeout = section.positive_duration("login_timeout", global.login_timeout);
     global.request_timeout = section.positive_duration("request_timeout", global.request_timeout);
     global.idle_timeout = section.positive_duration("idle_timeout", global.idle_timeout);
     global.auth_delay = section.duration("auth_delay", global.auth_delay);

@@ -300,6 +300,7 @@ fn listener_limits(config: &Config) -> ListenerLimits {
             max_chunk: g.max_chunk,
             idle_timeout: g.idle_timeout,
             request_timeout: g.request_timeout,
+            login_timeout: g.login_timeout,
         },
     }
 }
@@ -455,8 +456,17 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         (
             "[Global] handshake/request/idle timeouts",
-            (o.handshake_timeout, o.request_timeout, o.idle_timeout)
-                != (n.handshake_timeout, n.request_timeout, n.idle_timeout),
+            (
+                o.handshake_timeout,
+                o.request_timeout,
+                o.idle_timeout,
+                o.login_timeout,
+            ) != (
+                n.handshake_timeout,
+                n.request_timeout,
+                n.idle_timeout,
+                n.login_timeout,
+            ),
         ),
         ("[Output] format", old.output.format != new.output.format),
         (

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::preauth::PreAuth;
 use super::{Outcome, Service, UploadSession};
 use crate::protocol::frame::{
     read_frame_body, read_frame_header, write_reply, FrameError, FrameHeader, PROBE,
@@ -30,6 +31,8 @@ pub struct ConnLimits {
     pub max_chunk: u64,
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
+    /// From the start of the connection to a first request with the right password.
+    pub login_timeout: Duration,
 }
 
 /// How a connection ended (for logs and tests).
@@ -41,6 +44,10 @@ pub enum ConnEnd {
     Shutdown,
     /// An answer was sent and the connection closed on purpose (bad frame, bad password).
     ClosedAfterError,
+    /// No request with the right password within `login_timeout`.
+    LoginTimeout,
+    /// A newer unauthenticated connection took its place (`preauth`).
+    Evicted,
     Io(String),
 }
 
@@ -50,6 +57,7 @@ pub async fn serve_connection<S, Svc>(
     service: Arc<Svc>,
     limits: ConnLimits,
     shutdown: CancellationToken,
+    mut pre_auth: Option<PreAuth>,
 ) -> ConnEnd
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -60,13 +68,21 @@ where
     let mut stream = BufReader::with_capacity(READ_BUFFER, stream);
     let mut body = Vec::new();
     let mut first = true;
+    let login_by = Instant::now() + limits.login_timeout;
+    let mut logged_in = false;
     loop {
+        let wait = if logged_in {
+            limits.idle_timeout
+        } else {
+            login_by.saturating_duration_since(Instant::now())
+        };
         let header = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return ConnEnd::Shutdown,
-            h = timeout(limits.idle_timeout, read_frame_header(&mut stream, first)) => h,
+            h = timeout(wait, read_frame_header(&mut stream, first)) => h,
         };
         let len = match header {
+            Err(_) if !logged_in => return ConnEnd::LoginTimeout,
             Err(_) => return ConnEnd::Idle,
             Ok(Ok(FrameHeader::Closed)) => return ConnEnd::ClientClosed,
             Ok(Ok(FrameHeader::Probe)) => return ConnEnd::Probe,
@@ -85,12 +101,13 @@ where
             );
             return answer_and_close(&mut stream, &reply).await;
         }
-        match timeout(
-            limits.request_timeout,
-            read_frame_body(&mut stream, len, &mut body),
-        )
-        .await
-        {
+        let read_within = if logged_in {
+            limits.request_timeout
+        } else {
+            login_by.saturating_duration_since(Instant::now())
+        };
+        match timeout(read_within, read_frame_body(&mut stream, len, &mut body)).await {
+            Err(_) if !logged_in => return ConnEnd::LoginTimeout,
             Err(_) => {
                 let reply = Reply::error(
                     ErrorCode::BadRequest.as_str(),
@@ -122,6 +139,11 @@ where
         };
         if !verified {
             return answer_and_close(&mut stream, &Reply::Ko).await;
+        }
+        if !logged_in {
+            logged_in = true;
+            // No longer among the unauthenticated: it cannot be pushed out.
+            drop(pre_auth.take());
         }
         let reply = match request {
             Request::Query {
@@ -330,6 +352,7 @@ mod tests {
         max_chunk: 8,
         idle_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(5),
+        login_timeout: Duration::from_secs(5),
     };
 
     fn start(svc: Arc<Echo>) -> (tokio::io::DuplexStream, tokio::task::JoinHandle<ConnEnd>) {
@@ -341,6 +364,7 @@ mod tests {
             svc,
             LIMITS,
             CancellationToken::new(),
+            None,
         ));
         (client, task)
     }

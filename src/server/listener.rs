@@ -1,5 +1,6 @@
 //! The accept loop: a connection cap taken before `accept()`, TLS with a handshake deadline,
-//! one task per connection, accept errors backed off instead of ending the server.
+//! one task per connection, accept errors backed off instead of ending the server. Until it
+//! authenticates a connection is one of a bounded set (`preauth`), pushed out by newer ones.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::conn::{serve_connection, ConnEnd, ConnLimits};
+use super::preauth::{PreAuth, PreAuthPool};
 use super::tls::ReloadableAcceptor;
 use super::Service;
 
@@ -33,6 +35,7 @@ pub async fn run_listener<Svc: Service>(
     tracker: TaskTracker,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let unauthenticated = PreAuthPool::new(limits.max_connections / 2);
     let mut backoff = Duration::from_millis(10);
     loop {
         // The permit comes first: at the cap the server stops accepting, so the kernel's
@@ -57,8 +60,13 @@ pub async fn run_listener<Svc: Service>(
         let tls = tls.as_ref().map(ReloadableAcceptor::current);
         let service = service.clone();
         let shutdown = shutdown.clone();
+        let pre_auth = unauthenticated.admit();
+        let evicted = pre_auth.eviction();
         tracker.spawn(async move {
-            let end = handle(socket, peer, tls, service, limits, shutdown).await;
+            let end = tokio::select! {
+                end = handle(socket, peer, tls, service, limits, shutdown, pre_auth) => end,
+                _ = evicted.cancelled() => ConnEnd::Evicted,
+            };
             tracing::debug!(%peer, ?end, "connection closed");
             drop(permit);
         });
@@ -72,9 +80,11 @@ async fn handle<Svc: Service>(
     service: Arc<Svc>,
     limits: ListenerLimits,
     shutdown: CancellationToken,
+    pre_auth: PreAuth,
 ) -> ConnEnd {
+    let pre_auth = Some(pre_auth);
     match tls {
-        None => serve_connection(socket, peer, service, limits.conn, shutdown).await,
+        None => serve_connection(socket, peer, service, limits.conn, shutdown, pre_auth).await,
         Some(acceptor) => {
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(socket)).await {
                 Err(_) => ConnEnd::Io("TLS handshake not finished within handshake_timeout".into()),
@@ -83,7 +93,7 @@ async fn handle<Svc: Service>(
                     ConnEnd::Io(format!("TLS handshake failed: {e}"))
                 }
                 Ok(Ok(stream)) => {
-                    serve_connection(stream, peer, service, limits.conn, shutdown).await
+                    serve_connection(stream, peer, service, limits.conn, shutdown, pre_auth).await
                 }
             }
         }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod conn;
 pub mod listener;
+pub mod preauth;
 pub mod tls;
 
 use std::future::Future;

@@ -617,6 +617,50 @@ async fn guesses_from_one_address_take_turns_whatever_the_connections() {
     }
 }
 
+/// Connections that finish the TLS handshake and never send a request used to hold every
+/// `max_connections` slot for `idle_timeout`; now at most half of them wait unauthenticated
+/// (the oldest pushed out by newer ones) and each for `login_timeout` at most, so a client
+/// with the password gets in while the flood goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_that_never_log_in_cannot_lock_clients_out() {
+    let spec = DaemonSpec {
+        extra_global: "max_connections = 64\nlogin_timeout = 2s\n".into(),
+        ..DaemonSpec::default()
+    };
+    let daemon = TestDaemon::start("lockout", &spec);
+    let mut idle = Vec::new();
+    for _ in 0..64 {
+        idle.push(raw_tls(&daemon).await);
+    }
+    let started = Instant::now();
+    let mut client = daemon.client().await;
+    assert!(client.call("ping", json!({})).await.is_ok());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // More idle connections keep coming; the logged-in client is not pushed out.
+    for _ in 0..64 {
+        idle.push(raw_tls(&daemon).await);
+    }
+    assert!(client.call("ping", json!({})).await.is_ok());
+    // Every idle connection is closed by login_timeout at the latest.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for mut conn in idle {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(1), conn.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "an idle unauthenticated connection is closed: {read:?}"
+        );
+    }
+    assert!(
+        client.call("ping", json!({})).await.is_ok(),
+        "logged in: idle_timeout applies"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_clients_get_precise_answers_and_lose_nothing() {
     let (spec, scripts) = command_spec("bad-scripts", "max_queue = 1\nmax_request = 4096\n", "");
