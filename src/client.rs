@@ -39,35 +39,37 @@ pub struct TlsTrust {
     pub server_name: String,
 }
 
+/// Messages carry their cause inline and expose no `source()`: the CLI prints errors with
+/// their chain, which would say every cause twice ("refused: refused").
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("cannot connect to {addr}: {error}")]
+    Connect { addr: String, error: std::io::Error },
     #[error("connection to {0} timed out")]
     ConnectTimeout(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("TLS handshake with {addr} failed: {source}")]
-    Handshake {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("TLS handshake with {addr} failed: {error}")]
+    Handshake { addr: String, error: std::io::Error },
     #[error("authentication failed (wrong password)")]
     Auth,
     #[error("server error {code}: {message}")]
     Server { code: String, message: String },
     #[error("protocol error: {0}")]
     Protocol(String),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     File {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("connection error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> Self {
+        ClientError::Io(e)
+    }
 }
 
 impl From<FrameError> for ClientError {
@@ -107,9 +109,9 @@ impl Client {
         let tcp = tokio::time::timeout(settings.connect_timeout, TcpStream::connect(&addr))
             .await
             .map_err(|_| ClientError::ConnectTimeout(addr.clone()))?
-            .map_err(|source| ClientError::Connect {
+            .map_err(|error| ClientError::Connect {
                 addr: addr.clone(),
-                source,
+                error,
             })?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Stream> = match &settings.tls {
@@ -121,9 +123,9 @@ impl Client {
                     tokio::time::timeout(settings.connect_timeout, connector.connect(name, tcp))
                         .await
                         .map_err(|_| ClientError::ConnectTimeout(addr.clone()))?
-                        .map_err(|source| ClientError::Handshake {
+                        .map_err(|error| ClientError::Handshake {
                             addr: addr.clone(),
-                            source,
+                            error,
                         })?;
                 Box::new(tls)
             }
@@ -205,16 +207,16 @@ impl Client {
         for path in paths {
             let file = tokio::fs::File::open(path)
                 .await
-                .map_err(|source| ClientError::File {
+                .map_err(|error| ClientError::File {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
             let size = file
                 .metadata()
                 .await
-                .map_err(|source| ClientError::File {
+                .map_err(|error| ClientError::File {
                     path: path.clone(),
-                    source,
+                    error,
                 })?
                 .len();
             declared.push(json!({ "name": file_label(path), "size": size }));
@@ -235,14 +237,14 @@ impl Client {
                 let n = file
                     .read(&mut buf[..want])
                     .await
-                    .map_err(|source| ClientError::File {
+                    .map_err(|error| ClientError::File {
                         path: path.clone(),
-                        source,
+                        error,
                     })?;
                 if n == 0 {
                     return Err(ClientError::File {
                         path,
-                        source: std::io::Error::new(
+                        error: std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
                             "file shrank while uploading",
                         ),

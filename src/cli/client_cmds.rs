@@ -370,12 +370,13 @@ pub async fn pool(conn: &ConnArgs) -> Result<i32> {
     for s in status["slots"].as_array().into_iter().flatten() {
         println!(
             "{:<5} {:>8} {:<9} {:<38} {:>6} {:>8}",
-            s["slot"],
+            // Numbers, not JSON values: a JSON value's Display ignores the column width.
+            s["slot"].as_u64().unwrap_or(0),
             s["pid"].as_u64().map_or("-".into(), |p| p.to_string()),
             s["state"].as_str().unwrap_or("?"),
             s["job"].as_str().unwrap_or("-"),
-            s["jobs_done"],
-            s["restarts"]
+            s["jobs_done"].as_u64().unwrap_or(0),
+            s["restarts"].as_u64().unwrap_or(0)
         );
     }
     println!(

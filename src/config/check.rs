@@ -9,10 +9,42 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::{Config, SyslogProto};
-
-/// Exit code of `check-config` for a bad file: EX_USAGE, as linkerd2-proxy and sysexits use.
+use super::{Config, ConfigError, ConfigErrors, SyslogProto};
+// `check-config`'s exit code for a bad file: EX_USAGE, as linkerd2-proxy and sysexits use.
 use crate::exit::EXIT_CONFIG;
+use crate::server::tls::TlsError;
+
+/// Loads the TLS certificate and key the way `serve` does (PEM, the key the certificate's),
+/// so `check-config` and `serve` refuse the same files with the same message.
+pub fn check_tls(config: &Config) -> Result<(), ConfigError> {
+    let global = &config.global;
+    let (true, Some(cert), Some(key)) = (global.ssl, &global.sslcert, &global.sslkey) else {
+        return Ok(());
+    };
+    let file = config
+        .source
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("embedded defaults"));
+    let problem = |key_name: &str, value: &Path, problem: String| ConfigError {
+        file: file.clone(),
+        section: Some("Global".into()),
+        key: Some(key_name.into()),
+        value: Some(value.display().to_string()),
+        problem,
+        valid: None,
+    };
+    match crate::server::tls::server_config(cert, key) {
+        Ok(_) => Ok(()),
+        Err(TlsError::Cert { reason, .. }) => Err(problem("sslcert", cert, reason)),
+        Err(TlsError::Key { reason, .. }) => Err(problem("sslkey", key, reason)),
+        Err(TlsError::Rustls(tokio_rustls::rustls::Error::InconsistentKeys(_))) => Err(problem(
+            "sslkey",
+            key,
+            format!("is not the key of the certificate {}", cert.display()),
+        )),
+        Err(e) => Err(problem("sslcert", cert, e.to_string())),
+    }
+}
 
 /// Non-fatal findings of `config`, one sentence each.
 pub(crate) fn warnings(config: &Config) -> Vec<String> {
@@ -82,7 +114,10 @@ fn is_world_readable(path: &Path) -> bool {
 /// or prints the warnings on `err`, a one-line verdict on `out` and returns 0.
 pub fn check_config(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // Write errors on out/err (a closed pipe) cannot be reported anywhere; the exit code stands.
-    match Config::load(path) {
+    match Config::load(path).and_then(|config| {
+        check_tls(&config).map_err(|e| ConfigErrors(vec![e]))?;
+        Ok(config)
+    }) {
         Ok(config) => {
             for warning in config.warnings() {
                 let _ = writeln!(err, "warning: {warning}");
@@ -141,6 +176,35 @@ mod tests {
 
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         assert!(config.warnings().is_empty());
+    }
+
+    /// `serve` used to be the first to refuse these, with messages naming no key.
+    #[test]
+    fn check_config_refuses_a_certificate_that_is_not_pem_and_a_key_that_is_not_its() {
+        let dir = TestDir::new("tls-material");
+        let ours = crate::config::ensure_embedded_credentials(&dir.path().join("a")).unwrap();
+        let other = crate::config::ensure_embedded_credentials(&dir.path().join("b")).unwrap();
+        let not_pem = dir.file("cert.der", "this is not PEM", 0o644);
+        let config_with = |cert: &Path, key: &Path| {
+            let text = format!(
+                "[Global]\nssl = true\nbind = 127.0.0.1\nsslcert = {}\nsslkey = {}\npassword_file = {}\n",
+                cert.display(),
+                key.display(),
+                ours.password_file.display()
+            );
+            dir.file("pcapd.cfg", &text, 0o600)
+        };
+        let (code, _, err) = run_check(&config_with(&ours.cert, &ours.key));
+        assert_eq!(code, 0, "{err}");
+        let (code, _, err) = run_check(&config_with(&not_pem, &ours.key));
+        assert_eq!(code, EXIT_CONFIG);
+        assert!(err.contains("[Global] sslcert = "), "{err}");
+        let (code, _, err) = run_check(&config_with(&ours.cert, &other.key));
+        assert_eq!(code, EXIT_CONFIG);
+        assert!(
+            err.contains("[Global] sslkey = ") && err.contains("is not the key of the certificate"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -296,9 +296,13 @@ impl Daemon {
             if remaining.is_zero() {
                 return Ok(record_json(&record));
             }
+            if self.is_draining() {
+                // Nothing more will happen to it in this run: answer as it stands.
+                return Ok(record_json(&record));
+            }
             // Progress is not broadcast; wake at least once a second to pick it up.
             let tick = remaining.min(Duration::from_secs(1));
-            let _ = tokio::time::timeout(tick, async {
+            let change = async {
                 loop {
                     match changes.recv().await {
                         Ok(changed) if changed == id.as_str() => break,
@@ -309,8 +313,11 @@ impl Daemon {
                         }
                     }
                 }
-            })
-            .await;
+            };
+            tokio::select! {
+                _ = self.shutdown.cancelled() => {}
+                _ = tokio::time::timeout(tick, change) => {}
+            }
         }
     }
 

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,7 @@ pub async fn run(
     refuse_unbuilt_features(&config)?;
     let password = config.password().map_err(Box::new)?;
     let tls = if config.global.ssl {
+        crate::config::check_tls(&config).map_err(|e| ConfigErrors(vec![e]))?;
         let (cert, key) = tls_files(&config)?;
         Some(ReloadableAcceptor::load(&cert, &key)?)
     } else {
@@ -188,7 +189,7 @@ pub async fn run(
         backlog: Mutex::new(VecDeque::new()),
         progress: Mutex::new(HashMap::new()),
         started: Instant::now(),
-        draining: AtomicBool::new(false),
+        shutdown: shutdown.clone(),
         accepted: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
         burp_client_version,
@@ -232,7 +233,6 @@ pub async fn run(
     }
 
     crate::systemd::notify("STOPPING=1");
-    daemon.draining.store(true, Ordering::SeqCst);
     let _ = listen_task.await;
     let grace = daemon.config().worker.grace;
     let unfinished = pool.shutdown(grace).await;

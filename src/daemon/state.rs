@@ -5,11 +5,12 @@
 //! recovery rebuilds from the records.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use super::monitor::QueryCache;
 use crate::config::Config;
@@ -36,7 +37,8 @@ pub struct Daemon {
     pub backlog: Mutex<VecDeque<JobSpec>>,
     pub progress: ProgressTable,
     pub started: Instant,
-    pub draining: AtomicBool,
+    /// Cancelled when the daemon starts to drain (SIGTERM/SIGINT); the one shutdown signal.
+    pub shutdown: CancellationToken,
     pub accepted: AtomicU64,
     /// Submissions refused with `queue_full` before they reached the pool.
     pub rejected: AtomicU64,
@@ -132,7 +134,7 @@ impl Daemon {
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.shutdown.is_cancelled()
     }
 }
 

@@ -460,6 +460,38 @@ async fn sigterm_drains_and_requeues() {
     }
 }
 
+/// A `wait` on a queued job used to hold the drain for the whole `grace` after the running
+/// job finished; it is answered as the drain starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_answers_waiting_clients_instead_of_sitting_out_grace() {
+    let (spec, scripts) = command_spec("term-wait-scripts", "", "grace = 6s\n");
+    let spec = DaemonSpec { pool: 1, ..spec };
+    let mut daemon = TestDaemon::start("term-wait", &spec);
+    let mut client = daemon.client().await;
+    let slow = write_file(&scripts, "slow.pcap", b"SLOW but fine");
+    let running = submit(&mut client, &slow, None).await;
+    let queued = submit(&mut client, &slow, None).await;
+    wait_running(&mut client, &running).await;
+    let waiter = tokio::spawn(async move {
+        client
+            .call("wait", json!({ "job_id": queued, "timeout": 60 }))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    // The running job takes up to 2 s; no 6 s grace on top for the waiting client.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let answer = waiter.await.unwrap().expect("the wait is answered");
+    assert_eq!(answer["state"], "queued", "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sighup_reloads_password_and_pool_size() {
     let (spec, _scripts) = command_spec("hup-scripts", "", "");
@@ -903,4 +935,16 @@ fn settings_this_build_cannot_honour_are_refused_at_start() {
         stderr.contains("[Syslog]") && stderr.contains("does not implement"),
         "{stderr}"
     );
+}
+
+/// Each cause is said once ("Connection refused (os error 111)" used to appear twice).
+#[test]
+fn client_errors_say_their_cause_once() {
+    let out = std::process::Command::new(PCAPD)
+        .args(["ping", "--host", "127.0.0.1", "--port", "1", "--password", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
 }
