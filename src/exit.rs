@@ -8,6 +8,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 /// A waited-for job ended other than `done` (failed, timed out, cancelled).
 pub const EXIT_JOB_NOT_DONE: i32 = 3;
+/// `wait --timeout`: the time ran out and the job has not ended yet (EX_TEMPFAIL: ask again).
+pub const EXIT_STILL_PENDING: i32 = 75;
 /// A bad configuration or usage (EX_USAGE); systemd must not restart on it.
 pub const EXIT_CONFIG: i32 = 64;
 /// `pcapd analyze`: a capture could not be read (EX_DATAERR).

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::ConnArgs;
 use crate::client::{dial_host, Client, ClientSettings, TlsTrust, DEFAULT_CHUNK};
 use crate::config::{self, Config};
-use crate::exit::EXIT_JOB_NOT_DONE;
+use crate::exit::{EXIT_JOB_NOT_DONE, EXIT_STILL_PENDING};
 
 /// Connection settings: flags and environment over the config file (`-c`, else the default
 /// file, else the embedded defaults' state directory, where `listen.addr` names the port).
@@ -144,10 +144,17 @@ fn print_job(job: &Value) {
 }
 
 fn exit_for(job: &Value) -> i32 {
-    if job["state"] == "done" {
-        0
-    } else {
-        EXIT_JOB_NOT_DONE
+    match job["state"].as_str() {
+        Some("done") => 0,
+        Some("failed" | "timed_out" | "cancelled") => EXIT_JOB_NOT_DONE,
+        state => {
+            eprintln!(
+                "pcapd: job {} is still {} (the wait timed out; wait again)",
+                job["job_id"].as_str().unwrap_or("?"),
+                state.unwrap_or("?")
+            );
+            EXIT_STILL_PENDING
+        }
     }
 }
 
@@ -160,13 +167,15 @@ pub async fn wait_terminal(
 ) -> Result<Value> {
     let start = std::time::Instant::now();
     loop {
-        let step = limit.map_or(30, |l| {
-            l.saturating_sub(start.elapsed()).as_secs().clamp(1, 30)
+        let step = limit.map_or(30.0, |l| {
+            l.saturating_sub(start.elapsed())
+                .as_secs_f64()
+                .clamp(0.05, 30.0)
         });
         let job = client
             .call(
                 "wait",
-                json!({ "job_id": job_id, "timeout": if show { 1 } else { step } }),
+                json!({ "job_id": job_id, "timeout": if show { 1.0_f64.min(step) } else { step } }),
             )
             .await?;
         let terminal = matches!(
@@ -275,9 +284,9 @@ pub async fn status(conn: &ConnArgs, job_id: &str) -> Result<i32> {
     job_call(conn, "status", job_id).await
 }
 
-pub async fn wait(conn: &ConnArgs, job_id: &str, timeout: u64) -> Result<i32> {
+pub async fn wait(conn: &ConnArgs, job_id: &str, timeout: f64) -> Result<i32> {
     let mut client = connect(conn).await?;
-    let limit = (timeout > 0).then(|| Duration::from_secs(timeout));
+    let limit = (timeout > 0.0).then(|| Duration::from_secs_f64(timeout));
     let show = std::io::stderr().is_terminal() && !conn.json;
     let job = wait_terminal(&mut client, job_id, limit, show).await?;
     if conn.json {

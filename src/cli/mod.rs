@@ -109,13 +109,13 @@ pub enum Command {
         conn: ConnArgs,
         job_id: String,
     },
-    /// Wait for a job to finish; exit 3 unless it ends done.
+    /// Wait for a job to finish; exit 3 if it ends other than done, 75 if --timeout ran out.
     Wait {
         #[command(flatten)]
         conn: ConnArgs,
-        /// Give up after this many seconds (0 = wait forever).
-        #[arg(long, default_value_t = 0)]
-        timeout: u64,
+        /// Give up after this many seconds, fractions allowed (0 = wait forever).
+        #[arg(long, default_value_t = 0.0, value_parser = non_negative_seconds)]
+        timeout: f64,
         job_id: String,
     },
     /// List jobs, newest first.
@@ -215,6 +215,16 @@ pub struct ConnArgs {
     /// Print answers as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--timeout`: seconds, fractions allowed, not negative.
+fn non_negative_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds (e.g. 30 or 1.5)"
+        )),
+    }
 }
 
 /// Runs a parsed command line; returns the process exit code.

@@ -283,7 +283,15 @@ impl Daemon {
 
     async fn wait(&self, kwargs: &Map<String, Value>) -> Answer {
         let id = job_id(kwargs)?;
-        let limit = Duration::from_secs(opt_u64(kwargs, "timeout")?.unwrap_or(30)).min(MAX_WAIT);
+        let limit = match kwargs.get("timeout") {
+            None | Some(Value::Null) => Duration::from_secs(30),
+            Some(v) => v
+                .as_f64()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(|s| Duration::from_secs_f64(s.min(MAX_WAIT.as_secs_f64())))
+                .ok_or_else(|| bad("\"timeout\" must be a non-negative number of seconds"))?,
+        }
+        .min(MAX_WAIT);
         let deadline = Instant::now() + limit;
         // Subscribe before loading so a change between the two is not missed.
         let mut changes = self.changes.subscribe();

@@ -183,6 +183,18 @@ async fn cli_submit_wait_returns_record_and_exit_code() {
             .contains("cannot parse capture"),
         "{job}"
     );
+    // A wait that times out says so and exits 75, not 3; fractions of seconds are fine.
+    let slow = write_file(&scripts, "slow.pcap", b"SLOW but fine");
+    let out = daemon.cli(&["submit", slow.to_str().unwrap()]);
+    let slow_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let out = daemon.cli(&["wait", "--timeout", "0.5", &slow_id]);
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("still"));
     let out = daemon.cli(&["submit", "--tag", "has space", good.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(
@@ -941,7 +953,15 @@ fn settings_this_build_cannot_honour_are_refused_at_start() {
 #[test]
 fn client_errors_say_their_cause_once() {
     let out = std::process::Command::new(PCAPD)
-        .args(["ping", "--host", "127.0.0.1", "--port", "1", "--password", "x"])
+        .args([
+            "ping",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "1",
+            "--password",
+            "x",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
