@@ -342,6 +342,12 @@ pub async fn logs(conn: &ConnArgs, job_id: &str) -> Result<i32> {
 
 /// Streams a log to stdout in chunks.
 pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
+    if conn.json {
+        anyhow::bail!(
+            "fetch writes the log itself, as the job wrote it; --json does not apply \
+             (jobs write JSON logs with [Output] format = json)"
+        );
+    }
     let mut client = connect(conn).await?;
     let mut out = std::io::stdout().lock();
     let mut offset = 0u64;

@@ -217,6 +217,25 @@ pub struct ConnArgs {
     pub json: bool,
 }
 
+/// `analyze --logs`: names the analyzer writes (`conn` or `conn.log`), anything else refused.
+fn only_logs(names: Vec<String>) -> Result<std::collections::BTreeSet<String>, String> {
+    let known = crate::analyzer::log_names();
+    names
+        .into_iter()
+        .map(|name| {
+            let stem = name.trim_end_matches(".log");
+            if known.contains(&stem) {
+                Ok(stem.to_owned())
+            } else {
+                Err(format!(
+                    "--logs {name:?}: no such log (valid: {})",
+                    known.join(", ")
+                ))
+            }
+        })
+        .collect()
+}
+
 /// `--timeout`: seconds, fractions allowed, not negative.
 fn non_negative_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -272,7 +291,24 @@ pub fn run(cli: Cli) -> i32 {
     }
 }
 
+/// Whether a client command was asked for JSON (its errors are JSON on stdout too).
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Submit { conn, .. }
+        | Command::Status { conn, .. }
+        | Command::Wait { conn, .. }
+        | Command::List { conn, .. }
+        | Command::Logs { conn, .. }
+        | Command::Fetch { conn, .. }
+        | Command::Cancel { conn, .. }
+        | Command::Pool { conn }
+        | Command::Ping { conn } => conn.json,
+        _ => false,
+    }
+}
+
 async fn run_async(command: Command) -> i32 {
+    let json = wants_json(&command);
     let result: anyhow::Result<i32> = match command {
         Command::Serve { config } => match crate::daemon::serve_main(config).await {
             Ok(code) => Ok(code),
@@ -328,7 +364,17 @@ async fn run_async(command: Command) -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pcapd: {e:#}");
-            1
+            if json {
+                let code = e
+                    .downcast_ref::<crate::client::ClientError>()
+                    .and_then(|c| c.code())
+                    .unwrap_or("client_error");
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": code, "message": format!("{e:#}") })
+                );
+            }
+            crate::exit::EXIT_FAILURE
         }
     }
 }
@@ -354,11 +400,13 @@ fn analyze(
         } else {
             LogFormat::Tsv
         },
-        only_logs: logs.map(|l| {
-            l.into_iter()
-                .map(|s| s.trim_end_matches(".log").to_owned())
-                .collect()
-        }),
+        only_logs: match logs.map(only_logs).transpose() {
+            Ok(only) => only,
+            Err(e) => {
+                eprintln!("pcapd analyze: {e}");
+                return crate::exit::EXIT_CONFIG;
+            }
+        },
     };
     match analyze(captures, out, &opts, &mut |_, _| {}) {
         Ok(summary) => {

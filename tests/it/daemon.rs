@@ -968,3 +968,62 @@ fn client_errors_say_their_cause_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
 }
+
+/// `--json` errors are JSON on stdout; `analyze --logs` refuses names it does not write;
+/// `fetch --json` says it does not apply rather than printing TSV.
+#[test]
+fn cli_json_errors_and_bad_log_names_are_precise() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(PCAPD)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "ping",
+        "--json",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "1",
+        "--password",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{answer}"
+    );
+    let out = run(&[
+        "fetch",
+        "--json",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "1",
+        "--password",
+        "x",
+        "j",
+        "conn.log",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--json does not apply"));
+    let dir = temp_dir("analyze-logs");
+    let out = run(&[
+        "analyze",
+        "-o",
+        dir.to_str().unwrap(),
+        "--logs",
+        "conn,bogus",
+        sample("http.pcap").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"bogus\": no such log (valid: conn, dns"),
+        "{err}"
+    );
+}
