@@ -78,10 +78,18 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                     }
                     _ => Vec::new(),
                 };
+                let job_dir = JobId::parse(&job_id).map(|id| daemon.store.job_dir(&id)).ok();
                 update(daemon, &job_id, stop, move |r| {
                     let now = Timestamp::now();
                     let logs = logs.clone();
-                    match outcome.clone() {
+                    let outcome = match (outcome.clone(), &job_dir) {
+                        (JobOutcome::Failed { kind, error }, Some(dir)) => JobOutcome::Failed {
+                            kind,
+                            error: with_client_names(error, dir, r),
+                        },
+                        (outcome, _) => outcome,
+                    };
+                    match outcome {
                         JobOutcome::Done {
                             packets, warnings, ..
                         } => r.finish_done(now, logs, packets, warnings),
@@ -183,6 +191,16 @@ fn log_outcome(job_id: &str, outcome: &JobOutcome) {
             tracing::warn!(job = %job_id, message, "worker broke the protocol")
         }
     }
+}
+
+/// The worker names captures by where the store keeps them (`…/jobs/ID/pcaps/0.pcap`); the
+/// client knows them by the names it gave. Messages say those.
+fn with_client_names(mut error: String, job_dir: &std::path::Path, record: &JobRecord) -> String {
+    for file in &record.files {
+        let stored = job_dir.join(&file.stored);
+        error = error.replace(&*stored.to_string_lossy(), &file.name);
+    }
+    error
 }
 
 /// The worker's failure kind as a record error kind.

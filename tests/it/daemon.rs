@@ -148,6 +148,15 @@ async fn builtin_jobs_end_to_end_with_brocapi_fields() {
     assert_eq!(record["state"], "done");
     let out = daemon.cli(&["fetch", &id, "conn.log"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+
+    // A capture that is not one: the error names it as the client did, not where it is kept.
+    let garbage = write_file(&daemon.dir, "notes.txt", b"these are not packets at all");
+    let id = submit(&mut client, &garbage, None).await;
+    let job = wait_done(&mut client, &id, Duration::from_secs(30)).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let message = job["error"]["message"].as_str().unwrap();
+    assert!(message.contains("notes.txt"), "{message}");
+    assert!(!message.contains("pcaps/"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
