@@ -353,17 +353,14 @@ fn render_json_value(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
-/// Shortest round-trip representation, always with a decimal point; non-finite as null.
+/// As in the TSV logs (at most six decimals, microseconds, as Zeek writes them): the shortest
+/// round-trip form would print a timestamp's float noise (`1700000000.1234567`). Non-finite as null.
 fn push_json_double(out: &mut Vec<u8>, v: f64) {
     if !v.is_finite() {
         out.extend_from_slice(b"null");
         return;
     }
-    let start = out.len();
-    push_display(out, &v);
-    if !out[start..].contains(&b'.') {
-        out.extend_from_slice(b".0");
-    }
+    push_zeek_double(out, v);
 }
 
 fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -436,6 +433,19 @@ mod tests {
         out.push(b' ');
         push_zeek_double(&mut out, 1.1234567);
         assert_eq!(String::from_utf8(out).expect("ascii"), "0.25 3.0 1.123457");
+    }
+
+    #[test]
+    fn json_times_have_the_tsv_logs_six_decimals() {
+        let mut out = Vec::new();
+        push_json_double(&mut out, 1_700_000_000.123_456_7);
+        assert_eq!(out, b"1700000000.123457");
+        out.clear();
+        push_json_double(&mut out, 2.0);
+        assert_eq!(out, b"2.0");
+        out.clear();
+        push_json_double(&mut out, f64::NAN);
+        assert_eq!(out, b"null");
     }
 
     #[test]

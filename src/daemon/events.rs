@@ -78,7 +78,9 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                     }
                     _ => Vec::new(),
                 };
-                let job_dir = JobId::parse(&job_id).map(|id| daemon.store.job_dir(&id)).ok();
+                let job_dir = JobId::parse(&job_id)
+                    .map(|id| daemon.store.job_dir(&id))
+                    .ok();
                 update(daemon, &job_id, stop, move |r| {
                     let now = Timestamp::now();
                     let logs = logs.clone();
