@@ -1036,3 +1036,28 @@ fn cli_json_errors_and_bad_log_names_are_precise() {
         "{err}"
     );
 }
+
+/// The client pins the configured certificate: presenting exactly it is enough, whatever
+/// name is dialled (docs/operations.md says so and why); another certificate is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pinned_certificate_is_accepted_under_any_name_and_no_other() {
+    let daemon = TestDaemon::start("pinning", &DaemonSpec::default());
+    let mut settings = daemon.settings();
+    if let Some(tls) = settings.tls.as_mut() {
+        tls.server_name = "not-the-daemon.example".into();
+    }
+    let mut client = pcapd::client::Client::connect(settings.clone())
+        .await
+        .expect("pinned certificate accepted");
+    assert!(client.call("ping", json!({})).await.is_ok());
+    let other = pcapd::config::ensure_embedded_credentials(&temp_dir("pinning-other")).unwrap();
+    if let Some(tls) = settings.tls.as_mut() {
+        tls.ca = other.cert;
+    }
+    let refused = pcapd::client::Client::connect(settings).await;
+    assert!(
+        matches!(&refused, Err(pcapd::client::ClientError::Handshake { .. })),
+        "another certificate is refused: {:?}",
+        refused.err()
+    );
+}
