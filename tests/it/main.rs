@@ -8,3 +8,4 @@ mod bui_monitor;
 mod burp_ui;
 mod daemon;
 mod harness;
+mod systemd;
