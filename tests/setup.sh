@@ -2,7 +2,8 @@
 # Installs what the tests against real third-party components need, if it is missing:
 #
 #   - Debian's burp 3.1.4 (`burp`, `burp_ca`), openssl, iproute2, procps and hostname
-#     (burp_ca calls `ps` and `hostname`), python3 with venv;
+#     (burp_ca calls `ps` and `hostname`), python3 with venv; strace, systemd-analyze and
+#     setpriv (the systemd unit's test);
 #   - a Python venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/venv with Burp-UI's own
 #     code: burp-ui 1.1.1 (the client side, its "parallel" backend) and burp-ui-monitor
 #     1.1.1 (the real bui-monitor that pcapd replaces).
@@ -37,6 +38,10 @@ have_cmd ss || missing+=(iproute2)
 have_cmd ps || missing+=(procps)
 have_cmd hostname || missing+=(hostname)
 have_cmd stdbuf || missing+=(coreutils)
+# tests/it/systemd.rs: the unit's syscall filter against what pcapd calls, as nobody.
+have_cmd strace || missing+=(strace)
+have_cmd systemd-analyze || missing+=(systemd)
+have_cmd setpriv || missing+=(util-linux)
 
 # The venv is made with Debian's python3 (its venv module needs python3-venv for ensurepip).
 py=/usr/bin/python3
