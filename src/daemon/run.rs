@@ -222,7 +222,7 @@ pub async fn run(
         connections.clone(),
     ));
     crate::systemd::notify("READY=1\nSTATUS=accepting jobs");
-    tracing::info!(%addr, pool = config.global.pool, backend = ?config.global.backend, "pcapd ready");
+    tracing::info!(%addr, pool = config.global.pool, backend = config.global.backend.name(), "pcapd ready");
     on_ready(&ready);
 
     loop {
