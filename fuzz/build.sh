@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the fuzz target, so CI notices when it stops compiling. cargo-fuzz needs nightly
+# Builds every fuzz target (capture, request, config, child_lines), so CI notices when one
+# stops compiling. cargo-fuzz needs nightly
 # features; the only toolchain here is stable, so RUSTC_BOOTSTRAP=1 enables them.
 # Run the fuzzer itself as described in docs/analyzer.md ("Fuzzing").
 set -euo pipefail
@@ -7,4 +8,4 @@ cd "$(dirname "$0")/.."
 if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked
 fi
-RUSTC_BOOTSTRAP=1 cargo fuzz build capture
+RUSTC_BOOTSTRAP=1 cargo fuzz build
