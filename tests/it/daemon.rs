@@ -365,47 +365,6 @@ async fn sigkilled_daemon_takes_its_analyzers_and_reruns_in_a_fresh_log_dir() {
     );
 }
 
-/// A tmpfs of a few MiB as `jobs_dir`, unmounted when dropped (mounting needs root, as CI is).
-struct SmallDisk {
-    path: std::path::PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(name: &str, size: &str) -> SmallDisk {
-        let path = temp_dir(name).join("jobs");
-        std::fs::create_dir_all(&path).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .expect("run mount");
-        assert!(
-            status.success(),
-            "mounting a tmpfs needs root (CI runs as root)"
-        );
-        SmallDisk { path }
-    }
-
-    /// Writes a file until the file system is full; returns its path.
-    fn fill(&self) -> std::path::PathBuf {
-        use std::io::Write;
-        let filler = self.path.join("filler");
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let block = vec![0u8; 64 * 1024];
-        while file.write_all(&block).is_ok() {}
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
-    }
-}
-
 /// The disk fills while a job runs: its analyzer fails, its record cannot be written. The
 /// transition is retried, so once space is freed the job ends `failed` with the reason by
 /// itself (it used to stay `running` until a restart), and the pool takes work again.

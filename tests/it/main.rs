@@ -6,6 +6,7 @@
 mod accuracy;
 mod bui_monitor;
 mod burp_ui;
+mod chaos;
 mod daemon;
 mod harness;
 mod systemd;
