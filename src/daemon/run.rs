@@ -105,6 +105,10 @@ pub fn embedded_config(state_dir: PathBuf) -> Result<Config, DaemonError> {
 
 /// `pcapd serve`: runs until SIGTERM/SIGINT. Returns the exit code.
 pub async fn serve_main(config_path: Option<PathBuf>) -> Result<i32, DaemonError> {
+    // Captures and logs are the operator's and their group's, nobody else's: whatever the
+    // caller's umask, what pcapd and its workers create is at most 0750/0640 (the unit's
+    // UMask=0027, for runs outside systemd too).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
     let config = load_config(config_path.as_deref())?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");

@@ -9,4 +9,5 @@ mod burp_ui;
 mod chaos;
 mod daemon;
 mod harness;
+mod security;
 mod systemd;

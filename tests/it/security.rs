@@ -1,0 +1,141 @@
+//! Security properties as tests: the password never in a log at any level, TLS below 1.2
+//! refused, what pcapd stores not readable by other users, `memory_limit` really limiting an
+//! analyzer, and workers started as root with `[Worker] user`/`group` really unprivileged.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{
+    children_of, sample, submit, temp_dir, wait_done, write_file, DaemonSpec, TestDaemon,
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_password_is_in_no_log_line_even_at_trace_level() {
+    let spec = DaemonSpec {
+        env: vec![("RUST_LOG".into(), "trace".into())],
+        ..DaemonSpec::default()
+    };
+    let daemon = TestDaemon::start("secret-trace", &spec);
+    let mut client = daemon.client().await;
+    let id = submit(&mut client, &sample("http.pcap"), None).await;
+    wait_done(&mut client, &id, Duration::from_secs(60)).await;
+    let mut wrong = daemon.settings();
+    wrong.password = format!("{}-almost", daemon.password);
+    let mut bad = pcapd::client::Client::connect(wrong).await.unwrap();
+    assert!(bad.call("ping", json!({})).await.is_err());
+    let log = daemon.stderr();
+    assert!(log.lines().count() > 20, "trace logging is on: {log}");
+    assert!(
+        !log.contains(&daemon.password),
+        "the password is in the log"
+    );
+}
+
+#[test]
+fn tls_below_1_2_is_refused() {
+    let daemon = TestDaemon::start("tls-old", &DaemonSpec::default());
+    let connect = |version: &str| {
+        std::process::Command::new("openssl")
+            .args(["s_client", version, "-connect"])
+            .arg(format!("127.0.0.1:{}", daemon.port))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl (tests/setup.sh installs it)")
+    };
+    // OpenSSL's default security level refuses TLS 1.1 itself; lower it so the server decides.
+    let old = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-tls1_1",
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+            "-connect",
+        ])
+        .arg(format!("127.0.0.1:{}", daemon.port))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!old.status.success(), "TLS 1.1 accepted");
+    assert!(connect("-tls1_2").status.success(), "TLS 1.2 works");
+    assert!(connect("-tls1_3").status.success(), "TLS 1.3 works");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_pcapd_stores_is_not_readable_by_other_users() {
+    let daemon = TestDaemon::start("modes", &DaemonSpec::default());
+    let mut client = daemon.client().await;
+    let id = submit(&mut client, &sample("dns.pcap"), None).await;
+    assert_eq!(
+        wait_done(&mut client, &id, Duration::from_secs(60)).await["state"],
+        "done"
+    );
+    let job = daemon.dir.join("state/jobs").join(&id);
+    let mut paths = vec![daemon.dir.join("state/jobs"), job.clone()];
+    for sub in ["pcaps", "logs"] {
+        paths.push(job.join(sub));
+        paths.extend(
+            std::fs::read_dir(job.join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path()),
+        );
+    }
+    paths.push(job.join("job.json"));
+    for path in paths {
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "{} is {:o}", path.display(), mode & 0o777);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_limit_stops_an_analyzer_that_allocates_past_it() {
+    let scripts = temp_dir("memlimit-scripts");
+    let script = write_file(
+        &scripts,
+        "hog.sh",
+        b"#!/bin/sh\nout=\"$1\"\npython3 -c 'x = bytearray(400 * 1024 * 1024)' || exit 7\necho fit > \"$out/x.log\"\n",
+    );
+    let spec = DaemonSpec {
+        pool: 1,
+        backend: "command",
+        command: Some(format!("sh {} {{out}} {{pcaps}}", script.display())),
+        extra_worker: "memory_limit = 256M\n".into(),
+        ..DaemonSpec::default()
+    };
+    let daemon = TestDaemon::start("memlimit", &spec);
+    let mut client = daemon.client().await;
+    let capture = write_file(&scripts, "any.pcap", b"x");
+    let id = submit(&mut client, &capture, None).await;
+    let job = wait_done(&mut client, &id, Duration::from_secs(60)).await;
+    assert_eq!(
+        job["state"], "failed",
+        "the 400 MiB allocation must fail: {job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_started_as_root_run_as_the_configured_user() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (CI runs as root)"
+    );
+    let spec = DaemonSpec {
+        pool: 1,
+        extra_worker: "user = nobody\ngroup = nogroup\n".into(),
+        ..DaemonSpec::default()
+    };
+    let daemon = TestDaemon::start("worker-user", &spec);
+    let workers = children_of(daemon.pid());
+    assert_eq!(workers.len(), 1);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", workers[0])).unwrap();
+    let ids = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+            .unwrap()
+    };
+    assert_eq!(ids("Uid:"), ["65534"; 4], "{status}");
+    assert!(ids("Gid:").iter().all(|g| *g != "0"), "{status}");
+}
