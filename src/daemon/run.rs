@@ -24,7 +24,7 @@ use super::monitor::QueryCache;
 use super::state::{blocking, Daemon};
 use crate::backend::WorkerSettings;
 use crate::config::{self, BackendKind, Config, ConfigErrors};
-use crate::jobs::{JobId, JobState, JobStore, StoreError, Timestamp};
+use crate::jobs::{JobId, JobState, JobStore, StoreError, Timestamp, WorkerAccess};
 use crate::pool::{self, ChildDialect, PoolError, PoolSettings};
 use crate::server::auth::Auth;
 use crate::server::conn::ConnLimits;
@@ -57,6 +57,8 @@ pub enum DaemonError {
     Worker(#[from] crate::backend::SettingsError),
     #[error(transparent)]
     BurpClient(#[from] crate::backend::burp::BurpClientError),
+    #[error("[Worker] user/group: {0}")]
+    WorkerIdentity(crate::pool::SpawnError),
     #[error("{0}")]
     NotInThisBuild(String),
 }
@@ -70,6 +72,7 @@ impl DaemonError {
             | DaemonError::Tls(_)
             | DaemonError::Worker(_)
             | DaemonError::BurpClient(_)
+            | DaemonError::WorkerIdentity(_)
             | DaemonError::NotInThisBuild(_) => crate::exit::EXIT_CONFIG,
             _ => 1,
         }
@@ -160,7 +163,21 @@ pub async fn run(
     } else {
         None
     };
-    let store = Arc::new(JobStore::open(&config.global.jobs_dir)?);
+    let worker = pool::worker_identity(
+        config.worker.user.as_deref(),
+        config.worker.group.as_deref(),
+    )
+    .map_err(DaemonError::WorkerIdentity)?
+    .map(|(uid, gid)| WorkerAccess { uid, gid });
+    if let Some(access) = worker {
+        let store_dirs = config.global.jobs_dir.ancestors().skip(1);
+        // The workers must reach jobs_dir: pcapd's own state directory above it lets their
+        // group through (search only; its files stay 0600).
+        for dir in store_dirs.take_while(|d| d.starts_with(&config.global.state_dir)) {
+            traversable_by(dir, access).map_err(DaemonError::Store)?;
+        }
+    }
+    let store = Arc::new(JobStore::open_for(&config.global.jobs_dir, worker)?);
     let recovery = {
         let store = store.clone();
         blocking(move || store.recover(Timestamp::now())).await?
@@ -282,6 +299,16 @@ fn refuse_unbuilt_features(config: &Config) -> Result<(), DaemonError> {
         "{source}: this build of pcapd does not implement {}; remove the setting to start",
         missing.join(", ")
     )))
+}
+
+/// Adds search permission for `access`'s group to `dir` (an existing directory of pcapd's).
+fn traversable_by(dir: &Path, access: WorkerAccess) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(dir).map_err(StoreError::io(dir))?;
+    std::os::unix::fs::chown(dir, None, Some(access.gid)).map_err(StoreError::io(dir))?;
+    let mode = metadata.permissions().mode() | 0o010;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .map_err(StoreError::io(dir))
 }
 
 fn tls_files(config: &Config) -> Result<(PathBuf, PathBuf), DaemonError> {

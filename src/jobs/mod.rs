@@ -22,7 +22,7 @@ pub use model::{
     validate_tag, ErrorKind, Forwarding, JobError, JobFile, JobId, JobRecord, JobState, LogInfo,
     Progress, TagError, Transition, TransitionError,
 };
-pub use store::{JobStore, ListFilter, MAX_LOG_READ};
+pub use store::{JobStore, ListFilter, WorkerAccess, MAX_LOG_READ};
 pub use time::Timestamp;
 pub use upload::{FileDecl, PendingJob, MAX_FILES_PER_JOB};
 

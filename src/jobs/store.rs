@@ -46,17 +46,42 @@ pub struct JobStore {
     /// Canonical, so paths handed to workers are absolute whatever their working directory.
     jobs_dir: PathBuf,
     write_lock: Mutex<()>,
+    /// Workers run as another user (pcapd started as root with `[Worker] user`/`group`).
+    worker: Option<WorkerAccess>,
+}
+
+/// The identity workers run as, when it is not pcapd's: each job's directory is given to its
+/// group (the worker reads the captures and replaces `logs/` on a re-run) and `logs/` to
+/// the user (the worker writes there). Nothing else in the store is theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerAccess {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 impl JobStore {
     /// Opens (creating if needed) the store rooted at `jobs_dir`.
     pub fn open(jobs_dir: &Path) -> Result<JobStore, StoreError> {
+        JobStore::open_for(jobs_dir, None)
+    }
+
+    /// Opens the store for workers running as `worker`: `jobs_dir` becomes traversable by
+    /// its group (mode 0750, group = the worker's).
+    pub fn open_for(jobs_dir: &Path, worker: Option<WorkerAccess>) -> Result<JobStore, StoreError> {
         fs::create_dir_all(jobs_dir).map_err(StoreError::io(jobs_dir))?;
         let jobs_dir = fs::canonicalize(jobs_dir).map_err(StoreError::io(jobs_dir))?;
+        if let Some(access) = worker {
+            give_to_group(&jobs_dir, access, 0o750)?;
+        }
         Ok(JobStore {
             jobs_dir,
             write_lock: Mutex::new(()),
+            worker,
         })
+    }
+
+    pub(crate) fn worker_access(&self) -> Option<WorkerAccess> {
+        self.worker
     }
 
     pub fn jobs_dir(&self) -> &Path {
@@ -291,6 +316,17 @@ impl JobStore {
             .map_err(StoreError::io(&path))?;
         Ok(bytes)
     }
+}
+
+/// `path` to `access`'s group (owner unchanged) with `mode`.
+pub(crate) fn give_to_group(
+    path: &Path,
+    access: WorkerAccess,
+    mode: u32,
+) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, None, Some(access.gid)).map_err(StoreError::io(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(StoreError::io(path))
 }
 
 #[derive(Debug, Default)]

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::error::{PathRejection, StoreError};
 use super::fsutil::{fsync_dir, TEMP_PREFIX};
 use super::model::{validate_tag, JobFile, JobId, JobRecord};
-use super::store::{write_record_in, JobStore, LOGS_DIR, PCAPS_DIR};
+use super::store::{give_to_group, write_record_in, JobStore, WorkerAccess, LOGS_DIR, PCAPS_DIR};
 use super::time::Timestamp;
 
 /// The most captures one job may hold.
@@ -42,6 +42,8 @@ pub struct PendingJob {
     id: JobId,
     jobs_dir: PathBuf,
     temp_dir: PathBuf,
+    /// Who the job's workers run as, when not pcapd (`WorkerAccess`).
+    worker: Option<WorkerAccess>,
     tag: Option<String>,
     options: Map<String, Value>,
     files: Vec<IncomingFile>,
@@ -96,7 +98,7 @@ impl JobStore {
                 });
             }
         }
-        PendingJob::create(self.jobs_dir(), files, tag, options)
+        PendingJob::create(self.jobs_dir(), self.worker_access(), files, tag, options)
     }
 
     /// Stages the files named by `paths` (relative to `spool_dir`, or absolute under it) as a
@@ -126,7 +128,8 @@ impl JobStore {
                 size: source.size,
             })
             .collect();
-        let mut pending = PendingJob::create(self.jobs_dir(), decls, tag, options)?;
+        let mut pending =
+            PendingJob::create(self.jobs_dir(), self.worker_access(), decls, tag, options)?;
         for (index, source) in sources.iter().enumerate() {
             pending.adopt(index, &source.path, LinkPolicy::LinkOrCopy)?;
         }
@@ -157,6 +160,7 @@ enum LinkPolicy {
 impl PendingJob {
     fn create(
         jobs_dir: &Path,
+        worker: Option<WorkerAccess>,
         decls: Vec<FileDecl>,
         tag: Option<String>,
         options: Map<String, Value>,
@@ -183,6 +187,7 @@ impl PendingJob {
             id,
             jobs_dir: jobs_dir.to_path_buf(),
             temp_dir,
+            worker,
             tag,
             options,
             files,
@@ -289,6 +294,15 @@ impl PendingJob {
         fsync_dir(&pcaps_dir)?;
         let logs_dir = self.temp_dir.join(LOGS_DIR);
         fs::create_dir(&logs_dir).map_err(StoreError::io(&logs_dir))?;
+        if let Some(access) = self.worker {
+            give_to_group(&self.temp_dir, access, 0o770)?;
+            give_to_group(&pcaps_dir, access, 0o750)?;
+            for file in &job_files {
+                give_to_group(&self.temp_dir.join(&file.stored), access, 0o640)?;
+            }
+            std::os::unix::fs::chown(&logs_dir, Some(access.uid), Some(access.gid))
+                .map_err(StoreError::io(&logs_dir))?;
+        }
 
         let record = JobRecord::new_queued(
             self.id.clone(),

@@ -165,33 +165,55 @@ struct Credentials {
 }
 
 fn resolve_credentials(spec: &ChildSpec) -> Result<Credentials, SpawnError> {
+    resolve_identity(spec.user.as_deref(), spec.group.as_deref())
+}
+
+/// The uid/gid children switch to for `[Worker] user`/`group`; none unless pcapd is root.
+fn resolve_identity(user: Option<&str>, group: Option<&str>) -> Result<Credentials, SpawnError> {
     // Switching identity is only possible, and only wanted, when pcapd runs as root.
     if !nix::unistd::geteuid().is_root() {
         return Ok(Credentials::default());
     }
     let mut creds = Credentials::default();
-    if let Some(name) = &spec.user {
+    if let Some(name) = user {
         let user = nix::unistd::User::from_name(name)
             .map_err(|source| SpawnError::Lookup {
-                name: name.clone(),
+                name: name.to_owned(),
                 source,
             })?
-            .ok_or_else(|| SpawnError::UnknownUser { user: name.clone() })?;
+            .ok_or_else(|| SpawnError::UnknownUser {
+                user: name.to_owned(),
+            })?;
         creds.uid = Some(user.uid.as_raw());
         creds.gid = Some(user.gid.as_raw());
     }
-    if let Some(name) = &spec.group {
+    if let Some(name) = group {
         let group = nix::unistd::Group::from_name(name)
             .map_err(|source| SpawnError::Lookup {
-                name: name.clone(),
+                name: name.to_owned(),
                 source,
             })?
             .ok_or_else(|| SpawnError::UnknownGroup {
-                group: name.clone(),
+                group: name.to_owned(),
             })?;
         creds.gid = Some(group.gid.as_raw());
     }
     Ok(creds)
+}
+
+/// The identity workers run as when it is not pcapd's own: `(uid, gid)`.
+pub fn worker_identity(
+    user: Option<&str>,
+    group: Option<&str>,
+) -> Result<Option<(u32, u32)>, SpawnError> {
+    let creds = resolve_identity(user, group)?;
+    if creds.uid.is_none() && creds.gid.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((
+        creds.uid.unwrap_or_else(|| nix::unistd::geteuid().as_raw()),
+        creds.gid.unwrap_or_else(|| nix::unistd::getegid().as_raw()),
+    )))
 }
 
 fn open_files_limit() -> u64 {

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::WorkerConfig;
 use crate::protocol::burp::{BurpVersion, QueryAnswer, StatusQuery};
 use crate::protocol::worker::FailureKind;
-pub use child::ChildExit;
+pub use child::{worker_identity, ChildExit, SpawnError};
 use state::{QueuedJob, QueuedQuery, Shared, SlotCommand, Work};
 
 /// What the pool runs: `program args…` per slot, speaking `dialect`.

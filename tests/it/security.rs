@@ -138,4 +138,25 @@ async fn workers_started_as_root_run_as_the_configured_user() {
     };
     assert_eq!(ids("Uid:"), ["65534"; 4], "{status}");
     assert!(ids("Gid:").iter().all(|g| *g != "0"), "{status}");
+    // And it can still do its work: read the captures, write the logs, and start a re-run
+    // afresh (it used to fail: the job directories were root's alone).
+    let mut client = daemon.client().await;
+    for _ in 0..2 {
+        let id = submit(&mut client, &sample("http.pcap"), None).await;
+        let job = wait_done(&mut client, &id, Duration::from_secs(60)).await;
+        assert_eq!(job["state"], "done", "{job}");
+        let logs = client.call("logs", json!({ "job_id": id })).await.unwrap();
+        assert!(
+            logs["logs"].as_array().is_some_and(|l| !l.is_empty()),
+            "{logs}"
+        );
+    }
+    let jobs = daemon.dir.join("state/jobs");
+    let mode = std::fs::metadata(&jobs).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o007,
+        0,
+        "still nothing for others: {:o}",
+        mode & 0o777
+    );
 }
