@@ -769,6 +769,7 @@ mod tests {
         let s = spool();
         let mut pending = PendingJob::create(
             s.store.jobs_dir(),
+            None,
             vec![decl("b.pcapng", 0)],
             None,
             Map::new(),
