@@ -160,3 +160,30 @@ async fn workers_started_as_root_run_as_the_configured_user() {
         mode & 0o777
     );
 }
+
+/// `recycle_memory`: a worker whose RSS is past it is replaced between jobs (here every
+/// worker is, the limit being below any process's RSS), and no job is lost to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn recycle_memory_replaces_a_grown_worker_between_jobs() {
+    let spec = DaemonSpec {
+        pool: 1,
+        extra_worker: "recycle_memory = 1M\n".into(),
+        ..DaemonSpec::default()
+    };
+    let daemon = TestDaemon::start("recycle", &spec);
+    let mut client = daemon.client().await;
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let id = submit(&mut client, &sample("dns.pcap"), None).await;
+        let job = wait_done(&mut client, &id, Duration::from_secs(60)).await;
+        assert_eq!(job["state"], "done", "{job}");
+        pids.push(job["worker_pid"].as_u64().unwrap());
+    }
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "a new worker for each job: {pids:?}");
+    let pool = client.call("pool", json!({})).await.unwrap();
+    assert!(
+        pool["slots"][0]["restarts"].as_u64().unwrap() >= 2,
+        "{pool}"
+    );
+}

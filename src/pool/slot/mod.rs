@@ -384,7 +384,9 @@ async fn serve_jobs(
             );
             return ChildEnd::Replace;
         }
-        if config.recycle_memory > 0 {
+        // Only a child that has worked can have grown: a fresh one over the limit (a limit
+        // below its start-up RSS) would otherwise be replaced for ever, running nothing.
+        if config.recycle_memory > 0 && running.jobs_answered > 0 {
             if let Some(rss) = running.process.rss_bytes() {
                 if rss > config.recycle_memory {
                     tracing::info!(
