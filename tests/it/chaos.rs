@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 use pcapd::client::Client;
 use serde_json::{json, Value};
 
-use crate::harness::{children_of, temp_dir, write_file, SmallDisk, TestDaemon};
+use crate::harness::{children_of, temp_dir, tls_credentials, write_file, SmallDisk, TestDaemon};
 
 /// An analyzer that behaves by the capture's first bytes: quick, slow, failing, hanging
 /// past the deadline, or killing its worker.
@@ -101,20 +101,13 @@ async fn run_chaos(jobs: usize, clients: usize) -> Figures {
         .enumerate()
         .map(|(i, body)| write_file(&dir, &format!("kind{i}.pcap"), body))
         .collect();
-    let creds = pcapd::config::ensure_embedded_credentials(&dir.join("state")).unwrap();
-    let password = std::fs::read_to_string(&creds.password_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (creds, tls, password) = tls_credentials(&dir.join("state"));
     let config = format!(
-        "[Global]\nport = {port}\nbind = 127.0.0.1\npool = 2\nssl = true\nsslcert = {cert}\nsslkey = {key}\n\
-         password_file = {pw}\nbackend = command\nstate_dir = {state}\njobs_dir = {jobs}\nauth_delay = 100ms\n\
+        "[Global]\nport = {port}\nbind = 127.0.0.1\npool = 2\n{tls}\
+         backend = command\nstate_dir = {state}\njobs_dir = {jobs}\nauth_delay = 100ms\n\
          max_queue = 100000\n\n[Worker]\ntimeout = 2s\ngrace = 200ms\nmax_restarts = 1000\n\n\
          [Command]\ncommand = sh {script} {{out}} {{pcaps}}\n",
         port = free_port(),
-        cert = creds.cert.display(),
-        key = creds.key.display(),
-        pw = creds.password_file.display(),
         state = dir.join("state").display(),
         jobs = disk.path.display(),
         script = script.display(),

@@ -318,18 +318,10 @@ async fn daemon_sigkilled_with_jobs_loses_none() {
 /// worker's group goes), and the re-run after the restart writes a log of its own run only.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkilled_daemon_takes_its_analyzers_and_reruns_in_a_fresh_log_dir() {
-    let scripts = temp_dir("orphan-scripts");
-    let script = write_file(
-        &scripts,
-        "orphan.sh",
+    let (spec, scripts) = script_backend(
+        "orphan",
         b"#!/bin/sh\nout=\"$1\"\necho \"start $$\" >> \"$out/x.log\"\nsleep 3 &\nsleep 3\necho \"end $$\" >> \"$out/x.log\"\n",
     );
-    let spec = DaemonSpec {
-        pool: 1,
-        backend: "command",
-        command: Some(format!("sh {} {{out}} {{pcaps}}", script.display())),
-        ..DaemonSpec::default()
-    };
     let mut daemon = TestDaemon::start("orphans", &spec);
     let mut client = daemon.client().await;
     let capture = write_file(&scripts, "any.pcap", b"not looked at");
@@ -371,18 +363,13 @@ async fn sigkilled_daemon_takes_its_analyzers_and_reruns_in_a_fresh_log_dir() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_delays_a_job_record_but_never_leaves_it_running() {
     let disk = SmallDisk::mount("full-disk", "8m");
-    let scripts = temp_dir("full-disk-scripts");
-    let script = write_file(
-        &scripts,
-        "writer.sh",
+    let (spec, scripts) = script_backend(
+        "full-disk",
         b"#!/bin/sh\nout=\"$1\"\nsleep 1\nhead -c 1048576 /dev/zero > \"$out/x.log\"\n",
     );
     let spec = DaemonSpec {
-        pool: 1,
-        backend: "command",
-        command: Some(format!("sh {} {{out}} {{pcaps}}", script.display())),
         extra_global: format!("jobs_dir = {}\n", disk.path.display()),
-        ..DaemonSpec::default()
+        ..spec
     };
     let daemon = TestDaemon::start("full-disk", &spec);
     let mut client = daemon.client().await;
@@ -585,17 +572,9 @@ async fn raw_tls_from(
 async fn guesses_from_one_address_take_turns_whatever_the_connections() {
     // The harness's daemons answer after 200 ms; this one after whole seconds.
     let dir = temp_dir("guessing");
-    let creds = pcapd::config::ensure_embedded_credentials(&dir.join("state")).unwrap();
-    let password = std::fs::read_to_string(&creds.password_file)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let (creds, tls, password) = tls_credentials(&dir.join("state"));
     let config = format!(
-        "[Global]\nport = 0\nbind = 127.0.0.1\npool = 1\nssl = true\nsslcert = {}\nsslkey = {}\n\
-         password_file = {}\nstate_dir = {}\nauth_delay = 1s\n",
-        creds.cert.display(),
-        creds.key.display(),
-        creds.password_file.display(),
+        "[Global]\nport = 0\nbind = 127.0.0.1\npool = 1\n{tls}state_dir = {}\nauth_delay = 1s\n",
         dir.join("state").display()
     );
     let daemon = TestDaemon::launch(dir, &config, password, creds.cert.clone(), Vec::new());

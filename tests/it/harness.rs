@@ -372,3 +372,34 @@ impl Drop for SmallDisk {
             .status();
     }
 }
+
+/// A daemon spec running `body` as the command backend's analyzer (`sh SCRIPT {out}
+/// {pcaps}`), pool 1; returns it with the directory the script is in.
+pub fn script_backend(name: &str, body: &[u8]) -> (DaemonSpec, PathBuf) {
+    let scripts = temp_dir(&format!("{name}-scripts"));
+    let script = write_file(&scripts, "analyzer.sh", body);
+    let spec = DaemonSpec {
+        pool: 1,
+        backend: "command",
+        command: Some(format!("sh {} {{out}} {{pcaps}}", script.display())),
+        ..DaemonSpec::default()
+    };
+    (spec, scripts)
+}
+
+/// Generated TLS credentials in `dir` for a config of the test's own: the `[Global]` lines
+/// that use them, and the password clients send.
+pub fn tls_credentials(dir: &Path) -> (pcapd::config::EmbeddedCredentials, String, String) {
+    let creds = pcapd::config::ensure_embedded_credentials(dir).expect("credentials");
+    let password = std::fs::read_to_string(&creds.password_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let lines = format!(
+        "ssl = true\nsslcert = {}\nsslkey = {}\npassword_file = {}\n",
+        creds.cert.display(),
+        creds.key.display(),
+        creds.password_file.display()
+    );
+    (creds, lines, password)
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::harness::{
-    children_of, sample, submit, temp_dir, wait_done, write_file, DaemonSpec, TestDaemon,
+    children_of, sample, script_backend, submit, wait_done, write_file, DaemonSpec, TestDaemon,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,18 +90,13 @@ async fn what_pcapd_stores_is_not_readable_by_other_users() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_limit_stops_an_analyzer_that_allocates_past_it() {
-    let scripts = temp_dir("memlimit-scripts");
-    let script = write_file(
-        &scripts,
-        "hog.sh",
+    let (spec, scripts) = script_backend(
+        "memlimit",
         b"#!/bin/sh\nout=\"$1\"\npython3 -c 'x = bytearray(400 * 1024 * 1024)' || exit 7\necho fit > \"$out/x.log\"\n",
     );
     let spec = DaemonSpec {
-        pool: 1,
-        backend: "command",
-        command: Some(format!("sh {} {{out}} {{pcaps}}", script.display())),
         extra_worker: "memory_limit = 256M\n".into(),
-        ..DaemonSpec::default()
+        ..spec
     };
     let daemon = TestDaemon::start("memlimit", &spec);
     let mut client = daemon.client().await;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{children_of, sample, submit, temp_dir, wait_done, PCAPD};
+use crate::harness::{children_of, sample, submit, temp_dir, tls_credentials, wait_done, PCAPD};
 use pcapd::client::{Client, ClientSettings, TlsTrust, DEFAULT_CHUNK};
 
 const HINT: &str = "run tests/setup.sh (the README's test command does)";
@@ -114,17 +114,11 @@ async fn the_unit_runs_pcapd_unprivileged_within_its_syscall_filter() {
 
     let dir = temp_dir("systemd-unit");
     let state = dir.join("state");
-    let creds = pcapd::config::ensure_embedded_credentials(&state).unwrap();
+    let (creds, tls, password) = tls_credentials(&state);
     let config = dir.join("pcapd.cfg");
     std::fs::write(
         &config,
-        format!(
-            "[Global]\nport = 0\nbind = 127.0.0.1\npool = 1\nssl = true\nsslcert = {}\nsslkey = {}\n\
-             password_file = {}\n",
-            creds.cert.display(),
-            creds.key.display(),
-            creds.password_file.display()
-        ),
+        format!("[Global]\nport = 0\nbind = 127.0.0.1\npool = 1\n{tls}"),
     )
     .unwrap();
     let trace = dir.join("strace.out");
@@ -173,10 +167,6 @@ async fn the_unit_runs_pcapd_unprivileged_within_its_syscall_filter() {
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_else(|_| panic!("pcapd did not start as an unprivileged user:\n{}", stderr()));
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let password = std::fs::read_to_string(&creds.password_file)
-        .unwrap()
-        .trim()
-        .to_owned();
     let mut client = Client::connect(ClientSettings {
         host: "127.0.0.1".into(),
         port,
