@@ -182,3 +182,48 @@ async fn recycle_memory_replaces_a_grown_worker_between_jobs() {
         "{pool}"
     );
 }
+
+/// Plaintext on the TLS port and 2,000 idle TCP connections that never start TLS: the
+/// daemon closes what it cannot use and a real client still gets in, at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn plaintext_and_two_thousand_idle_connections_do_not_keep_clients_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let spec = DaemonSpec {
+        extra_global: "handshake_timeout = 2s\n".into(),
+        ..DaemonSpec::default()
+    };
+    let daemon = TestDaemon::start("idle-2000", &spec);
+    let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+        .await
+        .unwrap();
+    let request = br#"{"password":"x","func":"ping"}"#;
+    plain
+        .write_all(&(request.len() as u64).to_be_bytes())
+        .await
+        .unwrap();
+    plain.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "plaintext on the TLS port is closed, not left hanging"
+    );
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+                .await
+                .unwrap(),
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut client = daemon.client().await;
+    assert!(client.call("ping", json!({})).await.is_ok());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    assert!(client.call("ping", json!({})).await.is_ok());
+}
