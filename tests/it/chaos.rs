@@ -93,7 +93,8 @@ fn free_port() -> u16 {
 }
 
 async fn run_chaos(jobs: usize, clients: usize) -> Figures {
-    let disk = SmallDisk::mount("chaos-disk", "64m");
+    // Small enough to fill at will, big enough for every job kept (a job takes ~4 pages).
+    let disk = SmallDisk::mount("chaos-disk", &format!("{}k", (jobs * 32).max(64 * 1024)));
     let dir = temp_dir("chaos");
     let script = write_file(&dir, "chaos-analyzer.sh", ANALYZER.as_bytes());
     let captures: Vec<_> = KINDS
