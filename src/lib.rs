@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod pool;
 pub mod protocol;
 pub mod server;
+pub mod service;
 pub mod synth;
 pub mod systemd;
 pub mod worker;

@@ -69,27 +69,25 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                 log_outcome(&job_id, &outcome);
                 // Count the log lines before taking the store's write lock: reading a big
                 // job's logs must not hold up every other job's transitions.
-                let logs = match (&outcome, JobId::parse(&job_id)) {
-                    (JobOutcome::Done { .. }, Ok(id)) => {
-                        let store = daemon.store.clone();
+                let logs = match &outcome {
+                    JobOutcome::Done { .. } => {
+                        let (store, id) = (daemon.store.clone(), job_id.clone());
                         blocking(move || store.scan_logs(&id))
                             .await
                             .unwrap_or_default()
                     }
                     _ => Vec::new(),
                 };
-                let job_dir = JobId::parse(&job_id)
-                    .map(|id| daemon.store.job_dir(&id))
-                    .ok();
+                let job_dir = daemon.store.job_dir(&job_id);
                 update(daemon, &job_id, stop, move |r| {
                     let now = Timestamp::now();
                     let logs = logs.clone();
-                    let outcome = match (outcome.clone(), &job_dir) {
-                        (JobOutcome::Failed { kind, error }, Some(dir)) => JobOutcome::Failed {
+                    let outcome = match outcome.clone() {
+                        JobOutcome::Failed { kind, error } => JobOutcome::Failed {
                             kind,
-                            error: with_client_names(error, dir, r),
+                            error: with_client_names(error, &job_dir, r),
                         },
-                        (outcome, _) => outcome,
+                        outcome => outcome,
                     };
                     match outcome {
                         JobOutcome::Done {
@@ -120,20 +118,16 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                     }
                 })
                 .await;
-                daemon.feed_backlog();
             }
         }
     }
 }
 
-async fn update<F>(daemon: &Arc<Daemon>, job_id: &str, stop: &CancellationToken, change: F)
+async fn update<F>(daemon: &Arc<Daemon>, id: &JobId, stop: &CancellationToken, change: F)
 where
     F: FnOnce(&mut JobRecord) -> Result<(), jobs::TransitionError> + Clone + Send + 'static,
 {
-    let Ok(id) = JobId::parse(job_id) else {
-        tracing::error!(job = %job_id, "pool reported an event for an invalid job id");
-        return;
-    };
+    let job_id = id;
     let mut delay = RECORD_RETRY_FIRST;
     let mut paused = false;
     loop {
@@ -178,7 +172,7 @@ where
     }
 }
 
-fn log_outcome(job_id: &str, outcome: &JobOutcome) {
+fn log_outcome(job_id: &JobId, outcome: &JobOutcome) {
     match outcome {
         JobOutcome::Done { packets, .. } => tracing::info!(job = %job_id, packets, "job done"),
         JobOutcome::Failed { kind, error } => {

@@ -10,6 +10,7 @@ pub mod events;
 pub mod monitor;
 pub mod router;
 pub mod run;
+pub mod service;
 pub mod state;
 
 pub use run::{run, serve_main, DaemonError, Ready};

@@ -130,7 +130,7 @@ impl Daemon {
     pub(super) async fn burp_query(&self, raw: &str, cache: bool) -> Reply {
         if !self.runs_burp() {
             return Reply::error(
-                ErrorCode::Unsupported.as_str(),
+                ErrorCode::Unsupported,
                 format!(
                     "burp status queries need backend = burp; this daemon runs backend = {}",
                     self.config().global.backend.name()
@@ -139,7 +139,7 @@ impl Daemon {
         }
         let query = match StatusQuery::parse(raw) {
             Ok(query) => query,
-            Err(e) => return Reply::error(ErrorCode::BadRequest.as_str(), e.to_string()),
+            Err(e) => return Reply::error(ErrorCode::BadRequest, e.to_string()),
         };
         if cache {
             if let Some(answer) = self.query_cache.get(&query, Instant::now()) {
@@ -159,22 +159,22 @@ impl Daemon {
             }
             // The pool counted the refusal.
             Err(QueryError::Rejected(Rejected::QueueFull { max })) => Reply::error(
-                ErrorCode::QueueFull.as_str(),
+                ErrorCode::QueueFull,
                 format!(
                     "the query queue is full ({max} waiting for a burp child); try again later"
                 ),
             ),
             Err(QueryError::Rejected(Rejected::ShuttingDown) | QueryError::Stopped) => {
                 Reply::error(
-                    ErrorCode::ShuttingDown.as_str(),
+                    ErrorCode::ShuttingDown,
                     "the daemon is shutting down; ask again later",
                 )
             }
             Err(e @ QueryError::NoChildFree { .. }) => {
-                Reply::error(ErrorCode::Unavailable.as_str(), e.to_string())
+                Reply::error(ErrorCode::Unavailable, e.to_string())
             }
             Err(e @ QueryError::Rejected(Rejected::WrongDialect { .. })) => {
-                Reply::error(ErrorCode::Internal.as_str(), e.to_string())
+                Reply::error(ErrorCode::Internal, e.to_string())
             }
         }
     }

@@ -6,7 +6,7 @@
 //! finish within `grace`, requeue the rest on disk, exit 0. SIGHUP reloads the password, the
 //! certificate, the pool size and the worker timeouts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
@@ -25,7 +25,7 @@ use super::state::{blocking, Daemon};
 use crate::backend::WorkerSettings;
 use crate::config::{self, BackendKind, Config, ConfigErrors};
 use crate::jobs::{JobId, JobState, JobStore, StoreError, Timestamp, WorkerAccess};
-use crate::pool::{self, ChildDialect, PoolError, PoolSettings};
+use crate::pool::{self, Admission, ChildDialect, PoolError, PoolSettings};
 use crate::server::auth::Auth;
 use crate::server::conn::ConnLimits;
 use crate::server::tls::{ReloadableAcceptor, TlsError};
@@ -207,7 +207,6 @@ pub async fn run(
         store: store.clone(),
         pool: pool.clone(),
         changes,
-        backlog: Mutex::new(VecDeque::new()),
         progress: Mutex::new(HashMap::new()),
         started: Instant::now(),
         shutdown: shutdown.clone(),
@@ -257,14 +256,7 @@ pub async fn run(
     let _ = listen_task.await;
     let grace = daemon.config().worker.grace;
     let unfinished = pool.shutdown(grace).await;
-    let backlog: Vec<String> = daemon
-        .backlog
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .drain(..)
-        .map(|s| s.job_id)
-        .collect();
-    requeue_on_disk(&daemon, unfinished.into_iter().chain(backlog)).await;
+    requeue_on_disk(&daemon, unfinished).await;
     connections.close();
     let _ = tokio::time::timeout(grace, connections.wait()).await;
     stop_events.cancel();
@@ -383,7 +375,7 @@ async fn requeue_recovered(daemon: &Arc<Daemon>, ids: &[JobId]) {
     for id in ids {
         match daemon.load(id).await {
             Ok(record) => {
-                if let Err(e) = daemon.enqueue(daemon.job_spec(&record), true) {
+                if let Err(e) = daemon.enqueue(daemon.job_spec(&record), Admission::Recovered) {
                     tracing::error!(job = %id, error = ?e, "cannot requeue recovered job");
                 }
             }
@@ -393,12 +385,11 @@ async fn requeue_recovered(daemon: &Arc<Daemon>, ids: &[JobId]) {
 }
 
 /// Marks jobs the drain could not finish as queued again, so the next start runs them.
-async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: impl Iterator<Item = String>) {
-    for raw in ids {
-        let Ok(id) = JobId::parse(&raw) else { continue };
-        let store = daemon.store.clone();
+async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: Vec<JobId>) {
+    for id in ids {
+        let (store, id2) = (daemon.store.clone(), id.clone());
         let result = blocking(move || {
-            store.update(&id, |r| {
+            store.update(&id2, |r| {
                 // A job that never started is queued on disk already.
                 if r.state.is_terminal() || r.state == JobState::Queued {
                     Ok(())
@@ -409,8 +400,8 @@ async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: impl Iterator<Item = String>
         })
         .await;
         match result {
-            Ok(_) => tracing::info!(job = %raw, "requeued for the next start"),
-            Err(e) => tracing::error!(job = %raw, error = %e, "cannot requeue job on shutdown"),
+            Ok(_) => tracing::info!(job = %id, "requeued for the next start"),
+            Err(e) => tracing::error!(job = %id, error = %e, "cannot requeue job on shutdown"),
         }
     }
 }

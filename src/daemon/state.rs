@@ -1,10 +1,10 @@
 //! [`Daemon`]: the state every connection and task shares.
 //!
-//! Invariant: the job store on disk is the source of truth. The pool's queue and the
-//! `backlog` only hold jobs whose records say `queued`; whatever they lose in a crash,
-//! recovery rebuilds from the records.
+//! Invariant: the job store on disk is the source of truth. The pool's queue (the one queue)
+//! only holds jobs whose records say `queued`; whatever it loses in a crash, recovery
+//! rebuilds from the records.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -15,13 +15,13 @@ use tokio_util::sync::CancellationToken;
 use super::monitor::QueryCache;
 use crate::config::Config;
 use crate::jobs::{JobId, JobRecord, JobStore};
-use crate::pool::{JobSpec, PoolHandle, Rejected};
+use crate::pool::{Admission, JobSpec, PoolHandle, Rejected};
 use crate::protocol::burp::BurpVersion;
 use crate::server::auth::Auth;
 
 /// Live progress of running jobs, kept in memory (writing every progress line to disk
 /// would cost an fsync each) and overlaid on status answers.
-pub type ProgressTable = Mutex<HashMap<String, (u64, u64)>>;
+pub type ProgressTable = Mutex<HashMap<JobId, (u64, u64)>>;
 
 pub struct Daemon {
     /// Itself, for tasks that must own the daemon (uploads); set by `Arc::new_cyclic`.
@@ -31,10 +31,7 @@ pub struct Daemon {
     pub store: Arc<JobStore>,
     pub pool: PoolHandle,
     /// Job ids whose record changed; `wait` listens here.
-    pub changes: broadcast::Sender<String>,
-    /// Queued jobs that did not fit in the pool's queue (recovered after a restart); fed to
-    /// the pool as slots free up.
-    pub backlog: Mutex<VecDeque<JobSpec>>,
+    pub changes: broadcast::Sender<JobId>,
     pub progress: ProgressTable,
     pub started: Instant,
     /// Cancelled when the daemon starts to drain (SIGTERM/SIGINT); the one shutdown signal.
@@ -65,7 +62,7 @@ impl Daemon {
     /// The pool job for a stored record.
     pub fn job_spec(&self, record: &JobRecord) -> JobSpec {
         JobSpec {
-            job_id: record.job_id.to_string(),
+            job_id: record.job_id.clone(),
             pcaps: self.store.pcap_paths(record),
             out: self.store.logs_dir(&record.job_id),
             options: serde_json::Value::Object(record.options.clone()),
@@ -73,37 +70,13 @@ impl Daemon {
         }
     }
 
-    /// Hands a job to the pool, or to the backlog when `overflow_ok` and the pool queue is
-    /// full. Returns the pool's refusal otherwise.
-    pub fn enqueue(&self, spec: JobSpec, overflow_ok: bool) -> Result<(), Rejected> {
-        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
-        if !backlog.is_empty() && overflow_ok {
-            backlog.push_back(spec);
-            return Ok(());
-        }
-        match self.pool.submit(spec.clone()) {
-            Ok(()) => Ok(()),
-            Err(Rejected::QueueFull { .. }) if overflow_ok => {
-                backlog.push_back(spec);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+    /// Hands a stored, queued job to the pool's queue.
+    pub fn enqueue(&self, spec: JobSpec, admission: Admission) -> Result<(), Rejected> {
+        self.pool.submit(spec, admission)
     }
 
-    /// Moves backlog jobs into the pool while it accepts them.
-    pub fn feed_backlog(&self) {
-        let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(spec) = backlog.pop_front() {
-            if let Err(Rejected::QueueFull { .. }) = self.pool.submit(spec.clone()) {
-                backlog.push_front(spec);
-                break;
-            }
-        }
-    }
-
-    pub fn notify_change(&self, job_id: &str) {
-        let _ = self.changes.send(job_id.to_owned());
+    pub fn notify_change(&self, job_id: &JobId) {
+        let _ = self.changes.send(job_id.clone());
     }
 
     /// Loads a record on a blocking thread, with live progress overlaid.
@@ -115,7 +88,7 @@ impl Daemon {
             .progress
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(id.as_str())
+            .get(id)
         {
             record.progress = Some(crate::jobs::Progress { bytes, total });
         }

@@ -4,6 +4,7 @@
 //! [`StoreError::code`] gives the stable wire code that the router puts in
 //! `{"error": code, "message": text}`.
 
+use crate::protocol::ErrorCode;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 
@@ -90,21 +91,21 @@ pub enum StoreError {
 
 impl StoreError {
     /// The stable wire error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            StoreError::Io { .. } => "io",
-            StoreError::NotFound(_) | StoreError::LogNotFound { .. } => "not_found",
-            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::Io { .. } => ErrorCode::Io,
+            StoreError::NotFound(_) | StoreError::LogNotFound { .. } => ErrorCode::NotFound,
+            StoreError::Corrupt { .. } => ErrorCode::Corrupt,
             StoreError::BadRequest(_) | StoreError::BadSince(_) | StoreError::BadLogName(_) => {
-                "bad_request"
+                ErrorCode::BadRequest
             }
-            StoreError::BadTag(_) => "bad_tag",
-            StoreError::UploadTooLarge { .. } => "upload_too_large",
+            StoreError::BadTag(_) => ErrorCode::BadTag,
+            StoreError::UploadTooLarge { .. } => ErrorCode::UploadTooLarge,
             StoreError::UploadOverrun { .. } | StoreError::UploadIncomplete { .. } => {
-                "upload_size_mismatch"
+                ErrorCode::UploadSizeMismatch
             }
-            StoreError::PathRejected { .. } => "path_rejected",
-            StoreError::IllegalTransition(_) => "illegal_transition",
+            StoreError::PathRejected { .. } => ErrorCode::PathRejected,
+            StoreError::IllegalTransition(_) => ErrorCode::IllegalTransition,
         }
     }
 
@@ -133,7 +134,7 @@ mod tests {
     fn codes_are_stable_and_messages_carry_context() {
         let id = JobId::parse("507965ab-6511-4cd4-9542-4671eb140f92").unwrap();
         let missing = StoreError::NotFound(id.clone());
-        assert_eq!(missing.code(), "not_found");
+        assert_eq!(missing.code().as_str(), "not_found");
         assert!(missing.to_string().contains(id.as_str()));
 
         let overrun = StoreError::UploadOverrun {
@@ -142,14 +143,14 @@ mod tests {
             declared: 10,
             attempted: 12,
         };
-        assert_eq!(overrun.code(), "upload_size_mismatch");
+        assert_eq!(overrun.code().as_str(), "upload_size_mismatch");
         assert!(overrun.to_string().contains("b.pcap"));
 
         let rejected = StoreError::PathRejected {
             path: "../etc/passwd".into(),
             reason: PathRejection::ParentComponent,
         };
-        assert_eq!(rejected.code(), "path_rejected");
+        assert_eq!(rejected.code().as_str(), "path_rejected");
         assert!(rejected.to_string().contains("'..'"));
 
         let illegal = StoreError::from(TransitionError {
@@ -157,9 +158,9 @@ mod tests {
             from: JobState::Done,
             action: "cancel",
         });
-        assert_eq!(illegal.code(), "illegal_transition");
+        assert_eq!(illegal.code().as_str(), "illegal_transition");
         let io = StoreError::io(Path::new("/x/job.json"))(std::io::Error::other("disk on fire"));
-        assert_eq!(io.code(), "io");
+        assert_eq!(io.code().as_str(), "io");
         assert_eq!(io.to_string(), "/x/job.json: disk on fire");
     }
 }

@@ -141,7 +141,7 @@ mod tests {
         let dir = TestDir::new("atomic-missing");
         let target = dir.path().join("nope").join("job.json");
         let error = write_atomic(&target, b"x").unwrap_err();
-        assert_eq!(error.code(), "io");
+        assert_eq!(error.code().as_str(), "io");
         assert!(error.to_string().contains("nope"));
     }
 

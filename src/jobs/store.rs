@@ -444,7 +444,7 @@ pub(crate) mod tests {
         let error = store
             .update(&job.job_id, |r| r.requeue(at(3_000)))
             .unwrap_err();
-        assert_eq!(error.code(), "illegal_transition");
+        assert_eq!(error.code().as_str(), "illegal_transition");
         assert_eq!(store.load(&job.job_id).unwrap(), started);
 
         let names: Vec<String> = fs::read_dir(store.job_dir(&job.job_id))
@@ -494,13 +494,16 @@ pub(crate) mod tests {
         let job = put_job(&store, None, 1, b"x");
         fs::write(store.record_path(&job.job_id), b"{ not json").unwrap();
         let error = store.load(&job.job_id).unwrap_err();
-        assert_eq!(error.code(), "corrupt");
+        assert_eq!(error.code().as_str(), "corrupt");
         assert!(error.to_string().contains("job.json"));
 
         let mut escaping = put_job(&store, None, 1, b"x");
         escaping.files[0].stored = "../../etc/passwd".into();
         store.write_record(&escaping).unwrap();
-        assert_eq!(store.load(&escaping.job_id).unwrap_err().code(), "corrupt");
+        assert_eq!(
+            store.load(&escaping.job_id).unwrap_err().code().as_str(),
+            "corrupt"
+        );
     }
 
     #[test]
@@ -558,7 +561,7 @@ pub(crate) mod tests {
             since: Some("last tuesday".into()),
             ..ListFilter::default()
         };
-        assert_eq!(store.list(&bad).unwrap_err().code(), "bad_request");
+        assert_eq!(store.list(&bad).unwrap_err().code().as_str(), "bad_request");
     }
 
     #[test]
@@ -627,7 +630,11 @@ pub(crate) mod tests {
             "x\\y",
         ] {
             assert_eq!(
-                store.log_path(&job.job_id, bad).unwrap_err().code(),
+                store
+                    .log_path(&job.job_id, bad)
+                    .unwrap_err()
+                    .code()
+                    .as_str(),
                 "bad_request",
                 "{bad:?}"
             );
@@ -689,7 +696,8 @@ pub(crate) mod tests {
             store
                 .read_log(&job.job_id, "../job.json", 0, 10)
                 .unwrap_err()
-                .code(),
+                .code()
+                .as_str(),
             "bad_request"
         );
     }

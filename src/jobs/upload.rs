@@ -54,7 +54,10 @@ pub struct PendingJob {
 #[derive(Debug)]
 struct IncomingFile {
     name: String,
+    /// The declared size; for a streamed file still open, the most it may grow to.
     declared: u64,
+    /// A streamed file whose size is only known at its end.
+    open_ended: bool,
     received: u64,
     hasher: Sha256,
     /// The first bytes, enough to recognise pcapng's magic.
@@ -99,6 +102,26 @@ impl JobStore {
             }
         }
         PendingJob::create(self.jobs_dir(), self.worker_access(), files, tag, options)
+    }
+
+    /// Starts receiving an upload whose files and sizes are learnt as they arrive (HTTP
+    /// multipart): [`PendingJob::add_file`] opens each, [`PendingJob::end_file`] closes it;
+    /// no file may pass `max_upload` (0 = no cap).
+    pub fn begin_stream(
+        &self,
+        tag: Option<String>,
+        options: Map<String, Value>,
+    ) -> Result<PendingJob, StoreError> {
+        if let Some(tag) = &tag {
+            validate_tag(tag)?;
+        }
+        PendingJob::create(
+            self.jobs_dir(),
+            self.worker_access(),
+            Vec::new(),
+            tag,
+            options,
+        )
     }
 
     /// Stages the files named by `paths` (relative to `spool_dir`, or absolute under it) as a
@@ -176,6 +199,7 @@ impl PendingJob {
             .map(|(index, decl)| IncomingFile {
                 name: decl.name,
                 declared: decl.size,
+                open_ended: false,
                 received: 0,
                 hasher: Sha256::new(),
                 head: Vec::with_capacity(PCAPNG_MAGIC.len()),
@@ -219,6 +243,14 @@ impl PendingJob {
             ))
         })?;
         let attempted = file.received + data.len() as u64;
+        if attempted > file.declared && file.open_ended {
+            return Err(StoreError::UploadTooLarge {
+                index,
+                name: file.name.clone(),
+                size: attempted,
+                max: file.declared,
+            });
+        }
         if attempted > file.declared {
             return Err(StoreError::UploadOverrun {
                 index,
@@ -244,6 +276,39 @@ impl PendingJob {
         Ok(())
     }
 
+    /// Opens the next streamed file (see [`JobStore::begin_stream`]); returns its index.
+    pub fn add_file(&mut self, name: &str, max_upload: u64) -> Result<usize, StoreError> {
+        let index = self.files.len();
+        if index >= MAX_FILES_PER_JOB {
+            return Err(too_many_files(index + 1));
+        }
+        check_file_name(index, name)?;
+        let pcaps_dir = self.temp_dir.join(PCAPS_DIR);
+        self.files.push(IncomingFile {
+            name: name.to_owned(),
+            declared: if max_upload == 0 {
+                u64::MAX
+            } else {
+                max_upload
+            },
+            open_ended: true,
+            received: 0,
+            hasher: Sha256::new(),
+            head: Vec::with_capacity(PCAPNG_MAGIC.len()),
+            handle: None,
+            part_path: pcaps_dir.join(format!("{TEMP_PREFIX}{index}.part")),
+        });
+        Ok(index)
+    }
+
+    /// Closes streamed file `index`: its size is what arrived.
+    pub fn end_file(&mut self, index: usize) {
+        if let Some(file) = self.files.get_mut(index) {
+            file.declared = file.received;
+            file.open_ended = false;
+        }
+    }
+
     /// The SHA-256 of every file, once every file has exactly its declared size (for dedupe
     /// before committing).
     pub fn sha256s(&self) -> Result<Vec<String>, StoreError> {
@@ -266,6 +331,14 @@ impl PendingJob {
 
     /// Makes the job durable and visible as `queued`; see the module comment for the order.
     pub fn commit(mut self, now: Timestamp) -> Result<JobRecord, StoreError> {
+        if self.files.is_empty() {
+            return Err(StoreError::BadRequest("no files in submission".into()));
+        }
+        for index in 0..self.files.len() {
+            if self.files[index].open_ended {
+                self.end_file(index);
+            }
+        }
         let sha256s = self.sha256s()?;
         let pcaps_dir = self.temp_dir.join(PCAPS_DIR);
         let mut job_files = Vec::with_capacity(self.files.len());
@@ -406,32 +479,40 @@ fn check_submission<'a>(
 ) -> Result<(), StoreError> {
     match names.len() {
         0 => return Err(StoreError::BadRequest("no files in submission".into())),
-        count if count > MAX_FILES_PER_JOB => {
-            return Err(StoreError::BadRequest(format!(
-                "{count} files in submission; at most {MAX_FILES_PER_JOB} are allowed"
-            )))
-        }
+        count if count > MAX_FILES_PER_JOB => return Err(too_many_files(count)),
         _ => {}
     }
     for (index, name) in names.enumerate() {
-        // Client names are labels in job.json, never paths; refuse anything that looks like
-        // one so no consumer is tempted to treat it as such.
-        let plain = !name.is_empty()
-            && name.len() <= MAX_FILE_NAME_LEN
-            && name != "."
-            && name != ".."
-            && !name.contains(['/', '\\'])
-            && !name.chars().any(char::is_control);
-        if !plain {
-            return Err(StoreError::BadRequest(format!(
-                "file {index}: name {name:?} must be a plain file name (no separators or control characters, 1..={MAX_FILE_NAME_LEN} bytes)"
-            )));
-        }
+        check_file_name(index, name)?;
     }
     if let Some(tag) = tag {
         validate_tag(tag)?;
     }
     Ok(())
+}
+
+fn too_many_files(count: usize) -> StoreError {
+    StoreError::BadRequest(format!(
+        "{count} files in submission; at most {MAX_FILES_PER_JOB} are allowed"
+    ))
+}
+
+/// Client names are labels in job.json, never paths; anything that looks like one is refused
+/// so no consumer is tempted to treat it as such.
+fn check_file_name(index: usize, name: &str) -> Result<(), StoreError> {
+    let plain = !name.is_empty()
+        && name.len() <= MAX_FILE_NAME_LEN
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control);
+    if plain {
+        Ok(())
+    } else {
+        Err(StoreError::BadRequest(format!(
+            "file {index}: name {name:?} must be a plain file name (no separators or control characters, 1..={MAX_FILE_NAME_LEN} bytes)"
+        )))
+    }
 }
 
 /// A `paths` entry resolved to a regular file inside the spool.
@@ -615,7 +696,7 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(error.code(), "upload_size_mismatch");
+        assert_eq!(error.code().as_str(), "upload_size_mismatch");
         drop(pending);
         assert!(entries(dir.path()).is_empty());
     }
@@ -671,18 +752,20 @@ mod tests {
                 .map(|_| ())
                 .unwrap_err()
         };
-        assert_eq!(begin(vec![], None, 0).code(), "bad_request");
+        assert_eq!(begin(vec![], None, 0).code().as_str(), "bad_request");
         let many = (0..65).map(|i| decl(&format!("{i}.pcap"), 1)).collect();
         assert!(begin(many, None, 0).to_string().contains("at most 64"));
         for bad in ["", "..", "../x.pcap", "dir/x.pcap", "c:\\x.pcap", "a\nb"] {
             assert_eq!(
-                begin(vec![decl(bad, 1)], None, 0).code(),
+                begin(vec![decl(bad, 1)], None, 0).code().as_str(),
                 "bad_request",
                 "{bad:?}"
             );
         }
         assert_eq!(
-            begin(vec![decl("a.pcap", 1)], Some("a b"), 0).code(),
+            begin(vec![decl("a.pcap", 1)], Some("a b"), 0)
+                .code()
+                .as_str(),
             "bad_tag"
         );
         let large = begin(vec![decl("ok.pcap", 1), decl("big.pcap", 11)], None, 10);
@@ -701,7 +784,7 @@ mod tests {
             .begin_upload(vec![decl("a.pcap", 1)], None, Map::new(), 0)
             .unwrap();
         assert_eq!(
-            pending.write_chunk(1, b"x").unwrap_err().code(),
+            pending.write_chunk(1, b"x").unwrap_err().code().as_str(),
             "bad_request"
         );
     }

@@ -30,6 +30,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::WorkerConfig;
+use crate::jobs::JobId;
 use crate::protocol::burp::{BurpVersion, QueryAnswer, StatusQuery};
 use crate::protocol::worker::FailureKind;
 pub use child::{worker_identity, ChildExit, SpawnError};
@@ -92,7 +93,7 @@ pub enum QueryError {
 /// One job for a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobSpec {
-    pub job_id: String,
+    pub job_id: JobId,
     pub pcaps: Vec<PathBuf>,
     pub out: PathBuf,
     pub options: serde_json::Value,
@@ -104,17 +105,17 @@ pub struct JobSpec {
 pub enum PoolEvent {
     /// A slot sent the job to its child (again, after a retried crash).
     Started {
-        job_id: String,
+        job_id: JobId,
         slot: usize,
         pid: u32,
     },
     Progress {
-        job_id: String,
+        job_id: JobId,
         bytes: u64,
         total: u64,
     },
     Finished {
-        job_id: String,
+        job_id: JobId,
         outcome: JobOutcome,
     },
 }
@@ -158,6 +159,16 @@ pub enum Rejected {
     WrongDialect { what: &'static str },
 }
 
+/// Whether `max_queue` applies to a job entering the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A submission: refused with `QueueFull` when `max_queue` jobs wait.
+    New,
+    /// A job the store already holds as queued (recovered at start, or requeued): always
+    /// queued, so the pool's one queue holds every waiting job whatever its length.
+    Recovered,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
     /// The job was still queued and is gone.
@@ -191,7 +202,7 @@ pub struct SlotStatus {
     pub slot: usize,
     pub pid: Option<u32>,
     pub state: SlotState,
-    pub job: Option<String>,
+    pub job: Option<JobId>,
     /// Jobs (burp backend: queries) this slot settled, whatever the outcome.
     pub jobs_done: u64,
     /// Children started in this slot after its first (crash, breach, timeout, cancel, recycling).
@@ -271,12 +282,22 @@ pub async fn start(
 }
 
 impl PoolHandle {
-    /// Queues a job (FIFO); refuses at once when the queue is full or the pool stops.
-    pub fn submit(&self, job: JobSpec) -> Result<(), Rejected> {
-        self.shared.submit(Work::Job(QueuedJob {
-            spec: job,
-            crashes: 0,
-        }))
+    /// Queues a job (FIFO); refuses at once when the pool stops, or when the queue is full
+    /// and the job is new ([`Admission`]).
+    pub fn submit(&self, job: JobSpec, admission: Admission) -> Result<(), Rejected> {
+        self.shared.submit(
+            Work::Job(QueuedJob {
+                spec: job,
+                crashes: 0,
+            }),
+            admission,
+        )
+    }
+
+    /// Whether a new job would be queued now: the same decision `submit` makes, taken
+    /// before an upload's bytes are received so a full queue refuses it at once.
+    pub fn check_room(&self) -> Result<(), Rejected> {
+        self.shared.check_room()
     }
 
     /// Asks a burp child (pool of `ChildDialect::Burp`): queued FIFO like jobs, refused at
@@ -292,7 +313,7 @@ impl PoolHandle {
         let waited = dialect.query_timeout * 2 + self.shared.worker().grace;
         let (reply, answer) = oneshot::channel();
         self.shared
-            .submit(Work::Query(QueuedQuery { query, reply }))?;
+            .submit(Work::Query(QueuedQuery { query, reply }), Admission::New)?;
         match tokio::time::timeout(waited, answer).await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) => Err(QueryError::Stopped),
@@ -317,7 +338,7 @@ impl PoolHandle {
     }
 
     /// Removes a queued job, or stops the child running it (and replaces the child).
-    pub async fn cancel(&self, job_id: &str) -> CancelOutcome {
+    pub async fn cancel(&self, job_id: &JobId) -> CancelOutcome {
         let slot = match self.shared.cancel_queued_or_find(job_id) {
             Ok(outcome) => return outcome,
             Err(None) => return CancelOutcome::Unknown,
@@ -325,7 +346,7 @@ impl PoolHandle {
         };
         let (reply, answer) = oneshot::channel();
         let command = SlotCommand::Cancel {
-            job_id: job_id.to_string(),
+            job_id: job_id.clone(),
             reply,
         };
         if slot.send(command).is_err() {
@@ -346,7 +367,7 @@ impl PoolHandle {
 
     /// Stops taking jobs, lets running jobs finish within `grace`, stops the rest. Returns the
     /// ids of jobs not finished (queued and killed); every child is gone on return.
-    pub async fn shutdown(&self, grace: Duration) -> Vec<String> {
+    pub async fn shutdown(&self, grace: Duration) -> Vec<JobId> {
         self.shared.begin_shutdown();
         if tokio::time::timeout(grace, self.shared.tasks.wait())
             .await

@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 use super::{
-    CancelOutcome, ChildDialect, JobOutcome, JobSpec, PoolEvent, PoolSettings, PoolStatus,
-    QueryCounters, QueryOutcome, Rejected, SlotState, SlotStatus,
+    Admission, CancelOutcome, ChildDialect, JobOutcome, JobSpec, PoolEvent, PoolSettings,
+    PoolStatus, QueryCounters, QueryOutcome, Rejected, SlotState, SlotStatus,
 };
 use crate::config::WorkerConfig;
+use crate::jobs::JobId;
 use crate::protocol::burp::{BurpVersion, StatusQuery};
 
 /// A job waiting in the queue, with the crashes it has already survived.
@@ -42,7 +43,7 @@ pub(super) enum Work {
 }
 
 impl Work {
-    fn job_id(&self) -> Option<&str> {
+    fn job_id(&self) -> Option<&JobId> {
         match self {
             Work::Job(job) => Some(&job.spec.job_id),
             Work::Query(_) => None,
@@ -56,7 +57,7 @@ pub(super) enum SlotCommand {
     /// Something changed (a job was queued, shrink, shutdown): look again.
     Wake,
     Cancel {
-        job_id: String,
+        job_id: JobId,
         reply: oneshot::Sender<CancelOutcome>,
     },
     /// Shutdown grace is over: stop the child now, even mid-job.
@@ -96,7 +97,20 @@ pub(super) struct PoolState {
     /// Dispatch held back while the job store cannot record results.
     paused: bool,
     counters: Counters,
-    unfinished: Vec<String>,
+    unfinished: Vec<JobId>,
+}
+
+impl PoolState {
+    /// The one place a full queue is decided: new work is refused once `max_queue` items
+    /// wait; recovered jobs always enter.
+    fn room_for(&self, admission: Admission) -> Result<(), Rejected> {
+        match admission {
+            Admission::New if self.queue.len() >= self.max_queue => Err(Rejected::QueueFull {
+                max: self.max_queue,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 pub(super) struct Shared {
@@ -161,8 +175,9 @@ impl Shared {
             .spawn(super::slot::run_slot(shared, index, rx, first_start));
     }
 
-    /// Queues work (FIFO), or refuses it at once: a full queue or a stopping pool.
-    pub fn submit(&self, work: Work) -> Result<(), Rejected> {
+    /// Queues work (FIFO), or refuses it at once: a full queue (for new work) or a stopping
+    /// pool.
+    pub fn submit(&self, work: Work, admission: Admission) -> Result<(), Rejected> {
         let wanted = match (&work, &self.dialect) {
             (Work::Job(_), ChildDialect::Worker) | (Work::Query(_), ChildDialect::Burp(_)) => None,
             (Work::Job(_), ChildDialect::Burp(_)) => Some("jobs"),
@@ -176,11 +191,9 @@ impl Shared {
             state.counters.rejected += 1;
             return Err(Rejected::ShuttingDown);
         }
-        if state.queue.len() >= state.max_queue {
+        if let Err(full) = state.room_for(admission) {
             state.counters.rejected += 1;
-            return Err(Rejected::QueueFull {
-                max: state.max_queue,
-            });
+            return Err(full);
         }
         match &work {
             Work::Job(_) => state.counters.accepted += 1,
@@ -190,6 +203,15 @@ impl Shared {
         state.counters.max_queue_seen = state.counters.max_queue_seen.max(state.queue.len());
         wake_idle(&mut state);
         Ok(())
+    }
+
+    /// `submit`'s refusal for new work, without queuing anything.
+    pub fn check_room(&self) -> Result<(), Rejected> {
+        let state = self.lock();
+        if state.shutting_down {
+            return Err(Rejected::ShuttingDown);
+        }
+        state.room_for(Admission::New)
     }
 
     /// A crashed job gets another attempt before anything queued after it.
@@ -224,7 +246,7 @@ impl Shared {
             match &work {
                 Some(work) => {
                     entry.status.state = SlotState::Busy;
-                    entry.status.job = work.job_id().map(str::to_owned);
+                    entry.status.job = work.job_id().cloned();
                     entry.idle_since = None;
                 }
                 None => {
@@ -339,7 +361,7 @@ impl Shared {
     }
 
     /// Settles the job slot `index` holds and sends its `Finished` event.
-    pub fn settle(&self, index: usize, job_id: &str, outcome: JobOutcome) {
+    pub fn settle(&self, index: usize, job_id: &JobId, outcome: JobOutcome) {
         {
             let mut state = self.lock();
             match outcome {
@@ -353,7 +375,7 @@ impl Shared {
             }
         }
         self.emit(PoolEvent::Finished {
-            job_id: job_id.to_string(),
+            job_id: job_id.clone(),
             outcome,
         });
     }
@@ -368,9 +390,9 @@ impl Shared {
     }
 
     /// A job stopped by shutdown: handed back to the caller, no event.
-    pub fn give_back(&self, index: usize, job_id: &str) {
+    pub fn give_back(&self, index: usize, job_id: &JobId) {
         let mut state = self.lock();
-        state.unfinished.push(job_id.to_string());
+        state.unfinished.push(job_id.clone());
         if let Some(entry) = state.slots.get_mut(&index) {
             entry.status.job = None;
         }
@@ -379,14 +401,14 @@ impl Shared {
     /// `Ok` when settled here (dequeued), `Err(Some(slot))` when a slot runs it.
     pub fn cancel_queued_or_find(
         &self,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<CancelOutcome, Option<mpsc::UnboundedSender<SlotCommand>>> {
         let mut state = self.lock();
         if let Some(position) = state.queue.iter().position(|w| w.job_id() == Some(job_id)) {
             state.queue.remove(position);
             drop(state);
             self.emit(PoolEvent::Finished {
-                job_id: job_id.to_string(),
+                job_id: job_id.clone(),
                 outcome: JobOutcome::Cancelled,
             });
             return Ok(CancelOutcome::Dequeued);
@@ -394,7 +416,7 @@ impl Shared {
         let slot = state
             .slots
             .values()
-            .find(|entry| entry.status.job.as_deref() == Some(job_id))
+            .find(|entry| entry.status.job.as_ref() == Some(job_id))
             .map(|entry| entry.tx.clone());
         Err(slot)
     }
@@ -470,7 +492,7 @@ impl Shared {
         state.shutting_down = true;
         // Queued queries are dropped: their askers get "shutting down" when the reply
         // channel closes. Queued jobs are handed back to be requeued on disk.
-        let queued: Vec<String> = state
+        let queued: Vec<JobId> = state
             .queue
             .drain(..)
             .filter_map(|w| match w {
@@ -492,7 +514,7 @@ impl Shared {
         }
     }
 
-    pub fn take_unfinished(&self) -> Vec<String> {
+    pub fn take_unfinished(&self) -> Vec<JobId> {
         std::mem::take(&mut self.lock().unfinished)
     }
 }

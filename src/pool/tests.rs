@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
 use crate::config::WorkerConfig;
+use crate::jobs::JobId;
 
 const FAKE_WORKER: &str = r#"
 import json, os, signal, subprocess, sys, time
@@ -97,7 +98,7 @@ impl Fixture {
 
     fn job(&self, id: &str, options: serde_json::Value) -> JobSpec {
         JobSpec {
-            job_id: id.to_string(),
+            job_id: jid(id),
             pcaps: vec![self.dir.join("in.pcap")],
             out: self.dir.join(id),
             options,
@@ -132,6 +133,33 @@ fn worker_config() -> WorkerConfig {
     }
 }
 
+/// A job id that spells `name` (at most 16 bytes), so tests can keep readable names.
+fn jid(name: &str) -> JobId {
+    assert!(name.len() <= 16, "test job names are at most 16 bytes");
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    let hex = format!("{hex:0<32}");
+    let text = format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    );
+    JobId::parse(&text).expect("a job id")
+}
+
+/// The name [`jid`] made `id` from.
+fn name_of(id: &JobId) -> String {
+    let hex: String = id.as_str().chars().filter(|c| *c != '-').collect();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .take_while(|b| *b != 0)
+        .collect();
+    String::from_utf8(bytes).expect("a test name")
+}
+
 /// Events up to and including the `Finished` of `job_id`.
 async fn until_finished(events: &mut UnboundedReceiver<PoolEvent>, job_id: &str) -> Vec<PoolEvent> {
     let mut seen = Vec::new();
@@ -140,7 +168,7 @@ async fn until_finished(events: &mut UnboundedReceiver<PoolEvent>, job_id: &str)
             .await
             .expect("an event within 10 s")
             .expect("pool still sending");
-        let last = matches!(&event, PoolEvent::Finished { job_id: id, .. } if id == job_id);
+        let last = matches!(&event, PoolEvent::Finished { job_id: id, .. } if *id == jid(job_id));
         seen.push(event);
         if last {
             return seen;
@@ -161,7 +189,7 @@ fn started_pids(events: &[PoolEvent], job_id: &str) -> Vec<u32> {
         .filter_map(|e| match e {
             PoolEvent::Started {
                 job_id: id, pid, ..
-            } if id == job_id => Some(*pid),
+            } if *id == jid(job_id) => Some(*pid),
             _ => None,
         })
         .collect()
@@ -246,7 +274,8 @@ async fn work_goes_to_the_slot_idle_longest() {
     .await;
     let mut slots = Vec::new();
     for id in ["t1", "t2", "t3", "t4"] {
-        pool.submit(fx.job(id, json!({}))).expect("accepted");
+        pool.submit(fx.job(id, json!({})), Admission::New)
+            .expect("accepted");
         for event in until_finished(&mut events, id).await {
             if let PoolEvent::Started { slot, .. } = event {
                 slots.push(slot);
@@ -276,23 +305,24 @@ async fn runs_jobs_in_order_on_one_child() {
     assert_eq!(status.slots[0].state, SlotState::Idle);
     let pid = status.slots[0].pid.expect("a child pid");
     for id in ["j1", "j2", "j3"] {
-        pool.submit(fx.job(id, json!({}))).expect("accepted");
+        pool.submit(fx.job(id, json!({})), Admission::New)
+            .expect("accepted");
     }
     let mut all = Vec::new();
     all.extend(until_finished(&mut events, "j3").await);
-    let finished: Vec<&str> = all
+    let finished: Vec<String> = all
         .iter()
         .filter_map(|e| match e {
             PoolEvent::Finished { job_id, outcome } => {
                 assert_eq!(outcome, &done_with_x_log());
-                Some(job_id.as_str())
+                Some(name_of(job_id))
             }
             _ => None,
         })
         .collect();
     assert_eq!(finished, ["j1", "j2", "j3"]);
     assert!(all.contains(&PoolEvent::Progress {
-        job_id: "j2".into(),
+        job_id: jid("j2"),
         bytes: 1,
         total: 2
     }));
@@ -312,7 +342,7 @@ async fn full_queue_is_refused_at_once() {
     let mut settings = fx.settings(1, &["ok"], worker_config());
     settings.max_queue = 1;
     let (pool, mut events) = start(settings).await.expect("starts");
-    pool.submit(fx.job("running", json!({"sleep": 0.5})))
+    pool.submit(fx.job("running", json!({"sleep": 0.5})), Admission::New)
         .expect("accepted");
     // Wait until the slot took it, so the queue is empty again.
     let first = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
@@ -320,9 +350,10 @@ async fn full_queue_is_refused_at_once() {
         matches!(first, Ok(Some(PoolEvent::Started { .. }))),
         "{first:?}"
     );
-    pool.submit(fx.job("queued", json!({}))).expect("accepted");
+    pool.submit(fx.job("queued", json!({})), Admission::New)
+        .expect("accepted");
     assert_eq!(
-        pool.submit(fx.job("refused", json!({}))),
+        pool.submit(fx.job("refused", json!({})), Admission::New),
         Err(Rejected::QueueFull { max: 1 })
     );
     let status = pool.status().await;
@@ -341,7 +372,7 @@ async fn sigkill_mid_job_settles_crashed_and_replaces_the_child() {
     let (pool, mut events) = start(fx.settings(1, &["ok"], worker_config()))
         .await
         .expect("starts");
-    pool.submit(fx.job("doomed", json!({"fault": "die"})))
+    pool.submit(fx.job("doomed", json!({"fault": "die"})), Admission::New)
         .expect("accepted");
     let seen = until_finished(&mut events, "doomed").await;
     let old_pid = started_pids(&seen, "doomed")[0];
@@ -354,11 +385,12 @@ async fn sigkill_mid_job_settles_crashed_and_replaces_the_child() {
                 }
             );
             assert!(message.contains("possibly out of memory"), "{message}");
-            assert!(message.contains("doomed"), "{message}");
+            assert!(message.contains(jid("doomed").as_str()), "{message}");
         }
         other => panic!("expected Crashed, got {other:?}"),
     }
-    pool.submit(fx.job("next", json!({}))).expect("accepted");
+    pool.submit(fx.job("next", json!({})), Admission::New)
+        .expect("accepted");
     let seen = until_finished(&mut events, "next").await;
     assert_eq!(outcome(&seen), done_with_x_log());
     let new_pid = started_pids(&seen, "next")[0];
@@ -380,9 +412,13 @@ async fn crashed_job_is_retried_at_the_front_on_a_new_child() {
     let (pool, mut events) = start(fx.settings(1, &["ok"], config))
         .await
         .expect("starts");
-    pool.submit(fx.job("flaky", json!({"fault": "die_once"})))
+    pool.submit(
+        fx.job("flaky", json!({"fault": "die_once"})),
+        Admission::New,
+    )
+    .expect("accepted");
+    pool.submit(fx.job("after", json!({})), Admission::New)
         .expect("accepted");
-    pool.submit(fx.job("after", json!({}))).expect("accepted");
     let seen = until_finished(&mut events, "flaky").await;
     assert_eq!(outcome(&seen), done_with_x_log());
     let pids = started_pids(&seen, "flaky");
@@ -409,7 +445,7 @@ async fn timeout_stops_the_whole_process_group() {
         .await
         .expect("starts");
     let began = Instant::now();
-    pool.submit(fx.job("hung", json!({"fault": "hang"})))
+    pool.submit(fx.job("hung", json!({"fault": "hang"})), Admission::New)
         .expect("accepted");
     let seen = until_finished(&mut events, "hung").await;
     let elapsed = began.elapsed();
@@ -442,27 +478,28 @@ async fn cancel_dequeues_or_kills_and_replaces() {
     let (pool, mut events) = start(fx.settings(1, &["ok"], worker_config()))
         .await
         .expect("starts");
-    pool.submit(fx.job("long", json!({"fault": "hang"})))
+    pool.submit(fx.job("long", json!({"fault": "hang"})), Admission::New)
         .expect("accepted");
-    pool.submit(fx.job("waiting", json!({}))).expect("accepted");
+    pool.submit(fx.job("waiting", json!({})), Admission::New)
+        .expect("accepted");
     let first = tokio::time::timeout(Duration::from_secs(5), events.recv()).await;
     let Ok(Some(PoolEvent::Started { pid, .. })) = first else {
         panic!("expected Started, got {first:?}");
     };
-    assert_eq!(pool.cancel("waiting").await, CancelOutcome::Dequeued);
-    assert_eq!(pool.cancel("nobody").await, CancelOutcome::Unknown);
+    assert_eq!(pool.cancel(&jid("waiting")).await, CancelOutcome::Dequeued);
+    assert_eq!(pool.cancel(&jid("nobody")).await, CancelOutcome::Unknown);
     // Let the hang fault spawn its grandchild before cancelling.
     let pid_file = fx.dir.join("long/grandchild.pid");
     let until = Instant::now() + Duration::from_secs(5);
     while !pid_file.exists() && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(pool.cancel("long").await, CancelOutcome::Killed);
+    assert_eq!(pool.cancel(&jid("long")).await, CancelOutcome::Killed);
     assert!(group_is_gone(pid));
     let mut finished = Vec::new();
     while finished.len() < 2 {
         if let Some(PoolEvent::Finished { job_id, outcome }) = events.recv().await {
-            finished.push((job_id, outcome));
+            finished.push((name_of(&job_id), outcome));
         }
     }
     finished.sort_by(|a, b| a.0.cmp(&b.0));
@@ -501,13 +538,16 @@ async fn protocol_breaches_kill_and_replace_the_child() {
     ];
     let mut pids = Vec::new();
     for (fault, expected) in cases {
-        pool.submit(fx.job(fault, json!({"fault": fault})))
+        pool.submit(fx.job(fault, json!({"fault": fault})), Admission::New)
             .expect("accepted");
         let seen = until_finished(&mut events, fault).await;
         let pid = started_pids(&seen, fault)[0];
         match outcome(&seen) {
             JobOutcome::ProtocolError { message } => {
-                assert!(message.contains(expected), "{fault}: {message}");
+                // Messages name the job by its id.
+                let quoted = format!("{fault:?}");
+                let expected = expected.replace(&quoted, &format!("{:?}", jid(fault).as_str()));
+                assert!(message.contains(&expected), "{fault}: {message}");
                 assert!(message.contains(&format!("pid {pid}")), "{message}");
             }
             other => panic!("{fault}: expected ProtocolError, got {other:?}"),
@@ -517,7 +557,8 @@ async fn protocol_breaches_kill_and_replace_the_child() {
     }
     pids.dedup();
     assert_eq!(pids.len(), 4, "every breach replaced the child");
-    pool.submit(fx.job("fine", json!({}))).expect("accepted");
+    pool.submit(fx.job("fine", json!({})), Admission::New)
+        .expect("accepted");
     assert_eq!(
         outcome(&until_finished(&mut events, "fine").await),
         done_with_x_log()
@@ -536,7 +577,8 @@ async fn cannot_start_degrades_the_pool_until_the_child_starts_again() {
     let status = wait_status(&pool, "backoff", |s| s.degraded).await;
     assert_eq!(status.slots[0].state, SlotState::Backoff);
     // Jobs wait in the queue meanwhile.
-    pool.submit(fx.job("patient", json!({}))).expect("accepted");
+    pool.submit(fx.job("patient", json!({})), Admission::New)
+        .expect("accepted");
     std::fs::write(&marker, b"").expect("marker");
     let seen = until_finished(&mut events, "patient").await;
     assert_eq!(outcome(&seen), done_with_x_log());
@@ -583,7 +625,7 @@ async fn children_are_recycled_after_max_jobs_and_see_only_allowed_env() {
         .await
         .expect("starts");
     for id in ["a", "b", "c"] {
-        pool.submit(fx.job(id, json!({"fault": "env"})))
+        pool.submit(fx.job(id, json!({"fault": "env"})), Admission::New)
             .expect("accepted");
     }
     let seen = until_finished(&mut events, "c").await;
@@ -640,11 +682,12 @@ async fn shutdown_lets_short_jobs_finish_and_returns_the_rest() {
     let (pool, mut events) = start(fx.settings(2, &["ok"], worker_config()))
         .await
         .expect("starts");
-    pool.submit(fx.job("quick", json!({"sleep": 0.1})))
+    pool.submit(fx.job("quick", json!({"sleep": 0.1})), Admission::New)
         .expect("accepted");
-    pool.submit(fx.job("slow", json!({"fault": "hang"})))
+    pool.submit(fx.job("slow", json!({"fault": "hang"})), Admission::New)
         .expect("accepted");
-    pool.submit(fx.job("queued", json!({}))).expect("accepted");
+    pool.submit(fx.job("queued", json!({})), Admission::New)
+        .expect("accepted");
     let mut pids = Vec::new();
     while pids.len() < 2 {
         if let Some(PoolEvent::Started { pid, .. }) = events.recv().await {
@@ -652,24 +695,25 @@ async fn shutdown_lets_short_jobs_finish_and_returns_the_rest() {
         }
     }
     let began = Instant::now();
-    let mut unfinished = pool.shutdown(Duration::from_millis(500)).await;
+    let unfinished = pool.shutdown(Duration::from_millis(500)).await;
     assert!(
         began.elapsed() < Duration::from_secs(2),
         "{:?}",
         began.elapsed()
     );
+    let mut unfinished: Vec<String> = unfinished.iter().map(name_of).collect();
     unfinished.sort();
     assert_eq!(unfinished, ["queued", "slow"]);
     assert!(pids.iter().all(|&pid| group_is_gone(pid)));
     let mut finished = Vec::new();
     while let Ok(event) = events.try_recv() {
         if let PoolEvent::Finished { job_id, outcome } = event {
-            finished.push((job_id, outcome));
+            finished.push((name_of(&job_id), outcome));
         }
     }
     assert_eq!(finished, [("quick".to_string(), done_with_x_log())]);
     assert_eq!(
-        pool.submit(fx.job("late", json!({}))),
+        pool.submit(fx.job("late", json!({})), Admission::New),
         Err(Rejected::ShuttingDown)
     );
 }

@@ -4,6 +4,7 @@
 //! reads the header, compares the length with the limit that applies (`max_request` for a
 //! request, `max_chunk` for upload data) and only then reads the body.
 
+use super::error::ErrorCode;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The readiness probe: these two bytes sent alone instead of a length.
@@ -108,11 +109,11 @@ pub enum Reply {
     /// `KO`: wrong password (or, burp backend, no answer). No payload.
     Ko,
     /// `ER` + `{"error": code, "message": text}`.
-    Er { code: &'static str, message: String },
+    Er { code: ErrorCode, message: String },
 }
 
 impl Reply {
-    pub fn error(code: &'static str, message: impl Into<String>) -> Reply {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Reply {
         Reply::Er {
             code,
             message: message.into(),
@@ -135,7 +136,7 @@ pub async fn write_reply<W: AsyncWrite + Unpin>(
         Reply::OkRaw(bytes) => encode(&mut out, b"OK", bytes),
         Reply::Ko => out.extend_from_slice(b"KO"),
         Reply::Er { code, message } => {
-            let body = serde_json::json!({ "error": code, "message": message });
+            let body = serde_json::json!({ "error": code.as_str(), "message": message });
             encode(
                 &mut out,
                 b"ER",
@@ -219,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn er_carries_code_and_message() {
         let mut out = Vec::new();
-        write_reply(&mut out, &Reply::error("queue_full", "full"))
+        write_reply(&mut out, &Reply::error(ErrorCode::QueueFull, "full"))
             .await
             .unwrap();
         let mut reader = &out[..];

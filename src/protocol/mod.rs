@@ -7,9 +7,11 @@
 //! the router's business (`crate::server::router`).
 
 pub mod burp;
+pub mod error;
 pub mod frame;
 pub mod request;
 pub mod worker;
 
+pub use error::ErrorCode;
 pub use frame::{read_frame_header, write_reply, FrameError, FrameHeader, Reply};
-pub use request::{ErrorCode, Request};
+pub use request::Request;

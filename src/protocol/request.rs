@@ -6,41 +6,6 @@
 
 use serde_json::{Map, Value};
 
-/// The error codes the server itself sends in `ER` payloads (`{"error": code, ...}`); the
-/// job store adds its own (`not_found`, `path_rejected`, ...: `StoreError::code`). All are
-/// documented in `docs/protocol.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    BadRequest,
-    RequestTooLarge,
-    UnknownFunction,
-    QueueFull,
-    Upload,
-    UploadTooLarge,
-    Unsupported,
-    ShuttingDown,
-    /// No child could take the request in time (every slot busy or backing off).
-    Unavailable,
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::RequestTooLarge => "request_too_large",
-            ErrorCode::UnknownFunction => "unknown_function",
-            ErrorCode::QueueFull => "queue_full",
-            ErrorCode::Upload => "upload_failed",
-            ErrorCode::UploadTooLarge => "upload_too_large",
-            ErrorCode::Unsupported => "unsupported",
-            ErrorCode::ShuttingDown => "shutting_down",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-        }
-    }
-}
-
 /// A decoded request envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {

@@ -93,7 +93,7 @@ where
         first = false;
         if len > limits.max_request {
             let reply = Reply::error(
-                ErrorCode::RequestTooLarge.as_str(),
+                ErrorCode::RequestTooLarge,
                 format!(
                     "request frame of {len} bytes exceeds max_request ({} bytes)",
                     limits.max_request
@@ -110,7 +110,7 @@ where
             Err(_) if !logged_in => return ConnEnd::LoginTimeout,
             Err(_) => {
                 let reply = Reply::error(
-                    ErrorCode::BadRequest.as_str(),
+                    ErrorCode::BadRequest,
                     "request frame not received within request_timeout",
                 );
                 return answer_and_close(&mut stream, &reply).await;
@@ -126,7 +126,7 @@ where
         let request = match Request::parse(&body) {
             Ok(r) => r,
             Err(message) => {
-                let reply = Reply::error(ErrorCode::BadRequest.as_str(), message);
+                let reply = Reply::error(ErrorCode::BadRequest, message);
                 if let Err(e) = write_reply(&mut stream, &reply).await {
                     return ConnEnd::Io(e.to_string());
                 }
@@ -225,7 +225,7 @@ async fn receive_upload<S: AsyncRead + Unpin>(
     mut session: Box<dyn UploadSession>,
     limits: ConnLimits,
 ) -> Result<Reply, Reply> {
-    let upload_err = |msg: String| Reply::error(ErrorCode::Upload.as_str(), msg);
+    let upload_err = |msg: String| Reply::error(ErrorCode::Upload, msg);
     let sizes = session.sizes().to_vec();
     let mut buf = Vec::new();
     for (index, &size) in sizes.iter().enumerate() {
@@ -323,7 +323,7 @@ mod tests {
         ) -> BoxFuture<'_, Outcome> {
             Box::pin(async move {
                 if func == "submit" && kwargs.contains_key("refuse") {
-                    return Outcome::Reply(Reply::error("queue_full", "full"));
+                    return Outcome::Reply(Reply::error(ErrorCode::QueueFull, "full"));
                 }
                 if func == "submit" {
                     let sizes: Vec<u64> = kwargs["files"]

@@ -8,6 +8,7 @@
 //! replaced child's stdout is dropped with it, a late answer can never be read as the answer
 //! to the next job or query; job ids and burp's response markers are checked as well.
 
+use crate::jobs::JobId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -500,7 +501,7 @@ async fn run_job(
     let job_id = job.spec.job_id.clone();
     let allowed = job_deadline(config, job.spec.input_bytes);
     let request = JobRequest {
-        job: job_id.clone(),
+        job: job_id.to_string(),
         pcaps: job.spec.pcaps.clone(),
         out: job.spec.out.clone(),
         options: job.spec.options.clone(),
@@ -603,7 +604,7 @@ async fn follow_job(
     shared: &Shared,
     running: &mut Running,
     commands: &mut mpsc::UnboundedReceiver<SlotCommand>,
-    job_id: &str,
+    job_id: &JobId,
     allowed: Duration,
     grace: Duration,
 ) -> JobEnd {
@@ -627,12 +628,12 @@ async fn follow_job(
                     WorkerMessage::Ready(_) => return JobEnd::Breach("a ready line in the middle of a job".to_string()),
                     WorkerMessage::Progress { job, .. }
                     | WorkerMessage::Done { job, .. }
-                    | WorkerMessage::Failed { job, .. } if job != job_id => {
-                        return JobEnd::Breach(format!("answered for job {job:?} while running job {job_id:?}"));
+                    | WorkerMessage::Failed { job, .. } if job != job_id.as_str() => {
+                        return JobEnd::Breach(format!("answered for job {job:?} while running job {:?}", job_id.as_str()));
                     }
                     WorkerMessage::Progress { progress, .. } => {
                         shared.emit(PoolEvent::Progress {
-                            job_id: job_id.to_string(),
+                            job_id: job_id.clone(),
                             bytes: progress.bytes,
                             total: progress.total,
                         });
@@ -657,7 +658,7 @@ async fn follow_job(
             command = commands.recv() => match command {
                 Some(SlotCommand::Wake) => {}
                 Some(SlotCommand::Cancel { job_id: target, reply }) => {
-                    if target == job_id {
+                    if target == *job_id {
                         return JobEnd::Cancelled(reply);
                     }
                     let _ = reply.send(CancelOutcome::Unknown);

@@ -1,0 +1,72 @@
+//! The job service's vocabulary, shared by every front door.
+//!
+//! [`Command`] is a job function with its arguments parsed into types; [`ServiceError`] is
+//! a refusal with its [`ErrorCode`], which the TLS protocol sends as `ER` and the HTTP gateway
+//! as a status and JSON body. The daemon executes commands (`daemon::service`); the front
+//! doors only translate their wire format to commands and answers back.
+
+pub mod command;
+
+pub use command::{CaptureSource, Command, FetchArgs, JobOptions, SubmitArgs, Tag};
+
+use crate::jobs::StoreError;
+use crate::pool::Rejected;
+use crate::protocol::{ErrorCode, Reply};
+
+/// A refused or failed call: the code a client acts on and a message for a human.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ServiceError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ServiceError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ServiceError {
+        ServiceError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ServiceError {
+        ServiceError::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn shutting_down() -> ServiceError {
+        ServiceError::new(
+            ErrorCode::ShuttingDown,
+            "the daemon is shutting down; submit later",
+        )
+    }
+
+    pub fn queue_full(max: usize) -> ServiceError {
+        ServiceError::new(
+            ErrorCode::QueueFull,
+            format!("the job queue is full ({max} jobs); try again later"),
+        )
+    }
+
+    /// The TLS protocol's `ER` reply.
+    pub fn into_reply(self) -> Reply {
+        Reply::error(self.code, self.message)
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> ServiceError {
+        ServiceError::new(e.code(), e.to_string())
+    }
+}
+
+impl From<Rejected> for ServiceError {
+    fn from(rejected: Rejected) -> ServiceError {
+        match rejected {
+            Rejected::QueueFull { max } => ServiceError::queue_full(max),
+            Rejected::ShuttingDown => ServiceError::shutting_down(),
+            e @ Rejected::WrongDialect { .. } => {
+                ServiceError::new(ErrorCode::Unsupported, e.to_string())
+            }
+        }
+    }
+}
