@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod exit;
+pub mod http;
 pub mod jobs;
 pub mod pool;
 pub mod protocol;

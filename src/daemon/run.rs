@@ -24,12 +24,13 @@ use super::monitor::QueryCache;
 use super::state::{blocking, Daemon};
 use crate::backend::WorkerSettings;
 use crate::config::{self, BackendKind, Config, ConfigErrors};
+use crate::http::GatewayHandler;
 use crate::jobs::{JobId, JobState, JobStore, StoreError, Timestamp, WorkerAccess};
 use crate::pool::{self, Admission, ChildDialect, PoolError, PoolSettings};
 use crate::server::auth::Auth;
 use crate::server::conn::ConnLimits;
 use crate::server::tls::{ReloadableAcceptor, TlsError};
-use crate::server::{run_listener, ListenerLimits};
+use crate::server::{run_listener, ListenerLimits, ProtocolHandler};
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,8 @@ impl DaemonError {
 #[derive(Debug, Clone)]
 pub struct Ready {
     pub addr: SocketAddr,
+    /// The HTTP gateway's address, with `[Http]`.
+    pub http_addr: Option<SocketAddr>,
 }
 
 /// Loads the configuration `serve` uses: the given file, else the default file if present,
@@ -141,6 +144,9 @@ pub async fn serve_main(config_path: Option<PathBuf>) -> Result<i32, DaemonError
             env!("CARGO_PKG_VERSION"),
             ready.addr
         );
+        if let Some(http) = ready.http_addr {
+            println!("pcapd HTTP gateway listening on {http}");
+        }
     })
     .await?;
     Ok(0)
@@ -156,7 +162,8 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     refuse_unbuilt_features(&config)?;
     let password = config.password().map_err(Box::new)?;
-    let tls = if config.global.ssl {
+    let http_ssl = config.http.as_ref().is_some_and(|h| h.ssl);
+    let tls = if config.global.ssl || http_ssl {
         crate::config::check_tls(&config).map_err(|e| ConfigErrors(vec![e]))?;
         let (cert, key) = tls_files(&config)?;
         Some(ReloadableAcceptor::load(&cert, &key)?)
@@ -229,18 +236,53 @@ pub async fn run(
         addr: SocketAddr::new(config.global.bind, config.global.port),
         source,
     })?;
-    let ready = Ready { addr };
+    let http_listener = match &config.http {
+        Some(http) => {
+            let addr = SocketAddr::new(http.bind, http.port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| DaemonError::Bind { addr, source })?;
+            Some((listener, bound, http.ssl))
+        }
+        None => None,
+    };
+    let ready = Ready {
+        addr,
+        http_addr: http_listener.as_ref().map(|(_, bound, _)| *bound),
+    };
     write_listen_addr(&config.global.state_dir, addr);
     let limits = listener_limits(&config);
     let connections = TaskTracker::new();
+    let protocol = Arc::new(ProtocolHandler {
+        service: daemon.clone(),
+        limits: conn_limits(&config),
+    });
     let listen_task = tokio::spawn(run_listener(
         listener,
-        tls.clone(),
-        daemon.clone(),
+        tls.clone().filter(|_| config.global.ssl),
+        protocol,
         limits,
         shutdown.clone(),
         connections.clone(),
     ));
+    let http_task = http_listener.map(|(listener, bound, ssl)| {
+        tracing::info!(addr = %bound, ssl, "HTTP gateway listening");
+        let gateway = Arc::new(GatewayHandler {
+            daemon: daemon.clone(),
+            limits: conn_limits(&config),
+        });
+        tokio::spawn(run_listener(
+            listener,
+            tls.clone().filter(|_| ssl),
+            gateway,
+            limits,
+            shutdown.clone(),
+            connections.clone(),
+        ))
+    });
     crate::systemd::notify("READY=1\nSTATUS=accepting jobs");
     tracing::info!(%addr, pool = config.global.pool, backend = config.global.backend.name(), "pcapd ready");
     on_ready(&ready);
@@ -254,6 +296,9 @@ pub async fn run(
 
     crate::systemd::notify("STOPPING=1");
     let _ = listen_task.await;
+    if let Some(task) = http_task {
+        let _ = task.await;
+    }
     let grace = daemon.config().worker.grace;
     let unfinished = pool.shutdown(grace).await;
     requeue_on_disk(&daemon, unfinished).await;
@@ -273,9 +318,6 @@ fn refuse_unbuilt_features(config: &Config) -> Result<(), DaemonError> {
     let mut missing = Vec::new();
     if config.syslog.is_some() {
         missing.push("[Syslog] (forwarding logs to syslog)");
-    }
-    if config.http.is_some() {
-        missing.push("[Http] (the HTTP gateway)");
     }
     if config.output.export_dir.is_some() {
         missing.push("[Output] export_dir (exporting logs)");
@@ -314,17 +356,21 @@ fn tls_files(config: &Config) -> Result<(PathBuf, PathBuf), DaemonError> {
 }
 
 fn listener_limits(config: &Config) -> ListenerLimits {
-    let g = &config.global;
     ListenerLimits {
-        max_connections: g.max_connections,
-        handshake_timeout: g.handshake_timeout,
-        conn: ConnLimits {
-            max_request: g.max_request,
-            max_chunk: g.max_chunk,
-            idle_timeout: g.idle_timeout,
-            request_timeout: g.request_timeout,
-            login_timeout: g.login_timeout,
-        },
+        max_connections: config.global.max_connections,
+        handshake_timeout: config.global.handshake_timeout,
+    }
+}
+
+/// The per-connection deadlines and sizes both front doors apply.
+fn conn_limits(config: &Config) -> ConnLimits {
+    let g = &config.global;
+    ConnLimits {
+        max_request: g.max_request,
+        max_chunk: g.max_chunk,
+        idle_timeout: g.idle_timeout,
+        request_timeout: g.request_timeout,
+        login_timeout: g.login_timeout,
     }
 }
 

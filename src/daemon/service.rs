@@ -275,6 +275,23 @@ impl Daemon {
         }
     }
 
+    /// Opens log `name` of a job for streaming: the file and its size now.
+    pub async fn open_log(
+        &self,
+        id: &JobId,
+        name: &str,
+    ) -> Result<(std::fs::File, u64), ServiceError> {
+        let (store, id, name) = (self.store.clone(), id.clone(), name.to_owned());
+        let opened = blocking(move || -> Result<_, StoreError> {
+            let path = store.log_path(&id, &name)?;
+            let file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
+            let size = file.metadata().map_err(StoreError::io(&path))?.len();
+            Ok((file, size))
+        })
+        .await?;
+        Ok(opened)
+    }
+
     async fn settle_cancelled(&self, id: &JobId) -> Result<JobRecord, ServiceError> {
         let store = self.store.clone();
         let id2 = id.clone();
@@ -394,6 +411,13 @@ impl StreamUpload {
             .ok_or_else(|| ServiceError::new(ErrorCode::Internal, "no file is open"))?;
         self.upload
             .with_pending(move |pending| pending.write_chunk(index, &data))
+            .await
+    }
+
+    /// Sets the submission's tag (checked already: [`Tag::parse`]).
+    pub async fn set_tag(&mut self, tag: Tag) -> Result<(), ServiceError> {
+        self.upload
+            .with_pending(move |pending| pending.set_tag(Some(tag.into_inner())))
             .await
     }
 

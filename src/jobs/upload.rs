@@ -301,6 +301,15 @@ impl PendingJob {
         Ok(index)
     }
 
+    /// Sets the tag of a streamed submission (a form field may come after the files).
+    pub fn set_tag(&mut self, tag: Option<String>) -> Result<(), StoreError> {
+        if let Some(tag) = &tag {
+            validate_tag(tag)?;
+        }
+        self.tag = tag;
+        Ok(())
+    }
+
     /// Closes streamed file `index`: its size is what arrived.
     pub fn end_file(&mut self, index: usize) {
         if let Some(file) = self.files.get_mut(index) {

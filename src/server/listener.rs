@@ -1,11 +1,16 @@
-//! The accept loop: a connection cap taken before `accept()`, TLS with a handshake deadline,
-//! one task per connection, accept errors backed off instead of ending the server. Until it
-//! authenticates a connection is one of a bounded set (`preauth`), pushed out by newer ones.
+//! The accept loop both front doors share: a connection cap taken before `accept()`, TLS
+//! with a handshake deadline, one task per connection, accept errors backed off instead of
+//! ending the server. Until it authenticates a connection is one of a bounded set
+//! (`preauth`), pushed out by newer ones. What a connection speaks is its
+//! [`ConnectionHandler`]'s business: the TLS protocol ([`ProtocolHandler`]) or HTTP
+//! (`crate::http`).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -21,15 +26,51 @@ use super::Service;
 pub struct ListenerLimits {
     pub max_connections: usize,
     pub handshake_timeout: Duration,
-    pub conn: ConnLimits,
+}
+
+/// Serves one accepted (and, with TLS, handshaken) connection.
+pub trait ConnectionHandler: Send + Sync + 'static {
+    /// Runs the connection to its end. `pre_auth` is its place among the unauthenticated:
+    /// drop it once the peer has shown the password.
+    fn serve<S>(
+        self: Arc<Self>,
+        stream: S,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+        pre_auth: PreAuth,
+    ) -> impl Future<Output = ConnEnd> + Send
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+}
+
+/// The TLS protocol's connections: the request loop of `conn.rs` over a [`Service`].
+pub struct ProtocolHandler<Svc: ?Sized> {
+    pub service: Arc<Svc>,
+    pub limits: ConnLimits,
+}
+
+impl<Svc: Service> ConnectionHandler for ProtocolHandler<Svc> {
+    fn serve<S>(
+        self: Arc<Self>,
+        stream: S,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+        pre_auth: PreAuth,
+    ) -> impl Future<Output = ConnEnd> + Send
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = self.service.clone();
+        serve_connection(stream, peer, service, self.limits, shutdown, Some(pre_auth))
+    }
 }
 
 /// Accepts until `shutdown`; every connection task is tracked by `tracker` so the caller can
 /// wait for them to finish.
-pub async fn run_listener<Svc: Service>(
+pub async fn run_listener<H: ConnectionHandler>(
     listener: TcpListener,
     tls: Option<ReloadableAcceptor>,
-    service: Arc<Svc>,
+    handler: Arc<H>,
     limits: ListenerLimits,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -58,13 +99,13 @@ pub async fn run_listener<Svc: Service>(
         };
         let _ = socket.set_nodelay(true);
         let tls = tls.as_ref().map(ReloadableAcceptor::current);
-        let service = service.clone();
+        let handler = handler.clone();
         let shutdown = shutdown.clone();
         let pre_auth = unauthenticated.admit();
         let evicted = pre_auth.eviction();
         tracker.spawn(async move {
             let end = tokio::select! {
-                end = handle(socket, peer, tls, service, limits, shutdown, pre_auth) => end,
+                end = handle(socket, peer, tls, handler, limits, shutdown, pre_auth) => end,
                 _ = evicted.cancelled() => ConnEnd::Evicted,
             };
             tracing::debug!(%peer, ?end, "connection closed");
@@ -73,18 +114,17 @@ pub async fn run_listener<Svc: Service>(
     }
 }
 
-async fn handle<Svc: Service>(
+async fn handle<H: ConnectionHandler>(
     socket: TcpStream,
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    service: Arc<Svc>,
+    handler: Arc<H>,
     limits: ListenerLimits,
     shutdown: CancellationToken,
     pre_auth: PreAuth,
 ) -> ConnEnd {
-    let pre_auth = Some(pre_auth);
     match tls {
-        None => serve_connection(socket, peer, service, limits.conn, shutdown, pre_auth).await,
+        None => handler.serve(socket, peer, shutdown, pre_auth).await,
         Some(acceptor) => {
             match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(socket)).await {
                 Err(_) => ConnEnd::Io("TLS handshake not finished within handshake_timeout".into()),
@@ -92,9 +132,7 @@ async fn handle<Svc: Service>(
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     ConnEnd::Io(format!("TLS handshake failed: {e}"))
                 }
-                Ok(Ok(stream)) => {
-                    serve_connection(stream, peer, service, limits.conn, shutdown, pre_auth).await
-                }
+                Ok(Ok(stream)) => handler.serve(stream, peer, shutdown, pre_auth).await,
             }
         }
     }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::protocol::Reply;
 
 pub use conn::serve_connection;
-pub use listener::{run_listener, ListenerLimits};
+pub use listener::{run_listener, ConnectionHandler, ListenerLimits, ProtocolHandler};
 
 /// A boxed future, for the object-safe upload session.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,0 +1,448 @@
+//! The gateway's routes: each turns its path, query and form into a [`Command`] for the job
+//! service (or a streamed submission, or a log file), and the answer into a response.
+//!
+//! | route | command |
+//! |---|---|
+//! | `POST /submit/pcap` (multipart `file[]`, `tag`) | a streamed submission |
+//! | `GET /jobs?state=&tag=&limit=&since=` | `list` |
+//! | `GET /jobs/ID`, `DELETE /jobs/ID` | `status`, `cancel` |
+//! | `GET /jobs/ID/logs`, `GET /jobs/ID/logs/NAME` | `logs`, the log's bytes (ranges) |
+//! | `GET /pool` | `pool` |
+//! | `GET /healthz` (no password) | liveness for load balancers |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyDataStream, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::request::{byte_range, offered_password, part_file_name, query_pairs, RangeRequest};
+use crate::daemon::service::{Answer, StreamUpload};
+use crate::daemon::Daemon;
+use crate::jobs::{JobState, MAX_FILES_PER_JOB};
+use crate::protocol::ErrorCode;
+use crate::service::command::{job_id, list_filter};
+use crate::service::{Command, JobOptions, ServiceError, Tag};
+
+pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// The longest `tag` form field read.
+const MAX_TAG_FIELD: u64 = 1024;
+/// After a refused upload, the body still in flight is read (and dropped) for up to this
+/// many bytes and this long, so the client reads the answer instead of a reset.
+const DRAIN_LIMIT: u64 = 16 << 20;
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Log bytes read per body frame.
+const LOG_CHUNK: usize = 64 * 1024;
+
+/// Per-request deadlines of the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLimits {
+    /// Longest wait for the next piece of a request body.
+    pub body_timeout: Duration,
+}
+
+/// Answers one request; `authenticated` is called once the password was right.
+pub async fn route(
+    daemon: &Arc<Daemon>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+    limits: RouteLimits,
+    authenticated: impl FnOnce(),
+) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if segments == ["healthz"] {
+        return health(daemon, request.method());
+    }
+    let offered = offered_password(
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    );
+    let Some(offered) = offered else {
+        return unauthorized(
+            "this route needs the daemon password (HTTP Basic, any user name, or Bearer)",
+        );
+    };
+    if daemon.auth.verify(peer.ip(), &offered).await.is_err() {
+        tracing::warn!(peer = %peer.ip(), "HTTP authentication failed");
+        return unauthorized("wrong password");
+    }
+    authenticated();
+    let method = request.method().clone();
+    let answer = match (segments.as_slice(), &method) {
+        (["submit", "pcap"], &Method::POST) => submit(daemon, request, limits).await,
+        (["submit", "pcap"], _) => return not_allowed("POST"),
+        (["jobs"], &Method::GET) => list(daemon, request.uri().query()).await,
+        (["jobs", id], &Method::GET) => command(daemon, job_id(id).map(Command::Status)).await,
+        (["jobs", id], &Method::DELETE) => command(daemon, job_id(id).map(Command::Cancel)).await,
+        (["jobs", _], _) => return not_allowed("GET, DELETE"),
+        (["jobs", id, "logs"], &Method::GET) => {
+            command(daemon, job_id(id).map(Command::Logs)).await
+        }
+        (["jobs", id, "logs", name], &Method::GET) => {
+            return log_file(daemon, id, name, &request)
+                .await
+                .unwrap_or_else(error)
+        }
+        (["pool"], &Method::GET) => command(daemon, Ok(Command::Pool)).await,
+        (["jobs"] | ["pool"] | ["jobs", _, "logs"] | ["jobs", _, "logs", _], _) => {
+            return not_allowed("GET")
+        }
+        _ => Err(ServiceError::new(
+            ErrorCode::NotFound,
+            format!("no route {path:?} (see docs/integrations.md)"),
+        )),
+    };
+    match answer {
+        Ok(value) => json_response(StatusCode::OK, &value),
+        Err(e) => error(e),
+    }
+}
+
+fn health(daemon: &Daemon, method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return not_allowed("GET");
+    }
+    if daemon.is_draining() {
+        let mut response = json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "draining"}),
+        );
+        retry_after(&mut response, ErrorCode::ShuttingDown);
+        return response;
+    }
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+async fn command(
+    daemon: &Arc<Daemon>,
+    command: Result<Command, ServiceError>,
+) -> Result<Value, ServiceError> {
+    match daemon.execute(command?).await? {
+        Answer::Json(value) => Ok(value),
+        Answer::Bytes(_) | Answer::Upload(_) => Err(ServiceError::new(
+            ErrorCode::Internal,
+            "the command does not answer JSON",
+        )),
+    }
+}
+
+async fn list(daemon: &Arc<Daemon>, query: Option<&str>) -> Result<Value, ServiceError> {
+    let (mut state, mut tag, mut limit, mut since) = (None, None, None, None);
+    for (key, value) in query_pairs(query, &["state", "tag", "limit", "since"])? {
+        match key.as_str() {
+            "state" => {
+                state = Some(
+                    serde_json::from_value::<JobState>(json!(value)).map_err(|_| {
+                        ServiceError::bad_request(format!("unknown state {value:?}"))
+                    })?,
+                )
+            }
+            "tag" => tag = Some(value),
+            "limit" => {
+                limit = Some(value.parse::<u64>().map_err(|_| {
+                    ServiceError::bad_request(format!("limit {value:?} is not a number"))
+                })?)
+            }
+            _ => since = Some(value),
+        }
+    }
+    command(
+        daemon,
+        Ok(Command::List(list_filter(state, tag, limit, since))),
+    )
+    .await
+}
+
+/// `POST /submit/pcap`: every `file[]` part streamed into the store as it arrives, `tag`
+/// wherever it comes in the form; durable and queued before the answer.
+async fn submit(
+    daemon: &Arc<Daemon>,
+    request: Request<Incoming>,
+    limits: RouteLimits,
+) -> Result<Value, ServiceError> {
+    let boundary = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok())
+        .ok_or_else(|| {
+            ServiceError::bad_request(
+                "POST /submit/pcap takes multipart/form-data (curl -F 'file[]=@x.pcap')",
+            )
+        })?;
+    let max_upload = daemon.config().global.max_upload;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let most = max_upload.saturating_mul(MAX_FILES_PER_JOB as u64 + 1);
+    if let Some(length) = declared.filter(|&l| max_upload > 0 && l > most) {
+        return Err(ServiceError::new(
+            ErrorCode::UploadTooLarge,
+            format!("the request body is {length} bytes, more than {MAX_FILES_PER_JOB} captures of max_upload ({max_upload} bytes)"),
+        ));
+    }
+    let upload = daemon.open_stream(None, JobOptions::new()).await?;
+    let body = BodyDataStream::new(request.into_body());
+    let mut form = multer::Multipart::new(body, boundary);
+    match receive(&mut form, upload, limits).await {
+        Ok(upload) => upload.finish().await,
+        Err(e) => {
+            drain(&mut form).await;
+            Err(e)
+        }
+    }
+}
+
+async fn receive(
+    form: &mut multer::Multipart<'static>,
+    mut upload: StreamUpload,
+    limits: RouteLimits,
+) -> Result<StreamUpload, ServiceError> {
+    let mut files = 0usize;
+    let within = |what: &'static str| {
+        move |_| {
+            ServiceError::new(
+                ErrorCode::Upload,
+                format!(
+                    "the client sent nothing for {:?} while {what}",
+                    limits.body_timeout
+                ),
+            )
+        }
+    };
+    while let Some(mut field) = tokio::time::timeout(limits.body_timeout, form.next_field())
+        .await
+        .map_err(within("waiting for the next form part"))?
+        .map_err(form_error)?
+    {
+        match field.name() {
+            Some("file[]") | Some("file") => {
+                let name = field
+                    .file_name()
+                    .map(part_file_name)
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or("upload.pcap")
+                    .to_owned();
+                upload.next_file(name).await?;
+                files += 1;
+                while let Some(chunk) = tokio::time::timeout(limits.body_timeout, field.chunk())
+                    .await
+                    .map_err(within("sending a capture"))?
+                    .map_err(form_error)?
+                {
+                    upload.write(chunk).await?;
+                }
+            }
+            Some("tag") => {
+                let mut text = Vec::new();
+                while let Some(chunk) = tokio::time::timeout(limits.body_timeout, field.chunk())
+                    .await
+                    .map_err(within("sending the tag"))?
+                    .map_err(form_error)?
+                {
+                    text.extend_from_slice(&chunk);
+                    if text.len() as u64 > MAX_TAG_FIELD {
+                        return Err(ServiceError::new(
+                            ErrorCode::BadTag,
+                            "the tag field is too long",
+                        ));
+                    }
+                }
+                let text = String::from_utf8(text)
+                    .map_err(|_| ServiceError::new(ErrorCode::BadTag, "the tag is not UTF-8"))?;
+                // Brocapi's form sends an empty tag as "no tag".
+                if !text.is_empty() {
+                    upload.set_tag(Tag::parse(&text)?).await?;
+                }
+            }
+            other => {
+                return Err(ServiceError::bad_request(format!(
+                    "unknown form field {:?} (the form takes file[] and tag)",
+                    other.unwrap_or("")
+                )))
+            }
+        }
+    }
+    if files == 0 {
+        return Err(ServiceError::bad_request(
+            "no capture in the form: send one or more file[] parts",
+        ));
+    }
+    Ok(upload)
+}
+
+fn form_error(e: multer::Error) -> ServiceError {
+    match e {
+        multer::Error::StreamReadFailed(source) => ServiceError::new(
+            ErrorCode::Upload,
+            format!("reading the upload failed: {source}"),
+        ),
+        other => ServiceError::bad_request(format!("malformed multipart form: {other}")),
+    }
+}
+
+/// Reads and drops what remains of a refused form, within [`DRAIN_LIMIT`] and
+/// [`DRAIN_TIMEOUT`].
+async fn drain(form: &mut multer::Multipart<'static>) {
+    let mut left = DRAIN_LIMIT;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Ok(Some(mut field)) = form.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                left = left.saturating_sub(chunk.len() as u64);
+                if left == 0 {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+/// `GET /jobs/ID/logs/NAME`: the log streamed from disk, with single byte ranges.
+async fn log_file(
+    daemon: &Arc<Daemon>,
+    id: &str,
+    name: &str,
+    request: &Request<Incoming>,
+) -> Result<Response<Body>, ServiceError> {
+    let id = job_id(id)?;
+    let (file, size) = daemon.open_log(&id, name).await?;
+    let range = byte_range(
+        request
+            .headers()
+            .get(header::RANGE)
+            .map(HeaderValue::as_bytes),
+        size,
+    );
+    let (status, start, end) = match range {
+        RangeRequest::Whole => (StatusCode::OK, 0, size),
+        RangeRequest::Partial(r) => (StatusCode::PARTIAL_CONTENT, r.start, r.end),
+        RangeRequest::Unsatisfiable => {
+            let mut response = error(ServiceError::new(
+                ErrorCode::BadRequest,
+                format!("the range starts past the end of {name} ({size} bytes)"),
+            ));
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            set(
+                &mut response,
+                header::CONTENT_RANGE,
+                &format!("bytes */{size}"),
+            );
+            return Ok(response);
+        }
+    };
+    let mut file = tokio::fs::File::from_std(file);
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(|e| ServiceError::new(ErrorCode::Io, format!("{name}: {e}")))?;
+    let reader = file.take(end - start);
+    let frames = futures_util::stream::try_unfold(reader, |mut reader| async move {
+        let mut buf = vec![0u8; LOG_CHUNK];
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((Frame::data(Bytes::from(buf)), reader)))
+    });
+    let body = StreamBody::new(frames).boxed();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let content_type = if name.ends_with(".json") {
+        "application/x-ndjson"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    set(&mut response, header::CONTENT_TYPE, content_type);
+    set(&mut response, header::ACCEPT_RANGES, "bytes");
+    set(
+        &mut response,
+        header::CONTENT_LENGTH,
+        &(end - start).to_string(),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        set(
+            &mut response,
+            header::CONTENT_RANGE,
+            &format!("bytes {start}-{}/{size}", end - 1),
+        );
+    }
+    Ok(response)
+}
+
+fn set(response: &mut Response<Body>, name: header::HeaderName, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut body = serde_json::to_vec(value).unwrap_or_default();
+    body.push(b'\n');
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    set(&mut response, header::CONTENT_TYPE, "application/json");
+    response
+}
+
+fn retry_after(response: &mut Response<Body>, code: ErrorCode) {
+    if let Some(after) = code.retry_after() {
+        set(
+            response,
+            header::RETRY_AFTER,
+            &after.as_secs().max(1).to_string(),
+        );
+    }
+}
+
+/// A refusal as a status and `{"error": code, "message": text}`.
+pub fn error(e: ServiceError) -> Response<Body> {
+    let status =
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(
+        status,
+        &json!({"error": e.code.as_str(), "message": e.message}),
+    );
+    retry_after(&mut response, e.code);
+    response
+}
+
+fn unauthorized(message: &str) -> Response<Body> {
+    let mut response = json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({"error": "unauthorized", "message": message}),
+    );
+    set(
+        &mut response,
+        header::WWW_AUTHENTICATE,
+        "Basic realm=\"pcapd\", charset=\"UTF-8\"",
+    );
+    response
+}
+
+fn not_allowed(allow: &str) -> Response<Body> {
+    let mut response = json_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": "method_not_allowed", "message": format!("this route takes {allow}")}),
+    );
+    set(&mut response, header::ALLOW, allow);
+    response
+}
