@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod exit;
 pub mod http;
 pub mod jobs;
+pub mod output;
 pub mod pool;
 pub mod protocol;
 pub mod server;

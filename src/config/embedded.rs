@@ -41,7 +41,17 @@ pub(crate) const SYSLOG_TLS_PORT: u16 = 6514;
 /// `[Syslog] prefix`: Brocapi's `bro25_%s` with pcapd's name.
 pub(crate) const DEFAULT_SYSLOG_PREFIX: &str = "pcapd_{log}";
 /// `[Syslog] exclude`: Brocapi's `log_blacklist`, logs that describe the run, not the traffic.
-pub(crate) const DEFAULT_SYSLOG_EXCLUDE: &[&str] = &["loaded_scripts", "packet_filter", "reporter"];
+pub(crate) const DEFAULT_SYSLOG_EXCLUDE: &[&str] = &[
+    "capture_loss",
+    "stats",
+    "loaded_scripts",
+    "packet_filter",
+    "reporter",
+];
+/// `[Syslog] facility`: daemon, as Brocapi.
+pub(crate) const DEFAULT_SYSLOG_FACILITY: u8 = 3;
+/// `[Syslog] severity`: notice, as Brocapi (PRI 29).
+pub(crate) const DEFAULT_SYSLOG_SEVERITY: u8 = 5;
 /// `[Worker] env`: enough for `sh -c` and for tools to find their locale and time zone.
 pub(crate) const DEFAULT_WORKER_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ"];
 /// Length of the generated password, in characters of the URL-safe base64 alphabet.

@@ -75,6 +75,15 @@ pub enum SyslogFormat {
     Rfc3164,
 }
 
+/// `[Syslog] timestamp`: which time a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogTimestamp {
+    /// When the line is sent.
+    Send,
+    /// The row's own `ts` (falls back to the send time for rows without one).
+    Log,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyslogFraming {
     /// One message per line (TCP/TLS).
@@ -239,10 +248,18 @@ pub struct SyslogConfig {
     /// `prefix`: program name, `{log}` replaced by the log name, default `pcapd_{log}`.
     pub prefix: String,
     /// `exclude`: log names (without `.log`; a written `.log` is stripped) not forwarded,
-    /// default Brocapi's `loaded_scripts packet_filter reporter`.
+    /// default `capture_loss stats loaded_scripts packet_filter reporter`.
     pub exclude: Vec<String>,
     /// `ca`: trust anchor for `proto = tls`, required (and checked readable) then.
     pub ca: Option<PathBuf>,
+    /// `facility`, default daemon (3).
+    pub facility: u8,
+    /// `severity`, default notice (5): PRI 29 with the default facility, as Brocapi.
+    pub severity: u8,
+    /// `hostname`: the HOSTNAME of untagged jobs' lines, default this host's name.
+    pub hostname: Option<String>,
+    /// `timestamp`, default send.
+    pub timestamp: SyslogTimestamp,
 }
 
 /// `[Http]`, present = gateway on.

@@ -20,8 +20,8 @@ use std::time::Duration;
 use configparser::ini::{Ini, IniDefault};
 
 use super::embedded::{
-    file_defaults, DEFAULT_HTTP_PORT, DEFAULT_SYSLOG_EXCLUDE, DEFAULT_SYSLOG_PREFIX, SYSLOG_PORT,
-    SYSLOG_TLS_PORT,
+    file_defaults, DEFAULT_HTTP_PORT, DEFAULT_SYSLOG_EXCLUDE, DEFAULT_SYSLOG_FACILITY,
+    DEFAULT_SYSLOG_PREFIX, DEFAULT_SYSLOG_SEVERITY, SYSLOG_PORT, SYSLOG_TLS_PORT,
 };
 use super::values::{
     is_env_name, parse_bool, parse_choice, parse_duration, parse_integer, parse_ip, parse_list,
@@ -29,7 +29,7 @@ use super::values::{
 };
 use super::{
     default_state_dir, BackendKind, Config, ConfigError, ConfigErrors, ExportMode, HttpConfig,
-    LogFormat, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto,
+    LogFormat, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp,
 };
 
 /// A section pcapd knows and the keys it takes, in the order the sample config lists them.
@@ -107,7 +107,18 @@ pub(crate) const SECTIONS: &[SectionSpec] = &[
     SectionSpec {
         name: "Syslog",
         keys: &[
-            "host", "port", "proto", "format", "framing", "prefix", "exclude", "ca",
+            "host",
+            "port",
+            "proto",
+            "format",
+            "framing",
+            "prefix",
+            "exclude",
+            "ca",
+            "facility",
+            "severity",
+            "hostname",
+            "timestamp",
         ],
     },
     SectionSpec {
@@ -147,6 +158,43 @@ const SYSLOG_PROTOS: &[(&str, SyslogProto)] = &[
 const SYSLOG_FORMATS: &[(&str, SyslogFormat)] = &[
     ("rfc5424", SyslogFormat::Rfc5424),
     ("rfc3164", SyslogFormat::Rfc3164),
+];
+/// RFC 5424 §6.2.1 facilities by their usual names.
+const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("kern", 0),
+    ("user", 1),
+    ("mail", 2),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("lpr", 6),
+    ("news", 7),
+    ("uucp", 8),
+    ("cron", 9),
+    ("authpriv", 10),
+    ("ftp", 11),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
+];
+const SYSLOG_SEVERITIES: &[(&str, u8)] = &[
+    ("emerg", 0),
+    ("alert", 1),
+    ("crit", 2),
+    ("err", 3),
+    ("warning", 4),
+    ("notice", 5),
+    ("info", 6),
+    ("debug", 7),
+];
+const SYSLOG_TIMESTAMPS: &[(&str, SyslogTimestamp)] = &[
+    ("send", SyslogTimestamp::Send),
+    ("log", SyslogTimestamp::Log),
 ];
 const SYSLOG_FRAMINGS: &[(&str, SyslogFraming)] = &[
     ("non-transparent", SyslogFraming::NonTransparent),
@@ -709,8 +757,26 @@ fn read_syslog(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) 
         })
         .collect();
     let ca = section.path("ca");
+    let facility = section.choice("facility", DEFAULT_SYSLOG_FACILITY, SYSLOG_FACILITIES);
+    let severity = section.choice("severity", DEFAULT_SYSLOG_SEVERITY, SYSLOG_SEVERITIES);
+    let hostname = section.text("hostname");
+    if let Some(name) = &hostname {
+        if crate::jobs::validate_tag(name).is_err() {
+            section.error(
+                "hostname",
+                Some(name),
+                "must be 1 to 64 printable ASCII characters without spaces (it is a syslog HOSTNAME)",
+                None,
+            );
+        }
+    }
+    let timestamp = section.choice("timestamp", SyslogTimestamp::Send, SYSLOG_TIMESTAMPS);
     section.finish();
     SyslogConfig {
+        facility,
+        severity,
+        hostname,
+        timestamp,
         host: host.unwrap_or_default(),
         port,
         proto,

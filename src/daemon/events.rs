@@ -79,6 +79,8 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                     _ => Vec::new(),
                 };
                 let job_dir = daemon.store.job_dir(&job_id);
+                let done = matches!(outcome, JobOutcome::Done { .. });
+                let (forwarding, export) = daemon.outputs.settings().pending();
                 update(daemon, &job_id, stop, move |r| {
                     let now = Timestamp::now();
                     let logs = logs.clone();
@@ -92,7 +94,13 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                     match outcome {
                         JobOutcome::Done {
                             packets, warnings, ..
-                        } => r.finish_done(now, logs, packets, warnings),
+                        } => {
+                            r.finish_done(now, logs, packets, warnings)?;
+                            // In the same write as `done`: a crash cannot lose the steps.
+                            r.forwarding = forwarding.clone();
+                            r.export = export.clone();
+                            Ok(())
+                        }
                         JobOutcome::Failed { kind, error } => {
                             r.finish_failed(now, JobError::new(failure_kind(kind), error))
                         }
@@ -118,6 +126,9 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                     }
                 })
                 .await;
+                if done {
+                    daemon.outputs.job_done(&job_id);
+                }
             }
         }
     }

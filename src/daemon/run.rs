@@ -60,8 +60,8 @@ pub enum DaemonError {
     BurpClient(#[from] crate::backend::burp::BurpClientError),
     #[error("[Worker] user/group: {0}")]
     WorkerIdentity(crate::pool::SpawnError),
-    #[error("{0}")]
-    NotInThisBuild(String),
+    #[error("[Syslog]: {0}")]
+    Output(crate::output::transport::TransportError),
 }
 
 impl DaemonError {
@@ -74,7 +74,7 @@ impl DaemonError {
             | DaemonError::Worker(_)
             | DaemonError::BurpClient(_)
             | DaemonError::WorkerIdentity(_)
-            | DaemonError::NotInThisBuild(_) => crate::exit::EXIT_CONFIG,
+            | DaemonError::Output(_) => crate::exit::EXIT_CONFIG,
             _ => 1,
         }
     }
@@ -160,7 +160,6 @@ pub async fn run(
     mut reloads: tokio::sync::mpsc::UnboundedReceiver<()>,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
-    refuse_unbuilt_features(&config)?;
     let password = config.password().map_err(Box::new)?;
     let http_ssl = config.http.as_ref().is_some_and(|h| h.ssl);
     let tls = if config.global.ssl || http_ssl {
@@ -205,7 +204,12 @@ pub async fn run(
         }
         _ => None,
     };
+    let output_settings =
+        crate::output::OutputSettings::from_config(&config).map_err(DaemonError::Output)?;
     let (pool, events) = pool::start(pool_settings(&config)?).await?;
+    let tracker = TaskTracker::new();
+    let outputs =
+        crate::output::Outputs::start(output_settings, store.clone(), shutdown.clone(), &tracker);
     let (changes, _) = broadcast::channel(1024);
     let daemon = Arc::new_cyclic(|me| Daemon {
         me: me.clone(),
@@ -221,8 +225,8 @@ pub async fn run(
         rejected: AtomicU64::new(0),
         burp_client_version,
         query_cache: QueryCache::default(),
+        outputs,
     });
-    let tracker = TaskTracker::new();
     let stop_events = CancellationToken::new();
     tracker.spawn(apply_pool_events(
         daemon.clone(),
@@ -309,30 +313,6 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     tracing::info!("pcapd stopped");
     Ok(())
-}
-
-/// Settings the configuration accepts but this build cannot honour yet. Starting anyway would
-/// silently drop what the operator asked for (logs never forwarded, never exported), so the
-/// daemon refuses with a message naming the section.
-fn refuse_unbuilt_features(config: &Config) -> Result<(), DaemonError> {
-    let mut missing = Vec::new();
-    if config.syslog.is_some() {
-        missing.push("[Syslog] (forwarding logs to syslog)");
-    }
-    if config.output.export_dir.is_some() {
-        missing.push("[Output] export_dir (exporting logs)");
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let source = config
-        .source
-        .as_ref()
-        .map_or_else(|| "embedded defaults".into(), |p| p.display().to_string());
-    Err(DaemonError::NotInThisBuild(format!(
-        "{source}: this build of pcapd does not implement {}; remove the setting to start",
-        missing.join(", ")
-    )))
 }
 
 /// Adds search permission for `access`'s group to `dir` (an existing directory of pcapd's).

@@ -43,6 +43,8 @@ pub struct Daemon {
     pub burp_client_version: Option<BurpVersion>,
     /// Recent burp answers (bui-monitor's 5-second status cache).
     pub query_cache: QueryCache,
+    /// Syslog forwarding and export of done jobs.
+    pub outputs: crate::output::Outputs,
 }
 
 impl Daemon {

@@ -227,13 +227,75 @@ pub struct LogInfo {
     pub lines: u64,
 }
 
-/// Syslog forwarding progress ("forwarded n of m lines").
+/// Where a finished job's output step (syslog forwarding, export) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputState {
+    /// Waiting its turn (also after a restart).
+    Pending,
+    /// The receiver or the disk refused; tried again with a capped backoff.
+    Retrying,
+    Done,
+    /// Given up; `error` says why (the logs stay in the job directory).
+    Failed,
+}
+
+impl OutputState {
+    pub fn is_settled(self) -> bool {
+        matches!(self, OutputState::Done | OutputState::Failed)
+    }
+}
+
+/// Syslog forwarding of a done job: `sent` of `total` lines, a durable cursor that resumes
+/// after a receiver outage or a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forwarding {
-    pub forwarded: u64,
-    pub total: u64,
+    pub state: OutputState,
+    /// Lines known sent, in forwarding order (logs by name, rows in file order).
+    #[serde(alias = "forwarded")]
+    pub sent: u64,
+    /// Lines to send; known once forwarding started.
+    #[serde(default)]
+    pub total: Option<u64>,
+    /// Over-long lines cut to fit a datagram (UDP).
+    #[serde(default)]
+    pub truncated: u64,
+    /// The last failure, while retrying or failed.
     #[serde(default)]
     pub error: Option<String>,
+}
+
+impl Forwarding {
+    pub fn pending() -> Forwarding {
+        Forwarding {
+            state: OutputState::Pending,
+            sent: 0,
+            total: None,
+            truncated: 0,
+            error: None,
+        }
+    }
+}
+
+/// Export of a done job's logs to `export_dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Export {
+    pub state: OutputState,
+    /// The directory the logs are in, once exported.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl Export {
+    pub fn pending() -> Export {
+        Export {
+            state: OutputState::Pending,
+            path: None,
+            error: None,
+        }
+    }
 }
 
 /// The job record: `jobs/ID/job.json`, and the answer to `status`.
@@ -275,9 +337,9 @@ pub struct JobRecord {
     pub warnings: Vec<String>,
     #[serde(default)]
     pub forwarding: Option<Forwarding>,
-    /// Where the logs were exported, if they were.
+    /// Export to `export_dir`, when configured at the time the job finished.
     #[serde(default)]
-    pub export: Option<String>,
+    pub export: Option<Export>,
 }
 
 /// A transition that is not legal from the job's current state.
@@ -756,8 +818,10 @@ mod tests {
         let mut job = sample_record();
         job.start(at(2), 1).unwrap();
         job.forwarding = Some(Forwarding {
-            forwarded: 3,
-            total: 5,
+            state: OutputState::Retrying,
+            sent: 3,
+            total: Some(5),
+            truncated: 0,
             error: Some("connection refused".into()),
         });
         let text = serde_json::to_string(&job).unwrap();
