@@ -3,10 +3,16 @@
 #
 #   - Debian's burp 3.1.4 (`burp`, `burp_ca`), openssl, iproute2, procps and hostname
 #     (burp_ca calls `ps` and `hostname`), python3 with venv; strace, systemd-analyze and
-#     setpriv (the systemd unit's test);
+#     setpriv (the systemd unit's test); rsyslog with its TLS driver (rsyslog-gnutls) and
+#     curl;
 #   - a Python venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/venv with Burp-UI's own
 #     code: burp-ui 1.1.1 (the client side, its "parallel" backend) and burp-ui-monitor
-#     1.1.1 (the real bui-monitor that pcapd replaces).
+#     1.1.1 (the real bui-monitor that pcapd replaces);
+#   - for the Python client's tests (contrib/python/tests): Debian's redis-server (celery's
+#     broker), and a second venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/pyclient-venv
+#     with the pins of contrib/python/tests/requirements.txt (pytest, Flask, gunicorn, celery,
+#     redis, FastAPI, uvicorn) and the package itself, reinstalled on every run (it is quick,
+#     and the tests must test the checkout's code).
 #
 # Idempotent: apt-get runs only when a package is missing, pip only when the venv lacks a
 # pinned package. Prints one line per thing installed, nothing else when all is there.
@@ -17,6 +23,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 env_dir="${PCAPD_TEST_ENV:-$root/target/test-env}"
 venv="$env_dir/venv"
+pyclient_venv="$env_dir/pyclient-venv"
+pyclient_reqs="$root/contrib/python/tests/requirements.txt"
 
 # Burp-UI 1.1.1 and its monitor, as released. Werkzeug is pinned too: burp-ui pins
 # Flask==2.2.3 but not Werkzeug, and Werkzeug 3 breaks `import flask` for Flask 2.2.
@@ -38,6 +46,11 @@ have_cmd ss || missing+=(iproute2)
 have_cmd ps || missing+=(procps)
 have_cmd hostname || missing+=(hostname)
 have_cmd stdbuf || missing+=(coreutils)
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
+have_cmd curl || missing+=(curl)
+# rsyslogd, and its gtls network-stream driver (syslog over TLS) from rsyslog-gnutls.
+[ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
 # tests/it/systemd.rs: the unit's syscall filter against what pcapd calls, as nobody.
 have_cmd strace || missing+=(strace)
 have_cmd systemd-analyze || missing+=(systemd)
@@ -48,8 +61,8 @@ py=/usr/bin/python3
 if [ -n "${PCAPD_TEST_PYTHON:-}" ]; then
     py="$PCAPD_TEST_PYTHON"
 elif ! [ -x "$py" ] || ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    if [ -x "$venv/bin/python" ]; then
-        :  # a venv is already there: no need for a venv-capable python
+    if [ -x "$venv/bin/python" ] && [ -x "$pyclient_venv/bin/python" ]; then
+        :  # the venvs are already there: no need for a venv-capable python
     else
         missing+=(python3 python3-venv)
     fi
@@ -77,30 +90,35 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 [ -x /usr/sbin/burp ] && [ -x /usr/sbin/burp_ca ] || die "/usr/sbin/burp or /usr/sbin/burp_ca missing after install"
+[ -x /usr/sbin/rsyslogd ] && compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null \
+    || die "/usr/sbin/rsyslogd or rsyslog's lmnsd_gtls.so missing after install"
 burp_version="$(/usr/sbin/burp -V 2>/dev/null || true)"
 case "$burp_version" in
     burp-3.*) ;;
     *) die "unexpected burp version '$burp_version' (the tests expect Debian 12's burp 3.1.4)" ;;
 esac
 
-# ---- Python venv ---------------------------------------------------------------------
+# ---- Python venvs --------------------------------------------------------------------
 
-if ! [ -x "$venv/bin/python" ]; then
+# make_venv DIR: a venv at DIR made with $py, unless one is there.
+make_venv() {
+    [ -x "$1/bin/python" ] && return 0
     [ -x "$py" ] || die "no python3 at $py"
     mkdir -p "$env_dir"
-    if ! out="$("$py" -m venv --clear "$venv" 2>&1)"; then
+    if ! out="$("$py" -m venv --clear "$1" 2>&1)"; then
         echo "$out" >&2
-        rm -rf "$venv"
-        die "could not create the venv at $venv with $py"
+        rm -rf "$1"
+        die "could not create the venv at $1 with $py"
     fi
-    echo "installed (venv): $venv ($("$venv/bin/python" -V 2>&1))"
-fi
+    echo "installed (venv): $1 ($("$1/bin/python" -V 2>&1))"
+}
 
-# Which pins are not satisfied? (installed metadata only, no network)
-need=()
-while IFS= read -r pin; do
-    [ -n "$pin" ] && need+=("$pin")
-done < <("$venv/bin/python" -c '
+# unmet_pins DIR PIN...: prints the pins (NAME==VERSION) the venv at DIR does not satisfy,
+# from installed metadata only (no network); all of them if the venv cannot tell.
+unmet_pins() {
+    local dir="$1"
+    shift
+    "$dir/bin/python" -c '
 import sys
 from importlib.metadata import PackageNotFoundError, version
 for pin in sys.argv[1:]:
@@ -111,8 +129,11 @@ for pin in sys.argv[1:]:
         ok = False
     if not ok:
         print(pin)
-' "${PY_PINS[@]}" || echo "${PY_PINS[0]}")
+' "$@" || printf '%s\n' "$@"
+}
 
+make_venv "$venv"
+mapfile -t need < <(unmet_pins "$venv" "${PY_PINS[@]}")
 if [ "${#need[@]}" -gt 0 ]; then
     log="$env_dir/pip-install.log"
     if ! "$venv/bin/python" -m pip install --disable-pip-version-check -q "${PY_PINS[@]}" >"$log" 2>&1; then
@@ -131,4 +152,41 @@ import burpui_monitor.__main__
 ' 2>&1)"; then
     echo "$out" >&2
     die "the venv at $venv cannot import burp-ui / burp-ui-monitor; remove it and rerun"
+fi
+
+# ---- The Python client's venv (contrib/python/tests) ----------------------------------
+
+[ -x /usr/bin/redis-server ] || die "/usr/bin/redis-server missing after install"
+
+make_venv "$pyclient_venv"
+mapfile -t pyclient_pins < <(grep -E '^[A-Za-z0-9_.-]+==' "$pyclient_reqs")
+mapfile -t pyclient_need < <(unmet_pins "$pyclient_venv" "${pyclient_pins[@]}")
+if [ "${#pyclient_need[@]}" -gt 0 ]; then
+    log="$env_dir/pyclient-pip-install.log"
+    if ! "$pyclient_venv/bin/python" -m pip install --disable-pip-version-check -q -r "$pyclient_reqs" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "pip install -r $pyclient_reqs failed (log: $log)"
+    fi
+    echo "installed (pip): ${#pyclient_need[@]} pinned packages for the Python client's tests"
+fi
+
+# The package under test, from this checkout, every run (no network: setuptools is pinned
+# above, so the build needs no isolated environment). pip's build/ and *.egg-info are
+# kept out of the checkout by building from a copy.
+pkg_copy="$(mktemp -d)"
+cp -r "$root/contrib/python/pyproject.toml" "$root/contrib/python/README.md" "$root/contrib/python/src" "$pkg_copy/"
+log="$env_dir/pyclient-pip-install.log"
+if ! "$pyclient_venv/bin/python" -m pip install --disable-pip-version-check -q --no-build-isolation \
+        --force-reinstall --no-deps "$pkg_copy" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -rf "$pkg_copy"
+    die "pip install ./contrib/python failed (log: $log)"
+fi
+rm -rf "$pkg_copy"
+
+if ! out="$("$pyclient_venv/bin/python" -c '
+import pcapd_client, pytest, flask, gunicorn, celery, redis, fastapi, uvicorn, python_multipart
+' 2>&1)"; then
+    echo "$out" >&2
+    die "the venv at $pyclient_venv cannot import the Python client or its test tools; remove it and rerun"
 fi

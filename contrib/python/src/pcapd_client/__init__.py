@@ -20,28 +20,10 @@ Quick start::
         ...
 """
 
+from . import errors
 from .aio import AsyncClient
 from .config import Settings, resolve
-from .errors import (
-    AuthError,
-    BadRequest,
-    CallTimeout,
-    ConfigError,
-    ConnectionError,
-    JobNotFound,
-    LogNotFound,
-    NotFound,
-    PcapdError,
-    ProtocolError,
-    QueueFull,
-    ServerError,
-    ShuttingDown,
-    TLSError,
-    Unavailable,
-    Unsupported,
-    UploadFailed,
-    UploadTooLarge,
-)
+from .errors import *  # noqa: F403 (the exceptions: errors.__all__)
 from .models import TERMINAL_STATES, Job, LogInfo, PoolStatus, SlotStatus
 from .sync import Client
 
@@ -57,23 +39,6 @@ __all__ = [
     "PoolStatus",
     "SlotStatus",
     "TERMINAL_STATES",
-    "PcapdError",
-    "AuthError",
-    "QueueFull",
-    "NotFound",
-    "JobNotFound",
-    "LogNotFound",
-    "UploadTooLarge",
-    "UploadFailed",
-    "BadRequest",
-    "Unsupported",
-    "Unavailable",
-    "ShuttingDown",
-    "ServerError",
-    "ProtocolError",
-    "ConnectionError",
-    "TLSError",
-    "CallTimeout",
-    "ConfigError",
     "__version__",
 ]
+__all__ += errors.__all__

@@ -1,18 +1,24 @@
-"""What the sync and the asyncio client share: frames, requests, answers, upload sources.
+"""What the sync and the asyncio client share besides the calls (``_calls.py``): the
+framing, the upload sources, the settings and trust anchor every client holds.
 
-No I/O happens here; ``sync.py`` and ``aio.py`` move the bytes.
+No network I/O happens here; ``sync.py`` and ``aio.py`` move the bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
-import json
 import os
+import stat
 import struct
+import tempfile
+import time
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Iterable, Iterator, List, Optional, Tuple, Type, TypeVar, Union
 
-from .errors import AuthError, BadRequest, ConnectionError, PcapdError, ProtocolError, error_from_reply
+from ._tls import Trust
+from .config import DEFAULT_CHUNK, PathLike, Settings, resolve
+from .errors import BadRequest, CallTimeout, ConnectionError, ProtocolError, UploadFailed
 
 #: Largest answer accepted (a ``list`` of many jobs, a fetched chunk): the Rust client's limit.
 MAX_REPLY = 256 << 20
@@ -20,19 +26,6 @@ MAX_REPLY = 256 << 20
 OK = b"OK"
 KO = b"KO"
 ER = b"ER"
-
-#: Calls that may be sent again on a fresh connection when the connection broke: they read,
-#: or (``cancel``) give the same result when repeated. Never ``submit``.
-IDEMPOTENT = frozenset(
-    {
-        "status", "wait", "list", "logs", "fetch", "cancel", "pool", "ping",
-        "monitor_version", "client_version", "server_version", "batch_list_supported",
-        "statistics", "query",
-    }
-)
-
-#: ``ER`` codes after which the daemon closes the connection (framing can't be trusted).
-CLOSING_CODES = frozenset({"request_too_large", "upload_failed", "upload_too_large", "upload_size_mismatch"})
 
 #: The readiness probe (``RE``), sent alone as the first bytes of a connection.
 PROBE = b"RE"
@@ -53,52 +46,39 @@ def frame(body: bytes) -> bytes:
     return struct.pack("!Q", len(body)) + body
 
 
-def call_body(password: str, func: str, kwargs: Dict[str, Any]) -> bytes:
-    return json.dumps(
-        {"password": password, "func": func, "args": [], "kwargs": kwargs},
-        separators=(",", ":"),
-    ).encode("utf-8")
+def check_status(status: bytes) -> None:
+    if status not in (OK, KO, ER):
+        raise ProtocolError(f"unexpected status bytes {status!r} (is this pcapd, with the right ssl setting?)")
 
 
-def query_body(password: str, query: str, cache: bool) -> bytes:
-    return json.dumps(
-        {"password": password, "query": query, "cache": bool(cache)}, separators=(",", ":")
-    ).encode("utf-8")
-
-
-def reply_length(status: bytes, raw_len: bytes) -> int:
+def reply_length(raw_len: bytes) -> int:
     n = int(struct.unpack("!Q", raw_len)[0])
     if n > MAX_REPLY:
         raise ProtocolError(f"answer of {n} bytes is larger than the client's limit ({MAX_REPLY})")
     return n
 
 
-def check_status(status: bytes) -> None:
-    if status not in (OK, KO, ER):
-        raise ProtocolError(f"unexpected status bytes {status!r} (is this pcapd, with the right ssl setting?)")
+class Broken(Exception):
+    """The connection failed (reset, EOF, TLS error): the call may be repeated if safe."""
+
+    def __init__(self, what: str, cause: BaseException) -> None:
+        super().__init__(f"{what}: {cause}")
+        self.cause = cause
+
+    def during(self, address: str, func: str) -> ConnectionError:
+        """The error for a call that is not repeated."""
+        return ConnectionError(f"connection to pcapd at {address} broke during {func}: {self.cause}")
 
 
-def decode_json(func: str, body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError as e:
-        raise ProtocolError(f"the answer to {func} is not JSON: {e}") from None
-
-
-def decode_text(func: str, body: bytes) -> str:
-    try:
-        return body.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise ProtocolError(f"the answer to {func} is not UTF-8 text") from None
-
-
-def decode_bool(func: str, body: bytes) -> bool:
-    text = decode_text(func, body).lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no", ""):
-        return False
-    raise ProtocolError(f"the answer to {func} is not a boolean: {text!r}")
+def time_left(deadline: Optional[float], limit: Optional[float], address: str) -> Optional[float]:
+    """How long the next read or write may block: ``limit``, or less when the whole call's
+    ``deadline`` comes first (``None``: no limit)."""
+    if deadline is None:
+        return limit
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise CallTimeout(f"call to pcapd at {address} timed out")
+    return left if limit is None else min(limit, left)
 
 
 def upload_cut(address: str, sent: int, total: int, cause: object) -> ConnectionError:
@@ -115,68 +95,6 @@ def upload_cut(address: str, sent: int, total: int, cause: object) -> Connection
         "is not repeated",
         maybe_stored=True,
     )
-
-
-def auth_error() -> AuthError:
-    return AuthError("authentication failed (wrong password); the daemon closed the connection")
-
-
-def error_for(body: bytes) -> PcapdError:
-    return error_from_reply(body)
-
-
-def submit_kwargs(
-    declared: List[Dict[str, Any]], tag: Optional[str], options: Optional[Dict[str, Any]]
-) -> Dict[str, Any]:
-    kwargs: Dict[str, Any] = {"files": declared, "options": dict(options or {})}
-    if tag is not None:
-        kwargs["tag"] = tag
-    return kwargs
-
-
-def paths_kwargs(
-    paths: Sequence[Union[str, "os.PathLike[str]"]], tag: Optional[str], options: Optional[Dict[str, Any]]
-) -> Dict[str, Any]:
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        paths = [paths]
-    kwargs: Dict[str, Any] = {"paths": [os.fspath(p) for p in paths], "options": dict(options or {})}
-    if tag is not None:
-        kwargs["tag"] = tag
-    return kwargs
-
-
-def list_kwargs(
-    state: Optional[str], tag: Optional[str], limit: Optional[int], since: Optional[str]
-) -> Dict[str, Any]:
-    kwargs: Dict[str, Any] = {}
-    if state is not None:
-        kwargs["state"] = state
-    if tag is not None:
-        kwargs["tag"] = tag
-    if limit is not None:
-        kwargs["limit"] = limit
-    if since is not None:
-        kwargs["since"] = since
-    return kwargs
-
-
-def fetch_kwargs(job_id: str, log: str, offset: int, length: Optional[int]) -> Dict[str, Any]:
-    kwargs: Dict[str, Any] = {"job_id": job_id, "log": log, "offset": offset}
-    if length is not None:
-        kwargs["length"] = length
-    return kwargs
-
-
-def jobs_of(func: str, value: Any) -> List[Dict[str, Any]]:
-    if not isinstance(value, dict) or not isinstance(value.get("jobs"), list):
-        raise ProtocolError(f"the answer to {func} has no jobs list")
-    return [j for j in value["jobs"] if isinstance(j, dict)]
-
-
-def expect_dict(func: str, value: Any) -> Dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ProtocolError(f"the answer to {func} is not a JSON object")
-    return value
 
 
 # ---- upload sources --------------------------------------------------------------------
@@ -220,8 +138,6 @@ def _size_of(obj: Any) -> Optional[int]:
         pass
     try:
         st = os.fstat(obj.fileno())
-        import stat
-
         if stat.S_ISREG(st.st_mode):
             return st.st_size
     except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
@@ -282,8 +198,7 @@ def open_sources(files: Union[FileArg, Iterable[FileArg]]) -> List[Source]:
                 raise BadRequest(f"bad size {size!r} for {name!r}")
             sources.append(Source(name, obj, size, False))
     except BaseException:
-        for s in sources:
-            s.close()
+        close_sources(sources)
         raise
     return sources
 
@@ -311,3 +226,101 @@ def read_chunk(src: Source, n: int) -> bytes:
     if isinstance(data, str):
         raise BadRequest(f"{src.name!r} is opened in text mode: open it with 'rb'")
     return data or b""
+
+
+def close_sources(sources: Iterable[Source]) -> None:
+    for src in sources:
+        src.close()
+
+
+def file_shrank(src: Source, left: int) -> UploadFailed:
+    return UploadFailed(
+        f"{src.name}: the file ended after {src.size - left} of {src.size} bytes "
+        "(it shrank while uploading); nothing was stored"
+    )
+
+
+@contextlib.contextmanager
+def sink(dest: Union[PathLike, IO[bytes]]) -> Iterator[IO[bytes]]:
+    """Where ``save`` writes a log: ``dest`` itself when it is a file object, else a
+    temporary file beside the path ``dest`` that replaces it only once all was written."""
+    if not isinstance(dest, (str, os.PathLike)):
+        yield dest
+        return
+    path = os.fspath(dest)
+    fd, tmp = tempfile.mkstemp(prefix=".pcapd-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---- what every client holds ---------------------------------------------------------------
+
+C = TypeVar("C", bound="ClientBase")
+
+
+class ClientBase:
+    """The settings, the trust anchor and the dial count of a client; the connections are
+    the subclass's (``_reset`` starts it with none)."""
+
+    def __init__(
+        self,
+        host: Optional[str] = None,
+        port: Optional[int] = None,
+        password: Optional[str] = None,
+        *,
+        config: Optional[PathLike] = None,
+        ca: Optional[PathLike] = None,
+        server_name: Optional[str] = None,
+        tls: Optional[bool] = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        call_timeout: Optional[float] = None,
+        chunk_size: int = DEFAULT_CHUNK,
+        settings: Optional[Settings] = None,
+    ) -> None:
+        if settings is None:
+            settings = resolve(
+                config, host=host, port=port, password=password, ca=ca, server_name=server_name, tls=tls,
+                connect_timeout=connect_timeout, read_timeout=read_timeout, call_timeout=call_timeout,
+                chunk_size=chunk_size,
+            )
+        if settings.chunk_size < 1:
+            raise BadRequest("chunk_size must be at least 1")
+        self._settings = settings
+        self._trust = Trust(settings.ca, settings.server_name or settings.host) if settings.ca else None
+        #: Connections dialled so far by this process (for tests and metrics).
+        self.dials = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forgets every connection (at creation, and in a forked child)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls: Type[C], path: PathLike, **overrides: Any) -> C:
+        """A client for the daemon configured by ``path`` (the daemon's own INI file).
+
+        Keyword arguments (``host``, ``port``, ``password``, ``ca``, timeouts, …) override it.
+        """
+        return cls(config=path, **overrides)
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved connection settings."""
+        return self._settings
+
+    def _password(self) -> str:
+        return self._settings.get_password()
+
+    def _deadline(self) -> Optional[float]:
+        """When the call starting now must be over (``call_timeout``), or ``None``."""
+        t = self._settings.call_timeout
+        return None if t is None else time.monotonic() + t

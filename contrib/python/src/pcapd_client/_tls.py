@@ -23,7 +23,7 @@ import re
 import ssl
 from typing import FrozenSet, List, Optional, Tuple
 
-from .errors import ConfigError
+from .errors import ConfigError, TLSError
 
 _PEM_CERT = re.compile(
     r"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.DOTALL
@@ -88,11 +88,24 @@ class Trust:
     def is_pinned(self, der: Optional[bytes]) -> bool:
         return der is not None and der in self.pins
 
-    def mismatch_message(self, address: str, der: Optional[bytes], error: object) -> str:
-        """A message saying which certificate was presented and which is trusted."""
+    def second_handshake(self, address: str, der: Optional[bytes]) -> Optional[ssl.SSLContext]:
+        """After the first handshake presented ``der``: ``None`` when it is pinned (the
+        connection is trusted), else the context of the verified handshake to make instead.
+
+        Raises:
+            TLSError: not pinned, and the trusted file holds nothing OpenSSL can verify with.
+        """
+        if self.is_pinned(der):
+            return None
+        if self.verify_context is None:
+            raise self.mismatch(address, der, "the trusted file holds no usable CA")
+        return self.verify_context
+
+    def mismatch(self, address: str, der: Optional[bytes], error: object) -> TLSError:
+        """The error saying which certificate was presented and which is trusted."""
         presented = fingerprint(der) if der else "none"
         trusted = ", ".join(self.fingerprints)
-        return (
+        return TLSError(
             f"TLS: the daemon at {address} presented a certificate (SHA-256 {presented}) that is "
             f"not the trusted one in {self.ca} (SHA-256 {trusted}) and does not verify against "
             f"it for {self.server_name!r}: {error}"

@@ -41,7 +41,6 @@ __all__ = [
     "TLSError",
     "CallTimeout",
     "ConfigError",
-    "error_from_reply",
 ]
 
 
