@@ -568,7 +568,7 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
     if http_present {
         let mut http = Section::new(&mut raw, "Http", file, &mut errors);
         config.http = Some(HttpConfig {
-            port: http.port("port", DEFAULT_HTTP_PORT),
+            port: http.listen_port("port", DEFAULT_HTTP_PORT),
             bind: http.ip("bind", config.global.bind),
             ssl: http.boolean("ssl", config.global.ssl),
         });
@@ -930,7 +930,7 @@ fn check_rules(config: &Config, file: &Path, errors: &mut Vec<ConfigError>) {
     if let Some(http) = &config.http {
         let overlapping =
             http.bind == global.bind || http.bind.is_unspecified() || global.bind.is_unspecified();
-        if http.port == global.port && overlapping {
+        if http.port == global.port && http.port != 0 && overlapping {
             error(
                 "Http",
                 "port",

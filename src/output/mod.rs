@@ -193,7 +193,7 @@ impl OutputTask {
         match blocking(move || store.list(&filter)).await {
             Ok(mut records) => {
                 records.retain(needs_output);
-                records.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+                records.sort_by_key(|r| r.finished_at);
                 records.into_iter().map(|r| r.job_id).collect()
             }
             Err(e) => {

@@ -61,6 +61,8 @@ pub struct TestDaemon {
     pub password: String,
     pub cert: PathBuf,
     pub port: u16,
+    /// The HTTP gateway's port, when the config has `[Http]`.
+    pub http_port: Option<u16>,
     pub child: Option<Child>,
     stderr_path: PathBuf,
     env: Vec<(String, String)>,
@@ -124,6 +126,7 @@ impl TestDaemon {
             password,
             cert,
             port: 0,
+            http_port: None,
             child: None,
             env,
         };
@@ -164,6 +167,11 @@ impl TestDaemon {
             }
         };
         self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        // The gateway's line follows at once when there is one.
+        self.http_port = rx
+            .recv_timeout(Duration::from_millis(500))
+            .ok()
+            .map(|a| a.rsplit(':').next().unwrap().parse().unwrap());
         self.child = Some(child);
     }
 

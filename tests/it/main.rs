@@ -1,13 +1,18 @@
 //! The integration test binary `it`: one binary so the crate is linked once. Each module
 //! covers one area: `daemon` runs the real `pcapd serve` over TLS with real workers (and
-//! kills them), `bui_monitor` runs `backend = burp` against the anchor's fake burp, `accuracy` scores the builtin analyzer against Zeek's own logs; `harness`
-//! starts daemons and reports their stderr on failure.
+//! kills them), `bui_monitor` runs `backend = burp` against the anchor's fake burp,
+//! `accuracy` scores the builtin analyzer against Zeek's own logs, `rsyslog` runs a real
+//! rsyslogd as the receiver of the syslog forwarder's tests; `harness` starts daemons and
+//! reports their stderr on failure.
 
 mod accuracy;
 mod bui_monitor;
 mod burp_ui;
 mod chaos;
 mod daemon;
+mod forwarding;
+mod gateway;
 mod harness;
+mod rsyslog;
 mod security;
 mod systemd;
