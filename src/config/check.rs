@@ -14,17 +14,58 @@ use super::{Config, ConfigError, ConfigErrors, SyslogProto};
 use crate::exit::EXIT_CONFIG;
 use crate::server::tls::TlsError;
 
-/// Loads the TLS certificate and key the way `serve` does (PEM, the key the certificate's),
-/// so `check-config` and `serve` refuse the same files with the same message.
-pub fn check_tls(config: &Config) -> Result<(), ConfigError> {
-    let global = &config.global;
-    let (true, Some(cert), Some(key)) = (global.ssl, &global.sslcert, &global.sslkey) else {
-        return Ok(());
-    };
-    let file = config
+/// What `serve` reads at start beyond the file itself, read the same way, so `check-config`
+/// and `serve` refuse the same files with the same messages: the TLS certificate and key
+/// (PEM, the key the certificate's) of either front door, and `[Syslog] ca`.
+pub fn check_files(config: &Config) -> Result<(), ConfigErrors> {
+    let errors: Vec<ConfigError> = [check_tls(config), check_syslog_ca(config)]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn source_name(config: &Config) -> std::path::PathBuf {
+    config
         .source
         .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("embedded defaults"));
+        .unwrap_or_else(|| std::path::PathBuf::from("embedded defaults"))
+}
+
+fn check_syslog_ca(config: &Config) -> Result<(), ConfigError> {
+    let Some(syslog) = &config.syslog else {
+        return Ok(());
+    };
+    match crate::output::transport::Endpoint::new(syslog) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ConfigError {
+            problem: match e {
+                crate::output::transport::TransportError::Trust { message, .. } => message,
+                other => other.to_string(),
+            },
+            file: source_name(config),
+            section: Some("Syslog".into()),
+            key: Some("ca".into()),
+            value: syslog.ca.as_ref().map(|p| p.display().to_string()),
+            valid: Some(
+                "a PEM file of the CA certificate(s) that signed the syslog server's certificate"
+                    .into(),
+            ),
+        }),
+    }
+}
+
+fn check_tls(config: &Config) -> Result<(), ConfigError> {
+    let global = &config.global;
+    let any_tls = global.ssl || config.http.as_ref().is_some_and(|h| h.ssl);
+    let (true, Some(cert), Some(key)) = (any_tls, &global.sslcert, &global.sslkey) else {
+        return Ok(());
+    };
+    let file = source_name(config);
     let problem = |key_name: &str, value: &Path, problem: String| ConfigError {
         file: file.clone(),
         section: Some("Global".into()),
@@ -115,7 +156,7 @@ fn is_world_readable(path: &Path) -> bool {
 pub fn check_config(path: &Path, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     // Write errors on out/err (a closed pipe) cannot be reported anywhere; the exit code stands.
     match Config::load(path).and_then(|config| {
-        check_tls(&config).map_err(|e| ConfigErrors(vec![e]))?;
+        check_files(&config)?;
         Ok(config)
     }) {
         Ok(config) => {

@@ -19,7 +19,7 @@ mod parse;
 mod test_support;
 mod values;
 
-pub use check::{check_config, check_tls};
+pub use check::{check_config, check_files};
 pub use embedded::{default_state_dir, ensure_embedded_credentials, EmbeddedCredentials};
 pub use embedded::{EMBEDDED_CERT_FILE, EMBEDDED_KEY_FILE, EMBEDDED_PASSWORD_FILE};
 

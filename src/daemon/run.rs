@@ -60,7 +60,7 @@ pub enum DaemonError {
     BurpClient(#[from] crate::backend::burp::BurpClientError),
     #[error("[Worker] user/group: {0}")]
     WorkerIdentity(crate::pool::SpawnError),
-    #[error("[Syslog]: {0}")]
+    #[error(transparent)]
     Output(crate::output::transport::TransportError),
 }
 
@@ -161,9 +161,9 @@ pub async fn run(
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
     let password = config.password().map_err(Box::new)?;
+    crate::config::check_files(&config)?;
     let http_ssl = config.http.as_ref().is_some_and(|h| h.ssl);
     let tls = if config.global.ssl || http_ssl {
-        crate::config::check_tls(&config).map_err(|e| ConfigErrors(vec![e]))?;
         let (cert, key) = tls_files(&config)?;
         Some(ReloadableAcceptor::load(&cert, &key)?)
     } else {

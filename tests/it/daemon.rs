@@ -868,18 +868,21 @@ async fn spool_paths_are_confined_and_duplicates_return_the_existing_job() {
 }
 
 #[test]
-fn settings_this_build_cannot_honour_are_refused_at_start() {
-    let dir = temp_dir("unbuilt");
+fn a_syslog_ca_that_is_not_a_certificate_is_refused_at_start() {
+    let dir = temp_dir("bad-ca");
     let creds = pcapd::config::ensure_embedded_credentials(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
     let config = dir.join("pcapd.cfg");
     std::fs::write(
         &config,
         format!(
-            "[Global]\nport = 0\nbind = 127.0.0.1\nsslcert = {}\nsslkey = {}\npassword_file = {}\nstate_dir = {}\n[Syslog]\nhost = 127.0.0.1\n",
+            "[Global]\nport = 0\nbind = 127.0.0.1\nsslcert = {}\nsslkey = {}\npassword_file = {}\nstate_dir = {}\n[Syslog]\nhost = 127.0.0.1\nproto = tls\nca = {}\n",
             creds.cert.display(),
             creds.key.display(),
             creds.password_file.display(),
-            dir.display()
+            dir.display(),
+            ca.display()
         ),
     )
     .unwrap();
@@ -891,7 +894,7 @@ fn settings_this_build_cannot_honour_are_refused_at_start() {
     assert_eq!(out.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("[Syslog]") && stderr.contains("does not implement"),
+        stderr.contains("[Syslog] ca") && stderr.contains("ca.pem"),
         "{stderr}"
     );
 }
