@@ -120,10 +120,6 @@ impl Daemon {
                     upload: Upload::new(self.clone(), pending, options),
                 }))
             }
-            CaptureSource::Stream => Err(ServiceError::new(
-                ErrorCode::Internal,
-                "a streamed submission starts with open_stream",
-            )),
         }
     }
 
@@ -193,9 +189,7 @@ impl Daemon {
                 if let Err(e) = blocking(move || store.discard_unacknowledged(&id)).await {
                     tracing::error!(job = %record.job_id, error = %e, "cannot remove refused job");
                 }
-                if let Rejected::QueueFull { .. } = rejected {
-                    self.rejected.fetch_add(1, Ordering::Relaxed);
-                }
+                // The pool counted its own refusal.
                 Err(rejected.into())
             }
         }

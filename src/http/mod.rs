@@ -107,7 +107,7 @@ where
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut draining = false;
-    let end = loop {
+    loop {
         tokio::select! {
             result = connection.as_mut() => break match result {
                 Ok(()) if draining => ConnEnd::Shutdown,
@@ -133,8 +133,7 @@ where
                 }
             }
         }
-    };
-    end
+    }
 }
 
 fn lock(activity: &Mutex<Activity>) -> std::sync::MutexGuard<'_, Activity> {

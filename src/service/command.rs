@@ -63,8 +63,6 @@ pub enum CaptureSource {
     Upload(Vec<FileDecl>),
     /// Files already under `spool_dir`.
     Paths(Vec<String>),
-    /// Streamed with sizes unknown up front: the HTTP gateway's multipart parts.
-    Stream,
 }
 
 #[derive(Debug, Clone, PartialEq)]
