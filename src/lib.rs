@@ -16,6 +16,7 @@ pub mod analyzer;
 pub mod backend;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod exit;

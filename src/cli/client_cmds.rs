@@ -372,6 +372,61 @@ pub async fn cancel(conn: &ConnArgs, job_id: &str) -> Result<i32> {
     job_call(conn, "cancel", job_id).await
 }
 
+pub async fn cluster(conn: &ConnArgs) -> Result<i32> {
+    let status = connect(conn).await?.call("cluster", json!({})).await?;
+    if conn.json {
+        print_json(&status);
+        return Ok(0);
+    }
+    let queue = &status["queue"];
+    let now = crate::output::syslog::now_secs();
+    println!(
+        "{:<24} {:>10} {:>5} {:>8} {:>8}",
+        "host", "heartbeat", "pool", "running", "pending"
+    );
+    let mut nodes: Vec<(&String, &serde_json::Value)> = queue["nodes"]
+        .as_object()
+        .map(|o| o.iter().collect())
+        .unwrap_or_default();
+    nodes.sort_by_key(|(name, _)| *name);
+    for (name, info) in nodes {
+        let age = info["at"]
+            .as_f64()
+            .map_or("-".to_string(), |at| format!("{:.0}s ago", now - at));
+        println!(
+            "{:<24} {:>10} {:>5} {:>8} {:>8}",
+            name,
+            age,
+            info["pool"].as_u64().unwrap_or(0),
+            info["running"].as_u64().unwrap_or(0),
+            queue["pending"][name.as_str()].as_u64().unwrap_or(0)
+        );
+    }
+    println!(
+        "stream {} (group {}): {} entries, {} not yet read; this host is {}",
+        status["stream"].as_str().unwrap_or("?"),
+        status["group"].as_str().unwrap_or("?"),
+        queue["length"],
+        queue["waiting"],
+        status["node"].as_str().unwrap_or("?")
+    );
+    let dead = queue["dead_lettered"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !dead.is_empty() {
+        println!("dead-lettered ({}):", dead.len());
+        for d in dead.iter().rev().take(10) {
+            println!(
+                "  {} {}",
+                d["job_id"].as_str().unwrap_or("?"),
+                d["reason"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(0)
+}
+
 pub async fn pool(conn: &ConnArgs) -> Result<i32> {
     let status = connect(conn).await?.call("pool", json!({})).await?;
     if conn.json {

@@ -155,6 +155,12 @@ pub enum Command {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// With [Cluster]: the hosts sharing the job queue (last heartbeat, pool, running jobs),
+    /// the queue's length, what each host holds pending, and dead-lettered jobs.
+    Cluster {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Check the daemon answers; print its version and uptime.
     Ping {
         #[command(flatten)]
@@ -302,6 +308,7 @@ fn wants_json(command: &Command) -> bool {
         | Command::Fetch { conn, .. }
         | Command::Cancel { conn, .. }
         | Command::Pool { conn }
+        | Command::Cluster { conn }
         | Command::Ping { conn } => conn.json,
         _ => false,
     }
@@ -355,6 +362,7 @@ async fn run_async(command: Command) -> i32 {
         Command::Fetch { conn, job_id, log } => client_cmds::fetch(&conn, &job_id, &log).await,
         Command::Cancel { conn, job_id } => client_cmds::cancel(&conn, &job_id).await,
         Command::Pool { conn } => client_cmds::pool(&conn).await,
+        Command::Cluster { conn } => client_cmds::cluster(&conn).await,
         Command::Ping { conn } => client_cmds::ping(&conn).await,
         Command::Worker { .. } | Command::CheckConfig { .. } | Command::Analyze { .. } => {
             unreachable!("handled synchronously")

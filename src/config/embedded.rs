@@ -48,6 +48,16 @@ pub(crate) const DEFAULT_SYSLOG_EXCLUDE: &[&str] = &[
     "packet_filter",
     "reporter",
 ];
+/// `[Cluster] stream`: the Redis stream of job entries.
+pub(crate) const DEFAULT_CLUSTER_STREAM: &str = "pcapd:jobs";
+/// `[Cluster] group`: the consumer group every host reads with.
+pub(crate) const DEFAULT_CLUSTER_GROUP: &str = "pcapd";
+/// `[Cluster] claim_after`: a job without its owner's heartbeat this long is taken over.
+pub(crate) const DEFAULT_CLAIM_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+/// `[Cluster] heartbeat`.
+pub(crate) const DEFAULT_CLUSTER_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// `[Cluster] max_deliveries`: runs of a job whose host died before it is dead-lettered.
+pub(crate) const DEFAULT_MAX_DELIVERIES: u32 = 3;
 /// `[Syslog] facility`: daemon, as Brocapi.
 pub(crate) const DEFAULT_SYSLOG_FACILITY: u8 = 3;
 /// `[Syslog] severity`: notice, as Brocapi (PRI 29).
@@ -173,6 +183,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
         },
         syslog: None,
         http: None,
+        cluster: None,
         jobs: JobsConfig {
             keep: Duration::from_secs(7 * 86400),
             max_disk: 0,

@@ -105,6 +105,7 @@ pub struct Config {
     pub output: OutputConfig,
     pub syslog: Option<SyslogConfig>,
     pub http: Option<HttpConfig>,
+    pub cluster: Option<ClusterConfig>,
     pub jobs: JobsConfig,
 }
 
@@ -271,6 +272,27 @@ pub struct HttpConfig {
     pub bind: IpAddr,
     /// `ssl`, default `[Global] ssl`; uses `[Global] sslcert`/`sslkey`.
     pub ssl: bool,
+}
+
+/// `[Cluster]`, present = this host shares one job queue (Redis Streams) with others.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `redis`: `redis://` or `rediss://` URL, required.
+    pub redis: String,
+    /// `password_file`: Redis password (first line), added to the URL.
+    pub password_file: Option<PathBuf>,
+    /// `stream`, default `pcapd:jobs`.
+    pub stream: String,
+    /// `group`, default `pcapd`.
+    pub group: String,
+    /// `node`: this host's name in the group, default the host name.
+    pub node: Option<String>,
+    /// `claim_after`, default 30 s.
+    pub claim_after: Duration,
+    /// `heartbeat`, default 5 s; at most half of `claim_after`.
+    pub heartbeat: Duration,
+    /// `max_deliveries`, default 3.
+    pub max_deliveries: u32,
 }
 
 /// `[Jobs]`.

@@ -20,16 +20,18 @@ use std::time::Duration;
 use configparser::ini::{Ini, IniDefault};
 
 use super::embedded::{
-    file_defaults, DEFAULT_HTTP_PORT, DEFAULT_SYSLOG_EXCLUDE, DEFAULT_SYSLOG_FACILITY,
-    DEFAULT_SYSLOG_PREFIX, DEFAULT_SYSLOG_SEVERITY, SYSLOG_PORT, SYSLOG_TLS_PORT,
+    file_defaults, DEFAULT_CLAIM_AFTER, DEFAULT_CLUSTER_GROUP, DEFAULT_CLUSTER_HEARTBEAT,
+    DEFAULT_CLUSTER_STREAM, DEFAULT_HTTP_PORT, DEFAULT_MAX_DELIVERIES, DEFAULT_SYSLOG_EXCLUDE,
+    DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_PREFIX, DEFAULT_SYSLOG_SEVERITY, SYSLOG_PORT,
+    SYSLOG_TLS_PORT,
 };
 use super::values::{
     is_env_name, parse_bool, parse_choice, parse_duration, parse_integer, parse_ip, parse_list,
     parse_listen_port, parse_port, parse_size, ValueProblem,
 };
 use super::{
-    default_state_dir, BackendKind, Config, ConfigError, ConfigErrors, ExportMode, HttpConfig,
-    LogFormat, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp,
+    default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, ExportMode,
+    HttpConfig, LogFormat, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp,
 };
 
 /// A section pcapd knows and the keys it takes, in the order the sample config lists them.
@@ -124,6 +126,19 @@ pub(crate) const SECTIONS: &[SectionSpec] = &[
     SectionSpec {
         name: "Http",
         keys: &["port", "bind", "ssl"],
+    },
+    SectionSpec {
+        name: "Cluster",
+        keys: &[
+            "redis",
+            "password_file",
+            "stream",
+            "group",
+            "node",
+            "claim_after",
+            "heartbeat",
+            "max_deliveries",
+        ],
     },
     SectionSpec {
         name: "Jobs",
@@ -555,6 +570,7 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
     };
     let syslog_present = raw.contains("Syslog");
     let http_present = raw.contains("Http");
+    let cluster_present = raw.contains("Cluster");
 
     let mut config = file_defaults(default_state_dir());
     config.source = Some(file.to_path_buf());
@@ -573,6 +589,9 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
             ssl: http.boolean("ssl", config.global.ssl),
         });
         http.finish();
+    }
+    if cluster_present {
+        config.cluster = Some(read_cluster(&mut raw, file, &mut errors));
     }
     {
         let mut jobs = Section::new(&mut raw, "Jobs", file, &mut errors);
@@ -785,6 +804,67 @@ fn read_syslog(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) 
         prefix,
         exclude,
         ca,
+    }
+}
+
+fn read_cluster(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) -> ClusterConfig {
+    let mut section = Section::new(raw, "Cluster", file, errors);
+    let redis = section.text("redis");
+    match &redis {
+        None => section.error(
+            "redis",
+            None,
+            "required when [Cluster] is present",
+            Some("redis = redis://HOST:PORT/ or rediss://HOST:PORT/".to_string()),
+        ),
+        Some(url) if !(url.starts_with("redis://") || url.starts_with("rediss://")) => section
+            .error(
+                "redis",
+                Some(url),
+                "not a Redis URL",
+                Some("redis://HOST:PORT/DB or rediss://HOST:PORT/DB (TLS)".to_string()),
+            ),
+        Some(_) => {}
+    }
+    let password_file = section.path("password_file");
+    let stream = section
+        .text("stream")
+        .unwrap_or_else(|| DEFAULT_CLUSTER_STREAM.to_string());
+    let group = section
+        .text("group")
+        .unwrap_or_else(|| DEFAULT_CLUSTER_GROUP.to_string());
+    let node = section.text("node");
+    if let Some(name) = &node {
+        if crate::jobs::validate_tag(name).is_err() {
+            section.error(
+                "node",
+                Some(name),
+                "must be 1 to 64 printable ASCII characters without spaces",
+                None,
+            );
+        }
+    }
+    let claim_after = section.positive_duration("claim_after", DEFAULT_CLAIM_AFTER);
+    let heartbeat = section.positive_duration("heartbeat", DEFAULT_CLUSTER_HEARTBEAT);
+    if heartbeat * 2 > claim_after {
+        section.error(
+            "heartbeat",
+            Some(&format!("{heartbeat:?}")),
+            "must be at most half of claim_after, or a live host's jobs would be claimed",
+            Some(format!("at most {:?}", claim_after / 2)),
+        );
+    }
+    let max_deliveries = section.count_u32("max_deliveries", DEFAULT_MAX_DELIVERIES, 1);
+    section.finish();
+    ClusterConfig {
+        redis: redis.unwrap_or_default(),
+        password_file,
+        stream,
+        group,
+        node,
+        claim_after,
+        heartbeat,
+        max_deliveries,
     }
 }
 

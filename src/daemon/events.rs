@@ -80,8 +80,27 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                 };
                 let job_dir = daemon.store.job_dir(&job_id);
                 let done = matches!(outcome, JobOutcome::Done { .. });
+                if let Some(cluster) = &daemon.cluster {
+                    cluster.slot_freed();
+                }
+                if let (Some(cluster), JobOutcome::Crashed { message, .. }) =
+                    (&daemon.cluster, &outcome)
+                {
+                    // A crash loses the delivery: the entry goes to whichever host claims it
+                    // next, until max_deliveries dead-letters it.
+                    let failure = message.clone();
+                    update(daemon, &job_id, stop, move |r| {
+                        if let Some(c) = &mut r.cluster {
+                            c.last_failure = Some(failure);
+                        }
+                        Ok(())
+                    })
+                    .await;
+                    cluster.give_up(&job_id);
+                    return;
+                }
                 let (forwarding, export) = daemon.outputs.settings().pending();
-                update(daemon, &job_id, stop, move |r| {
+                let recorded = update(daemon, &job_id, stop, move |r| {
                     let now = Timestamp::now();
                     let logs = logs.clone();
                     let outcome = match outcome.clone() {
@@ -126,15 +145,45 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                     }
                 })
                 .await;
-                if done {
+                if recorded == Recorded::Written && done {
                     daemon.outputs.job_done(&job_id);
+                }
+                if let Some(cluster) = &daemon.cluster {
+                    // Terminal on disk (by this result, or already, e.g. cancelled elsewhere):
+                    // the entry is done with. A fenced result leaves it to its new owner, and
+                    // an unwritten one (shutdown) to the next start.
+                    let terminal = recorded != Recorded::Fenced
+                        && daemon
+                            .load(&job_id)
+                            .await
+                            .is_ok_and(|r| r.state.is_terminal());
+                    if terminal {
+                        cluster.finished(&job_id).await;
+                    } else {
+                        cluster.release(&job_id);
+                    }
                 }
             }
         }
     }
 }
 
-async fn update<F>(daemon: &Arc<Daemon>, id: &JobId, stop: &CancellationToken, change: F)
+/// What became of a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recorded {
+    Written,
+    /// Cluster: another host owns the job now; this host's result is discarded.
+    Fenced,
+    /// The record refused it (the job is already terminal, or gone), or shutdown came first.
+    NotWritten,
+}
+
+async fn update<F>(
+    daemon: &Arc<Daemon>,
+    id: &JobId,
+    stop: &CancellationToken,
+    change: F,
+) -> Recorded
 where
     F: FnOnce(&mut JobRecord) -> Result<(), jobs::TransitionError> + Clone + Send + 'static,
 {
@@ -143,16 +192,30 @@ where
     let mut paused = false;
     loop {
         let (store, id2, attempt) = (daemon.store.clone(), id.clone(), change.clone());
-        let result: Result<JobRecord, StoreError> =
-            blocking(move || store.update(&id2, attempt)).await;
+        let cluster = daemon.cluster.clone();
+        let result: Result<Option<JobRecord>, StoreError> = blocking(move || {
+            store.update_if(&id2, |r| {
+                if let Some(cluster) = &cluster {
+                    if !cluster.owns(&id2, r) {
+                        return Ok(false);
+                    }
+                }
+                attempt(r).map(|()| true)
+            })
+        })
+        .await;
         match result {
-            Ok(_) => {
+            Ok(written) => {
                 if paused {
                     tracing::info!(job = %job_id, "job transition recorded; dispatching again");
                     daemon.pool.resume_dispatch();
                 }
+                if written.is_none() {
+                    tracing::warn!(job = %job_id, "this host no longer owns the job: its result is discarded");
+                    return Recorded::Fenced;
+                }
                 daemon.notify_change(job_id);
-                return;
+                return Recorded::Written;
             }
             Err(e @ StoreError::Io { .. }) => {
                 if !paused {
@@ -166,7 +229,7 @@ where
                         tracing::error!(job = %job_id, error = %e,
                             "shutting down with a job transition unwritten; the next start settles it");
                         daemon.pool.resume_dispatch();
-                        return;
+                        return Recorded::NotWritten;
                     }
                     _ = tokio::time::sleep(delay) => {}
                 }
@@ -177,7 +240,7 @@ where
                 if paused {
                     daemon.pool.resume_dispatch();
                 }
-                return;
+                return Recorded::NotWritten;
             }
         }
     }

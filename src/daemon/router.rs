@@ -31,7 +31,7 @@ impl Daemon {
         match self.execute(command).await {
             Ok(Answer::Json(value)) => Outcome::Reply(Reply::Ok(value)),
             Ok(Answer::Bytes(bytes)) => Outcome::Reply(Reply::OkRaw(bytes)),
-            Ok(Answer::Upload(upload)) => Outcome::Upload(Box::new(upload)),
+            Ok(Answer::Upload(upload)) => Outcome::Upload(upload),
             Err(error) => Outcome::Reply(error.into_reply()),
         }
     }

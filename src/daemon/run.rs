@@ -62,6 +62,8 @@ pub enum DaemonError {
     WorkerIdentity(crate::pool::SpawnError),
     #[error(transparent)]
     Output(crate::output::transport::TransportError),
+    #[error(transparent)]
+    Cluster(crate::cluster::ClusterError),
 }
 
 impl DaemonError {
@@ -74,7 +76,8 @@ impl DaemonError {
             | DaemonError::Worker(_)
             | DaemonError::BurpClient(_)
             | DaemonError::WorkerIdentity(_)
-            | DaemonError::Output(_) => crate::exit::EXIT_CONFIG,
+            | DaemonError::Output(_)
+            | DaemonError::Cluster(_) => crate::exit::EXIT_CONFIG,
             _ => 1,
         }
     }
@@ -184,7 +187,17 @@ pub async fn run(
         }
     }
     let store = Arc::new(JobStore::open_for(&config.global.jobs_dir, worker)?);
-    let recovery = {
+    // With [Cluster] the records are shared: other hosts' running jobs and uploads are not
+    // this host's to recover. Its own unfinished jobs come back as its pending stream entries.
+    let cluster = match &config.cluster {
+        Some(c) => Some(Arc::new(
+            crate::cluster::Cluster::new(c).map_err(DaemonError::Cluster)?,
+        )),
+        None => None,
+    };
+    let recovery = if cluster.is_some() {
+        crate::jobs::Recovery::default()
+    } else {
         let store = store.clone();
         blocking(move || store.recover(Timestamp::now())).await?
     };
@@ -226,6 +239,7 @@ pub async fn run(
         burp_client_version,
         query_cache: QueryCache::default(),
         outputs,
+        cluster: cluster.clone(),
     });
     let stop_events = CancellationToken::new();
     tracker.spawn(apply_pool_events(
@@ -234,6 +248,17 @@ pub async fn run(
         stop_events.clone(),
     ));
     requeue_recovered(&daemon, &recovery.requeue).await;
+    if let Some(cluster) = &cluster {
+        tracing::info!(
+            node = cluster.node,
+            "cluster mode: jobs come from the shared stream"
+        );
+        tracker.spawn(crate::cluster::run(
+            daemon.clone(),
+            cluster.clone(),
+            shutdown.clone(),
+        ));
+    }
     tracker.spawn(retention_loop(daemon.clone(), shutdown.clone()));
 
     let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
@@ -413,6 +438,12 @@ async fn requeue_recovered(daemon: &Arc<Daemon>, ids: &[JobId]) {
 /// Marks jobs the drain could not finish as queued again, so the next start runs them.
 async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: Vec<JobId>) {
     for id in ids {
+        if let Some(cluster) = &daemon.cluster {
+            // Its entry stays pending: this host's next start (or a live host, after
+            // claim_after) runs it again.
+            cluster.release(&id);
+            continue;
+        }
         let (store, id2) = (daemon.store.clone(), id.clone());
         let result = blocking(move || {
             store.update(&id2, |r| {

@@ -31,7 +31,7 @@ pub enum Answer {
     /// A log's bytes (`fetch`).
     Bytes(Vec<u8>),
     /// A submission whose declared files are to be streamed next.
-    Upload(DeclaredUpload),
+    Upload(Box<DeclaredUpload>),
 }
 
 impl Daemon {
@@ -46,6 +46,7 @@ impl Daemon {
             Command::Fetch(args) => return self.fetch(args).await.map(Answer::Bytes),
             Command::Cancel(id) => record_json(&self.cancel(&id).await?),
             Command::Pool => serde_json::to_value(self.pool_status().await).unwrap_or(Value::Null),
+            Command::Cluster => self.cluster_status().await?,
             Command::Ping => json!({
                 "version": env!("CARGO_PKG_VERSION"),
                 "uptime": self.uptime_secs(),
@@ -53,6 +54,19 @@ impl Daemon {
             }),
         };
         Ok(Answer::Json(json))
+    }
+
+    async fn cluster_status(&self) -> Result<Value, ServiceError> {
+        let Some(cluster) = &self.cluster else {
+            return Err(ServiceError::new(
+                ErrorCode::Unsupported,
+                "this daemon runs without [Cluster]: `pool` shows its slots",
+            ));
+        };
+        cluster
+            .status()
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))
     }
 
     /// Everything that refuses a submission before a byte of it is stored.
@@ -115,10 +129,10 @@ impl Daemon {
                 let pending =
                     blocking(move || store.begin_upload(decls, tag, upload_options, max_upload))
                         .await?;
-                Ok(Answer::Upload(DeclaredUpload {
+                Ok(Answer::Upload(Box::new(DeclaredUpload {
                     sizes,
                     upload: Upload::new(self.clone(), pending, options),
-                }))
+                })))
             }
         }
     }
@@ -152,6 +166,10 @@ impl Daemon {
     ) -> Result<Value, ServiceError> {
         let dedupe = self.config().jobs.dedupe;
         let store = self.store.clone();
+        let mut pending = pending;
+        if let Some(cluster) = &self.cluster {
+            pending.set_cluster(cluster.new_state());
+        }
         let outcome = blocking(
             move || -> Result<Result<JobRecord, JobRecord>, StoreError> {
                 if dedupe {
@@ -177,6 +195,13 @@ impl Daemon {
     /// A durable job enters the pool; if the pool refuses, the job is removed again so
     /// nothing unacknowledged lingers.
     async fn accept(self: &Arc<Self>, record: JobRecord) -> Result<Value, ServiceError> {
+        if let Some(cluster) = &self.cluster {
+            // Durable already; published now, or by this host's publisher once Redis is back.
+            cluster.publish(self, &record.job_id).await;
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(job = %record.job_id, tag = record.tag.as_deref().unwrap_or("-"), "job accepted (cluster)");
+            return Ok(record.submit_answer());
+        }
         match self.enqueue(self.job_spec(&record), Admission::New) {
             Ok(()) => {
                 self.accepted.fetch_add(1, Ordering::Relaxed);

@@ -45,6 +45,8 @@ pub struct Daemon {
     pub query_cache: QueryCache,
     /// Syslog forwarding and export of done jobs.
     pub outputs: crate::output::Outputs,
+    /// With `[Cluster]`: the shared queue; jobs then enter the pool from the stream.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Daemon {

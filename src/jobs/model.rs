@@ -277,6 +277,27 @@ impl Forwarding {
     }
 }
 
+/// A job's place in a cluster's shared queue (`[Cluster]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The host that accepted the job; it publishes the job's stream entry.
+    pub submitted_by: String,
+    /// Whether the job's entry is in the stream (false while Redis was unreachable).
+    pub published: bool,
+    /// The host that runs (or last ran) the job.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Bumped at every takeover: a result from an older epoch, or another owner, is discarded.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Deliveries of the job's entry: runs started by hosts, counting ones that died.
+    #[serde(default)]
+    pub deliveries: u32,
+    /// Why the last delivery ended without a result (its worker crashed).
+    #[serde(default)]
+    pub last_failure: Option<String>,
+}
+
 /// Export of a done job's logs to `export_dir`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Export {
@@ -340,6 +361,9 @@ pub struct JobRecord {
     /// Export to `export_dir`, when configured at the time the job finished.
     #[serde(default)]
     pub export: Option<Export>,
+    /// With `[Cluster]`: who published, owns and ran the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterState>,
 }
 
 /// A transition that is not legal from the job's current state.
@@ -384,6 +408,7 @@ impl JobRecord {
             warnings: Vec::new(),
             forwarding: None,
             export: None,
+            cluster: None,
         }
     }
 
@@ -504,6 +529,48 @@ impl JobRecord {
     pub fn return_to_queue(&mut self, now: Timestamp) -> Result<(), TransitionError> {
         self.move_to(&[JobState::Running], JobState::Queued, "requeue", now)?;
         self.back_in_queue(now);
+        Ok(())
+    }
+
+    /// A cluster host claims the job to run it: its first delivery, or a takeover from a host
+    /// that died (or stopped) with it, which `interrupted` marks in the history. The job is
+    /// `queued` after, owned by `owner` in a new epoch.
+    pub fn claim(&mut self, now: Timestamp, owner: &str) -> Result<(), TransitionError> {
+        self.require(
+            &[JobState::Queued, JobState::Running, JobState::Interrupted],
+            "claim",
+        )?;
+        if self.state == JobState::Running {
+            self.move_to(
+                &[JobState::Running],
+                JobState::Interrupted,
+                "interrupt",
+                now,
+            )?;
+        }
+        if self.state == JobState::Interrupted {
+            self.move_to(&[JobState::Interrupted], JobState::Queued, "requeue", now)?;
+            self.back_in_queue(now);
+        }
+        if let Some(cluster) = &mut self.cluster {
+            cluster.owner = Some(owner.to_owned());
+            cluster.epoch += 1;
+            cluster.deliveries += 1;
+        }
+        Ok(())
+    }
+
+    /// `queued | running | interrupted → failed`: dead-lettered after `deliveries` runs whose
+    /// hosts died or whose workers crashed.
+    pub fn dead_letter(&mut self, now: Timestamp, reason: String) -> Result<(), TransitionError> {
+        self.move_to(
+            &[JobState::Queued, JobState::Running, JobState::Interrupted],
+            JobState::Failed,
+            "dead-letter",
+            now,
+        )?;
+        self.finished_at = Some(now);
+        self.error = Some(JobError::new(ErrorKind::Crashed, reason));
         Ok(())
     }
 

@@ -147,6 +147,25 @@ impl JobStore {
         Ok(record)
     }
 
+    /// Like [`JobStore::update`], but `change` may decline (`Ok(false)`): then nothing is
+    /// written. A cluster host that lost a job uses it to leave the new owner's record alone.
+    pub fn update_if<E>(
+        &self,
+        id: &JobId,
+        change: impl FnOnce(&mut JobRecord) -> Result<bool, E>,
+    ) -> Result<Option<JobRecord>, StoreError>
+    where
+        E: Into<StoreError>,
+    {
+        let _guard = self.lock_writes();
+        let mut record = self.load(id)?;
+        if !change(&mut record).map_err(Into::into)? {
+            return Ok(None);
+        }
+        self.write_record(&record)?;
+        Ok(Some(record))
+    }
+
     /// Atomically writes `record` to its job directory. Callers hold the write lock.
     pub(crate) fn write_record(&self, record: &JobRecord) -> Result<(), StoreError> {
         write_record_in(&self.job_dir(&record.job_id), record)

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{PathRejection, StoreError};
 use super::fsutil::{fsync_dir, TEMP_PREFIX};
-use super::model::{validate_tag, JobFile, JobId, JobRecord};
+use super::model::{validate_tag, ClusterState, JobFile, JobId, JobRecord};
 use super::store::{give_to_group, write_record_in, JobStore, WorkerAccess, LOGS_DIR, PCAPS_DIR};
 use super::time::Timestamp;
 
@@ -47,6 +47,8 @@ pub struct PendingJob {
     tag: Option<String>,
     options: Map<String, Value>,
     files: Vec<IncomingFile>,
+    /// With `[Cluster]`: the job's cluster fields, written with its first record.
+    cluster: Option<ClusterState>,
     /// Set once the temp directory has been renamed into place; Drop must not touch it then.
     committed: bool,
 }
@@ -215,6 +217,7 @@ impl PendingJob {
             tag,
             options,
             files,
+            cluster: None,
             committed: false,
         };
         fs::create_dir(&pcaps_dir).map_err(StoreError::io(&pcaps_dir))?;
@@ -299,6 +302,11 @@ impl PendingJob {
             part_path: pcaps_dir.join(format!("{TEMP_PREFIX}{index}.part")),
         });
         Ok(index)
+    }
+
+    /// Gives the job its cluster fields (`[Cluster]`), in the record `commit` writes.
+    pub fn set_cluster(&mut self, cluster: ClusterState) {
+        self.cluster = Some(cluster);
     }
 
     /// Sets the tag of a streamed submission (a form field may come after the files).
@@ -386,13 +394,14 @@ impl PendingJob {
                 .map_err(StoreError::io(&logs_dir))?;
         }
 
-        let record = JobRecord::new_queued(
+        let mut record = JobRecord::new_queued(
             self.id.clone(),
             self.tag.take(),
             std::mem::take(&mut self.options),
             job_files,
             now,
         );
+        record.cluster = self.cluster.take();
         // Writes job.json atomically and fsyncs the temp dir, making pcaps/ and logs/ entries
         // durable too.
         write_record_in(&self.temp_dir, &record)?;

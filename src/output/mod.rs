@@ -75,7 +75,7 @@ impl OutputSettings {
 }
 
 /// This machine's name, for the HOSTNAME of untagged jobs.
-fn host_name() -> String {
+pub fn host_name() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|n| n.into_string().ok())

@@ -27,13 +27,18 @@ pub const DEFAULT_LIST_LIMIT: usize = 100;
 pub enum Command {
     Submit(SubmitArgs),
     Status(JobId),
-    Wait { job_id: JobId, timeout: Duration },
+    Wait {
+        job_id: JobId,
+        timeout: Duration,
+    },
     List(ListFilter),
     Logs(JobId),
     Fetch(FetchArgs),
     Cancel(JobId),
     Pool,
     Ping,
+    /// The shared queue's hosts, lengths and dead letters (`[Cluster]`).
+    Cluster,
 }
 
 /// A tag checked once for every front door: it becomes the syslog HOSTNAME.
@@ -133,8 +138,8 @@ struct NoArgs {}
 
 impl Command {
     /// The function names [`Command::parse`] knows.
-    pub const FUNCTIONS: [&'static str; 9] = [
-        "submit", "status", "wait", "list", "logs", "fetch", "cancel", "pool", "ping",
+    pub const FUNCTIONS: [&'static str; 10] = [
+        "submit", "status", "wait", "list", "logs", "fetch", "cancel", "pool", "ping", "cluster",
     ];
 
     /// Parses a call; `None` when `func` is not a job function (the caller may know it).
@@ -167,6 +172,7 @@ impl Command {
                 }),
                 "pool" => args::<NoArgs>(func, kwargs).map(|_| Command::Pool),
                 "ping" => args::<NoArgs>(func, kwargs).map(|_| Command::Ping),
+                "cluster" => args::<NoArgs>(func, kwargs).map(|_| Command::Cluster),
                 _ => return None,
             };
         Some(command)

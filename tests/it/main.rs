@@ -9,6 +9,7 @@ mod accuracy;
 mod bui_monitor;
 mod burp_ui;
 mod chaos;
+mod cluster;
 mod daemon;
 mod forwarding;
 mod gateway;
