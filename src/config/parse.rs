@@ -1255,7 +1255,7 @@ mod tests {
             errors[1].to_string(),
             format!(
                 "{FILE}: [monitor]: unknown section (valid: [Global], [Worker], [Burp], [Zeek], \
-                 [Command], [Output], [Syslog], [Http], [Jobs])"
+                 [Command], [Output], [Syslog], [Http], [Cluster], [Jobs])"
             )
         );
     }
@@ -1654,6 +1654,7 @@ mod tests {
             locations(&errors),
             [
                 location("Syslog", "host"),
+                location("Cluster", "redis"),
                 location("Global", "sslcert"),
                 location("Global", "sslkey"),
                 location("Global", "password"),
