@@ -344,8 +344,8 @@ async fn free_slots(daemon: &Daemon) -> usize {
     idle.saturating_sub(status.queue_len)
 }
 
-/// Runs the host's cluster tasks until `shutdown`: dispatch, and every `heartbeat` the
-/// heartbeat, retries and takeovers.
+/// Runs the host's cluster tasks until `shutdown`: dispatch (abandoned entries first, then
+/// new ones, as slots free up), and every `heartbeat` the heartbeat and the retries.
 pub async fn run(daemon: Arc<Daemon>, cluster: Arc<Cluster>, shutdown: CancellationToken) {
     publish_leftovers(&daemon, &cluster).await;
     let maintenance = tokio::spawn(maintain(daemon.clone(), cluster.clone(), shutdown.clone()));
@@ -412,8 +412,13 @@ async fn dispatch(daemon: &Arc<Daemon>, cluster: &Cluster, shutdown: &Cancellati
                 _ = tokio::time::sleep(FULL_POLL) => continue,
             }
         }
+        // Work a dead host left behind goes first: it has waited claim_after already.
         let read = match cluster.queue().await {
-            Ok(q) => q.read_new(free, READ_BLOCK).await,
+            Ok(q) => match q.claim_abandoned(cluster.config.claim_after, free).await {
+                Ok(claimed) if !claimed.is_empty() => Ok(claimed),
+                Ok(_) => q.read_new(free, READ_BLOCK).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match read {
@@ -480,20 +485,6 @@ async fn maintain(daemon: Arc<Daemon>, cluster: Arc<Cluster>, shutdown: Cancella
         let unpublished: Vec<JobId> = lock(&cluster.unpublished).drain(..).collect();
         for id in unpublished {
             cluster.publish_attempt(&daemon, &id, false).await;
-        }
-        let free = free_slots(&daemon).await;
-        if free > 0 {
-            match queue
-                .claim_abandoned(cluster.config.claim_after, free)
-                .await
-            {
-                Ok(entries) => {
-                    for entry in entries {
-                        cluster.take(&daemon, entry).await;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot claim abandoned entries"),
-            }
         }
     }
 }
