@@ -1007,6 +1007,22 @@ fn check_rules(config: &Config, file: &Path, errors: &mut Vec<ConfigError>) {
         }
     }
 
+    if let Some(path) = config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.password_file.as_ref())
+    {
+        if let Err(problem) = readable_file(path) {
+            error(
+                "Cluster",
+                "password_file",
+                Some(&path.to_string_lossy()),
+                &problem,
+                None,
+            );
+        }
+    }
+
     if let Some(http) = &config.http {
         let overlapping =
             http.bind == global.bind || http.bind.is_unspecified() || global.bind.is_unspecified();
