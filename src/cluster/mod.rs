@@ -178,13 +178,9 @@ impl Cluster {
         self.ack(claim.entry).await;
     }
 
-    /// The job's run ended without a result (its worker crashed): give the delivery up. The
-    /// entry stays pending, unheartbeated, so a host claims it after `claim_after`.
-    pub fn give_up(&self, id: &JobId) {
-        lock(&self.running).remove(id);
-    }
-
-    /// The job went back to the queue at shutdown: its entry stays pending for the next start.
+    /// The job's run ended without a result here (its worker crashed, or shutdown stopped
+    /// it): stop heartbeating its entry. The entry stays pending, so this host's next start,
+    /// or a live host after `claim_after`, delivers it again.
     pub fn release(&self, id: &JobId) {
         lock(&self.running).remove(id);
     }

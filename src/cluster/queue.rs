@@ -186,9 +186,7 @@ impl Queue {
             .await
             .map_err(failed("XREADGROUP 0"))?;
         let mut found = entries(reply, 0);
-        for entry in &mut found {
-            entry.deliveries = self.deliveries(&entry.id).await?.max(1);
-        }
+        self.count_deliveries(&mut found).await?;
         Ok(found)
     }
 
@@ -198,16 +196,7 @@ impl Queue {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
-            .arg(&self.stream)
-            .arg(&self.group)
-            .arg("-")
-            .arg("+")
-            .arg(100_000)
-            .arg(&self.node)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(failed("XPENDING"))?;
+        let pending = self.own_pending().await?;
         let owned: std::collections::HashSet<&str> =
             pending.ids.iter().map(|p| p.id.as_str()).collect();
         let (mine, lost): (Vec<String>, Vec<String>) = ids
@@ -255,9 +244,7 @@ impl Queue {
                 deliveries: 0,
             })
             .collect();
-        for entry in &mut claimed {
-            entry.deliveries = self.deliveries(&entry.id).await?;
-        }
+        self.count_deliveries(&mut claimed).await?;
         // Entries whose data was deleted (XDEL raced): nothing to run; drop them.
         for id in reply.deleted_ids {
             self.ack(&id).await?;
@@ -265,20 +252,37 @@ impl Queue {
         Ok(claimed)
     }
 
-    async fn deliveries(&self, id: &str) -> Result<u32, QueueError> {
-        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+    /// The entries delivered to this host and not acknowledged, with their delivery counts.
+    async fn own_pending(&self) -> Result<StreamPendingCountReply, QueueError> {
+        redis::cmd("XPENDING")
             .arg(&self.stream)
             .arg(&self.group)
-            .arg(id)
-            .arg(id)
-            .arg(1)
+            .arg("-")
+            .arg("+")
+            .arg(100_000)
+            .arg(&self.node)
             .query_async(&mut self.conn())
             .await
-            .map_err(failed("XPENDING"))?;
-        Ok(pending
+            .map_err(failed("XPENDING"))
+    }
+
+    /// Fills in how often each entry was delivered: one `XPENDING` of this host's entries
+    /// (claimed or re-read ones are all its own now).
+    async fn count_deliveries(&self, entries: &mut [Entry]) -> Result<(), QueueError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let pending = self.own_pending().await?;
+        let counts: HashMap<&str, usize> = pending
             .ids
-            .first()
-            .map_or(0, |p| u32::try_from(p.times_delivered).unwrap_or(u32::MAX)))
+            .iter()
+            .map(|p| (p.id.as_str(), p.times_delivered))
+            .collect();
+        for entry in entries {
+            let count = counts.get(entry.id.as_str()).copied().unwrap_or(1);
+            entry.deliveries = u32::try_from(count).unwrap_or(u32::MAX).max(1);
+        }
+        Ok(())
     }
 
     /// Acknowledges and deletes an entry whose job's terminal record is durable.

@@ -96,7 +96,7 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                         Ok(())
                     })
                     .await;
-                    cluster.give_up(&job_id);
+                    cluster.release(&job_id);
                     return;
                 }
                 let (forwarding, export) = daemon.outputs.settings().pending();
@@ -152,11 +152,14 @@ async fn apply(daemon: &Arc<Daemon>, event: PoolEvent, stop: &CancellationToken)
                     // Terminal on disk (by this result, or already, e.g. cancelled elsewhere):
                     // the entry is done with. A fenced result leaves it to its new owner, and
                     // an unwritten one (shutdown) to the next start.
-                    let terminal = recorded != Recorded::Fenced
-                        && daemon
+                    let terminal = match recorded {
+                        Recorded::Written => true,
+                        Recorded::Fenced => false,
+                        Recorded::NotWritten => daemon
                             .load(&job_id)
                             .await
-                            .is_ok_and(|r| r.state.is_terminal());
+                            .is_ok_and(|r| r.state.is_terminal()),
+                    };
                     if terminal {
                         cluster.finished(&job_id).await;
                     } else {

@@ -19,8 +19,8 @@ pub mod upload;
 pub use error::{PathRejection, StoreError};
 pub use maintenance::Recovery;
 pub use model::{
-    validate_tag, ClusterState, ErrorKind, Export, Forwarding, JobError, JobFile, JobId, JobRecord,
-    JobState, LogInfo, OutputState, Progress, TagError, Transition, TransitionError,
+    is_row, validate_tag, ClusterState, ErrorKind, Export, Forwarding, JobError, JobFile, JobId,
+    JobRecord, JobState, LogInfo, OutputState, Progress, TagError, Transition, TransitionError,
 };
 pub use store::{JobStore, ListFilter, WorkerAccess, MAX_LOG_READ};
 pub use time::Timestamp;

@@ -225,6 +225,15 @@ pub struct LogInfo {
     pub name: String,
     pub bytes: u64,
     pub lines: u64,
+    /// Lines that are rows ([`is_row`]): what syslog forwarding sends of this log.
+    #[serde(default)]
+    pub rows: u64,
+}
+
+/// A log line that is a row, not a `#` header or an empty line (its newline, and a CR before
+/// it, already removed).
+pub fn is_row(line: &[u8]) -> bool {
+    !line.is_empty() && line[0] != b'#'
 }
 
 /// Where a finished job's output step (syslog forwarding, export) stands.
@@ -747,6 +756,7 @@ mod tests {
             name: "conn.log".into(),
             bytes: 10,
             lines: 1,
+            rows: 1,
         }];
         job.finish_done(at(3_000), logs.clone(), 7, vec!["truncated".into()])
             .unwrap();

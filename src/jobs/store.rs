@@ -14,7 +14,7 @@
 //! retention in `maintenance.rs`.
 
 use std::fs::{self, File};
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -302,10 +302,12 @@ impl JobStore {
             if !metadata.is_file() || name.starts_with(super::fsutil::TEMP_PREFIX) {
                 continue;
             }
+            let (lines, rows) = count_lines(&path)?;
             logs.push(LogInfo {
                 name,
                 bytes: metadata.len(),
-                lines: count_lines(&path)?,
+                lines,
+                rows,
             });
         }
         logs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -392,21 +394,28 @@ fn is_generated_capture_name(stored: &str) -> bool {
     stem.is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn count_lines(path: &Path) -> Result<u64, StoreError> {
+/// Lines (a last one without its newline counts) and rows ([`is_row`]) of a log, in one read.
+fn count_lines(path: &Path) -> Result<(u64, u64), StoreError> {
     let file = File::open(path).map_err(StoreError::io(path))?;
     let mut reader = BufReader::with_capacity(64 * 1024, file);
-    let mut buffer = [0u8; 64 * 1024];
-    let mut lines = 0u64;
-    let mut last = b'\n';
+    let mut line = Vec::new();
+    let (mut lines, mut rows) = (0u64, 0u64);
     loop {
-        let read = reader.read(&mut buffer).map_err(StoreError::io(path))?;
-        if read == 0 {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .map_err(StoreError::io(path))?
+            == 0
+        {
             break;
         }
-        lines += buffer[..read].iter().filter(|&&byte| byte == b'\n').count() as u64;
-        last = buffer[read - 1];
+        lines += 1;
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        rows += u64::from(super::model::is_row(&line));
     }
-    Ok(lines + u64::from(last != b'\n'))
+    Ok((lines, rows))
 }
 
 #[cfg(test)]

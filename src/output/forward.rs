@@ -20,7 +20,7 @@ use super::syslog::{app_name, log_name, now_secs, row_time, MessageFormat};
 use super::transport::{Connection, Endpoint, TransportError};
 use crate::config::{SyslogConfig, SyslogTimestamp};
 use crate::daemon::state::blocking;
-use crate::jobs::{Forwarding, JobId, JobRecord, JobStore, OutputState};
+use crate::jobs::{is_row, Forwarding, JobId, JobRecord, JobStore, OutputState};
 
 /// Lines per confirmed round (and so the most a failure sends twice).
 pub const ROUND_LINES: u64 = 5_000;
@@ -50,10 +50,6 @@ pub fn forwarded_logs(config: &SyslogConfig, record: &JobRecord) -> Vec<String> 
         .collect();
     names.sort();
     names
-}
-
-fn is_row(line: &[u8]) -> bool {
-    !line.is_empty() && line[0] != b'#'
 }
 
 /// Writes forwarding progress into the job's record.
@@ -89,18 +85,6 @@ enum RoundError {
 }
 
 impl Forwarder {
-    /// Counts the rows to send.
-    pub async fn count(&self, logs_dir: &std::path::Path, logs: &[String]) -> Result<u64, String> {
-        let mut total = 0;
-        for name in logs {
-            let mut rows = Rows::open(logs_dir.join(name)).await?;
-            while rows.next().await?.is_some() {
-                total += 1;
-            }
-        }
-        Ok(total)
-    }
-
     /// Sends lines `state.sent..` and returns the progress after each confirmed round through
     /// `checkpoint`; `Ok` once every line is delivered, `Err` with the state to record.
     pub async fn forward(
@@ -113,11 +97,13 @@ impl Forwarder {
     ) -> Forwarding {
         let logs = forwarded_logs(&self.config, record);
         if state.total.is_none() {
-            match self.count(logs_dir, &logs).await {
-                Ok(total) => state.total = Some(total),
-                Err(e) => return failed(state, e),
-            }
-            checkpoint.write(&state).await;
+            // Counted when the job's logs were scanned at its end: no second read.
+            let rows = record
+                .logs
+                .iter()
+                .filter(|l| logs.contains(&l.name))
+                .map(|l| l.rows);
+            state.total = Some(rows.sum());
         }
         let hostname = record
             .tag

@@ -137,11 +137,6 @@ struct RawFetch {
 struct NoArgs {}
 
 impl Command {
-    /// The function names [`Command::parse`] knows.
-    pub const FUNCTIONS: [&'static str; 10] = [
-        "submit", "status", "wait", "list", "logs", "fetch", "cancel", "pool", "ping", "cluster",
-    ];
-
     /// Parses a call; `None` when `func` is not a job function (the caller may know it).
     pub fn parse(func: &str, kwargs: Map<String, Value>) -> Option<Result<Command, ServiceError>> {
         let command =
