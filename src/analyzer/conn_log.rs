@@ -1,8 +1,10 @@
 //! conn.log: its schema and Zeek's `conn_state` decision, kept as pure functions so the
 //! rules can be tested without packets.
 
+use std::net::IpAddr;
+
 use super::flow::tcp::EndpointState;
-use super::log::{field, LogSchema};
+use super::log::{field, LogSchema, LogSink, Value};
 
 pub static CONN_SCHEMA: LogSchema = LogSchema {
     path: "conn",
@@ -31,6 +33,78 @@ pub static CONN_SCHEMA: LogSchema = LogSchema {
         field("ip_proto", "count"),
     ],
 };
+
+/// A connection as conn.log reports it, handed over by the flow table when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnSummary<'a> {
+    /// First packet, seconds since the epoch.
+    pub ts: f64,
+    pub uid: &'a str,
+    pub orig_h: IpAddr,
+    pub orig_p: u16,
+    pub resp_h: IpAddr,
+    pub resp_p: u16,
+    /// `tcp`, `udp` or `icmp`.
+    pub proto: &'static str,
+    pub service: Option<&'static str>,
+    /// Unset (with the byte counts) when the connection lasted no time.
+    pub duration: Option<ConnDuration>,
+    pub conn_state: &'static str,
+    pub missed_bytes: u64,
+    /// Empty = unset.
+    pub history: &'a str,
+    pub orig_pkts: u64,
+    pub orig_ip_bytes: u64,
+    pub resp_pkts: u64,
+    pub resp_ip_bytes: u64,
+    pub ip_proto: u8,
+}
+
+/// conn.log's `duration`, `orig_bytes` and `resp_bytes`, which are set or unset together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnDuration {
+    pub seconds: f64,
+    pub orig_bytes: u64,
+    pub resp_bytes: u64,
+}
+
+impl ConnSummary<'_> {
+    /// Writes the conn.log line.
+    pub fn write(&self, sink: &mut dyn LogSink) {
+        let d = self.duration;
+        sink.write(
+            &CONN_SCHEMA,
+            vec![
+                Value::Time(self.ts),
+                self.uid.into(),
+                Value::Addr(self.orig_h),
+                Value::Port(self.orig_p),
+                Value::Addr(self.resp_h),
+                Value::Port(self.resp_p),
+                Value::Enum(self.proto),
+                self.service.map_or(Value::Unset, Value::from),
+                d.map_or(Value::Unset, |d| Value::Interval(d.seconds)),
+                d.map_or(Value::Unset, |d| Value::Count(d.orig_bytes)),
+                d.map_or(Value::Unset, |d| Value::Count(d.resp_bytes)),
+                self.conn_state.into(),
+                Value::Unset,
+                Value::Unset,
+                Value::Count(self.missed_bytes),
+                if self.history.is_empty() {
+                    Value::Unset
+                } else {
+                    self.history.into()
+                },
+                Value::Count(self.orig_pkts),
+                Value::Count(self.orig_ip_bytes),
+                Value::Count(self.resp_pkts),
+                Value::Count(self.resp_ip_bytes),
+                Value::Unset,
+                Value::Count(u64::from(self.ip_proto)),
+            ],
+        );
+    }
+}
 
 /// TCP `conn_state` from both endpoint states and the history string.
 pub fn tcp_conn_state(

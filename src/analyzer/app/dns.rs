@@ -591,7 +591,7 @@ impl DnsRecord {
         let opt_count = |v: Option<u64>| v.map_or(Value::Unset, Value::Count);
         vec![
             Value::Time(self.ts),
-            Value::Str(conn.uid.clone()),
+            Value::Str(conn.uid.to_string()),
             Value::Addr(conn.orig_h),
             Value::Port(conn.orig_p),
             Value::Addr(conn.resp_h),

@@ -224,7 +224,7 @@ impl FileState {
             vec![
                 Value::Time(self.first_ts),
                 Value::Str(self.fuid.clone()),
-                Value::Str(conn.uid.clone()),
+                Value::Str(conn.uid.to_string()),
                 Value::Addr(conn.orig_h),
                 Value::Port(conn.orig_p),
                 Value::Addr(conn.resp_h),

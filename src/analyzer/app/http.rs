@@ -360,7 +360,7 @@ impl HttpRecord {
         let [rf, rn, rm] = files(&self.resp_files);
         vec![
             Value::Time(self.ts),
-            Value::Str(conn.uid.clone()),
+            Value::Str(conn.uid.to_string()),
             Value::Addr(conn.orig_h),
             Value::Port(conn.orig_p),
             Value::Addr(conn.resp_h),

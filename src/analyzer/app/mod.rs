@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 
 use super::log::LogSink;
+use super::uid::Uid;
 
 pub mod dns;
 pub mod files;
@@ -33,7 +34,7 @@ pub enum Transport {
 /// decided it (after any direction flip).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnInfo {
-    pub uid: String,
+    pub uid: Uid,
     pub orig_h: IpAddr,
     pub orig_p: u16,
     pub resp_h: IpAddr,
@@ -220,7 +221,7 @@ pub(crate) mod tests {
 
     pub(crate) fn conn(transport: Transport, resp_p: u16) -> ConnInfo {
         ConnInfo {
-            uid: "CtestUid".into(),
+            uid: Uid::from_static("CtestUid"),
             orig_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             orig_p: 40000,
             resp_h: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),

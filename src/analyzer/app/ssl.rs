@@ -773,7 +773,7 @@ impl SslAnalyzer {
             &SSL_SCHEMA,
             vec![
                 Value::Time(self.ts.unwrap_or_default()),
-                Value::Str(conn.uid.clone()),
+                Value::Str(conn.uid.to_string()),
                 Value::Addr(conn.orig_h),
                 Value::Port(conn.orig_p),
                 Value::Addr(conn.resp_h),

@@ -14,10 +14,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use super::app::{self, AppAnalyzer, AppOutput, ConnInfo, Transport};
-use super::conn_log::{tcp_conn_state, udp_conn_state, CONN_SCHEMA};
+use super::conn_log::{tcp_conn_state, udp_conn_state, ConnDuration, ConnSummary};
 use super::decode::{self, IpPacket, ACK, FIN, RST, SYN};
 use super::hash::FxBuildHasher;
-use super::log::{LogSink, Value};
+use super::log::LogSink;
+use super::uid::UidGenerator;
 use super::weird::{WeirdConn, WeirdLog};
 use direction::{flip_at_creation, ntp_mode_says_flip};
 use tcp::{Endpoint, EndpointState, StreamEvent};
@@ -292,7 +293,7 @@ pub struct TableOptions {
 pub struct FlowTable {
     conns: HashMap<ConnKey, Conn, FxBuildHasher>,
     opts: TableOptions,
-    uid_state: u64,
+    uids: UidGenerator,
     serial: u64,
     pub weirds: WeirdLog,
     next_sweep_ns: Option<i64>,
@@ -309,7 +310,7 @@ impl FlowTable {
         FlowTable {
             conns: HashMap::default(),
             opts,
-            uid_state: 0x9e37_79b9_7f4a_7c15,
+            uids: UidGenerator::default(),
             serial: 0,
             weirds: WeirdLog::default(),
             next_sweep_ns: None,
@@ -385,20 +386,6 @@ impl FlowTable {
         }
     }
 
-    /// Zeek-style uid: `C` + base62 of 96 pseudo-random bits (deterministic per run).
-    fn next_uid(&mut self) -> String {
-        const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut value = u128::from(splitmix64(&mut self.uid_state)) << 32
-            | u128::from(splitmix64(&mut self.uid_state) as u32);
-        let mut uid = String::with_capacity(18);
-        uid.push('C');
-        while value > 0 {
-            uid.push(char::from(DIGITS[(value % 62) as usize]));
-            value /= 62;
-        }
-        uid
-    }
-
     /// Removes the connection under `key` if one of its timers has fired by `now_ns` (or
     /// `force` says it is being reused), logging it.
     fn expire_key(&mut self, key: &ConnKey, now_ns: i64, force: bool, sink: &mut dyn LogSink) {
@@ -426,7 +413,7 @@ impl FlowTable {
         ip_proto: u8,
         flip: bool,
     ) {
-        let uid = self.next_uid();
+        let uid = self.uids.next_uid();
         self.serial += 1;
         let transport = if proto == Proto::Tcp {
             Transport::Tcp
@@ -894,7 +881,7 @@ impl FlowTable {
             .entry(conn.service.unwrap_or("-").to_owned())
             .or_insert(0) += 1;
         if self.opts.write_conn {
-            sink.write(&CONN_SCHEMA, conn_row(&conn));
+            conn_summary(&conn).write(sink);
         }
     }
 }
@@ -1128,7 +1115,8 @@ fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
     (u16::from(icmp_type), u16::from(counterpart.unwrap_or(code)))
 }
 
-fn conn_row(conn: &Conn) -> Vec<Value> {
+/// What conn.log says about a connection that ended.
+fn conn_summary(conn: &Conn) -> ConnSummary<'_> {
     let duration_ns = conn.last_ns.saturating_sub(conn.start_ns);
     let (orig_size, resp_size, state) = match conn.proto {
         Proto::Tcp => {
@@ -1153,49 +1141,35 @@ fn conn_row(conn: &Conn) -> Vec<Value> {
         ),
         Proto::Icmp => (conn.orig.payload_bytes, conn.resp.payload_bytes, "OTH"),
     };
-    let with_duration = |v: Value| if duration_ns > 0 { v } else { Value::Unset };
-    vec![
-        Value::Time(secs(conn.start_ns)),
-        conn.info.uid.as_str().into(),
-        Value::Addr(conn.info.orig_h),
-        Value::Port(conn.info.orig_p),
-        Value::Addr(conn.info.resp_h),
-        Value::Port(conn.info.resp_p),
-        Value::Enum(match conn.proto {
+    ConnSummary {
+        ts: secs(conn.start_ns),
+        uid: &conn.info.uid,
+        orig_h: conn.info.orig_h,
+        orig_p: conn.info.orig_p,
+        resp_h: conn.info.resp_h,
+        resp_p: conn.info.resp_p,
+        proto: match conn.proto {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
             Proto::Icmp => "icmp",
-        }),
-        conn.service.map_or(Value::Unset, Value::from),
-        with_duration(Value::Interval(duration_ns as f64 / 1e9)),
-        with_duration(Value::Count(orig_size)),
-        with_duration(Value::Count(resp_size)),
-        state.into(),
-        Value::Unset,
-        Value::Unset,
-        Value::Count(conn.missed_bytes),
-        if conn.history.is_empty() {
-            Value::Unset
-        } else {
-            conn.history.as_str().into()
         },
-        Value::Count(conn.orig.pkts),
-        Value::Count(conn.orig.ip_bytes),
-        Value::Count(conn.resp.pkts),
-        Value::Count(conn.resp.ip_bytes),
-        Value::Unset,
-        Value::Count(u64::from(conn.ip_proto)),
-    ]
+        service: conn.service,
+        duration: (duration_ns > 0).then(|| ConnDuration {
+            seconds: duration_ns as f64 / 1e9,
+            orig_bytes: orig_size,
+            resp_bytes: resp_size,
+        }),
+        conn_state: state,
+        missed_bytes: conn.missed_bytes,
+        history: &conn.history,
+        orig_pkts: conn.orig.pkts,
+        orig_ip_bytes: conn.orig.ip_bytes,
+        resp_pkts: conn.resp.pkts,
+        resp_ip_bytes: conn.resp.ip_bytes,
+        ip_proto: conn.ip_proto,
+    }
 }
 
 fn secs(ts_ns: i64) -> f64 {
     ts_ns as f64 / 1e9
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
