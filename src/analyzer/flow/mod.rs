@@ -4,282 +4,45 @@
 //! (end of connection after the close/reset delay, connection-attempt timeout, inactivity
 //! timeout, reuse of the 5-tuple, or end of capture).
 //!
-//! Memory is proportional to live connections: idle ones are expired by capture time in
-//! periodic sweeps, so a long capture with many short flows stays small.
+//! Layout: `conn` (one connection: key, sides, timers, its conn.log summary), `history`
+//! (history letters), `tcp_rules` (the per-segment TCP rules), `tcp` (endpoint sequence
+//! space and stream reassembly), `direction` (who is the originator), `expiry` (when
+//! connections are due).
+//!
+//! Connections live in a slab indexed by a hash map from their direction-agnostic key, so
+//! nothing is moved when the map grows and a packet costs one lookup. Memory is proportional
+//! to live connections: every 10 s of capture time the connections whose timers fired are
+//! removed, found through the expiry queue rather than by scanning the table.
 
+mod conn;
 pub mod direction;
+mod expiry;
+mod history;
 pub mod tcp;
+mod tcp_rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use super::app::{self, AppAnalyzer, AppOutput, ConnInfo, Transport};
-use super::conn_log::{tcp_conn_state, udp_conn_state, ConnDuration, ConnSummary};
-use super::decode::{self, IpPacket, ACK, FIN, RST, SYN};
+use super::app::{self, AppOutput, ConnInfo, Transport};
+use super::decode::{self, IpPacket, ACK, SYN};
 use super::hash::FxBuildHasher;
 use super::log::LogSink;
 use super::uid::UidGenerator;
-use super::weird::{WeirdConn, WeirdLog};
+use super::weird::WeirdLog;
+use conn::{secs, AppState, Conn, ConnKey, Detection, Proto, TCP_ATTEMPT_DELAY_NS};
 use direction::{flip_at_creation, ntp_mode_says_flip};
-use tcp::{Endpoint, EndpointState, StreamEvent};
+use expiry::{Due, ExpiryQueue};
+use history::Once;
+use tcp::{EndpointState, StreamEvent};
+use tcp_rules::Segment;
 
-const NS: i64 = 1_000_000_000;
-const TCP_INACTIVITY_NS: i64 = 300 * NS;
-/// Interactive/long-lived services get an hour (Zeek's `Conn::port_inactivity_timeouts`).
-const LONG_INACTIVITY_NS: i64 = 3600 * NS;
-const UDP_INACTIVITY_NS: i64 = 60 * NS;
-const ICMP_INACTIVITY_NS: i64 = 60 * NS;
-/// `tcp_attempt_delay`: a SYN unanswered this long ends the connection attempt.
-const TCP_ATTEMPT_DELAY_NS: i64 = 5 * NS;
-/// `tcp_close_delay` / `tcp_reset_delay`: how long a closed or reset connection lingers.
-const TCP_CLOSE_DELAY_NS: i64 = 5 * NS;
 /// How often (in capture time) idle connections are swept out of the table.
-const SWEEP_INTERVAL_NS: i64 = 10 * NS;
+const SWEEP_INTERVAL_NS: i64 = 10 * conn::NS;
 /// Application detection gives up after this many payload bytes per side ...
 const DETECT_MAX_BYTES_PER_SIDE: usize = 4096;
 /// ... or this many payload chunks in total (or twice the per-side bytes held in total).
 const DETECT_MAX_CHUNKS: u32 = 16;
-
-/// Transport of a connection as Zeek logs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Proto {
-    Tcp,
-    Udp,
-    Icmp,
-}
-
-/// Direction-agnostic connection key: the lower (addr, port) endpoint first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct ConnKey {
-    a: IpAddr,
-    b: IpAddr,
-    a_port: u16,
-    b_port: u16,
-    ip_proto: u8,
-}
-
-impl ConnKey {
-    fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, ip_proto: u8) -> Self {
-        if (src, sport) <= (dst, dport) {
-            ConnKey {
-                a: src,
-                b: dst,
-                a_port: sport,
-                b_port: dport,
-                ip_proto,
-            }
-        } else {
-            ConnKey {
-                a: dst,
-                b: src,
-                a_port: dport,
-                b_port: sport,
-                ip_proto,
-            }
-        }
-    }
-}
-
-/// Per-direction counters.
-#[derive(Debug, Default)]
-struct Side {
-    pkts: u64,
-    ip_bytes: u64,
-    /// Payload bytes for UDP/ICMP (TCP uses sequence numbers instead).
-    payload_bytes: u64,
-    tcp: Endpoint,
-    checksum_errors: u32,
-    checksum_threshold: u32,
-    retransmissions: u32,
-    retransmission_threshold: u32,
-    zero_windows: u32,
-    zero_window_threshold: u32,
-    gaps: u32,
-    gap_threshold: u32,
-}
-
-impl Side {
-    fn new() -> Self {
-        Side {
-            checksum_threshold: 1,
-            retransmission_threshold: 1,
-            zero_window_threshold: 1,
-            gap_threshold: 1,
-            ..Side::default()
-        }
-    }
-}
-
-enum AppState {
-    Detecting(Box<Detection>),
-    Active(Box<dyn AppAnalyzer>),
-    Off,
-}
-
-/// Payload seen while no analyzer has claimed the connection; replayed to the analyzer
-/// that finally does.
-#[derive(Default)]
-struct Detection {
-    seen: Vec<(bool, f64, Vec<u8>)>,
-    /// The in-order prefix of each side's TCP stream (orig, resp).
-    prefix: [Vec<u8>; 2],
-    chunks: u32,
-    /// Bytes held in `seen`; capped so undetected connections stay small.
-    seen_bytes: usize,
-}
-
-/// History letters recorded at most once per direction; bit position per letter.
-#[derive(Clone, Copy)]
-enum Once {
-    Syn = 0,
-    Fin = 1,
-    Rst = 2,
-    Data = 3,
-    Ack = 4,
-    FinRst = 5,
-    MultiFlag = 6,
-}
-
-struct Conn {
-    info: ConnInfo,
-    proto: Proto,
-    ip_proto: u8,
-    serial: u64,
-    start_ns: i64,
-    /// Time of the last packet that counts for `duration`.
-    last_ns: i64,
-    /// Time of the last packet at all (inactivity).
-    last_activity_ns: i64,
-    orig: Side,
-    resp: Side,
-    history: String,
-    /// Once-per-direction letters seen: bit `Once as u8` for the originator, +16 for the
-    /// responder (swapped on a flip).
-    hist_seen: u32,
-    missed_bytes: u64,
-    service: Option<&'static str>,
-    app: AppState,
-    first_message_checked: bool,
-    weirds_logged: Vec<&'static str>,
-    attempt_deadline_ns: Option<i64>,
-    remove_at_ns: Option<i64>,
-}
-
-impl Conn {
-    fn is_orig(&self, src: IpAddr, sport: u16) -> bool {
-        if self.info.orig_h != self.info.resp_h {
-            src == self.info.orig_h
-        } else {
-            sport == self.info.orig_p
-        }
-    }
-
-    fn sides(&mut self, is_orig: bool) -> (&mut Side, &mut Side) {
-        if is_orig {
-            (&mut self.orig, &mut self.resp)
-        } else {
-            (&mut self.resp, &mut self.orig)
-        }
-    }
-
-    fn add_history(&mut self, is_orig: bool, letter: u8) {
-        let c = if is_orig {
-            letter.to_ascii_uppercase()
-        } else {
-            letter.to_ascii_lowercase()
-        };
-        self.history.push(char::from(c));
-    }
-
-    /// Records a once-per-direction letter; returns whether it had been seen before.
-    fn check_history(&mut self, is_orig: bool, once: Once, letter: u8) -> bool {
-        let bit = 1u32 << (once as u32 + if is_orig { 0 } else { 16 });
-        if self.hist_seen & bit != 0 {
-            return true;
-        }
-        self.hist_seen |= bit;
-        self.add_history(is_orig, letter);
-        false
-    }
-
-    /// Letters that scale logarithmically: added at the 1st, 10th, 100th, ... occurrence.
-    fn scaled_history(
-        &mut self,
-        is_orig: bool,
-        letter: u8,
-        pick: fn(&mut Side) -> (&mut u32, &mut u32),
-    ) {
-        let side = if is_orig {
-            &mut self.orig
-        } else {
-            &mut self.resp
-        };
-        let (count, threshold) = pick(side);
-        *count = count.saturating_add(1);
-        if *count == *threshold {
-            *threshold = threshold.saturating_mul(10);
-            self.add_history(is_orig, letter);
-        }
-    }
-
-    /// Swaps originator and responder (Zeek's `FlipRoles`).
-    fn flip(&mut self) {
-        std::mem::swap(&mut self.orig, &mut self.resp);
-        std::mem::swap(&mut self.info.orig_h, &mut self.info.resp_h);
-        std::mem::swap(&mut self.info.orig_p, &mut self.info.resp_p);
-        self.hist_seen = self.hist_seen.rotate_left(16);
-        if self.history == "H" {
-            // A connection that began with a SYN-ACK is rewritten as seen from the real
-            // originator.
-            self.history = "^h".to_owned();
-        } else {
-            self.history.push('^');
-        }
-    }
-
-    fn inactivity_timeout_ns(&self) -> i64 {
-        match self.proto {
-            Proto::Tcp
-                if matches!(self.info.resp_p, 21 | 22 | 23 | 513)
-                    || matches!(self.service, Some("ssh" | "ftp")) =>
-            {
-                LONG_INACTIVITY_NS
-            }
-            Proto::Tcp => TCP_INACTIVITY_NS,
-            Proto::Udp => UDP_INACTIVITY_NS,
-            Proto::Icmp => ICMP_INACTIVITY_NS,
-        }
-    }
-
-    /// Whether a timer of this connection has fired by `now_ns`.
-    fn expired(&self, now_ns: i64) -> bool {
-        if self.remove_at_ns.is_some_and(|t| now_ns >= t) {
-            return true;
-        }
-        if let Some(deadline) = self.attempt_deadline_ns {
-            if now_ns >= deadline
-                && matches!(
-                    self.orig.tcp.state,
-                    EndpointState::SynSent | EndpointState::SynAckSent
-                )
-                && self.resp.tcp.state == EndpointState::Inactive
-            {
-                return true;
-            }
-        }
-        now_ns.saturating_sub(self.last_activity_ns) >= self.inactivity_timeout_ns()
-    }
-
-    fn weird_conn(&self) -> WeirdConn<'_> {
-        WeirdConn {
-            uid: &self.info.uid,
-            orig_h: self.info.orig_h,
-            orig_p: self.info.orig_p,
-            resp_h: self.info.resp_h,
-            resp_p: self.info.resp_p,
-        }
-    }
-}
 
 /// Which logs the table produces.
 #[derive(Debug, Clone, Copy)]
@@ -289,9 +52,16 @@ pub struct TableOptions {
     pub write_weird: bool,
 }
 
+/// Index of a connection in the slab.
+type Slot = u32;
+
 /// The connection table of one analysis run.
 pub struct FlowTable {
-    conns: HashMap<ConnKey, Conn, FxBuildHasher>,
+    index: HashMap<ConnKey, Slot, FxBuildHasher>,
+    /// Live connections; `None` marks a free slot (listed in `free`).
+    slots: Vec<Option<Conn>>,
+    free: Vec<Slot>,
+    expiry: ExpiryQueue,
     opts: TableOptions,
     uids: UidGenerator,
     serial: u64,
@@ -303,12 +73,17 @@ pub struct FlowTable {
     pub services: BTreeMap<String, u64>,
     events: Vec<StreamEvent>,
     app_weirds: Vec<(&'static str, String)>,
+    /// Connections removed by one sweep, reused between sweeps.
+    due: Vec<(u64, Slot)>,
 }
 
 impl FlowTable {
     pub fn new(opts: TableOptions) -> Self {
         FlowTable {
-            conns: HashMap::default(),
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            expiry: ExpiryQueue::default(),
             opts,
             uids: UidGenerator::default(),
             serial: 0,
@@ -318,23 +93,27 @@ impl FlowTable {
             services: BTreeMap::new(),
             events: Vec::new(),
             app_weirds: Vec::new(),
+            due: Vec::new(),
         }
     }
 
     /// Live connections.
     pub fn live(&self) -> usize {
-        self.conns.len()
+        self.index.len()
     }
 
     /// Processes one (reassembled, if fragmented) IP packet.
     pub fn packet(&mut self, ts_ns: i64, ip: &IpPacket<'_>, sink: &mut dyn LogSink) {
         self.sweep(ts_ns, sink);
-        match ip.proto {
+        let slot = match ip.proto {
             6 => self.tcp_packet(ts_ns, ip, sink),
             17 => self.udp_packet(ts_ns, ip, sink),
             1 if ip.src.is_ipv4() => self.icmp_packet(ts_ns, ip, sink),
             58 if ip.src.is_ipv6() => self.icmp_packet(ts_ns, ip, sink),
-            _ => {}
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            self.reschedule(slot);
         }
     }
 
@@ -355,49 +134,115 @@ impl FlowTable {
 
     /// End of capture: every remaining connection is logged, oldest first.
     pub fn finish(&mut self, sink: &mut dyn LogSink) {
-        let mut rest: Vec<Conn> = self.conns.drain().map(|(_, c)| c).collect();
-        rest.sort_by_key(|c| c.serial);
-        for conn in rest {
-            self.finish_conn(conn, sink);
+        let mut rest: Vec<(u64, Slot)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| c.as_ref().map(|c| (c.serial, slot as Slot)))
+            .collect();
+        rest.sort_unstable();
+        self.index.clear();
+        for (_, slot) in rest {
+            if let Some(conn) = self.slots[slot as usize].take() {
+                self.finish_conn(conn, sink);
+            }
+        }
+        self.slots.clear();
+        self.free.clear();
+    }
+
+    fn conn(&mut self, slot: Slot) -> Option<&mut Conn> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// Removes the connection in `slot` from the table and hands it back.
+    fn remove(&mut self, key: &ConnKey, slot: Slot) -> Option<Conn> {
+        let conn = self.slots.get_mut(slot as usize)?.take()?;
+        self.index.remove(key);
+        self.free.push(slot);
+        Some(conn)
+    }
+
+    /// Pushes the connection's deadline to the expiry queue if it moved earlier than the one
+    /// scheduled (a later one is found when the old entry comes up).
+    fn reschedule(&mut self, slot: Slot) {
+        let Some(conn) = self.conn(slot) else {
+            return;
+        };
+        let at_ns = conn.deadline_ns();
+        if at_ns < conn.scheduled_ns {
+            conn.scheduled_ns = at_ns;
+            let serial = conn.serial;
+            self.expiry.schedule(Due {
+                at_ns,
+                serial,
+                slot,
+            });
         }
     }
 
     fn sweep(&mut self, now_ns: i64, sink: &mut dyn LogSink) {
-        let due = *self
+        let due_at = *self
             .next_sweep_ns
             .get_or_insert(now_ns.saturating_add(SWEEP_INTERVAL_NS));
-        if now_ns < due {
+        if now_ns < due_at {
             return;
         }
         self.next_sweep_ns = Some(now_ns.saturating_add(SWEEP_INTERVAL_NS));
-        let expired: Vec<ConnKey> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.expired(now_ns))
-            .map(|(k, _)| *k)
-            .collect();
-        let mut done: Vec<Conn> = expired
-            .iter()
-            .filter_map(|k| self.conns.remove(k))
-            .collect();
-        done.sort_by_key(|c| c.serial);
-        for conn in done {
-            self.finish_conn(conn, sink);
-        }
-    }
-
-    /// Removes the connection under `key` if one of its timers has fired by `now_ns` (or
-    /// `force` says it is being reused), logging it.
-    fn expire_key(&mut self, key: &ConnKey, now_ns: i64, force: bool, sink: &mut dyn LogSink) {
-        let due = self
-            .conns
-            .get(key)
-            .is_some_and(|c| force || c.expired(now_ns));
-        if due {
-            if let Some(conn) = self.conns.remove(key) {
-                self.finish_conn(conn, sink);
+        let mut due = std::mem::take(&mut self.due);
+        while let Some(entry) = self.expiry.pop_due(now_ns) {
+            let Some(conn) = self
+                .slots
+                .get_mut(entry.slot as usize)
+                .and_then(Option::as_mut)
+            else {
+                continue;
+            };
+            // Gone (slot reused) or superseded by an earlier entry: nothing to do.
+            if conn.serial != entry.serial || conn.scheduled_ns != entry.at_ns {
+                continue;
+            }
+            if conn.expired(now_ns) {
+                conn.scheduled_ns = i64::MIN;
+                due.push((conn.serial, entry.slot));
+            } else {
+                // Active since it was scheduled: check again at its current deadline.
+                conn.scheduled_ns = i64::MAX;
+                self.reschedule(entry.slot);
             }
         }
+        due.sort_unstable();
+        for &(_, slot) in &due {
+            let Some(conn) = self.slots[slot as usize].take() else {
+                continue;
+            };
+            let key = conn.key;
+            self.index.remove(&key);
+            self.free.push(slot);
+            self.finish_conn(conn, sink);
+        }
+        due.clear();
+        self.due = due;
+    }
+
+    /// Finds the connection of `key`, first removing (and logging) it if one of its timers
+    /// has fired by `now_ns` or `reuse` says the 5-tuple starts a new connection.
+    fn lookup(
+        &mut self,
+        key: &ConnKey,
+        now_ns: i64,
+        reuse: impl FnOnce(&Conn) -> bool,
+        sink: &mut dyn LogSink,
+    ) -> Option<Slot> {
+        let slot = *self.index.get(key)?;
+        let conn = self.slots[slot as usize].as_ref()?;
+        if reuse(conn) || conn.expired(now_ns) {
+            if let Some(conn) = self.remove(key, slot) {
+                self.finish_conn(conn, sink);
+            }
+            return None;
+        }
+        Some(slot)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -412,99 +257,86 @@ impl FlowTable {
         proto: Proto,
         ip_proto: u8,
         flip: bool,
-    ) {
-        let uid = self.uids.next_uid();
+    ) -> Slot {
         self.serial += 1;
-        let transport = if proto == Proto::Tcp {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        };
-        let mut conn = Conn {
-            info: ConnInfo {
-                uid,
-                orig_h: src,
-                orig_p: sport,
-                resp_h: dst,
-                resp_p: dport,
-                transport,
-            },
-            proto,
-            ip_proto,
-            serial: self.serial,
-            start_ns: ts_ns,
-            last_ns: ts_ns,
-            last_activity_ns: ts_ns,
-            orig: Side::new(),
-            resp: Side::new(),
-            history: String::new(),
-            hist_seen: 0,
-            missed_bytes: 0,
-            service: None,
-            app: if proto == Proto::Icmp {
-                AppState::Off
+        let info = ConnInfo {
+            uid: self.uids.next_uid(),
+            orig_h: src,
+            orig_p: sport,
+            resp_h: dst,
+            resp_p: dport,
+            transport: if proto == Proto::Tcp {
+                Transport::Tcp
             } else {
-                AppState::Detecting(Box::default())
+                Transport::Udp
             },
-            first_message_checked: false,
-            weirds_logged: Vec::new(),
-            attempt_deadline_ns: None,
-            remove_at_ns: None,
         };
+        let mut conn = Conn::new(key, info, proto, ip_proto, self.serial, ts_ns);
         if flip {
             conn.flip();
         }
-        self.conns.insert(key, conn);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(conn);
+                slot
+            }
+            None => {
+                self.slots.push(Some(conn));
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        self.index.insert(key, slot);
+        slot
     }
 
-    fn tcp_packet(&mut self, ts_ns: i64, ip: &IpPacket<'_>, sink: &mut dyn LogSink) {
+    fn tcp_packet(
+        &mut self,
+        ts_ns: i64,
+        ip: &IpPacket<'_>,
+        sink: &mut dyn LogSink,
+    ) -> Option<Slot> {
         let seg = match decode::parse_tcp(ip) {
             Ok(s) => s,
             Err(name) => {
-                return self.unattached_weird(sink, ts_ns, Some((ip.src, ip.dst)), name, "TCP")
+                self.unattached_weird(sink, ts_ns, Some((ip.src, ip.dst)), name, "TCP");
+                return None;
             }
         };
         let key = ConnKey::new(ip.src, seg.src_port, ip.dst, seg.dst_port, 6);
         let pure_syn = seg.flags & (SYN | ACK) == SYN;
-        let reuse = pure_syn
-            && self
-                .conns
-                .get(&key)
-                .is_some_and(|c| is_tcp_reuse(c, seg.seq));
-        self.expire_key(&key, ts_ns, reuse, sink);
-        let is_new = !self.conns.contains_key(&key);
-        if is_new {
-            let flip = flip_at_creation(
-                true,
-                seg.src_port,
-                ip.dst,
-                seg.dst_port,
-                pure_syn,
-                seg.flags & SYN != 0,
-            );
-            self.create(
-                key,
-                ts_ns,
-                ip.src,
-                seg.src_port,
-                ip.dst,
-                seg.dst_port,
-                Proto::Tcp,
-                6,
-                flip,
-            );
-        }
-        let check = !self.opts.ignore_checksums && ip.complete();
-        let Some(conn) = self.conns.get_mut(&key) else {
-            return;
+        let found = self.lookup(&key, ts_ns, |c| pure_syn && is_tcp_reuse(c, seg.seq), sink);
+        let slot = match found {
+            Some(slot) => slot,
+            None => {
+                let flip = flip_at_creation(
+                    true,
+                    seg.src_port,
+                    ip.dst,
+                    seg.dst_port,
+                    pure_syn,
+                    seg.flags & SYN != 0,
+                );
+                self.create(
+                    key,
+                    ts_ns,
+                    ip.src,
+                    seg.src_port,
+                    ip.dst,
+                    seg.dst_port,
+                    Proto::Tcp,
+                    6,
+                    flip,
+                )
+            }
         };
+        let check = !self.opts.ignore_checksums && ip.complete();
+        let conn = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
         let mut is_orig = conn.is_orig(ip.src, seg.src_port);
         conn.last_activity_ns = ts_ns;
         if check && !decode::transport_checksum_ok(ip) {
-            conn.scaled_history(is_orig, b'C', |s| {
-                (&mut s.checksum_errors, &mut s.checksum_threshold)
-            });
-            return self.conn_weird(&key, ts_ns, "bad_TCP_checksum", String::new(), "TCP", sink);
+            conn.scaled_history(is_orig, b'C', |s| &mut s.checksum_errors);
+            self.conn_weird(slot, ts_ns, "bad_TCP_checksum", String::new(), "TCP", sink);
+            return Some(slot);
         }
         // A connection that began with a SYN-ACK: the first non-SYN packet from the other
         // side shows who the originator really is.
@@ -522,26 +354,25 @@ impl FlowTable {
             conn.attempt_deadline_ns = Some(ts_ns.saturating_add(TCP_ATTEMPT_DELAY_NS));
         }
         {
-            let (side, _) = conn.sides(is_orig);
+            let side = conn.side(is_orig);
             side.pkts += 1;
             side.ip_bytes += u64::from(ip.ip_len);
         }
         if !(conn.orig.tcp.did_close && conn.resp.tcp.did_close) {
             conn.last_ns = ts_ns;
         }
-        let scale_weird = seg.window_scale.filter(|&s| s > 14);
-        let mut peer_events_start = 0;
-        tcp_update(
-            conn,
-            is_orig,
-            &seg,
-            ts_ns,
-            &mut self.events,
-            &mut peer_events_start,
-        );
-        if let Some(shift) = scale_weird {
+        let segment = Segment {
+            flags: seg.flags,
+            seq: seg.seq,
+            ack: seg.ack,
+            window: seg.window,
+            payload: seg.payload,
+            payload_len: seg.payload_len,
+        };
+        let peer_events_start = tcp_rules::apply(conn, is_orig, &segment, ts_ns, &mut self.events);
+        if let Some(shift) = seg.window_scale.filter(|&s| s > 14) {
             self.conn_weird(
-                &key,
+                slot,
                 ts_ns,
                 "TCP_scale_range",
                 shift.to_string(),
@@ -549,14 +380,15 @@ impl FlowTable {
                 sink,
             );
         }
-        self.dispatch_stream_events(&key, is_orig, peer_events_start, seg.payload, ts_ns, sink);
+        self.dispatch_stream_events(slot, is_orig, peer_events_start, seg.payload, ts_ns, sink);
+        Some(slot)
     }
 
-    /// Hands stream events collected by `tcp_update` (own data, and gaps found on either
+    /// Hands stream events collected by the TCP rules (own data, and gaps found on either
     /// side) to the application layer.
     fn dispatch_stream_events(
         &mut self,
-        key: &ConnKey,
+        slot: Slot,
         is_orig: bool,
         peer_events_start: usize,
         payload: &[u8],
@@ -575,11 +407,9 @@ impl FlowTable {
             };
             match ev {
                 StreamEvent::Gap(len) => {
-                    if let Some(conn) = self.conns.get_mut(key) {
+                    if let Some(conn) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
                         conn.missed_bytes += len;
-                        conn.scaled_history(side_is_orig, b'G', |s| {
-                            (&mut s.gaps, &mut s.gap_threshold)
-                        });
+                        conn.scaled_history(side_is_orig, b'G', |s| &mut s.gaps);
                         match &mut conn.app {
                             AppState::Active(a) => {
                                 let mut out = AppOutput {
@@ -588,16 +418,18 @@ impl FlowTable {
                                 };
                                 a.gap(&conn.info, secs(ts_ns), side_is_orig, *len, &mut out);
                             }
-                            AppState::Detecting(_) => conn.app = AppState::Off,
+                            AppState::Detecting(_) | AppState::Undetected => {
+                                conn.app = AppState::Off
+                            }
                             AppState::Off => {}
                         }
                     }
-                    self.flush_app_weirds(key, ts_ns, sink);
+                    self.flush_app_weirds(slot, ts_ns, sink);
                 }
-                StreamEvent::Data(data) => self.deliver_app(key, side_is_orig, ts_ns, data, sink),
+                StreamEvent::Data(data) => self.deliver_app(slot, side_is_orig, ts_ns, data, sink),
                 StreamEvent::Current(skip) => {
                     let fresh = payload.get(*skip..).unwrap_or_default();
-                    self.deliver_app(key, side_is_orig, ts_ns, fresh, sink);
+                    self.deliver_app(slot, side_is_orig, ts_ns, fresh, sink);
                 }
             }
         }
@@ -606,48 +438,52 @@ impl FlowTable {
         self.events = events;
     }
 
-    fn udp_packet(&mut self, ts_ns: i64, ip: &IpPacket<'_>, sink: &mut dyn LogSink) {
+    fn udp_packet(
+        &mut self,
+        ts_ns: i64,
+        ip: &IpPacket<'_>,
+        sink: &mut dyn LogSink,
+    ) -> Option<Slot> {
         let dg = match decode::parse_udp(ip) {
             Ok(d) => d,
             Err(name) => {
-                return self.unattached_weird(sink, ts_ns, Some((ip.src, ip.dst)), name, "UDP")
+                self.unattached_weird(sink, ts_ns, Some((ip.src, ip.dst)), name, "UDP");
+                return None;
             }
         };
         let key = ConnKey::new(ip.src, dg.src_port, ip.dst, dg.dst_port, 17);
-        self.expire_key(&key, ts_ns, false, sink);
-        if !self.conns.contains_key(&key) {
-            let flip = flip_at_creation(false, dg.src_port, ip.dst, dg.dst_port, false, false);
-            self.create(
-                key,
-                ts_ns,
-                ip.src,
-                dg.src_port,
-                ip.dst,
-                dg.dst_port,
-                Proto::Udp,
-                17,
-                flip,
-            );
-        }
-        let check = !self.opts.ignore_checksums && ip.complete();
-        let Some(conn) = self.conns.get_mut(&key) else {
-            return;
+        let slot = match self.lookup(&key, ts_ns, |_| false, sink) {
+            Some(slot) => slot,
+            None => {
+                let flip = flip_at_creation(false, dg.src_port, ip.dst, dg.dst_port, false, false);
+                self.create(
+                    key,
+                    ts_ns,
+                    ip.src,
+                    dg.src_port,
+                    ip.dst,
+                    dg.dst_port,
+                    Proto::Udp,
+                    17,
+                    flip,
+                )
+            }
         };
-        let is_orig = conn.is_orig(ip.src, dg.src_port);
+        let check = !self.opts.ignore_checksums && ip.complete();
+        let conn = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
+        let mut is_orig = conn.is_orig(ip.src, dg.src_port);
         conn.last_activity_ns = ts_ns;
         if check && !decode::transport_checksum_ok(ip) {
-            conn.scaled_history(is_orig, b'C', |s| {
-                (&mut s.checksum_errors, &mut s.checksum_threshold)
-            });
-            return self.conn_weird(&key, ts_ns, "bad_UDP_checksum", String::new(), "UDP", sink);
+            conn.scaled_history(is_orig, b'C', |s| &mut s.checksum_errors);
+            self.conn_weird(slot, ts_ns, "bad_UDP_checksum", String::new(), "UDP", sink);
+            return Some(slot);
         }
         conn.last_ns = ts_ns;
-        let (side, _) = conn.sides(is_orig);
+        let side = conn.side(is_orig);
         side.pkts += 1;
         side.ip_bytes += u64::from(ip.ip_len);
         side.payload_bytes += u64::from(dg.payload_len);
-        conn.check_history(is_orig, Once::Data, b'D');
-        let mut is_orig = is_orig;
+        conn.history.once(is_orig, Once::Data, b'D');
         if !conn.first_message_checked && !dg.payload.is_empty() {
             conn.first_message_checked = true;
             // NTP has no analyzer here, so its mode-based flip is applied by the table; the
@@ -658,22 +494,29 @@ impl FlowTable {
             }
         }
         if !dg.payload.is_empty() {
-            self.deliver_app(&key, is_orig, ts_ns, dg.payload, sink);
+            self.deliver_app(slot, is_orig, ts_ns, dg.payload, sink);
         }
+        Some(slot)
     }
 
-    fn icmp_packet(&mut self, ts_ns: i64, ip: &IpPacket<'_>, sink: &mut dyn LogSink) {
+    fn icmp_packet(
+        &mut self,
+        ts_ns: i64,
+        ip: &IpPacket<'_>,
+        sink: &mut dyn LogSink,
+    ) -> Option<Slot> {
         let msg = match decode::parse_icmp(ip) {
             Ok(m) => m,
             Err(name) => {
-                return self.unattached_weird(sink, ts_ns, Some((ip.src, ip.dst)), name, "ICMP")
+                self.unattached_weird(sink, ts_ns, Some((ip.src, ip.dst)), name, "ICMP");
+                return None;
             }
         };
         let (sport, dport) = icmp_ports(ip.src.is_ipv6(), msg.icmp_type, msg.code);
         let key = ConnKey::new(ip.src, sport, ip.dst, dport, ip.proto);
-        self.expire_key(&key, ts_ns, false, sink);
-        if !self.conns.contains_key(&key) {
-            self.create(
+        let slot = match self.lookup(&key, ts_ns, |_| false, sink) {
+            Some(slot) => slot,
+            None => self.create(
                 key,
                 ts_ns,
                 ip.src,
@@ -683,56 +526,84 @@ impl FlowTable {
                 Proto::Icmp,
                 ip.proto,
                 false,
-            );
-        }
-        let check = !self.opts.ignore_checksums && ip.complete();
-        let Some(conn) = self.conns.get_mut(&key) else {
-            return;
+            ),
         };
+        let check = !self.opts.ignore_checksums && ip.complete();
+        let conn = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
         let is_orig = conn.is_orig(ip.src, sport);
         conn.last_activity_ns = ts_ns;
         if check && !decode::transport_checksum_ok(ip) {
-            return self.conn_weird(
-                &key,
+            self.conn_weird(
+                slot,
                 ts_ns,
                 "bad_ICMP_checksum",
                 String::new(),
                 "ICMP",
                 sink,
             );
+            return Some(slot);
         }
         conn.last_ns = ts_ns;
-        let (side, _) = conn.sides(is_orig);
+        let side = conn.side(is_orig);
         side.pkts += 1;
         side.ip_bytes += u64::from(ip.ip_len);
         side.payload_bytes += u64::from(ip.payload_len.saturating_sub(8));
+        Some(slot)
     }
 
     fn deliver_app(
         &mut self,
-        key: &ConnKey,
+        slot: Slot,
         is_orig: bool,
         ts_ns: i64,
         data: &[u8],
         sink: &mut dyn LogSink,
     ) {
-        let Some(conn) = self.conns.get_mut(key) else {
+        let Some(conn) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
         let ts = secs(ts_ns);
+        let mut out = AppOutput {
+            logs: &mut *sink,
+            weirds: &mut self.app_weirds,
+        };
         match &mut conn.app {
             AppState::Off => return,
             AppState::Active(a) => {
-                let mut out = AppOutput {
-                    logs: &mut *sink,
-                    weirds: &mut self.app_weirds,
-                };
                 a.deliver(&conn.info, ts, is_orig, data, &mut out);
                 if conn.service.is_none() {
                     conn.service = a.service();
                 }
                 if a.take_role_flip() {
                     conn.flip();
+                }
+            }
+            AppState::Undetected => {
+                // The first payload: claimed at once in the usual case, so nothing is copied.
+                let probe = match conn.proto {
+                    Proto::Tcp => &data[..data.len().min(DETECT_MAX_BYTES_PER_SIDE)],
+                    _ => data,
+                };
+                if let Some(mut analyzer) = app::detect(&conn.info, is_orig, probe) {
+                    analyzer.deliver(&conn.info, ts, is_orig, data, &mut out);
+                    if analyzer.take_role_flip() {
+                        conn.flip();
+                    }
+                    conn.service = conn.service.or(analyzer.service());
+                    conn.app = AppState::Active(analyzer);
+                } else {
+                    let mut d = Box::<Detection>::default();
+                    d.chunks = 1;
+                    d.seen_bytes = data.len();
+                    d.seen.push((is_orig, ts, data.to_vec()));
+                    if conn.proto == Proto::Tcp {
+                        d.prefix[usize::from(!is_orig)].extend_from_slice(probe);
+                    }
+                    conn.app = if gives_up(&d) {
+                        AppState::Off
+                    } else {
+                        AppState::Detecting(d)
+                    };
                 }
             }
             AppState::Detecting(d) => {
@@ -748,10 +619,6 @@ impl FlowTable {
                     data
                 };
                 if let Some(mut analyzer) = app::detect(&conn.info, is_orig, probe) {
-                    let mut out = AppOutput {
-                        logs: &mut *sink,
-                        weirds: &mut self.app_weirds,
-                    };
                     let seen = std::mem::take(&mut d.seen);
                     // Roles may flip during the replay; the side of each chunk was recorded
                     // with the roles of its time, so it flips along.
@@ -765,38 +632,32 @@ impl FlowTable {
                     }
                     conn.service = conn.service.or(analyzer.service());
                     conn.app = AppState::Active(analyzer);
-                } else if d.chunks >= DETECT_MAX_CHUNKS
-                    || d.seen_bytes >= 2 * DETECT_MAX_BYTES_PER_SIDE
-                    || d.prefix
-                        .iter()
-                        .any(|p| p.len() >= DETECT_MAX_BYTES_PER_SIDE)
-                {
+                } else if gives_up(d) {
                     conn.app = AppState::Off;
                 }
             }
         }
-        self.flush_app_weirds(key, ts_ns, sink);
+        self.flush_app_weirds(slot, ts_ns, sink);
     }
 
-    fn flush_app_weirds(&mut self, key: &ConnKey, ts_ns: i64, sink: &mut dyn LogSink) {
+    fn flush_app_weirds(&mut self, slot: Slot, ts_ns: i64, sink: &mut dyn LogSink) {
         if self.app_weirds.is_empty() {
             return;
         }
         let source = self
-            .conns
-            .get(key)
+            .conn(slot)
             .and_then(|c| c.service)
             .map(str::to_ascii_uppercase)
             .unwrap_or_default();
         for (name, addl) in std::mem::take(&mut self.app_weirds) {
-            self.conn_weird(key, ts_ns, name, addl, &source, sink);
+            self.conn_weird(slot, ts_ns, name, addl, &source, sink);
         }
     }
 
     /// Logs a weird for a connection, once per name per connection.
     fn conn_weird(
         &mut self,
-        key: &ConnKey,
+        slot: Slot,
         ts_ns: i64,
         name: &'static str,
         addl: String,
@@ -806,7 +667,7 @@ impl FlowTable {
         if !self.opts.write_weird {
             return;
         }
-        let Some(conn) = self.conns.get_mut(key) else {
+        let Some(conn) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
         if conn.weirds_logged.contains(&name) {
@@ -819,12 +680,11 @@ impl FlowTable {
 
     fn finish_conn(&mut self, mut conn: Conn, sink: &mut dyn LogSink) {
         // Whatever is still buffered reaches the analyzer before it finishes.
-        if conn.proto == Proto::Tcp && !matches!(conn.app, AppState::Off) {
+        if conn.proto == Proto::Tcp && conn.app.wants_data() {
             let mut events = Vec::new();
-            let buffer = !matches!(conn.app, AppState::Off);
-            conn.orig.tcp.stream.flush(buffer, &mut events);
+            conn.orig.tcp.stream.flush(true, &mut events);
             let split = events.len();
-            conn.resp.tcp.stream.flush(buffer, &mut events);
+            conn.resp.tcp.stream.flush(true, &mut events);
             if let AppState::Active(a) = &mut conn.app {
                 let mut out = AppOutput {
                     logs: &mut *sink,
@@ -876,14 +736,26 @@ impl FlowTable {
         }
         self.app_weirds.clear();
         self.connections += 1;
-        *self
-            .services
-            .entry(conn.service.unwrap_or("-").to_owned())
-            .or_insert(0) += 1;
+        let service = conn.service.unwrap_or("-");
+        match self.services.get_mut(service) {
+            Some(count) => *count += 1,
+            None => {
+                self.services.insert(service.to_owned(), 1);
+            }
+        }
         if self.opts.write_conn {
-            conn_summary(&conn).write(sink);
+            conn.summary().write(sink);
         }
     }
+}
+
+/// Detection gives up on a connection after enough chunks or bytes without a match.
+fn gives_up(d: &Detection) -> bool {
+    d.chunks >= DETECT_MAX_CHUNKS
+        || d.seen_bytes >= 2 * DETECT_MAX_BYTES_PER_SIDE
+        || d.prefix
+            .iter()
+            .any(|p| p.len() >= DETECT_MAX_BYTES_PER_SIDE)
 }
 
 /// A pure SYN on an existing connection starts a new one if either side already closed or
@@ -903,179 +775,6 @@ fn is_tcp_reuse(conn: &Conn, seq: u32) -> bool {
     let reversed =
         orig.state == EndpointState::SynAckSent && conn.resp.tcp.state == EndpointState::Inactive;
     !reversed
-}
-
-/// The TCP per-packet rules: history letters, endpoint state machine, sequence accounting
-/// and stream reassembly. Stream events of the sender are pushed to `events` first; events
-/// of the peer (gaps found through the sender's acks) start at `*peer_events_start`.
-fn tcp_update(
-    conn: &mut Conn,
-    is_orig: bool,
-    seg: &decode::TcpSegment<'_>,
-    ts_ns: i64,
-    events: &mut Vec<StreamEvent>,
-    peer_events_start: &mut usize,
-) {
-    let flags = seg.flags;
-    let (syn, fin, rst, ack) = (
-        flags & SYN != 0,
-        flags & FIN != 0,
-        flags & RST != 0,
-        flags & ACK != 0,
-    );
-    let wants_data = !matches!(conn.app, AppState::Off);
-    {
-        let (me, _) = conn.sides(is_orig);
-        if !me.tcp.initialized {
-            me.tcp.init(seg.seq, syn);
-        }
-    }
-    let rel = conn.sides(is_orig).0.tcp.rel(seg.seq);
-    let len = u64::from(seg.payload_len);
-
-    // History.
-    let bits = u8::from(syn) + u8::from(fin) + u8::from(rst);
-    if bits > 1 {
-        if fin && rst {
-            conn.check_history(is_orig, Once::FinRst, b'I');
-        } else {
-            conn.check_history(is_orig, Once::MultiFlag, b'Q');
-        }
-    } else if bits == 1 {
-        if syn {
-            let code = if ack { b'H' } else { b'S' };
-            let last = conn.sides(is_orig).0.tcp.hist_last_syn;
-            if conn.check_history(is_orig, Once::Syn, code) && last != Some(rel) {
-                conn.add_history(is_orig, code);
-            }
-            conn.sides(is_orig).0.tcp.hist_last_syn = Some(rel);
-        }
-        if fin {
-            let at = rel + len;
-            let last = conn.sides(is_orig).0.tcp.hist_last_fin;
-            if conn.check_history(is_orig, Once::Fin, b'F') && last != Some(at) {
-                conn.add_history(is_orig, b'F');
-            }
-            conn.sides(is_orig).0.tcp.hist_last_fin = Some(at);
-        }
-        if rst {
-            let last = conn.sides(is_orig).0.tcp.hist_last_rst;
-            if conn.check_history(is_orig, Once::Rst, b'R') && last != Some(rel) {
-                conn.add_history(is_orig, b'R');
-            }
-            conn.sides(is_orig).0.tcp.hist_last_rst = Some(rel);
-        }
-    } else if len > 0 {
-        conn.check_history(is_orig, Once::Data, b'D');
-    } else if ack {
-        conn.check_history(is_orig, Once::Ack, b'A');
-    }
-    if seg.window == 0 && !syn && !rst {
-        conn.scaled_history(is_orig, b'W', |s| {
-            (&mut s.zero_windows, &mut s.zero_window_threshold)
-        });
-    }
-
-    // Endpoint state machine.
-    let reversal = {
-        let (me, peer) = conn.sides(is_orig);
-        let mut reversal = false;
-        if syn && !ack && me.tcp.state == EndpointState::Inactive {
-            if !is_orig && peer.tcp.state == EndpointState::SynAckSent {
-                // The SYN/SYN-ACK pair arrived reversed: establish and flip below.
-                me.tcp.set_state(EndpointState::Established);
-                peer.tcp.set_state(EndpointState::Established);
-                reversal = true;
-            } else {
-                me.tcp.set_state(EndpointState::SynSent);
-            }
-        } else if syn
-            && ack
-            && matches!(
-                me.tcp.state,
-                EndpointState::Inactive | EndpointState::SynSent | EndpointState::Partial
-            )
-        {
-            if matches!(
-                peer.tcp.state,
-                EndpointState::SynSent | EndpointState::Established
-            ) {
-                me.tcp.set_state(EndpointState::Established);
-                peer.tcp.set_state(EndpointState::Established);
-            } else if me.tcp.state == EndpointState::Inactive {
-                me.tcp.set_state(EndpointState::SynAckSent);
-            }
-        }
-        if !syn && !fin && !rst && me.tcp.state == EndpointState::Inactive {
-            // An ACK or data answering a SYN-ACK whose SYN was missed establishes both
-            // sides; anything else without a SYN is mid-stream traffic.
-            if peer.tcp.state == EndpointState::SynAckSent {
-                me.tcp.set_state(EndpointState::Established);
-                peer.tcp.set_state(EndpointState::Established);
-            } else {
-                me.tcp.set_state(EndpointState::Partial);
-            }
-        }
-        if fin && !rst {
-            me.tcp.fin_count += 1;
-            if me.tcp.fin_rel.is_none() {
-                me.tcp.fin_rel = Some(rel + u64::from(syn) + len);
-            }
-            if me.tcp.state != EndpointState::Reset {
-                if me.tcp.state == EndpointState::Inactive {
-                    me.tcp.set_state(EndpointState::Partial);
-                }
-                me.tcp.set_state(EndpointState::Closed);
-            }
-            me.tcp.did_close = true;
-        }
-        if rst {
-            if me.tcp.state == EndpointState::Inactive {
-                me.tcp.set_state(EndpointState::Partial);
-            }
-            me.tcp.set_state(EndpointState::Reset);
-            // A reset closes this side too: later packets no longer extend `duration`.
-            me.tcp.did_close = true;
-        }
-
-        // Sequence accounting.
-        let seq_len = len + u64::from(syn) + u64::from(fin);
-        let retransmission = len > 0 && !syn && rel < me.tcp.last_rel;
-        let end = rel + seq_len;
-        if end > me.tcp.last_rel {
-            me.tcp.last_rel = end;
-        }
-        me.tcp.advance_base(seg.seq);
-        let data_rel = rel + u64::from(syn);
-        if !seg.payload.is_empty() {
-            me.tcp.stream.add(data_rel, seg.payload, wants_data, events);
-        }
-        *peer_events_start = events.len();
-        if ack && !rst && peer.tcp.initialized {
-            let acked = peer.tcp.rel(seg.ack);
-            if acked > peer.tcp.ack_rel {
-                peer.tcp.ack_rel = acked;
-            }
-            let data_end = peer.tcp.fin_rel.map_or(acked, |f| acked.min(f));
-            peer.tcp.stream.acked(data_end, wants_data, events);
-        }
-        if retransmission {
-            conn.scaled_history(is_orig, b'T', |s| {
-                (&mut s.retransmissions, &mut s.retransmission_threshold)
-            });
-        }
-        reversal
-    };
-    if reversal {
-        conn.flip();
-    }
-
-    // Removal timers: a reset or a full close ends the connection after a short linger.
-    let (o, r) = (conn.orig.tcp.state, conn.resp.tcp.state);
-    let closed = |s: EndpointState| matches!(s, EndpointState::Closed | EndpointState::Reset);
-    if conn.remove_at_ns.is_none() && (rst || (closed(o) && closed(r))) {
-        conn.remove_at_ns = Some(ts_ns.saturating_add(TCP_CLOSE_DELAY_NS));
-    }
 }
 
 /// ICMP "ports": the type, and the counterpart type of request/response pairs or the code
@@ -1113,63 +812,4 @@ fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
         }
     };
     (u16::from(icmp_type), u16::from(counterpart.unwrap_or(code)))
-}
-
-/// What conn.log says about a connection that ended.
-fn conn_summary(conn: &Conn) -> ConnSummary<'_> {
-    let duration_ns = conn.last_ns.saturating_sub(conn.start_ns);
-    let (orig_size, resp_size, state) = match conn.proto {
-        Proto::Tcp => {
-            let o = conn.orig.tcp.size(conn.resp.tcp.state);
-            let r = conn.resp.tcp.size(conn.orig.tcp.state);
-            (
-                o,
-                r,
-                tcp_conn_state(
-                    conn.orig.tcp.state,
-                    conn.resp.tcp.state,
-                    o,
-                    r,
-                    &conn.history,
-                ),
-            )
-        }
-        Proto::Udp => (
-            conn.orig.payload_bytes,
-            conn.resp.payload_bytes,
-            udp_conn_state(conn.orig.pkts > 0, conn.resp.pkts > 0),
-        ),
-        Proto::Icmp => (conn.orig.payload_bytes, conn.resp.payload_bytes, "OTH"),
-    };
-    ConnSummary {
-        ts: secs(conn.start_ns),
-        uid: &conn.info.uid,
-        orig_h: conn.info.orig_h,
-        orig_p: conn.info.orig_p,
-        resp_h: conn.info.resp_h,
-        resp_p: conn.info.resp_p,
-        proto: match conn.proto {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Icmp => "icmp",
-        },
-        service: conn.service,
-        duration: (duration_ns > 0).then(|| ConnDuration {
-            seconds: duration_ns as f64 / 1e9,
-            orig_bytes: orig_size,
-            resp_bytes: resp_size,
-        }),
-        conn_state: state,
-        missed_bytes: conn.missed_bytes,
-        history: &conn.history,
-        orig_pkts: conn.orig.pkts,
-        orig_ip_bytes: conn.orig.ip_bytes,
-        resp_pkts: conn.resp.pkts,
-        resp_ip_bytes: conn.resp.ip_bytes,
-        ip_proto: conn.ip_proto,
-    }
-}
-
-fn secs(ts_ns: i64) -> f64 {
-    ts_ns as f64 / 1e9
 }

@@ -1,0 +1,381 @@
+//! One connection of the flow table: its key, both sides' counters, history, application
+//! state and timers, and what conn.log says about it when it ends.
+
+use std::net::IpAddr;
+
+use super::history::{History, Scaled};
+use super::tcp::{Endpoint, EndpointState};
+use crate::analyzer::app::{AppAnalyzer, ConnInfo};
+use crate::analyzer::conn_log::{tcp_conn_state, udp_conn_state, ConnDuration, ConnSummary};
+use crate::analyzer::weird::WeirdConn;
+
+pub const NS: i64 = 1_000_000_000;
+const TCP_INACTIVITY_NS: i64 = 300 * NS;
+/// Interactive/long-lived services get an hour (Zeek's `Conn::port_inactivity_timeouts`).
+const LONG_INACTIVITY_NS: i64 = 3600 * NS;
+const UDP_INACTIVITY_NS: i64 = 60 * NS;
+const ICMP_INACTIVITY_NS: i64 = 60 * NS;
+/// `tcp_attempt_delay`: a SYN unanswered this long ends the connection attempt.
+pub const TCP_ATTEMPT_DELAY_NS: i64 = 5 * NS;
+/// `tcp_close_delay` / `tcp_reset_delay`: how long a closed or reset connection lingers.
+pub const TCP_CLOSE_DELAY_NS: i64 = 5 * NS;
+
+/// Transport of a connection as Zeek logs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+/// Direction-agnostic connection key: the lower (addr, port) endpoint first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnKey {
+    a: IpAddr,
+    b: IpAddr,
+    a_port: u16,
+    b_port: u16,
+    ip_proto: u8,
+}
+
+impl ConnKey {
+    pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, ip_proto: u8) -> Self {
+        if (src, sport) <= (dst, dport) {
+            ConnKey {
+                a: src,
+                b: dst,
+                a_port: sport,
+                b_port: dport,
+                ip_proto,
+            }
+        } else {
+            ConnKey {
+                a: dst,
+                b: src,
+                a_port: dport,
+                b_port: sport,
+                ip_proto,
+            }
+        }
+    }
+}
+
+/// Per-direction counters.
+#[derive(Debug, Default)]
+pub struct Side {
+    pub pkts: u64,
+    pub ip_bytes: u64,
+    /// Payload bytes for UDP/ICMP (TCP uses sequence numbers instead).
+    pub payload_bytes: u64,
+    pub tcp: Endpoint,
+    /// History letters on a logarithmic scale: `C`, `T`, `W`, `G`.
+    pub checksum_errors: Scaled,
+    pub retransmissions: Scaled,
+    pub zero_windows: Scaled,
+    pub gaps: Scaled,
+}
+
+/// Which application analyzer serves the connection.
+pub enum AppState {
+    /// No payload seen yet (nothing held, nothing allocated).
+    Undetected,
+    /// Payload seen, no analyzer has claimed it yet.
+    Detecting(Box<Detection>),
+    Active(Box<dyn AppAnalyzer>),
+    Off,
+}
+
+impl AppState {
+    /// Whether anything still wants this connection's payload.
+    pub fn wants_data(&self) -> bool {
+        !matches!(self, AppState::Off)
+    }
+}
+
+/// Payload seen while no analyzer has claimed the connection; replayed to the analyzer
+/// that finally does.
+#[derive(Default)]
+pub struct Detection {
+    pub seen: Vec<(bool, f64, Vec<u8>)>,
+    /// The in-order prefix of each side's TCP stream (orig, resp).
+    pub prefix: [Vec<u8>; 2],
+    pub chunks: u32,
+    /// Bytes held in `seen`; capped so undetected connections stay small.
+    pub seen_bytes: usize,
+}
+
+pub struct Conn {
+    /// The table's key of this connection (it does not change on a flip).
+    pub key: ConnKey,
+    pub info: ConnInfo,
+    pub proto: Proto,
+    pub ip_proto: u8,
+    /// Creation order; unique within a run.
+    pub serial: u64,
+    pub start_ns: i64,
+    /// Time of the last packet that counts for `duration`.
+    pub last_ns: i64,
+    /// Time of the last packet at all (inactivity).
+    pub last_activity_ns: i64,
+    pub orig: Side,
+    pub resp: Side,
+    pub history: History,
+    pub missed_bytes: u64,
+    pub service: Option<&'static str>,
+    pub app: AppState,
+    pub first_message_checked: bool,
+    pub weirds_logged: Vec<&'static str>,
+    pub attempt_deadline_ns: Option<i64>,
+    pub remove_at_ns: Option<i64>,
+    /// The deadline the expiry queue holds for this connection (see `expiry`).
+    pub scheduled_ns: i64,
+}
+
+impl Conn {
+    pub fn new(
+        key: ConnKey,
+        info: ConnInfo,
+        proto: Proto,
+        ip_proto: u8,
+        serial: u64,
+        ts_ns: i64,
+    ) -> Conn {
+        Conn {
+            key,
+            info,
+            proto,
+            ip_proto,
+            serial,
+            start_ns: ts_ns,
+            last_ns: ts_ns,
+            last_activity_ns: ts_ns,
+            orig: Side::default(),
+            resp: Side::default(),
+            history: History::default(),
+            missed_bytes: 0,
+            service: None,
+            app: if proto == Proto::Icmp {
+                AppState::Off
+            } else {
+                AppState::Undetected
+            },
+            first_message_checked: false,
+            weirds_logged: Vec::new(),
+            attempt_deadline_ns: None,
+            remove_at_ns: None,
+            scheduled_ns: i64::MAX,
+        }
+    }
+
+    pub fn is_orig(&self, src: IpAddr, sport: u16) -> bool {
+        if self.info.orig_h != self.info.resp_h {
+            src == self.info.orig_h
+        } else {
+            sport == self.info.orig_p
+        }
+    }
+
+    /// (the sender's side, the peer's side).
+    pub fn sides(&mut self, is_orig: bool) -> (&mut Side, &mut Side) {
+        if is_orig {
+            (&mut self.orig, &mut self.resp)
+        } else {
+            (&mut self.resp, &mut self.orig)
+        }
+    }
+
+    pub fn side(&mut self, is_orig: bool) -> &mut Side {
+        self.sides(is_orig).0
+    }
+
+    /// Counts an occurrence of a scaled letter (`C`, `T`, `W`, `G`) of one side and adds the
+    /// letter at the 1st, 10th, 100th, ... occurrence.
+    pub fn scaled_history(
+        &mut self,
+        is_orig: bool,
+        letter: u8,
+        pick: fn(&mut Side) -> &mut Scaled,
+    ) {
+        if pick(self.side(is_orig)).hit() {
+            self.history.push(is_orig, letter);
+        }
+    }
+
+    /// Swaps originator and responder (Zeek's `FlipRoles`).
+    pub fn flip(&mut self) {
+        std::mem::swap(&mut self.orig, &mut self.resp);
+        std::mem::swap(&mut self.info.orig_h, &mut self.info.resp_h);
+        std::mem::swap(&mut self.info.orig_p, &mut self.info.resp_p);
+        self.history.flip();
+    }
+
+    fn inactivity_timeout_ns(&self) -> i64 {
+        match self.proto {
+            Proto::Tcp
+                if matches!(self.info.resp_p, 21 | 22 | 23 | 513)
+                    || matches!(self.service, Some("ssh" | "ftp")) =>
+            {
+                LONG_INACTIVITY_NS
+            }
+            Proto::Tcp => TCP_INACTIVITY_NS,
+            Proto::Udp => UDP_INACTIVITY_NS,
+            Proto::Icmp => ICMP_INACTIVITY_NS,
+        }
+    }
+
+    /// Whether the connection-attempt timer applies: the originator sent a SYN (or SYN-ACK)
+    /// and the responder nothing.
+    fn attempt_pending(&self) -> bool {
+        matches!(
+            self.orig.tcp.state,
+            EndpointState::SynSent | EndpointState::SynAckSent
+        ) && self.resp.tcp.state == EndpointState::Inactive
+    }
+
+    /// The earliest capture time at which one of the connection's timers fires, given its
+    /// state now: `expired(t)` holds exactly for `t >= deadline_ns()`.
+    pub fn deadline_ns(&self) -> i64 {
+        let mut at = self
+            .last_activity_ns
+            .saturating_add(self.inactivity_timeout_ns());
+        if let Some(remove_at) = self.remove_at_ns {
+            at = at.min(remove_at);
+        }
+        if let Some(deadline) = self.attempt_deadline_ns {
+            if self.attempt_pending() {
+                at = at.min(deadline);
+            }
+        }
+        at
+    }
+
+    /// Whether a timer of this connection has fired by `now_ns`.
+    pub fn expired(&self, now_ns: i64) -> bool {
+        now_ns >= self.deadline_ns()
+    }
+
+    pub fn weird_conn(&self) -> WeirdConn<'_> {
+        WeirdConn {
+            uid: &self.info.uid,
+            orig_h: self.info.orig_h,
+            orig_p: self.info.orig_p,
+            resp_h: self.info.resp_h,
+            resp_p: self.info.resp_p,
+        }
+    }
+
+    /// What conn.log says about the connection.
+    pub fn summary(&self) -> ConnSummary<'_> {
+        let duration_ns = self.last_ns.saturating_sub(self.start_ns);
+        let (orig_size, resp_size, state) = match self.proto {
+            Proto::Tcp => {
+                let o = self.orig.tcp.size(self.resp.tcp.state);
+                let r = self.resp.tcp.size(self.orig.tcp.state);
+                let state = tcp_conn_state(
+                    self.orig.tcp.state,
+                    self.resp.tcp.state,
+                    o,
+                    r,
+                    self.history.as_str(),
+                );
+                (o, r, state)
+            }
+            Proto::Udp => (
+                self.orig.payload_bytes,
+                self.resp.payload_bytes,
+                udp_conn_state(self.orig.pkts > 0, self.resp.pkts > 0),
+            ),
+            Proto::Icmp => (self.orig.payload_bytes, self.resp.payload_bytes, "OTH"),
+        };
+        ConnSummary {
+            ts: secs(self.start_ns),
+            uid: &self.info.uid,
+            orig_h: self.info.orig_h,
+            orig_p: self.info.orig_p,
+            resp_h: self.info.resp_h,
+            resp_p: self.info.resp_p,
+            proto: match self.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+                Proto::Icmp => "icmp",
+            },
+            service: self.service,
+            duration: (duration_ns > 0).then(|| ConnDuration {
+                seconds: duration_ns as f64 / 1e9,
+                orig_bytes: orig_size,
+                resp_bytes: resp_size,
+            }),
+            conn_state: state,
+            missed_bytes: self.missed_bytes,
+            history: self.history.as_str(),
+            orig_pkts: self.orig.pkts,
+            orig_ip_bytes: self.orig.ip_bytes,
+            resp_pkts: self.resp.pkts,
+            resp_ip_bytes: self.resp.ip_bytes,
+            ip_proto: self.ip_proto,
+        }
+    }
+}
+
+/// Nanoseconds to the seconds the logs and analyzers use.
+pub fn secs(ts_ns: i64) -> f64 {
+    ts_ns as f64 / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzer::app::Transport;
+    use crate::analyzer::uid::Uid;
+
+    fn conn(proto: Proto, resp_p: u16) -> Conn {
+        let info = ConnInfo {
+            uid: Uid::from_static("Ctest"),
+            orig_h: IpAddr::from([10, 0, 0, 1]),
+            orig_p: 40000,
+            resp_h: IpAddr::from([10, 0, 0, 2]),
+            resp_p,
+            transport: if proto == Proto::Tcp {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+        };
+        let key = ConnKey::new(info.orig_h, info.orig_p, info.resp_h, info.resp_p, 6);
+        Conn::new(key, info, proto, 6, 1, 100 * NS)
+    }
+
+    #[test]
+    fn deadline_is_exactly_when_expired_turns_true() {
+        let mut c = conn(Proto::Tcp, 80);
+        assert_eq!(c.deadline_ns(), 400 * NS);
+        assert!(!c.expired(400 * NS - 1) && c.expired(400 * NS));
+        // An unanswered SYN: the attempt timer comes first while the responder is silent.
+        c.orig.tcp.set_state(EndpointState::SynSent);
+        c.attempt_deadline_ns = Some(105 * NS);
+        assert_eq!(c.deadline_ns(), 105 * NS);
+        c.resp.tcp.set_state(EndpointState::Established);
+        assert_eq!(c.deadline_ns(), 400 * NS);
+        c.remove_at_ns = Some(110 * NS);
+        assert_eq!(c.deadline_ns(), 110 * NS);
+    }
+
+    #[test]
+    fn inactivity_depends_on_port_service_and_transport() {
+        assert_eq!(conn(Proto::Tcp, 22).deadline_ns(), 3700 * NS);
+        let mut ftp = conn(Proto::Tcp, 2121);
+        ftp.service = Some("ftp");
+        assert_eq!(ftp.deadline_ns(), 3700 * NS);
+        assert_eq!(conn(Proto::Udp, 53).deadline_ns(), 160 * NS);
+        assert_eq!(conn(Proto::Icmp, 0).deadline_ns(), 160 * NS);
+    }
+
+    #[test]
+    fn flip_swaps_sides_and_endpoints() {
+        let mut c = conn(Proto::Udp, 53);
+        c.orig.pkts = 3;
+        c.flip();
+        assert_eq!((c.resp.pkts, c.info.orig_p, c.info.resp_p), (3, 53, 40000));
+        assert_eq!(c.history.as_str(), "^");
+    }
+}
