@@ -1,6 +1,9 @@
 //! A small FxHash-style hasher for the flow and fragment tables: keys are short, trusted to be
 //! spread well enough by the multiply-rotate mix, and hashing them is on the per-packet path,
 //! where std's SipHash would cost more than the rest of the lookup.
+//!
+//! Keys are also chosen by whoever made the capture; a table that degrades on crafted keys
+//! costs time, not correctness, and the flow table's memory is bounded by its timers.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -51,9 +54,13 @@ impl Hasher for FxHasher {
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64);
     }
+    /// The multiply leaves the low bits depending only on the low bits of the input, and
+    /// hash tables pick buckets by the low bits: the rotation brings the well-mixed high bits
+    /// down (keys such as IPv4 addresses of one subnet differ only in their high bytes once
+    /// read as little-endian words, and would otherwise pile up in a few buckets).
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        self.hash.rotate_left(26)
     }
 }
 

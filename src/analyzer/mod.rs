@@ -330,8 +330,8 @@ fn run(
         ));
     }
     summary.bytes = merged.position() as u64;
-    summary.connections = table.connections;
-    summary.services = std::mem::take(&mut table.services);
+    summary.connections = table.connections();
+    summary.services = table.take_services();
     progress(summary.bytes, total);
     Ok(summary)
 }

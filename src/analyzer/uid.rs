@@ -21,15 +21,34 @@ impl Uid {
     /// The uid of a 96-bit value (`value < 2^96`; higher bits are ignored).
     pub fn from_bits(value: u128) -> Uid {
         const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut value = value & ((1u128 << 96) - 1);
+        // 62^10 fits a u64: the 96-bit value is split into base-62^10 limbs so that the digit
+        // loop runs on u64 arithmetic (u128 division is a slow library call).
+        const LIMB: u128 = 839_299_365_868_340_224; // 62^10
+        let value = value & ((1u128 << 96) - 1);
+        let limbs = [
+            (value % LIMB) as u64,
+            (value / LIMB % LIMB) as u64,
+            (value / LIMB / LIMB) as u64,
+        ];
         let mut bytes = [0u8; MAX_LEN];
         bytes[0] = b'C';
         let mut len = 1;
-        // Least significant digit first, as Zeek's uids have always been read here.
-        while value > 0 {
-            bytes[len] = DIGITS[(value % 62) as usize];
-            value /= 62;
-            len += 1;
+        // Least significant digit first. Every limb but the most significant non-zero one
+        // is written with all its 10 digits (its zeros are inner digits of the number).
+        let top = limbs.iter().rposition(|&l| l != 0);
+        for (i, &limb) in limbs.iter().enumerate() {
+            let Some(top) = top else { break };
+            if i > top {
+                break;
+            }
+            let mut l = limb;
+            let mut digits = 0;
+            while (i < top && digits < 10) || (i == top && l > 0) {
+                bytes[len] = DIGITS[(l % 62) as usize];
+                l /= 62;
+                len += 1;
+                digits += 1;
+            }
         }
         Uid {
             bytes,
@@ -124,5 +143,30 @@ mod tests {
         assert_eq!(Uid::from_bits(61).as_str(), "Cz");
         assert_eq!(Uid::from_bits(62).as_str(), "C01");
         assert_eq!(Uid::from_bits(u128::MAX).len(), MAX_LEN);
+        // The limb split gives the digits plain base-62 division gives.
+        let mut state = 7u64;
+        for _ in 0..10_000 {
+            let v = (u128::from(splitmix64(&mut state)) << 64 | u128::from(splitmix64(&mut state)))
+                >> (splitmix64(&mut state) % 100);
+            assert_eq!(
+                Uid::from_bits(v).as_str(),
+                slow_uid(v & ((1u128 << 96) - 1)),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            Uid::from_bits(839_299_365_868_340_224).as_str(),
+            slow_uid(839_299_365_868_340_224)
+        );
+    }
+
+    fn slow_uid(mut value: u128) -> String {
+        const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut s = String::from("C");
+        while value > 0 {
+            s.push(char::from(DIGITS[(value % 62) as usize]));
+            value /= 62;
+        }
+        s
     }
 }

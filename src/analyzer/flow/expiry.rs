@@ -1,15 +1,20 @@
-//! When connections are due: a min-heap of (deadline, connection) so that a sweep looks only
-//! at connections whose deadline has passed instead of the whole table.
+//! When connections are due: deadlines kept in buckets of one second of capture time, so a
+//! sweep looks only at connections whose deadline has passed instead of the whole table, and
+//! scheduling one costs a search among a few hundred buckets rather than a heap of every
+//! connection.
 //!
 //! Entries are lazy. A connection's deadline (the earliest capture time at which one of its
-//! timers fires, see `Conn::deadline_ns`) is pushed when it is created and whenever a
+//! timers fires, see `Conn::deadline_ns`) is scheduled when it is created and whenever a
 //! packet brings it *earlier* than the one scheduled; a deadline that moves later (the usual
 //! case: more activity) costs nothing until the old entry comes up, when the sweep finds the
-//! connection not yet expired and pushes its current deadline instead. Entries of connections
-//! that are gone, or that were superseded by an earlier push, are dropped when they come up.
+//! connection not yet expired and schedules its current deadline instead. Entries of
+//! connections that are gone, or that were superseded by an earlier one, are dropped when
+//! they come up.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
+
+/// Width of a bucket.
+const GRAIN_NS: i64 = 1_000_000_000;
 
 /// One scheduled check: the connection in table slot `slot` with serial `serial` may be
 /// due at `at_ns`.
@@ -22,24 +27,56 @@ pub struct Due {
 
 #[derive(Debug, Default)]
 pub struct ExpiryQueue {
-    heap: BinaryHeap<Reverse<Due>>,
+    /// Bucket number (`at_ns / GRAIN_NS`, rounded down) → entries due within it.
+    buckets: BTreeMap<i64, Vec<Due>>,
+    /// Emptied bucket vectors, reused so scheduling does not allocate.
+    spare: Vec<Vec<Due>>,
 }
 
 impl ExpiryQueue {
     pub fn schedule(&mut self, due: Due) {
-        self.heap.push(Reverse(due));
+        let bucket = due.at_ns.div_euclid(GRAIN_NS);
+        let spare = &mut self.spare;
+        self.buckets
+            .entry(bucket)
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push(due);
     }
 
-    /// The next entry due at or before `now_ns`, earliest first.
-    pub fn pop_due(&mut self, now_ns: i64) -> Option<Due> {
-        match self.heap.peek() {
-            Some(Reverse(due)) if due.at_ns <= now_ns => self.heap.pop().map(|Reverse(d)| d),
-            _ => None,
+    /// Moves every entry due at or before `now_ns` to `out` (in no particular order).
+    pub fn drain_due(&mut self, now_ns: i64, out: &mut Vec<Due>) {
+        let now_bucket = now_ns.div_euclid(GRAIN_NS);
+        while let Some(mut entry) = self.buckets.first_entry() {
+            let bucket = *entry.key();
+            if bucket > now_bucket {
+                break;
+            }
+            if bucket < now_bucket {
+                let mut whole = entry.remove();
+                out.append(&mut whole);
+                self.spare.push(whole);
+                continue;
+            }
+            // The bucket `now_ns` falls in: take what is due, keep the rest.
+            let list = entry.get_mut();
+            let mut i = 0;
+            while i < list.len() {
+                if list[i].at_ns <= now_ns {
+                    out.push(list.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            if list.is_empty() {
+                self.spare.push(entry.remove());
+            }
+            break;
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.heap.len()
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets.values().map(Vec::len).sum()
     }
 }
 
@@ -47,23 +84,41 @@ impl ExpiryQueue {
 mod tests {
     use super::*;
 
+    fn due(at_ns: i64, serial: u64) -> Due {
+        Due {
+            at_ns,
+            serial,
+            slot: serial as u32,
+        }
+    }
+
     #[test]
-    fn pops_only_what_is_due_in_order() {
+    fn drains_exactly_what_is_due() {
         let mut q = ExpiryQueue::default();
-        for (at_ns, serial) in [(30, 1), (10, 2), (20, 3), (10, 4)] {
-            q.schedule(Due {
-                at_ns,
-                serial,
-                slot: serial as u32,
-            });
+        let s = GRAIN_NS;
+        for (at_ns, serial) in [
+            (3 * s, 1),
+            (s, 2),
+            (2 * s + 5, 3),
+            (s, 4),
+            (2 * s + 9, 5),
+            (-s, 6),
+        ] {
+            q.schedule(due(at_ns, serial));
         }
         let mut got = Vec::new();
-        while let Some(d) = q.pop_due(20) {
-            got.push((d.at_ns, d.serial));
-        }
-        assert_eq!(got, vec![(10, 2), (10, 4), (20, 3)]);
-        assert_eq!(q.len(), 1);
-        assert!(q.pop_due(29).is_none());
-        assert_eq!(q.pop_due(30).map(|d| d.serial), Some(1));
+        q.drain_due(2 * s + 5, &mut got);
+        let mut serials: Vec<u64> = got.iter().map(|d| d.serial).collect();
+        serials.sort_unstable();
+        assert_eq!(serials, vec![2, 3, 4, 6]);
+        assert_eq!(q.len(), 2);
+        got.clear();
+        q.drain_due(2 * s + 8, &mut got);
+        assert!(got.is_empty());
+        q.drain_due(10 * s, &mut got);
+        let mut serials: Vec<u64> = got.iter().map(|d| d.serial).collect();
+        serials.sort_unstable();
+        assert_eq!(serials, vec![1, 5]);
+        assert_eq!(q.len(), 0);
     }
 }

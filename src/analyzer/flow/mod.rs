@@ -18,6 +18,7 @@ mod conn;
 pub mod direction;
 mod expiry;
 mod history;
+mod slab;
 pub mod tcp;
 mod tcp_rules;
 
@@ -34,6 +35,7 @@ use conn::{secs, AppState, Conn, ConnKey, Detection, Proto, TCP_ATTEMPT_DELAY_NS
 use direction::{flip_at_creation, ntp_mode_says_flip};
 use expiry::{Due, ExpiryQueue};
 use history::Once;
+use slab::{Slab, Slot};
 use tcp::{EndpointState, StreamEvent};
 use tcp_rules::Segment;
 
@@ -52,28 +54,20 @@ pub struct TableOptions {
     pub write_weird: bool,
 }
 
-/// Index of a connection in the slab.
-type Slot = u32;
-
 /// The connection table of one analysis run.
 pub struct FlowTable {
     index: HashMap<ConnKey, Slot, FxBuildHasher>,
-    /// Live connections; `None` marks a free slot (listed in `free`).
-    slots: Vec<Option<Conn>>,
-    free: Vec<Slot>,
+    /// Live connections.
+    slots: Slab<Conn>,
     expiry: ExpiryQueue,
-    opts: TableOptions,
+    ends: Ends,
     uids: UidGenerator,
     serial: u64,
-    pub weirds: WeirdLog,
     next_sweep_ns: Option<i64>,
-    /// Connections logged so far.
-    pub connections: u64,
-    /// Connections per service ("-" for none).
-    pub services: BTreeMap<String, u64>,
     events: Vec<StreamEvent>,
-    app_weirds: Vec<(&'static str, String)>,
-    /// Connections removed by one sweep, reused between sweeps.
+    /// Expiry entries that came up in one sweep, and the connections it removes (by serial);
+    /// reused between sweeps.
+    entries: Vec<Due>,
     due: Vec<(u64, Slot)>,
 }
 
@@ -81,25 +75,37 @@ impl FlowTable {
     pub fn new(opts: TableOptions) -> Self {
         FlowTable {
             index: HashMap::default(),
-            slots: Vec::new(),
-            free: Vec::new(),
+            slots: Slab::default(),
             expiry: ExpiryQueue::default(),
-            opts,
+            ends: Ends {
+                opts,
+                weirds: WeirdLog::default(),
+                app_weirds: Vec::new(),
+                connections: 0,
+                services: BTreeMap::new(),
+            },
             uids: UidGenerator::default(),
             serial: 0,
-            weirds: WeirdLog::default(),
             next_sweep_ns: None,
-            connections: 0,
-            services: BTreeMap::new(),
             events: Vec::new(),
-            app_weirds: Vec::new(),
+            entries: Vec::new(),
             due: Vec::new(),
         }
     }
 
+    /// Connections logged so far.
+    pub fn connections(&self) -> u64 {
+        self.ends.connections
+    }
+
+    /// Connections logged per service ("-" for none), leaving the table's count empty.
+    pub fn take_services(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.ends.services)
+    }
+
     /// Live connections.
     pub fn live(&self) -> usize {
-        self.index.len()
+        self.slots.len()
     }
 
     /// Processes one (reassembled, if fragmented) IP packet.
@@ -126,8 +132,9 @@ impl FlowTable {
         name: &'static str,
         source: &str,
     ) {
-        if self.opts.write_weird {
-            self.weirds
+        if self.ends.opts.write_weird {
+            self.ends
+                .weirds
                 .unattached(sink, secs(ts_ns), flow, name, source);
         }
     }
@@ -137,30 +144,27 @@ impl FlowTable {
         let mut rest: Vec<(u64, Slot)> = self
             .slots
             .iter()
-            .enumerate()
-            .filter_map(|(slot, c)| c.as_ref().map(|c| (c.serial, slot as Slot)))
+            .map(|(slot, c)| (c.serial, slot))
             .collect();
         rest.sort_unstable();
         self.index.clear();
         for (_, slot) in rest {
-            if let Some(conn) = self.slots[slot as usize].take() {
-                self.finish_conn(conn, sink);
-            }
+            self.end_slot(slot, sink);
         }
         self.slots.clear();
-        self.free.clear();
     }
 
     fn conn(&mut self, slot: Slot) -> Option<&mut Conn> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        self.slots.get_mut(slot)
     }
 
-    /// Removes the connection in `slot` from the table and hands it back.
-    fn remove(&mut self, key: &ConnKey, slot: Slot) -> Option<Conn> {
-        let conn = self.slots.get_mut(slot as usize)?.take()?;
-        self.index.remove(key);
-        self.free.push(slot);
-        Some(conn)
+    /// Logs the connection in `slot` and drops it where it lies (connections are large; they
+    /// are not moved out to be logged). The caller has removed its key from the index.
+    fn end_slot(&mut self, slot: Slot, sink: &mut dyn LogSink) {
+        if let Some(conn) = self.slots.get_mut(slot) {
+            self.ends.end(conn, sink);
+        }
+        self.slots.discard(slot);
     }
 
     /// Pushes the connection's deadline to the expiry queue if it moved earlier than the one
@@ -189,13 +193,11 @@ impl FlowTable {
             return;
         }
         self.next_sweep_ns = Some(now_ns.saturating_add(SWEEP_INTERVAL_NS));
+        let mut entries = std::mem::take(&mut self.entries);
+        self.expiry.drain_due(now_ns, &mut entries);
         let mut due = std::mem::take(&mut self.due);
-        while let Some(entry) = self.expiry.pop_due(now_ns) {
-            let Some(conn) = self
-                .slots
-                .get_mut(entry.slot as usize)
-                .and_then(Option::as_mut)
-            else {
+        for entry in entries.drain(..) {
+            let Some(conn) = self.slots.get_mut(entry.slot) else {
                 continue;
             };
             // Gone (slot reused) or superseded by an earlier entry: nothing to do.
@@ -213,16 +215,14 @@ impl FlowTable {
         }
         due.sort_unstable();
         for &(_, slot) in &due {
-            let Some(conn) = self.slots[slot as usize].take() else {
-                continue;
-            };
-            let key = conn.key;
-            self.index.remove(&key);
-            self.free.push(slot);
-            self.finish_conn(conn, sink);
+            if let Some(conn) = self.slots.get(slot) {
+                self.index.remove(&conn.key);
+            }
+            self.end_slot(slot, sink);
         }
         due.clear();
         self.due = due;
+        self.entries = entries;
     }
 
     /// Finds the connection of `key`, first removing (and logging) it if one of its timers
@@ -235,11 +235,10 @@ impl FlowTable {
         sink: &mut dyn LogSink,
     ) -> Option<Slot> {
         let slot = *self.index.get(key)?;
-        let conn = self.slots[slot as usize].as_ref()?;
+        let conn = self.slots.get(slot)?;
         if reuse(conn) || conn.expired(now_ns) {
-            if let Some(conn) = self.remove(key, slot) {
-                self.finish_conn(conn, sink);
-            }
+            self.index.remove(key);
+            self.end_slot(slot, sink);
             return None;
         }
         Some(slot)
@@ -275,16 +274,7 @@ impl FlowTable {
         if flip {
             conn.flip();
         }
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot as usize] = Some(conn);
-                slot
-            }
-            None => {
-                self.slots.push(Some(conn));
-                (self.slots.len() - 1) as Slot
-            }
-        };
+        let slot = self.slots.insert(conn);
         self.index.insert(key, slot);
         slot
     }
@@ -329,8 +319,8 @@ impl FlowTable {
                 )
             }
         };
-        let check = !self.opts.ignore_checksums && ip.complete();
-        let conn = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
+        let check = !self.ends.opts.ignore_checksums && ip.complete();
+        let conn = self.slots.get_mut(slot)?;
         let mut is_orig = conn.is_orig(ip.src, seg.src_port);
         conn.last_activity_ns = ts_ns;
         if check && !decode::transport_checksum_ok(ip) {
@@ -407,14 +397,14 @@ impl FlowTable {
             };
             match ev {
                 StreamEvent::Gap(len) => {
-                    if let Some(conn) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
+                    if let Some(conn) = self.slots.get_mut(slot) {
                         conn.missed_bytes += len;
                         conn.scaled_history(side_is_orig, b'G', |s| &mut s.gaps);
                         match &mut conn.app {
                             AppState::Active(a) => {
                                 let mut out = AppOutput {
                                     logs: &mut *sink,
-                                    weirds: &mut self.app_weirds,
+                                    weirds: &mut self.ends.app_weirds,
                                 };
                                 a.gap(&conn.info, secs(ts_ns), side_is_orig, *len, &mut out);
                             }
@@ -469,8 +459,8 @@ impl FlowTable {
                 )
             }
         };
-        let check = !self.opts.ignore_checksums && ip.complete();
-        let conn = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
+        let check = !self.ends.opts.ignore_checksums && ip.complete();
+        let conn = self.slots.get_mut(slot)?;
         let mut is_orig = conn.is_orig(ip.src, dg.src_port);
         conn.last_activity_ns = ts_ns;
         if check && !decode::transport_checksum_ok(ip) {
@@ -528,8 +518,8 @@ impl FlowTable {
                 false,
             ),
         };
-        let check = !self.opts.ignore_checksums && ip.complete();
-        let conn = self.slots.get_mut(slot as usize).and_then(Option::as_mut)?;
+        let check = !self.ends.opts.ignore_checksums && ip.complete();
+        let conn = self.slots.get_mut(slot)?;
         let is_orig = conn.is_orig(ip.src, sport);
         conn.last_activity_ns = ts_ns;
         if check && !decode::transport_checksum_ok(ip) {
@@ -559,13 +549,13 @@ impl FlowTable {
         data: &[u8],
         sink: &mut dyn LogSink,
     ) {
-        let Some(conn) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+        let Some(conn) = self.slots.get_mut(slot) else {
             return;
         };
         let ts = secs(ts_ns);
         let mut out = AppOutput {
             logs: &mut *sink,
-            weirds: &mut self.app_weirds,
+            weirds: &mut self.ends.app_weirds,
         };
         match &mut conn.app {
             AppState::Off => return,
@@ -641,7 +631,7 @@ impl FlowTable {
     }
 
     fn flush_app_weirds(&mut self, slot: Slot, ts_ns: i64, sink: &mut dyn LogSink) {
-        if self.app_weirds.is_empty() {
+        if self.ends.app_weirds.is_empty() {
             return;
         }
         let source = self
@@ -649,7 +639,7 @@ impl FlowTable {
             .and_then(|c| c.service)
             .map(str::to_ascii_uppercase)
             .unwrap_or_default();
-        for (name, addl) in std::mem::take(&mut self.app_weirds) {
+        for (name, addl) in std::mem::take(&mut self.ends.app_weirds) {
             self.conn_weird(slot, ts_ns, name, addl, &source, sink);
         }
     }
@@ -664,21 +654,38 @@ impl FlowTable {
         source: &str,
         sink: &mut dyn LogSink,
     ) {
-        if !self.opts.write_weird {
+        if !self.ends.opts.write_weird {
             return;
         }
-        let Some(conn) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+        let Some(conn) = self.slots.get_mut(slot) else {
             return;
         };
         if conn.weirds_logged.contains(&name) {
             return;
         }
         conn.weirds_logged.push(name);
-        self.weirds
+        self.ends
+            .weirds
             .conn(sink, secs(ts_ns), &conn.weird_conn(), name, &addl, source);
     }
+}
 
-    fn finish_conn(&mut self, mut conn: Conn, sink: &mut dyn LogSink) {
+/// What the table keeps across connections to log them when they end.
+struct Ends {
+    opts: TableOptions,
+    weirds: WeirdLog,
+    /// Weirds an analyzer raised during one call, written by the table.
+    app_weirds: Vec<(&'static str, String)>,
+    /// Connections logged so far.
+    connections: u64,
+    /// Connections per service ("-" for none).
+    services: BTreeMap<String, u64>,
+}
+
+impl Ends {
+    /// Hands a connection's remaining payload to its analyzer, lets the analyzer finish, and
+    /// writes its weirds and its conn.log line.
+    fn end(&mut self, conn: &mut Conn, sink: &mut dyn LogSink) {
         // Whatever is still buffered reaches the analyzer before it finishes.
         if conn.proto == Proto::Tcp && conn.app.wants_data() {
             let mut events = Vec::new();
