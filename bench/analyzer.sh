@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Analyzer speed benchmark: pcapd's builtin analyzer against tshark on the same capture,
-# in the same run, on the same machine.
+# Analyzer speed benchmark: pcapd's builtin analyzer against tshark on the same captures, in
+# the same run, on the same machine, over several workloads:
 #
-#   bench/analyzer.sh            # 1 GiB capture, seed 1
-#   SIZE=4G SEED=7 bench/analyzer.sh
+#   mixed   gencap --kind mixed (HTTP/TLS-heavy office uplink, big transfers)     SIZE, default 1G
+#   dns     bench/smallflows.py dns: DNS over UDP, about one flow per query         2,000,000 packets
+#   scan    bench/smallflows.py scan: SYN scan, SYN/RST and unanswered SYNs          2,250,000 packets
+#   beacon  bench/smallflows.py beacon: many short TCP connections with tiny bodies 1,500,000 packets
 #
-# Steps: install tshark and GNU time if missing (apt-get, needs root), build release,
-# generate a realistic capture once (cached in bench/out/, which is gitignored), warm the page
-# cache, then time with /usr/bin/time -v:
-#   1. pcapd analyze --logs conn -o DIR FILE     (conn.log only)
-#   2. pcapd analyze -o DIR FILE                 (all logs)
-#   3. tshark -r FILE -q -z conv,tcp -z conv,udp (tshark's conversation table: the anchor)
-# and prints a Markdown table (MB/s wall and per CPU-second, packets/s per CPU-second, peak
-# RSS, speedup vs tshark), which also replaces the analyzer section of docs/benchmarks.md.
-# Exits non-zero if a measured command failed (e.g. `pcapd analyze` does not exist yet);
-# the rows that did run are still reported.
+#   bench/analyzer.sh                                 # every workload
+#   WORKLOADS="dns scan" bench/analyzer.sh            # some of them
+#   BASE=/tmp/pcapd-before bench/analyzer.sh          # also time an older pcapd build (same run)
+#   SIZE=4G SEED=7 bench/analyzer.sh                  # another mixed capture
+#
+# The smallflows captures are written by a separate Python generator, not by pcapd's own
+# synthesizer, so the figures do not rest on one generator. Captures are cached in bench/out/
+# (gitignored). Each capture is read once before timing (page cache), then timed with
+# /usr/bin/time -v:
+#   pcapd analyze -C --logs conn -o DIR FILE     (conn.log only)
+#   pcapd analyze -C -o DIR FILE                 (all logs)
+#   tshark -n -q -r FILE -z conv,tcp -z conv,udp (tshark's conversation table: the anchor)
+# and prints a Markdown table (CPU seconds, MB/s and packets/s per CPU-second, CPU µs per
+# connection, peak RSS, CPU ratio to tshark), which also replaces the analyzer section of
+# docs/benchmarks.md. Exits non-zero if a measured command failed; the rows that ran are kept.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,12 +30,15 @@ cd "$root"
 source bench/lib.sh
 size=${SIZE:-1G}
 seed=${SEED:-1}
+workloads=${WORKLOADS:-mixed dns scan beacon}
+base=${BASE:-}
 out=bench/out
 mkdir -p "$out"
 
 need_apt=()
 command -v tshark >/dev/null || need_apt+=(tshark)
 [ -x /usr/bin/time ] || need_apt+=(time)
+command -v python3 >/dev/null || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "== installing ${need_apt[*]}"
     sudo_cmd=()
@@ -40,123 +50,132 @@ fi
 
 echo "== building (release)"
 cargo build --release --bin pcapd --example gencap 2>&1 | grep -v -E '^\s*(Compiling|Finished)' || true
-pcapd=${PCAPD:-target/release/pcapd}  # PCAPD=path overrides, e.g. to compare builds
+pcapd=${PCAPD:-target/release/pcapd}  # PCAPD=path overrides
 gencap=target/release/examples/gencap
-
-capture=$out/bench-$size-seed$seed.pcap
-stats=$capture.stats
-if [ ! -s "$capture" ] || [ ! -s "$stats" ]; then
-    echo "== generating $capture (cached for later runs)"
-    "$gencap" --kind mixed --size "$size" --seed "$seed" "$capture" 2> "$stats.tmp"
-    mv "$stats.tmp" "$stats"
+if [ -n "$base" ] && [ ! -x "$base" ]; then
+    echo "BASE=$base is not an executable" >&2
+    exit 2
 fi
-cat "$stats"
-bytes=$(stat -c %s "$capture")
-packets=$(sed -n 's/.*: \([0-9]*\) packets,.*/\1/p' "$stats" | head -1)
 
-echo "== warming the page cache"
-cat "$capture" > /dev/null
+# capture_for WORKLOAD: makes the workload's capture once and prints its path.
+capture_for() {
+    local w=$1 f
+    case "$w" in
+        mixed)
+            f=$out/bench-$size-seed$seed.pcap
+            [ -s "$f" ] || "$gencap" --kind mixed --size "$size" --seed "$seed" "$f" 2> "$f.stats" >&2
+            ;;
+        dns) f=$out/dns.pcap; [ -s "$f" ] || python3 bench/smallflows.py dns --packets 2000000 --seed "$seed" "$f" ;;
+        scan) f=$out/scan.pcap; [ -s "$f" ] || python3 bench/smallflows.py scan --packets 2250000 --seed "$seed" "$f" ;;
+        beacon) f=$out/beacon.pcap; [ -s "$f" ] || python3 bench/smallflows.py beacon --packets 1500000 --seed "$seed" "$f" ;;
+        *) echo "unknown workload $w (mixed, dns, scan, beacon)" >&2; return 1 ;;
+    esac
+    echo "$f"
+}
 
-# measure NAME CMD... : runs CMD under /usr/bin/time -v, records "name wall cpu rss status".
 results=$out/results.txt
 : > "$results"
 failed=0
+# measure WORKLOAD NAME CMD... : runs CMD under /usr/bin/time -v and records
+# "workload name wall cpu rss_kib status connections".
 measure() {
-    local name=$1
-    shift
-    local timing=$out/time-$name.txt log=$out/run-$name.log
-    echo "== $name: $*"
+    local workload=$1 name=$2
+    shift 2
+    local timing=$out/time-$workload-$name.txt log=$out/run-$workload-$name.log
+    echo "== $workload / $name: $*"
     local status=0
     /usr/bin/time -v -o "$timing" "$@" > "$log" 2>&1 || status=$?
     if [ "$status" -ne 0 ]; then
         echo "   FAILED (exit $status); last lines of $log:"
         tail -n 5 "$log" | sed 's/^/   | /'
         failed=1
-        echo "$name - - - failed" >> "$results"
+        echo "$workload $name - - - failed -" >> "$results"
         return
     fi
-    awk -v name="$name" '
+    local conns
+    conns=$(sed -n 's/.* \([0-9]*\) connections.*/\1/p' "$log" | head -1)
+    awk -v w="$workload" -v name="$name" -v conns="${conns:--}" '
         /Elapsed \(wall clock\)/ { n = split($NF, p, ":"); wall = (n == 3) ? p[1]*3600 + p[2]*60 + p[3] : p[1]*60 + p[2] }
         /User time \(seconds\)/ { user = $NF }
         /System time \(seconds\)/ { sys = $NF }
         /Maximum resident set size/ { rss = $NF }
-        END { printf "%s %.3f %.3f %d ok\n", name, wall, user + sys, rss }' "$timing" >> "$results"
-    tail -n 1 "$results" | awk '{ printf "   wall %ss, cpu %ss, peak RSS %d MiB\n", $2, $3, $4 / 1024 }'
+        END { printf "%s %s %.3f %.3f %d ok %s\n", w, name, wall, user + sys, rss, conns }' "$timing" >> "$results"
+    tail -n 1 "$results" | awk '{ printf "   wall %ss, cpu %ss, peak RSS %d MiB\n", $3, $4, $5 / 1024 }'
 }
 
-# A build without the subcommand may still exit 0 (e.g. a placeholder main), so require
-# clap's usage text for `analyze`, and below, the logs it must write.
-have_analyze=1
-if ! "$pcapd" analyze --help 2>&1 | grep -q -i 'usage:.*analyze'; then
-    have_analyze=0
-    echo "!! '$pcapd analyze' is not available in this build: pcapd rows are skipped" >&2
-    echo "pcapd-conn - - - missing" >> "$results"
-    echo "pcapd-all - - - missing" >> "$results"
-    failed=1
-fi
-if [ "$have_analyze" -eq 1 ]; then
-    rm -rf "$out/logs-conn" "$out/logs-all"
-    measure pcapd-conn "$pcapd" analyze --logs conn -o "$out/logs-conn" "$capture"
-    measure pcapd-all "$pcapd" analyze -o "$out/logs-all" "$capture"
-    for dir in logs-conn logs-all; do
-        if [ ! -s "$out/$dir/conn.log" ]; then
-            echo "!! pcapd analyze wrote no $out/$dir/conn.log: its timing is not a result" >&2
-            sed -i "s/^pcapd-${dir#logs-} .* ok\$/pcapd-${dir#logs-} - - - failed/" "$results"
-            failed=1
-        fi
-    done
-    ls -l "$out/logs-all" 2>/dev/null | sed 's/^/   /' || true
-fi
-measure tshark tshark -r "$capture" -q -z conv,tcp -z conv,udp
+declare -A cap_bytes cap_packets
+for w in $workloads; do
+    capture=$(capture_for "$w")
+    cap_bytes[$w]=$(stat -c %s "$capture")
+    echo "== $w: $capture (${cap_bytes[$w]} bytes); warming the page cache"
+    cat "$capture" > /dev/null
+    rm -rf "$out/logs-$w-"*
+    measure "$w" pcapd-conn "$pcapd" analyze -C --logs conn -o "$out/logs-$w-conn" "$capture"
+    measure "$w" pcapd-all "$pcapd" analyze -C -o "$out/logs-$w-all" "$capture"
+    if [ -n "$base" ]; then
+        measure "$w" base-conn "$base" analyze -C --logs conn -o "$out/logs-$w-base-conn" "$capture"
+        measure "$w" base-all "$base" analyze -C -o "$out/logs-$w-base-all" "$capture"
+    fi
+    measure "$w" tshark tshark -n -q -r "$capture" -z conv,tcp -z conv,udp
+    cap_packets[$w]=$(sed -n 's/^\([0-9]*\) packets,.*/\1/p' "$out/run-$w-pcapd-conn.log" | head -1)
+    [ -s "$out/logs-$w-conn/conn.log" ] || { echo "!! no conn.log for $w: its timing is not a result" >&2; failed=1; }
+done
+
+sizes=""
+for w in $workloads; do sizes="$sizes $w=${cap_bytes[$w]}:${cap_packets[$w]:-0}"; done
+
+table=$(awk -v sizes="$sizes" '
+    BEGIN {
+        n = split(sizes, parts, " ")
+        for (i = 1; i <= n; i++) { split(parts[i], kv, "="); split(kv[2], bp, ":"); bytes[kv[1]] = bp[1]; pkts[kv[1]] = bp[2] }
+        label["pcapd-conn"] = "pcapd `--logs conn`"; label["pcapd-all"] = "pcapd, all logs"
+        label["base-conn"] = "before (`BASE`), `--logs conn`"; label["base-all"] = "before (`BASE`), all logs"
+        label["tshark"] = "tshark conv,tcp conv,udp"
+    }
+    { w[NR] = $1; name[NR] = $2; cpu[NR] = $4; rss[NR] = $5; status[NR] = $6; conns[NR] = $7
+      if ($2 == "tshark" && $6 == "ok") tshark_cpu[$1] = $4
+      if ($2 == "pcapd-conn" && $7 != "-") flows[$1] = $7 }
+    END {
+        print "| capture | command | CPU s | MB/s per core | packets/s per core | CPU µs per connection | peak RSS MiB | tshark CPU ÷ this |"
+        print "|---|---|---:|---:|---:|---:|---:|---:|"
+        for (i = 1; i <= NR; i++) {
+            if (status[i] != "ok") { printf "| %s | %s | failed | | | | | |\n", w[i], label[name[i]]; continue }
+            c = cpu[i] > 0 ? cpu[i] : 0.001
+            per_flow = flows[w[i]] > 0 ? sprintf("%.2f", c * 1e6 / flows[w[i]]) : "–"
+            ratio = tshark_cpu[w[i]] > 0 ? sprintf("%.1f×", tshark_cpu[w[i]] / c) : "–"
+            printf "| %s | %s | %.2f | %.0f | %.0f | %s | %.0f | %s |\n", w[i], label[name[i]], c, bytes[w[i]] / 1e6 / c, pkts[w[i]] / c, per_flow, rss[i] / 1024, ratio
+        }
+    }' "$results")
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cores=$(nproc)
 tshark_version=$(tshark --version 2>/dev/null | head -1)
 rustc_version=$(rustc --version 2>/dev/null || echo unknown)
 today=$(date -u +%Y-%m-%d)
+captures_text=""
+for w in $workloads; do
+    captures_text="$captures_text
+- \`$w\`: ${cap_bytes[$w]} bytes, ${cap_packets[$w]:-?} packets"
+done
 
-table=$(awk -v bytes="$bytes" -v packets="$packets" '
-    BEGIN {
-        label["pcapd-conn"] = "`pcapd analyze --logs conn` (conn.log only)"
-        label["pcapd-all"] = "`pcapd analyze` (all logs)"
-        label["tshark"] = "`tshark -q -z conv,tcp -z conv,udp`"
-    }
-    { name[NR] = $1; wall[NR] = $2; cpu[NR] = $3; rss[NR] = $4; status[NR] = $5
-      if ($1 == "tshark" && $5 == "ok") tshark_wall = $2 }
-    END {
-        print "| command | wall s | CPU s | MB/s (wall) | MB/s per core | packets/s per core | peak RSS MiB | speedup vs tshark (wall) |"
-        print "|---|---:|---:|---:|---:|---:|---:|---:|"
-        for (i = 1; i <= NR; i++) {
-            if (status[i] != "ok") {
-                printf "| %s | %s | | | | | | |\n", label[name[i]], (status[i] == "missing" ? "not available: `pcapd analyze` missing in this build" : "failed")
-                continue
-            }
-            if (wall[i] <= 0) wall[i] = 0.001
-            speedup = (tshark_wall > 0 && wall[i] > 0) ? sprintf("%.1f×", tshark_wall / wall[i]) : "–"
-            percore = cpu[i] > 0 ? sprintf("%.0f", bytes / 1e6 / cpu[i]) : "–"
-            pps = cpu[i] > 0 ? sprintf("%.0f", packets / cpu[i]) : "–"
-            printf "| %s | %.2f | %.2f | %.0f | %s | %s | %.0f | %s |\n", label[name[i]], wall[i], cpu[i], bytes / 1e6 / wall[i], percore, pps, rss[i] / 1024, speedup
-        }
-    }' "$results")
-
-session_line=$(sed -n 's/^sessions: //p' "$stats")
 report=$(cat <<REPORT
 <!-- analyzer-bench:start (written by bench/analyzer.sh; edits here are overwritten) -->
 ## Analyzer throughput
 
 Measured $today on $cores CPUs ($cpu_model), $tshark_version, $rustc_version.
+pcapd binary: \`$pcapd\`${base:+; \`BASE\` = \`$base\` (the build before the change under test)}.
 
-Capture: \`$capture\`, $bytes bytes, $packets packets, generated by
-\`gencap --kind mixed --size $size --seed $seed\` (sessions: $session_line).
-The file is read once before timing, so every command reads from the page cache.
-pcapd binary: \`$pcapd\`.
+Captures (\`mixed\`: \`gencap --kind mixed --size $size --seed $seed\`; \`dns\`, \`scan\`,
+\`beacon\`: \`bench/smallflows.py\`, a generator independent of pcapd's own):
+$captures_text
 
 $table
 
-MB/s are 10^6 bytes of capture file per second. "Per core" divides by CPU time (user +
-system), so it does not depend on how many cores a command could use; speedup compares wall
-time with tshark's in the same run. Peak RSS is \`/usr/bin/time -v\`'s maximum resident set.
-Rerun with \`bench/analyzer.sh\` (\`SIZE=4G SEED=2 bench/analyzer.sh\` for another capture).
+CPU is user + system time, so per-core figures do not depend on how many cores a command
+could use; "CPU µs per connection" divides by the connections pcapd logged; the last column
+is how many times more CPU tshark needed for the same capture in the same run. MB/s are 10^6
+bytes of capture file. Every capture is read once before timing (page cache). Peak RSS is
+\`/usr/bin/time -v\`'s maximum resident set. Rerun with \`bench/analyzer.sh\`.
 <!-- analyzer-bench:end -->
 REPORT
 )
