@@ -300,9 +300,11 @@ async fn runs_jobs_in_order_on_one_child() {
     let (pool, mut events) = start(fx.settings(1, &["ok"], worker_config()))
         .await
         .expect("starts");
-    let status = pool.status().await;
-    assert_eq!(status.slots.len(), 1);
-    assert_eq!(status.slots[0].state, SlotState::Idle);
+    // The child reports ready on its own time: wait for it rather than assume it.
+    let status = wait_status(&pool, "the child ready", |s| {
+        s.slots.len() == 1 && s.slots[0].state == SlotState::Idle
+    })
+    .await;
     let pid = status.slots[0].pid.expect("a child pid");
     for id in ["j1", "j2", "j3"] {
         pool.submit(fx.job(id, json!({})), Admission::New)
