@@ -103,13 +103,13 @@ fn push_fixed6_exact(out: &mut Vec<u8>, v: f64) -> bool {
             }
         }
     };
-    if negative {
-        out.push(b'-');
-    }
     let int_part = millionths / 1_000_000;
     let frac_part = (millionths % 1_000_000) as u64;
     if int_part > u128::from(u64::MAX) {
         return false;
+    }
+    if negative {
+        out.push(b'-');
     }
     push_u64(out, int_part as u64);
     out.push(b'.');
