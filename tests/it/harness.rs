@@ -26,6 +26,36 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// A fresh directory under the system's temporary directory, mode 0755: for tests that run
+/// pcapd (or its workers) as another user, who must reach it whatever the permissions of the
+/// directories above the checkout (a clone in `/root` or in a 0700 `mktemp -d`).
+pub fn shared_temp_dir(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!(
+        "pcapd-it-{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// A copy of the pcapd binary that every user can execute (see [`shared_temp_dir`]); made
+/// once per test process.
+pub fn shared_pcapd() -> &'static Path {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = shared_temp_dir("bin");
+        let copy = dir.join("pcapd");
+        std::fs::copy(PCAPD, &copy).expect("copy the pcapd binary");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    })
+}
+
 /// What a test daemon runs.
 #[derive(Clone)]
 pub struct DaemonSpec {
@@ -39,6 +69,9 @@ pub struct DaemonSpec {
     pub extra_sections: String,
     /// Environment of the daemon process (children see it through `[Worker] env`).
     pub env: Vec<(String, String)>,
+    /// Workers run as another user (`[Worker] user`): the daemon's directory and binary are
+    /// put where that user can reach them ([`shared_temp_dir`], [`shared_pcapd`]).
+    pub foreign_workers: bool,
 }
 
 impl Default for DaemonSpec {
@@ -51,6 +84,7 @@ impl Default for DaemonSpec {
             extra_sections: String::new(),
             extra_worker: String::new(),
             env: Vec::new(),
+            foreign_workers: false,
         }
     }
 }
@@ -66,12 +100,18 @@ pub struct TestDaemon {
     pub child: Option<Child>,
     stderr_path: PathBuf,
     env: Vec<(String, String)>,
+    /// The pcapd binary started (workers are started from the same file).
+    program: PathBuf,
 }
 
 impl TestDaemon {
     /// Writes a config for `spec` in a fresh directory and starts the daemon.
     pub fn start(name: &str, spec: &DaemonSpec) -> TestDaemon {
-        let dir = temp_dir(name);
+        let dir = if spec.foreign_workers {
+            shared_temp_dir(name)
+        } else {
+            temp_dir(name)
+        };
         let creds =
             pcapd::config::ensure_embedded_credentials(&dir.join("state")).expect("credentials");
         let password = std::fs::read_to_string(&creds.password_file)
@@ -105,7 +145,19 @@ impl TestDaemon {
             extra_global = spec.extra_global,
             extra_sections = spec.extra_sections,
         );
-        TestDaemon::launch(dir, &config, password, creds.cert, spec.env.clone())
+        let program = if spec.foreign_workers {
+            shared_pcapd().to_path_buf()
+        } else {
+            PathBuf::from(PCAPD)
+        };
+        TestDaemon::launch_program(
+            dir,
+            &config,
+            password,
+            creds.cert,
+            spec.env.clone(),
+            program,
+        )
     }
 
     /// Starts the daemon on a config file of the caller's in `dir`; `password` and `cert` are
@@ -116,6 +168,17 @@ impl TestDaemon {
         password: String,
         cert: PathBuf,
         env: Vec<(String, String)>,
+    ) -> TestDaemon {
+        TestDaemon::launch_program(dir, config, password, cert, env, PathBuf::from(PCAPD))
+    }
+
+    fn launch_program(
+        dir: PathBuf,
+        config: &str,
+        password: String,
+        cert: PathBuf,
+        env: Vec<(String, String)>,
+        program: PathBuf,
     ) -> TestDaemon {
         let config_path = dir.join("pcapd.cfg");
         std::fs::write(&config_path, config).unwrap();
@@ -129,6 +192,7 @@ impl TestDaemon {
             http_port: None,
             child: None,
             env,
+            program,
         };
         daemon.spawn();
         daemon
@@ -141,7 +205,7 @@ impl TestDaemon {
             .append(true)
             .open(&self.stderr_path)
             .unwrap();
-        let mut child = Command::new(PCAPD)
+        let mut child = Command::new(&self.program)
             .args(["serve", "-c"])
             .arg(&self.config)
             .env("RUST_LOG", "info")

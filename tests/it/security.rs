@@ -118,6 +118,7 @@ async fn workers_started_as_root_run_as_the_configured_user() {
     let spec = DaemonSpec {
         pool: 1,
         extra_worker: "user = nobody\ngroup = nogroup\n".into(),
+        foreign_workers: true,
         ..DaemonSpec::default()
     };
     let daemon = TestDaemon::start("worker-user", &spec);

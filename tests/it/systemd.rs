@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{children_of, sample, submit, temp_dir, tls_credentials, wait_done, PCAPD};
+use crate::harness::{
+    children_of, sample, shared_pcapd, shared_temp_dir, submit, tls_credentials, wait_done,
+};
 use pcapd::client::{Client, ClientSettings, TlsTrust, DEFAULT_CHUNK};
 
 const HINT: &str = "run tests/setup.sh (the README's test command does)";
@@ -112,7 +114,9 @@ async fn the_unit_runs_pcapd_unprivileged_within_its_syscall_filter() {
     }
     let allowed = allowed_syscalls(&unit_file());
 
-    let dir = temp_dir("systemd-unit");
+    // pcapd runs as nobody here: its directory and binary must be reachable by nobody
+    // wherever the checkout is.
+    let dir = shared_temp_dir("systemd-unit");
     let state = dir.join("state");
     let (creds, tls, password) = tls_credentials(&state);
     let config = dir.join("pcapd.cfg");
@@ -141,7 +145,7 @@ async fn the_unit_runs_pcapd_unprivileged_within_its_syscall_filter() {
             "-o",
         ])
         .arg(&trace)
-        .arg(PCAPD)
+        .arg(shared_pcapd())
         .args(["serve", "-c"])
         .arg(&config)
         .env_clear()
