@@ -144,6 +144,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             request_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(300),
             auth_delay: Duration::from_secs(1),
+            auth_exempt: Vec::new(),
         },
         worker: WorkerConfig {
             timeout: Duration::from_secs(600),

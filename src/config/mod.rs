@@ -22,6 +22,13 @@ mod values;
 pub use check::{check_config, check_files};
 pub use embedded::{default_state_dir, ensure_embedded_credentials, EmbeddedCredentials};
 pub use embedded::{EMBEDDED_CERT_FILE, EMBEDDED_KEY_FILE, EMBEDDED_PASSWORD_FILE};
+pub use values::AddrRange;
+
+/// Parses an address range as the config reader does; panics on a bad one (tests only).
+#[cfg(test)]
+pub(crate) fn parse_addr_range_for_tests(text: &str) -> AddrRange {
+    values::parse_addr_range(text).expect("a valid range")
+}
 
 use std::fmt;
 use std::net::IpAddr;
@@ -156,6 +163,9 @@ pub struct GlobalConfig {
     pub idle_timeout: Duration,
     /// `auth_delay`: how late a wrong password is answered, default 1 s.
     pub auth_delay: Duration,
+    /// `auth_exempt`: sources whose wrong passwords never hold back other checks from the
+    /// same address (they are still answered late), default none.
+    pub auth_exempt: Vec<AddrRange>,
 }
 
 /// `[Worker]`: the pool children.

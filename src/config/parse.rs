@@ -26,8 +26,8 @@ use super::embedded::{
     SYSLOG_TLS_PORT,
 };
 use super::values::{
-    is_env_name, parse_bool, parse_choice, parse_duration, parse_integer, parse_ip, parse_list,
-    parse_listen_port, parse_port, parse_size, ValueProblem,
+    is_env_name, parse_addr_range, parse_bool, parse_choice, parse_duration, parse_integer,
+    parse_ip, parse_list, parse_listen_port, parse_port, parse_size, AddrRange, ValueProblem,
 };
 use super::{
     default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, ExportMode,
@@ -68,6 +68,7 @@ pub(crate) const SECTIONS: &[SectionSpec] = &[
             "request_timeout",
             "idle_timeout",
             "auth_delay",
+            "auth_exempt",
         ],
     },
     SectionSpec {
@@ -540,6 +541,16 @@ impl<'a> Section<'a> {
         self.text(key).map(PathBuf::from)
     }
 
+    /// A comma-separated list of addresses and CIDR ranges (empty when absent).
+    fn addr_ranges(&mut self, key: &str) -> Vec<AddrRange> {
+        self.value(key, Vec::new(), |text| {
+            parse_list(text)
+                .iter()
+                .map(|item| parse_addr_range(item))
+                .collect()
+        })
+    }
+
     fn list(&mut self, key: &str, default: Vec<String>) -> Vec<String> {
         self.value(key, default, |text| Ok(parse_list(text)))
     }
@@ -647,6 +658,7 @@ fn read_global(
     global.request_timeout = section.positive_duration("request_timeout", global.request_timeout);
     global.idle_timeout = section.positive_duration("idle_timeout", global.idle_timeout);
     global.auth_delay = section.duration("auth_delay", global.auth_delay);
+    global.auth_exempt = section.addr_ranges("auth_exempt");
     section.finish();
 }
 
@@ -1178,7 +1190,7 @@ mod tests {
     fn values_of_every_syntax_are_read() {
         let config = parse(
             "[Global]\nssl = off\npassword = x\nport = 2000\nbind = 0.0.0.0\npool = 3\n\
-             backend = ZEEK\nstate_dir = /srv/pcapd\nmax_upload = 1.5G\nauth_delay = 250ms\n\
+             backend = ZEEK\nstate_dir = /srv/pcapd\nmax_upload = 1.5G\nauth_delay = 250ms\nauth_exempt = 10.0.0.0/8, ::1\n\
              [Worker]\ntimeout = 2h\nenv = PATH HOME, TZ\nretries = 2\nmemory_limit = 512M\n\
              [Zeek]\nscripts = local hash-all-files\n\
              [Output]\nformat = json\nexport_mode = move\nexport_dir = /srv/export\n\
@@ -1192,6 +1204,15 @@ mod tests {
         assert_eq!(config.global.jobs_dir, PathBuf::from("/srv/pcapd/jobs"));
         assert_eq!(config.global.max_upload, 3 << 29);
         assert_eq!(config.global.auth_delay, Duration::from_millis(250));
+        assert_eq!(
+            config
+                .global
+                .auth_exempt
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/8", "::1/128"]
+        );
         assert_eq!(config.worker.timeout, Duration::from_secs(7200));
         assert_eq!(config.worker.env, ["PATH", "HOME", "TZ"]);
         assert_eq!(config.worker.retries, 2);

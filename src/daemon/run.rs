@@ -227,7 +227,11 @@ pub async fn run(
     let daemon = Arc::new_cyclic(|me| Daemon {
         me: me.clone(),
         config: RwLock::new(Arc::new(config.clone())),
-        auth: Auth::new(password, config.global.auth_delay),
+        auth: {
+            let auth = Auth::new(password, config.global.auth_delay);
+            auth.set_exempt(config.global.auth_exempt.clone());
+            auth
+        },
         store: store.clone(),
         pool: pool.clone(),
         changes,
@@ -493,6 +497,7 @@ async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
         );
     }
     daemon.auth.set_password(password);
+    daemon.auth.set_exempt(config.global.auth_exempt.clone());
     if let (Some(tls), Ok((cert, key))) = (tls, tls_files(&config)) {
         if let Err(e) = tls.reload(&cert, &key) {
             tracing::error!("certificate reload failed, keeping the old one: {e}");

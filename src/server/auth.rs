@@ -5,11 +5,18 @@
 //! after a delay that doubles with the peer's recent failures, up to [`MAX_DELAY`]. The
 //! checks of one peer address take turns ([`Auth::verify`]): a failure holds that peer's turn
 //! through its delay, so opening more connections does not buy more guesses per second.
+//!
+//! The price is that a flood of wrong passwords from one address also delays the right
+//! password from that address. Sources listed in `auth_exempt` (front ends that share an
+//! address, a trusted network) do not take turns: each of their failures is still answered
+//! after its delay, but holds back nobody else's check.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+use crate::config::AddrRange;
 
 /// Longest delay before a failure is answered.
 pub const MAX_DELAY: Duration = Duration::from_secs(10);
@@ -31,6 +38,8 @@ pub struct Auth {
     failures: Mutex<HashMap<IpAddr, PeerFailures>>,
     /// One turn per peer address: its password checks happen one at a time.
     turns: Mutex<HashMap<IpAddr, Arc<tokio::sync::Mutex<()>>>>,
+    /// Sources that do not take turns (`auth_exempt`).
+    exempt: RwLock<Vec<AddrRange>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -59,13 +68,33 @@ impl Auth {
             base_delay,
             failures: Mutex::new(HashMap::new()),
             turns: Mutex::new(HashMap::new()),
+            exempt: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Replaces the sources exempt from taking turns.
+    pub fn set_exempt(&self, exempt: Vec<AddrRange>) {
+        *self.exempt.write().unwrap_or_else(|e| e.into_inner()) = exempt;
+    }
+
+    fn is_exempt(&self, peer: IpAddr) -> bool {
+        let exempt = self.exempt.read().unwrap_or_else(|e| e.into_inner());
+        exempt.iter().any(|range| range.contains(peer))
     }
 
     /// Checks `offered` for `peer` in that peer's turn. A wrong password keeps the turn for
     /// its delay, so the peer's next check, on whatever connection, waits until it passed;
     /// returns whether it matched and, when not, the peer's recent failure count.
+    /// An exempt peer's checks do not wait for each other.
     pub async fn verify(&self, peer: IpAddr, offered: &str) -> Result<(), u32> {
+        if self.is_exempt(peer) {
+            if self.check(offered) {
+                return Ok(());
+            }
+            let (delay, count) = self.record_failure(peer, Instant::now());
+            tokio::time::sleep(delay).await;
+            return Err(count);
+        }
         let turn = self.turn(peer);
         let _turn = turn.lock().await;
         if self.check(offered) {
@@ -187,6 +216,45 @@ mod tests {
         assert_eq!(answered[5], Duration::from_millis(25_500));
         assert_eq!(answered[19], Duration::from_millis(165_500));
         assert_eq!(right_guess.await.unwrap(), Duration::from_millis(165_500));
+    }
+
+    /// A flood of wrong passwords from an exempt address: each is answered after its delay,
+    /// but the right password from the same address is served at once.
+    #[tokio::test(start_paused = true)]
+    async fn exempt_sources_do_not_take_turns() {
+        let auth = Arc::new(Auth::new("pw".into(), Duration::from_millis(500)));
+        auth.set_exempt(vec![crate::config::parse_addr_range_for_tests(
+            "127.0.0.0/8",
+        )]);
+        let shared: IpAddr = "127.0.0.3".parse().unwrap();
+        let start = tokio::time::Instant::now();
+        let flood: Vec<_> = (0..100)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move {
+                    assert!(auth.verify(shared, "old password").await.is_err());
+                    start.elapsed()
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let right = tokio::time::Instant::now();
+        assert_eq!(auth.verify(shared, "pw").await, Ok(()));
+        assert_eq!(
+            right.elapsed(),
+            Duration::ZERO,
+            "not held back by the flood"
+        );
+        let mut answered = Vec::new();
+        for f in flood {
+            answered.push(f.await.unwrap());
+        }
+        // Every failure still waited for a delay (0.5 s at least, 10 s at most).
+        assert!(answered.iter().all(|d| *d >= Duration::from_millis(500)));
+        assert!(answered.iter().all(|d| *d <= MAX_DELAY));
+        // A source outside the range still takes turns.
+        auth.set_exempt(Vec::new());
+        assert!(!auth.is_exempt(shared));
     }
 
     #[test]

@@ -608,6 +608,67 @@ async fn guesses_from_one_address_take_turns_whatever_the_connections() {
     }
 }
 
+/// 100 wrong passwords at once from 127.0.0.2, an address listed in `auth_exempt` (front ends
+/// sharing an address, one with an old password): a client with the right password from that
+/// same address is served at once, and so is one from 127.0.0.1; every wrong password is still
+/// answered `KO` after its delay.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exempt_source_s_flood_does_not_lock_out_its_right_password() {
+    let dir = temp_dir("auth-exempt");
+    let (creds, tls, password) = tls_credentials(&dir.join("state"));
+    let config = format!(
+        "[Global]\nport = 0\nbind = 127.0.0.1\npool = 1\nmax_connections = 400\n{tls}state_dir = {}\n\
+         auth_delay = 1s\nauth_exempt = 127.0.0.2, 10.0.0.0/8\n",
+        dir.join("state").display()
+    );
+    let daemon = TestDaemon::launch(
+        dir,
+        &config,
+        password.clone(),
+        creds.cert.clone(),
+        Vec::new(),
+    );
+    let start = Instant::now();
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        let mut tls = raw_tls_from(&daemon, "127.0.0.2").await;
+        flood.push(tokio::spawn(async move {
+            let request = br#"{"password":"old password","func":"ping"}"#;
+            write_frame(&mut tls, request).await.unwrap();
+            let reply = read_reply(&mut tls, 1024).await;
+            (reply, start.elapsed())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let served = Instant::now();
+    let mut same_source = raw_tls_from(&daemon, "127.0.0.2").await;
+    let request = json!({"password": password, "func": "ping"}).to_string();
+    write_frame(&mut same_source, request.as_bytes())
+        .await
+        .unwrap();
+    let reply = read_reply(&mut same_source, 4096).await;
+    assert!(
+        matches!(reply, Ok(RawReply::Ok(_))),
+        "the right password from the flooding address: {reply:?}"
+    );
+    assert!(
+        served.elapsed() < Duration::from_millis(900),
+        "served in {:?}, not after the flood's delays",
+        served.elapsed()
+    );
+    let mut client = daemon.client().await;
+    assert!(client.call("ping", json!({})).await.is_ok());
+    assert!(served.elapsed() < Duration::from_secs(2));
+    for guess in flood {
+        let (reply, after) = guess.await.unwrap();
+        assert!(matches!(reply, Ok(RawReply::Ko)), "{reply:?}");
+        assert!(
+            after >= Duration::from_secs(1),
+            "a wrong password is still answered late"
+        );
+    }
+}
+
 /// Connections that finish the TLS handshake and never send a request used to hold every
 /// `max_connections` slot for `idle_timeout`; now at most half of them wait unauthenticated
 /// (the oldest pushed out by newer ones) and each for `login_timeout` at most, so a client
