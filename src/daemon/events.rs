@@ -267,11 +267,17 @@ fn log_outcome(job_id: &JobId, outcome: &JobOutcome) {
 }
 
 /// The worker names captures by where the store keeps them (`…/jobs/ID/pcaps/0.pcap`); the
-/// client knows them by the names it gave. Messages say those.
+/// client knows them by the names it gave. Messages say those, and no other server path
+/// (the record's error is what clients read; the daemon's log keeps the original).
 fn with_client_names(mut error: String, job_dir: &std::path::Path, record: &JobRecord) -> String {
+    let original = error.clone();
     for file in &record.files {
         let stored = job_dir.join(&file.stored);
         error = error.replace(&*stored.to_string_lossy(), &file.name);
+    }
+    let error = crate::protocol::client_message(&error);
+    if error != original {
+        tracing::info!(job = %record.job_id, error = %original, "job failed (full message)");
     }
     error
 }

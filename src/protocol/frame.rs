@@ -113,10 +113,11 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// An `ER` reply; the message is made client-facing ([`super::client_message`]).
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Reply {
         Reply::Er {
             code,
-            message: message.into(),
+            message: super::client_message(&message.into()),
         }
     }
 }

@@ -9,9 +9,11 @@
 pub mod burp;
 pub mod error;
 pub mod frame;
+pub mod message;
 pub mod request;
 pub mod worker;
 
 pub use error::ErrorCode;
 pub use frame::{read_frame_header, write_reply, FrameError, FrameHeader, Reply};
+pub use message::client_message;
 pub use request::Request;

@@ -11,7 +11,7 @@ pub use command::{CaptureSource, Command, FetchArgs, JobOptions, SubmitArgs, Tag
 
 use crate::jobs::StoreError;
 use crate::pool::Rejected;
-use crate::protocol::{ErrorCode, Reply};
+use crate::protocol::{client_message, ErrorCode, Reply};
 
 /// A refused or failed call: the code a client acts on and a message for a human.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,10 +22,12 @@ pub struct ServiceError {
 }
 
 impl ServiceError {
+    /// The message is made client-facing here, once for both doors: no server path, at most
+    /// `MAX_CLIENT_MESSAGE` bytes (see `protocol::message`).
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ServiceError {
         ServiceError {
             code,
-            message: message.into(),
+            message: client_message(&message.into()),
         }
     }
 

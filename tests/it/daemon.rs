@@ -669,6 +669,38 @@ async fn an_exempt_source_s_flood_does_not_lock_out_its_right_password() {
     }
 }
 
+/// A huge function name or job id is not echoed back whole: every error message a client
+/// gets is at most 256 bytes (`protocol::message`).
+#[tokio::test(flavor = "multi_thread")]
+async fn error_messages_do_not_echo_huge_values() {
+    let daemon = TestDaemon::start("echo", &DaemonSpec::default());
+    let huge = "x".repeat(500_000);
+    for request in [
+        json!({"password": daemon.password, "func": huge}),
+        json!({"password": daemon.password, "func": "status", "kwargs": {"job_id": huge}}),
+        json!({"password": daemon.password, "func": "submit", "kwargs": {"tag": huge, "paths": ["a"]}}),
+    ] {
+        let mut tls = raw_tls_from(&daemon, "127.0.0.1").await;
+        write_frame(&mut tls, request.to_string().as_bytes())
+            .await
+            .unwrap();
+        match read_reply(&mut tls, 1 << 20).await {
+            Ok(RawReply::Er(payload)) => {
+                let body: Value = serde_json::from_slice(&payload).expect("a JSON error");
+                let message = body["message"].as_str().expect("a message");
+                assert!(
+                    message.len() <= 256,
+                    "{} bytes: {}",
+                    message.len(),
+                    &message[..80]
+                );
+                assert!(body["error"].is_string(), "{body}");
+            }
+            other => panic!("expected ER, got {other:?}"),
+        }
+    }
+}
+
 /// Connections that finish the TLS handshake and never send a request used to hold every
 /// `max_connections` slot for `idle_timeout`; now at most half of them wait unauthenticated
 /// (the oldest pushed out by newer ones) and each for `login_timeout` at most, so a client
