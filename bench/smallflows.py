@@ -17,6 +17,7 @@ beacon: 2,000 hosts each opening short TCP connections to a few servers every fe
 Ethernet/IPv4 frames, correct IP/UDP/TCP checksums, microsecond pcap. Deterministic per seed.
 """
 import argparse
+import heapq
 import random
 import struct
 import sys
@@ -98,20 +99,44 @@ def qname(rng):
     return b"".join(bytes([len(p)]) + p.encode() for p in parts) + b"\0"
 
 
+class Timeline:
+    """Frames in time order: each new session starts a little after the previous one, and
+    frames scheduled for later (answers, the rest of a connection) come out when their time
+    has come."""
+
+    def __init__(self, pcap, packets, rng, gap_us):
+        self.pcap, self.packets, self.rng, self.gap_us = pcap, packets, rng, gap_us
+        self.ts = 1_700_000_000_000_000
+        self.pending = []
+        self.ident = 0
+
+    def next_id(self):
+        self.ident += 1
+        return self.ident
+
+    def sessions(self):
+        """Yields once per new session (at self.ts) until the capture is full."""
+        while self.pcap.count < self.packets:
+            self.ts += self.rng.randint(*self.gap_us)
+            while self.pending and self.pending[0][0] <= self.ts and self.pcap.count < self.packets:
+                t, _, frame = heapq.heappop(self.pending)
+                self.pcap.write(t, frame)
+            if self.pcap.count >= self.packets:
+                return
+            yield
+
+    def now(self, frame):
+        self.pcap.write(self.ts, frame)
+
+    def later(self, t, frame):
+        heapq.heappush(self.pending, (t, self.ident, frame))
+
+
 def gen_dns(pcap, packets, rng):
     clients = [addr(10, 20, i >> 8, i & 0xFF) for i in range(4096)]
     resolvers = [addr(192, 0, 2, 53 + i) for i in range(8)]
-    ts = 1_700_000_000_000_000
-    pending = []  # (ts, frame) answers scheduled ahead, kept sorted by ts
-    import heapq
-    ident = 0
-    while pcap.count < packets:
-        ts += rng.randint(50, 250)
-        while pending and pending[0][0] <= ts and pcap.count < packets:
-            t, _, frame = heapq.heappop(pending)
-            pcap.write(t, frame)
-        if pcap.count >= packets:
-            break
+    tl = Timeline(pcap, packets, rng, (50, 250))
+    for _ in tl.sessions():
         c = rng.choice(clients)
         r = rng.choice(resolvers)
         sport = rng.randint(1024, 65535)
@@ -120,8 +145,7 @@ def gen_dns(pcap, packets, rng):
         name = qname(rng)
         question = name + struct.pack("!HH", qtype, 1)
         query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question
-        ident += 1
-        pcap.write(ts, udp(c, r, sport, 53, query, ident))
+        tl.now(udp(c, r, sport, 53, query, tl.next_id()))
         roll = rng.random()
         if roll < 0.06:
             continue
@@ -143,65 +167,38 @@ def gen_dns(pcap, packets, rng):
                 records += b"\xc0\x0c" + struct.pack("!HHIH", qtype, 1, rng.randint(30, 86400),
                                                      len(rdata)) + rdata
             answer = struct.pack("!HHHHHH", qid, 0x8180, 1, n, 0, 0) + question + records
-        ident += 1
-        heapq.heappush(pending, (ts + rng.randint(300, 40_000), ident,
-                                 udp(r, c, 53, sport, answer, ident)))
-    return ts
+        tl.later(tl.ts + rng.randint(300, 40_000), udp(r, c, 53, sport, answer, tl.next_id()))
 
 
 def gen_scan(pcap, packets, rng):
-    import heapq
     scanner = addr(10, 99, 0, 7)
-    ts = 1_700_000_000_000_000
-    pending = []
-    ident = 0
     ports = [21, 22, 23, 25, 53, 80, 110, 135, 139, 143, 443, 445, 993, 995, 1433, 3306, 3389,
              5432, 5900, 8080, 8443]
-    while pcap.count < packets:
-        ts += rng.randint(40, 160)
-        while pending and pending[0][0] <= ts and pcap.count < packets:
-            t, _, frame = heapq.heappop(pending)
-            pcap.write(t, frame)
-        if pcap.count >= packets:
-            break
+    tl = Timeline(pcap, packets, rng, (40, 160))
+    for _ in tl.sessions():
         target = addr(172, 16, rng.randint(0, 255), rng.randint(1, 254))
         dport = rng.choice(ports) if rng.random() < 0.5 else rng.randint(1, 65535)
         sport = rng.randint(32768, 61000)
         seq = rng.getrandbits(32)
-        ident += 1
-        pcap.write(ts, tcp(scanner, target, sport, dport, seq, 0, SYN, b"", ident, 1024))
+        tl.now(tcp(scanner, target, sport, dport, seq, 0, SYN, b"", tl.next_id(), 1024))
         roll = rng.random()
         delay = rng.randint(200, 20_000)
         if roll < 0.25:
-            ident += 1
-            heapq.heappush(pending, (ts + delay, ident, tcp(target, scanner, dport, sport, 0,
-                                                            seq + 1, RST | ACK, b"", ident, 0)))
+            tl.later(tl.ts + delay, tcp(target, scanner, dport, sport, 0, seq + 1, RST | ACK, b"",
+                                        tl.next_id(), 0))
         elif roll < 0.28:
             iss = rng.getrandbits(32)
-            ident += 1
-            heapq.heappush(pending, (ts + delay, ident, tcp(target, scanner, dport, sport, iss,
-                                                            seq + 1, SYN | ACK, b"", ident)))
-            ident += 1
-            heapq.heappush(pending, (ts + delay + 50, ident, tcp(scanner, target, sport, dport,
-                                                                 seq + 1, 0, RST, b"", ident,
-                                                                 0)))
-    return ts
+            tl.later(tl.ts + delay, tcp(target, scanner, dport, sport, iss, seq + 1, SYN | ACK,
+                                        b"", tl.next_id()))
+            tl.later(tl.ts + delay + 50, tcp(scanner, target, sport, dport, seq + 1, 0, RST, b"",
+                                             tl.next_id(), 0))
 
 
 def gen_beacon(pcap, packets, rng):
-    import heapq
     hosts = [addr(10, 30, i >> 8, i & 0xFF) for i in range(2000)]
     servers = [addr(198, 51, 100, 10 + i) for i in range(16)]
-    ts = 1_700_000_000_000_000
-    pending = []
-    ident = 0
-    while pcap.count < packets:
-        ts += rng.randint(200, 1200)
-        while pending and pending[0][0] <= ts and pcap.count < packets:
-            t, _, frame = heapq.heappop(pending)
-            pcap.write(t, frame)
-        if pcap.count >= packets:
-            break
+    tl = Timeline(pcap, packets, rng, (200, 1200))
+    for _ in tl.sessions():
         c = rng.choice(hosts)
         s = rng.choice(servers)
         sport = rng.randint(1024, 65535)
@@ -210,7 +207,6 @@ def gen_beacon(pcap, packets, rng):
         req = b"GET /beacon?id=%d HTTP/1.1\r\nHost: c2.example\r\n\r\n" % rng.randint(0, 10**9)
         resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
         rtt = rng.randint(500, 30_000)
-        t = ts
         steps = [
             (0, c, s, sport, dport, cs, 0, SYN, b""),
             (rtt, s, c, dport, sport, ss, cs + 1, SYN | ACK, b""),
@@ -226,11 +222,10 @@ def gen_beacon(pcap, packets, rng):
                 (rtt, s, c, dport, sport, ss + 1 + len(resp), cs + 2 + len(req), FIN | ACK, b""),
                 (rtt, c, s, sport, dport, cs + 2 + len(req), ss + 2 + len(resp), ACK, b""),
             ]
+        t = tl.ts
         for (dt, a, b, pa, pb, seq, ack, flags, data) in steps:
             t += dt
-            ident += 1
-            heapq.heappush(pending, (t, ident, tcp(a, b, pa, pb, seq, ack, flags, data, ident)))
-    return ts
+            tl.later(t, tcp(a, b, pa, pb, seq, ack, flags, data, tl.next_id()))
 
 
 def main():
