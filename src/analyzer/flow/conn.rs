@@ -29,7 +29,7 @@ pub enum Proto {
 }
 
 /// Direction-agnostic connection key: the lower (addr, port) endpoint first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnKey {
     a: IpAddr,
     b: IpAddr,
@@ -55,6 +55,31 @@ impl ConnKey {
                 a_port: dport,
                 b_port: sport,
                 ip_proto,
+            }
+        }
+    }
+}
+
+/// Hashed as a few whole words (the derived hash would feed every address byte, length
+/// prefix and enum tag to the hasher separately, on every packet).
+impl std::hash::Hash for ConnKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let ports = u64::from(self.a_port) << 24 | u64::from(self.b_port) << 8;
+        match (self.a, self.b) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                state.write_u64(u64::from(u32::from(a)) << 32 | u64::from(u32::from(b)));
+                state.write_u64(ports | u64::from(self.ip_proto));
+            }
+            (a, b) => {
+                for addr in [a, b] {
+                    let bits = match addr {
+                        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+                        IpAddr::V6(v6) => u128::from(v6),
+                    };
+                    state.write_u64(bits as u64);
+                    state.write_u64((bits >> 64) as u64);
+                }
+                state.write_u64(ports | u64::from(self.ip_proto) | 1 << 63);
             }
         }
     }
