@@ -5,7 +5,8 @@
 //! that saw no DNS leaves no empty `dns.log`). Rendering of every [`Value`] is decided here and
 //! only here: Zeek's escaping rules (separator, set separator and non-printable bytes as
 //! `\xNN`; a string equal to the unset marker is escaped too so it cannot be read back as unset),
-//! six-decimal times and intervals, and Zeek's short double format.
+//! six-decimal times and intervals, and Zeek's short double format. A line is rendered straight
+//! from the row's borrowed values into one reused buffer: no allocation per line.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -14,7 +15,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::log::{LogSchema, LogSink, Value};
+use super::log::{Elements, LogRow, LogSchema, LogSink, Value};
 use super::LogFormat;
 
 const SEPARATOR: u8 = b'\t';
@@ -127,16 +128,11 @@ impl LogWriterSet {
 }
 
 impl LogSink for LogWriterSet {
-    fn write(&mut self, schema: &'static LogSchema, values: Vec<Value>) {
+    fn write(&mut self, row: &dyn LogRow) {
+        let schema = row.schema();
         if self.error.is_some() || !self.wants(schema.path) {
             return;
         }
-        debug_assert_eq!(
-            values.len(),
-            schema.fields.len(),
-            "log {} line has wrong arity",
-            schema.path
-        );
         if !self.open.contains_key(schema.path) {
             if let Err(e) = self.open_log(schema) {
                 let path = match &self.destination {
@@ -149,8 +145,8 @@ impl LogSink for LogWriterSet {
         }
         self.line.clear();
         match self.format {
-            LogFormat::Tsv => render_tsv_line(&mut self.line, &values),
-            LogFormat::Json => render_json_line(&mut self.line, schema, &values),
+            LogFormat::Tsv => render_tsv_line(&mut self.line, row),
+            LogFormat::Json => render_json_line(&mut self.line, row),
         }
         let Some(log) = self.open.get_mut(schema.path) else {
             return;
@@ -217,26 +213,28 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn render_tsv_line(out: &mut Vec<u8>, values: &[Value]) {
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
+fn render_tsv_line(out: &mut Vec<u8>, row: &dyn LogRow) {
+    let mut first = true;
+    row.for_each_value(&mut |v| {
+        if !first {
             out.push(SEPARATOR);
         }
+        first = false;
         render_tsv_value(out, v, false);
-    }
+    });
     out.push(b'\n');
 }
 
-fn render_tsv_value(out: &mut Vec<u8>, v: &Value, in_container: bool) {
+fn render_tsv_value(out: &mut Vec<u8>, v: Value<'_>, in_container: bool) {
     match v {
         Value::Unset => out.extend_from_slice(UNSET_FIELD.as_bytes()),
-        Value::Bool(b) => out.push(if *b { b'T' } else { b'F' }),
-        Value::Count(c) => push_display(out, c),
-        Value::Int(i) => push_display(out, i),
-        Value::Port(p) => push_display(out, p),
-        Value::Double(d) => push_zeek_double(out, *d),
-        Value::Time(t) | Value::Interval(t) => push_fixed6(out, *t),
-        Value::Addr(a) => push_display(out, a),
+        Value::Bool(b) => out.push(if b { b'T' } else { b'F' }),
+        Value::Count(c) => push_display(out, &c),
+        Value::Int(i) => push_display(out, &i),
+        Value::Port(p) => push_display(out, &p),
+        Value::Double(d) => push_zeek_double(out, d),
+        Value::Time(t) | Value::Interval(t) => push_fixed6(out, t),
+        Value::Addr(a) => push_display(out, &a),
         Value::Enum(e) => escape_tsv(out, e.as_bytes(), in_container),
         Value::Str(s) => {
             if s.is_empty() {
@@ -252,11 +250,11 @@ fn render_tsv_value(out: &mut Vec<u8>, v: &Value, in_container: bool) {
                 out.extend_from_slice(EMPTY_FIELD.as_bytes());
                 return;
             }
-            for (i, item) in items.iter().enumerate() {
+            for i in 0..items.len() {
                 if i > 0 {
                     out.push(SET_SEPARATOR);
                 }
-                render_tsv_value(out, item, true);
+                render_tsv_value(out, items.value(i), true);
             }
         }
     }
@@ -307,50 +305,54 @@ fn push_zeek_double(out: &mut Vec<u8>, v: f64) {
     }
 }
 
-fn render_json_line(out: &mut Vec<u8>, schema: &LogSchema, values: &[Value]) {
+fn render_json_line(out: &mut Vec<u8>, row: &dyn LogRow) {
+    let mut names = row.schema().fields.iter().map(|f| f.name);
     out.push(b'{');
     let mut first = true;
-    for (spec, v) in schema.fields.iter().zip(values) {
+    row.for_each_value(&mut |v| {
+        let name = names.next().unwrap_or_default();
         if matches!(v, Value::Unset) {
-            continue; // Zeek's JSON writer omits unset optional fields
+            return; // Zeek's JSON writer omits unset optional fields
         }
         if !first {
             out.push(b',');
         }
         first = false;
-        json_string(out, spec.name.as_bytes());
+        json_string(out, name.as_bytes());
         out.push(b':');
         render_json_value(out, v);
-    }
+    });
     out.extend_from_slice(b"}\n");
 }
 
-fn render_json_value(out: &mut Vec<u8>, v: &Value) {
+fn render_json_value(out: &mut Vec<u8>, v: Value<'_>) {
     match v {
         Value::Unset => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Count(c) => push_display(out, c),
-        Value::Int(i) => push_display(out, i),
-        Value::Port(p) => push_display(out, p),
-        Value::Double(d) | Value::Time(d) | Value::Interval(d) => push_json_double(out, *d),
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Count(c) => push_display(out, &c),
+        Value::Int(i) => push_display(out, &i),
+        Value::Port(p) => push_display(out, &p),
+        Value::Double(d) | Value::Time(d) | Value::Interval(d) => push_json_double(out, d),
         Value::Addr(a) => {
             out.push(b'"');
-            push_display(out, a);
+            push_display(out, &a);
             out.push(b'"');
         }
         Value::Enum(e) => json_string(out, e.as_bytes()),
         Value::Str(s) => json_string(out, s.as_bytes()),
-        Value::Set(items) | Value::Vector(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                render_json_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Set(items) | Value::Vector(items) => render_json_array(out, items),
     }
+}
+
+fn render_json_array(out: &mut Vec<u8>, items: &dyn Elements) {
+    out.push(b'[');
+    for i in 0..items.len() {
+        if i > 0 {
+            out.push(b',');
+        }
+        render_json_value(out, items.value(i));
+    }
+    out.push(b']');
 }
 
 /// As in the TSV logs (at most six decimals, microseconds, as Zeek writes them): the shortest
@@ -384,44 +386,50 @@ fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzer::log::field;
+    use crate::analyzer::log::{log_row, Set, Time};
 
-    static TEST_SCHEMA: LogSchema = LogSchema {
-        path: "test",
-        fields: &[
-            field("ts", "time"),
-            field("s", "string"),
-            field("n", "set[string]"),
-            field("d", "double"),
-        ],
-    };
+    log_row! {
+        struct TestRow<'a> => TEST_SCHEMA("test") {
+            ts: Option<Time>,
+            s: Option<&'a str>,
+            n: Set<'a, &'a str>,
+            d: f64,
+        }
+    }
 
-    fn tsv(values: &[Value]) -> String {
+    fn tsv(row: &TestRow<'_>) -> String {
         let mut out = Vec::new();
-        render_tsv_line(&mut out, values);
+        render_tsv_line(&mut out, row);
         String::from_utf8(out).expect("tsv output is ASCII")
     }
 
     #[test]
     fn tsv_renders_zeek_conventions() {
-        let line = tsv(&[
-            Value::Time(1334173763.977955),
-            Value::Str("a\tb\x01".into()),
-            Value::Set(vec!["x,y".into(), "z".into()]),
-            Value::Double(1.0),
-        ]);
+        let line = tsv(&TestRow {
+            ts: Some(Time(1334173763.977955)),
+            s: Some("a\tb\x01"),
+            n: Set(&["x,y", "z"]),
+            d: 1.0,
+        });
         assert_eq!(line, "1334173763.977955\ta\\x09b\\x01\tx\\x2cy,z\t1.0\n");
     }
 
     #[test]
     fn tsv_unset_empty_and_dash_string() {
-        let line = tsv(&[
-            Value::Unset,
-            Value::Str(String::new()),
-            Value::Set(vec![]),
-            Value::Str("-".into()),
-        ]);
-        assert_eq!(line, "-\t(empty)\t(empty)\t\\x2d\n");
+        let line = tsv(&TestRow {
+            ts: None,
+            s: Some(""),
+            n: Set(&[]),
+            d: 0.5,
+        });
+        assert_eq!(line, "-\t(empty)\t(empty)\t0.5\n");
+        let dash = tsv(&TestRow {
+            ts: None,
+            s: Some("-"),
+            n: Set(&["-", ""]),
+            d: 0.5,
+        });
+        assert_eq!(dash, "-\t\\x2d\t\\x2d,(empty)\t0.5\n");
     }
 
     #[test]
@@ -453,13 +461,12 @@ mod tests {
         let mut out = Vec::new();
         render_json_line(
             &mut out,
-            &TEST_SCHEMA,
-            &[
-                Value::Time(1.5),
-                Value::Unset,
-                Value::Set(vec!["a\"b".into()]),
-                Value::Double(2.0),
-            ],
+            &TestRow {
+                ts: Some(Time(1.5)),
+                s: None,
+                n: Set(&["a\"b"]),
+                d: 2.0,
+            },
         );
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
@@ -478,15 +485,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pcapd-writer-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut set = LogWriterSet::to_dir(&dir, LogFormat::Tsv, None);
-        set.write(
-            &TEST_SCHEMA,
-            vec![
-                Value::Time(1.0),
-                "x".into(),
-                Value::Set(vec![]),
-                Value::Double(0.5),
-            ],
-        );
+        set.write(&TestRow {
+            ts: Some(Time(1.0)),
+            s: Some("x"),
+            n: Set(&[]),
+            d: 0.5,
+        });
         let names = set.finish().expect("finish");
         assert_eq!(names, vec!["test.log".to_string()]);
         let text = std::fs::read_to_string(dir.join("test.log")).expect("read log");

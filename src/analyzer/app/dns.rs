@@ -7,44 +7,40 @@
 //! and logs it. Records still pending when the connection ends (unanswered queries, replies
 //! whose query was never seen) are logged by [`AppAnalyzer::finish`].
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo, Transport};
-use crate::analyzer::log::{field, LogSchema, Value};
+use crate::analyzer::log::{log_row, ConnId, Enum, Interval, LogSink, Time, Vector};
 
-/// Zeek's `dns.log` columns, in Zeek's order.
-pub static DNS_SCHEMA: LogSchema = LogSchema {
-    path: "dns",
-    fields: &[
-        field("ts", "time"),
-        field("uid", "string"),
-        field("id.orig_h", "addr"),
-        field("id.orig_p", "port"),
-        field("id.resp_h", "addr"),
-        field("id.resp_p", "port"),
-        field("proto", "enum"),
-        field("trans_id", "count"),
-        field("rtt", "interval"),
-        field("query", "string"),
-        field("qclass", "count"),
-        field("qclass_name", "string"),
-        field("qtype", "count"),
-        field("qtype_name", "string"),
-        field("rcode", "count"),
-        field("rcode_name", "string"),
-        field("AA", "bool"),
-        field("TC", "bool"),
-        field("RD", "bool"),
-        field("RA", "bool"),
-        field("Z", "count"),
-        field("answers", "vector[string]"),
-        field("TTLs", "vector[interval]"),
-        field("rejected", "bool"),
-        field("opcode", "count"),
-        field("opcode_name", "string"),
-    ],
-};
+log_row! {
+    /// One dns.log line (Zeek's `DNS::Info`, `base/protocols/dns/main.zeek`).
+    pub struct DnsRow<'a> => DNS_SCHEMA("dns") {
+        ts: Time,
+        id: ConnId<'a>,
+        proto: Enum,
+        trans_id: u64,
+        rtt: Option<Interval>,
+        query: Option<&'a str>,
+        qclass: Option<u64>,
+        qclass_name: Option<&'a str>,
+        qtype: Option<u64>,
+        qtype_name: Option<&'a str>,
+        rcode: Option<u64>,
+        rcode_name: Option<&'a str>,
+        aa as "AA": bool,
+        tc as "TC": bool,
+        rd as "RD": bool,
+        ra as "RA": bool,
+        z as "Z": u64,
+        answers: Option<Vector<'a, String>>,
+        ttls as "TTLs": Option<Vector<'a, Interval>>,
+        rejected: bool,
+        opcode: Option<u64>,
+        opcode_name: Option<&'a str>,
+    }
+}
 
 const HEADER_LEN: usize = 12;
 /// Largest DNS message over TCP (the length prefix is 16 bits).
@@ -374,7 +370,7 @@ fn render_naptr(msg: &[u8], start: usize, end: usize) -> Option<String> {
 }
 
 /// Zeek's `DNS::query_types` table.
-pub(crate) fn qtype_name(t: u16) -> String {
+pub(crate) fn qtype_name(t: u16) -> Cow<'static, str> {
     let name = match t {
         1 => "A",
         2 => "NS",
@@ -466,26 +462,26 @@ pub(crate) fn qtype_name(t: u16) -> String {
         65282 => "WINS-R",
         65422 => "XPF",
         65521 => "INTEGRITY",
-        other => return format!("query-{other}"),
+        other => return Cow::Owned(format!("query-{other}")),
     };
-    name.to_owned()
+    Cow::Borrowed(name)
 }
 
 /// Zeek's `DNS::classes` table.
-fn qclass_name(c: u16) -> String {
-    match c {
-        1 => "C_INTERNET".to_owned(),
-        2 => "C_CSNET".to_owned(),
-        3 => "C_CHAOS".to_owned(),
-        4 => "C_HESIOD".to_owned(),
-        254 => "C_NONE".to_owned(),
-        255 => "C_ANY".to_owned(),
-        other => format!("qclass-{other}"),
-    }
+fn qclass_name(c: u16) -> Cow<'static, str> {
+    Cow::Borrowed(match c {
+        1 => "C_INTERNET",
+        2 => "C_CSNET",
+        3 => "C_CHAOS",
+        4 => "C_HESIOD",
+        254 => "C_NONE",
+        255 => "C_ANY",
+        other => return Cow::Owned(format!("qclass-{other}")),
+    })
 }
 
 /// Zeek's `DNS::base_errors` table.
-fn rcode_name(r: u8) -> String {
+fn rcode_name(r: u8) -> Cow<'static, str> {
     let name = match r {
         0 => "NOERROR",
         1 => "FORMERR",
@@ -498,35 +494,35 @@ fn rcode_name(r: u8) -> String {
         8 => "NXRRSet",
         9 => "NOTAUTH",
         10 => "NOTZONE",
-        11..=15 => return format!("unassigned-{r}"),
-        other => return format!("rcode-{other}"),
+        11..=15 => return Cow::Owned(format!("unassigned-{r}")),
+        other => return Cow::Owned(format!("rcode-{other}")),
     };
-    name.to_owned()
+    Cow::Borrowed(name)
 }
 
 /// Zeek's `DNS::opcodes` table.
-fn opcode_name(op: u8) -> String {
-    match op {
-        0 => "query".to_owned(),
-        1 => "iquery".to_owned(),
-        2 => "server-status".to_owned(),
-        4 => "notify".to_owned(),
-        5 => "dynamic-update".to_owned(),
-        6 => "dso".to_owned(),
-        other => format!("opcode-{other}"),
-    }
+fn opcode_name(op: u8) -> Cow<'static, str> {
+    Cow::Borrowed(match op {
+        0 => "query",
+        1 => "iquery",
+        2 => "server-status",
+        4 => "notify",
+        5 => "dynamic-update",
+        6 => "dso",
+        other => return Cow::Owned(format!("opcode-{other}")),
+    })
 }
 
 /// Zeek's `DNS::netbios_opcodes` table (NetBIOS name service, port 137).
-fn netbios_opcode_name(op: u8) -> String {
-    match op {
-        0 => "netbios-query".to_owned(),
-        5 => "netbios-registration".to_owned(),
-        6 => "netbios-release".to_owned(),
-        7 => "netbios-wack".to_owned(),
-        8 => "netbios-refresh".to_owned(),
-        other => format!("netbios-opcode-{other}"),
-    }
+fn netbios_opcode_name(op: u8) -> Cow<'static, str> {
+    Cow::Borrowed(match op {
+        0 => "netbios-query",
+        5 => "netbios-registration",
+        6 => "netbios-release",
+        7 => "netbios-wack",
+        8 => "netbios-refresh",
+        other => return Cow::Owned(format!("netbios-opcode-{other}")),
+    })
 }
 
 /// Zeek's `decode_netbios_name`: a 32-letter first-level encoded NetBIOS name back to its
@@ -562,7 +558,7 @@ struct DnsRecord {
     qclass: Option<u16>,
     qtype: Option<u16>,
     /// Set with `qtype`; NetBIOS renames SRV to NBSTAT.
-    qtype_name: Option<String>,
+    qtype_name: Option<Cow<'static, str>>,
     rcode: Option<u8>,
     aa: bool,
     tc: bool,
@@ -570,10 +566,10 @@ struct DnsRecord {
     ra: bool,
     z: u8,
     answers: Option<Vec<String>>,
-    ttls: Option<Vec<f64>>,
+    ttls: Option<Vec<Interval>>,
     rejected: bool,
     opcode: Option<u8>,
-    opcode_name: Option<String>,
+    opcode_name: Option<Cow<'static, str>>,
     saw_query: bool,
     saw_reply: bool,
 }
@@ -587,43 +583,37 @@ impl DnsRecord {
         }
     }
 
-    fn values(&self, conn: &ConnInfo) -> Vec<Value> {
-        let opt_count = |v: Option<u64>| v.map_or(Value::Unset, Value::Count);
-        vec![
-            Value::Time(self.ts),
-            Value::Str(conn.uid.to_string()),
-            Value::Addr(conn.orig_h),
-            Value::Port(conn.orig_p),
-            Value::Addr(conn.resp_h),
-            Value::Port(conn.resp_p),
-            Value::Enum(match conn.transport {
+    /// Writes this record's dns.log line.
+    fn write(&self, conn: &ConnInfo, logs: &mut dyn LogSink) {
+        let qclass_name = self.qclass.map(qclass_name);
+        let rcode_name = self.rcode.map(rcode_name);
+        logs.write(&DnsRow {
+            ts: Time(self.ts),
+            id: conn.id(),
+            proto: Enum(match conn.transport {
                 Transport::Tcp => "tcp",
                 Transport::Udp => "udp",
             }),
-            Value::Count(self.trans_id.into()),
-            self.rtt.map_or(Value::Unset, Value::Interval),
-            self.query.clone().into(),
-            opt_count(self.qclass.map(u64::from)),
-            self.qclass.map(qclass_name).into(),
-            opt_count(self.qtype.map(u64::from)),
-            self.qtype_name.clone().into(),
-            opt_count(self.rcode.map(u64::from)),
-            self.rcode.map(rcode_name).into(),
-            Value::Bool(self.aa),
-            Value::Bool(self.tc),
-            Value::Bool(self.rd),
-            Value::Bool(self.ra),
-            Value::Count(self.z.into()),
-            self.answers.as_ref().map_or(Value::Unset, |a| {
-                Value::Vector(a.iter().map(|s| Value::Str(s.clone())).collect())
-            }),
-            self.ttls.as_ref().map_or(Value::Unset, |t| {
-                Value::Vector(t.iter().map(|s| Value::Interval(*s)).collect())
-            }),
-            Value::Bool(self.rejected),
-            opt_count(self.opcode.map(u64::from)),
-            self.opcode_name.clone().into(),
-        ]
+            trans_id: self.trans_id.into(),
+            rtt: self.rtt.map(Interval),
+            query: self.query.as_deref(),
+            qclass: self.qclass.map(u64::from),
+            qclass_name: qclass_name.as_deref(),
+            qtype: self.qtype.map(u64::from),
+            qtype_name: self.qtype_name.as_deref(),
+            rcode: self.rcode.map(u64::from),
+            rcode_name: rcode_name.as_deref(),
+            aa: self.aa,
+            tc: self.tc,
+            rd: self.rd,
+            ra: self.ra,
+            z: self.z.into(),
+            answers: self.answers.as_deref().map(Vector),
+            ttls: self.ttls.as_deref().map(Vector),
+            rejected: self.rejected,
+            opcode: self.opcode.map(u64::from),
+            opcode_name: self.opcode_name.as_deref(),
+        });
     }
 }
 
@@ -710,7 +700,7 @@ impl DnsAnalyzer {
                         name = decoded;
                     }
                     if q.qtype == 33 {
-                        rec.qtype_name = Some("NBSTAT".to_owned());
+                        rec.qtype_name = Some(Cow::Borrowed("NBSTAT"));
                     }
                 }
                 rec.query = Some(escape_bytes(&name));
@@ -732,7 +722,9 @@ impl DnsAnalyzer {
                 }
                 if let Some(s) = a.rendered.as_ref().filter(|s| !s.is_empty()) {
                     rec.answers.get_or_insert_with(Vec::new).push(s.clone());
-                    rec.ttls.get_or_insert_with(Vec::new).push(a.ttl.into());
+                    rec.ttls
+                        .get_or_insert_with(Vec::new)
+                        .push(Interval(a.ttl.into()));
                 }
             }
             rec.saw_reply = true;
@@ -740,7 +732,7 @@ impl DnsAnalyzer {
             rec.saw_query = true;
         }
         if rec.saw_query && rec.saw_reply {
-            out.logs.write(&DNS_SCHEMA, rec.values(conn));
+            rec.write(conn, out.logs);
         } else if h.qr {
             Self::enqueue(&mut self.pending_replies, rec, conn, out);
         } else {
@@ -774,7 +766,7 @@ impl DnsAnalyzer {
     ) {
         if queue.len() >= MAX_PENDING {
             if let Some(old) = queue.pop_front() {
-                out.logs.write(&DNS_SCHEMA, old.values(conn));
+                old.write(conn, out.logs);
             }
         }
         queue.push_back(rec);
@@ -857,7 +849,7 @@ impl AppAnalyzer for DnsAnalyzer {
             .drain(..)
             .chain(self.pending_replies.drain(..))
         {
-            out.logs.write(&DNS_SCHEMA, rec.values(conn));
+            rec.write(conn, out.logs);
         }
     }
 }
@@ -935,6 +927,37 @@ mod tests {
 
     use super::*;
     use crate::analyzer::app::tests::{conn, Collect, Driver};
+    use crate::analyzer::log::tests::{assert_fully_set_row_matches_schema, OwnedValue};
+
+    #[test]
+    fn dns_row_matches_its_schema() {
+        let c = conn(Transport::Udp, 53);
+        let answers = ["192.0.2.7".to_string()];
+        assert_fully_set_row_matches_schema(&DnsRow {
+            ts: Time(1.0),
+            id: c.id(),
+            proto: Enum("udp"),
+            trans_id: 1,
+            rtt: Some(Interval(0.5)),
+            query: Some("www.example.com"),
+            qclass: Some(1),
+            qclass_name: Some("C_INTERNET"),
+            qtype: Some(1),
+            qtype_name: Some("A"),
+            rcode: Some(0),
+            rcode_name: Some("NOERROR"),
+            aa: false,
+            tc: false,
+            rd: true,
+            ra: true,
+            z: 0,
+            answers: Some(Vector(&answers)),
+            ttls: Some(Vector(&[Interval(60.0)])),
+            rejected: false,
+            opcode: Some(0),
+            opcode_name: Some("query"),
+        });
+    }
 
     /// Builds a DNS message: header fields, questions, answer records (raw bytes).
     fn msg(id: u16, flags: u16, qd: &[&[u8]], an: &[Vec<u8>], ns: u16, ar: u16) -> Vec<u8> {
@@ -993,36 +1016,39 @@ mod tests {
         assert!(weirds.is_empty(), "{weirds:?}");
         assert_eq!(sink.rows.len(), 1);
         let row = &sink.rows[0].1;
-        assert_eq!(row[6], Value::Enum("udp"));
-        assert_eq!(row[7], Value::Count(0x1234));
-        assert_eq!(row[8], Value::Interval(0.25));
-        assert_eq!(row[9], Value::Str("www.example.com".into()));
-        assert_eq!(row[10], Value::Count(1));
-        assert_eq!(row[11], Value::Str("C_INTERNET".into()));
-        assert_eq!(row[13], Value::Str("A".into()));
-        assert_eq!(row[15], Value::Str("NOERROR".into()));
+        assert_eq!(row[6], OwnedValue::Enum("udp".into()));
+        assert_eq!(row[7], OwnedValue::Count(0x1234));
+        assert_eq!(row[8], OwnedValue::Interval(0.25));
+        assert_eq!(row[9], OwnedValue::Str("www.example.com".into()));
+        assert_eq!(row[10], OwnedValue::Count(1));
+        assert_eq!(row[11], OwnedValue::Str("C_INTERNET".into()));
+        assert_eq!(row[13], OwnedValue::Str("A".into()));
+        assert_eq!(row[15], OwnedValue::Str("NOERROR".into()));
         assert_eq!(
             row[16..20],
             [
-                Value::Bool(true),
-                Value::Bool(false),
-                Value::Bool(true),
-                Value::Bool(true)
+                OwnedValue::Bool(true),
+                OwnedValue::Bool(false),
+                OwnedValue::Bool(true),
+                OwnedValue::Bool(true)
             ]
         );
         assert_eq!(
             row[21],
-            Value::Vector(vec![
-                Value::Str("web.example.com".into()),
-                Value::Str("192.0.2.7".into())
+            OwnedValue::Vector(vec![
+                OwnedValue::Str("web.example.com".into()),
+                OwnedValue::Str("192.0.2.7".into())
             ])
         );
         assert_eq!(
             row[22],
-            Value::Vector(vec![Value::Interval(300.0), Value::Interval(60.0)])
+            OwnedValue::Vector(vec![
+                OwnedValue::Interval(300.0),
+                OwnedValue::Interval(60.0)
+            ])
         );
-        assert_eq!(row[23], Value::Bool(false));
-        assert_eq!(row[25], Value::Str("query".into()));
+        assert_eq!(row[23], OwnedValue::Bool(false));
+        assert_eq!(row[25], OwnedValue::Str("query".into()));
     }
 
     #[test]
@@ -1032,14 +1058,14 @@ mod tests {
         let r = msg(7, 0x8480, &[Q_WWW], &[a], 0, 0);
         let (sink, _) = run(&c, &[(5.0, false, r)]);
         let row = &sink.rows[0].1;
-        assert_eq!(row[8], Value::Unset);
-        assert_eq!(row[9], Value::Str("www.example.com".into()));
-        assert_eq!(row[10], Value::Unset);
-        assert_eq!(row[13], Value::Unset);
-        assert_eq!(row[16], Value::Bool(true));
+        assert_eq!(row[8], OwnedValue::Unset);
+        assert_eq!(row[9], OwnedValue::Str("www.example.com".into()));
+        assert_eq!(row[10], OwnedValue::Unset);
+        assert_eq!(row[13], OwnedValue::Unset);
+        assert_eq!(row[16], OwnedValue::Bool(true));
         assert_eq!(
             row[21],
-            Value::Vector(vec![Value::Str("TXT 5 hello TXT 2 hi".into())])
+            OwnedValue::Vector(vec![OwnedValue::Str("TXT 5 hello TXT 2 hi".into())])
         );
     }
 
@@ -1060,19 +1086,19 @@ mod tests {
         );
         assert_eq!(sink.rows.len(), 2);
         let n = &sink.rows[0].1;
-        assert_eq!(n[9], Value::Str("dhcp.lbnl.us".into()));
-        assert_eq!(n[13], Value::Str("SOA".into()));
-        assert_eq!(n[14], Value::Count(5));
-        assert_eq!(n[15], Value::Str("REFUSED".into()));
-        assert_eq!(n[8], Value::Unset);
-        assert_eq!(n[23], Value::Bool(true));
-        assert_eq!(n[24], Value::Count(4));
-        assert_eq!(n[25], Value::Str("notify".into()));
+        assert_eq!(n[9], OwnedValue::Str("dhcp.lbnl.us".into()));
+        assert_eq!(n[13], OwnedValue::Str("SOA".into()));
+        assert_eq!(n[14], OwnedValue::Count(5));
+        assert_eq!(n[15], OwnedValue::Str("REFUSED".into()));
+        assert_eq!(n[8], OwnedValue::Unset);
+        assert_eq!(n[23], OwnedValue::Bool(true));
+        assert_eq!(n[24], OwnedValue::Count(4));
+        assert_eq!(n[25], OwnedValue::Str("notify".into()));
         let q = &sink.rows[1].1;
-        assert_eq!(q[7], Value::Count(99));
-        assert_eq!(q[14], Value::Unset);
-        assert_eq!(q[20], Value::Count(1));
-        assert_eq!(q[21], Value::Unset);
+        assert_eq!(q[7], OwnedValue::Count(99));
+        assert_eq!(q[14], OwnedValue::Unset);
+        assert_eq!(q[20], OwnedValue::Count(1));
+        assert_eq!(q[21], OwnedValue::Unset);
     }
 
     #[test]
@@ -1093,12 +1119,12 @@ mod tests {
         assert!(d.sink.rows.is_empty());
         d.send(1.5, false, &reply[20..]);
         assert_eq!(d.sink.rows.len(), 1);
-        assert_eq!(d.sink.rows[0].1[6], Value::Enum("tcp"));
-        assert_eq!(d.sink.rows[0].1[7], Value::Count(2));
-        assert_eq!(d.sink.rows[0].1[15], Value::Str("NXDOMAIN".into()));
+        assert_eq!(d.sink.rows[0].1[6], OwnedValue::Enum("tcp".into()));
+        assert_eq!(d.sink.rows[0].1[7], OwnedValue::Count(2));
+        assert_eq!(d.sink.rows[0].1[15], OwnedValue::Str("NXDOMAIN".into()));
         d.finish(2.0);
         assert_eq!(d.sink.rows.len(), 2);
-        assert_eq!(d.sink.rows[1].1[7], Value::Count(1));
+        assert_eq!(d.sink.rows[1].1[7], OwnedValue::Count(1));
         assert_eq!(d.a.service(), Some("dns"));
     }
 
@@ -1167,9 +1193,9 @@ mod tests {
         let m = msg(5, 0x0010, &[&q], &[], 0, 0);
         let (sink, _) = run(&c, &[(1.0, true, m)]);
         let row = &sink.rows[0].1;
-        assert_eq!(row[9], Value::Str("WORKGROUP".into()));
-        assert_eq!(row[13], Value::Str("NBSTAT".into()));
-        assert_eq!(row[25], Value::Str("netbios-query".into()));
+        assert_eq!(row[9], OwnedValue::Str("WORKGROUP".into()));
+        assert_eq!(row[13], OwnedValue::Str("NBSTAT".into()));
+        assert_eq!(row[25], OwnedValue::Str("netbios-query".into()));
         assert_eq!(opcode_name(2), "server-status");
     }
 

@@ -9,42 +9,37 @@ use std::io::Write;
 use flate2::write::{GzDecoder, ZlibDecoder};
 
 use super::{AppOutput, ConnInfo};
-use crate::analyzer::log::{field, LogSchema, Value};
+use crate::analyzer::log::{log_row, ConnId, Interval, Set, Time};
 
-/// Zeek's default `files.log` columns (with `base/files/hash` and `base/files/extract` loaded, as
-/// a default run has them).
-pub static FILES_SCHEMA: LogSchema = LogSchema {
-    path: "files",
-    fields: &[
-        field("ts", "time"),
-        field("fuid", "string"),
-        field("uid", "string"),
-        field("id.orig_h", "addr"),
-        field("id.orig_p", "port"),
-        field("id.resp_h", "addr"),
-        field("id.resp_p", "port"),
-        field("source", "string"),
-        field("depth", "count"),
-        field("analyzers", "set[string]"),
-        field("mime_type", "string"),
-        field("filename", "string"),
-        field("duration", "interval"),
-        field("local_orig", "bool"),
-        field("is_orig", "bool"),
-        field("seen_bytes", "count"),
-        field("total_bytes", "count"),
-        field("missing_bytes", "count"),
-        field("overflow_bytes", "count"),
-        field("timedout", "bool"),
-        field("parent_fuid", "string"),
-        field("md5", "string"),
-        field("sha1", "string"),
-        field("sha256", "string"),
-        field("extracted", "string"),
-        field("extracted_cutoff", "bool"),
-        field("extracted_size", "count"),
-    ],
-};
+log_row! {
+    /// One files.log line (Zeek's `Files::Info`, `base/frameworks/files/main.zeek`, with
+    /// the columns of `base/files/hash` and `base/files/extract`, loaded by a default run).
+    pub struct FilesRow<'a> => FILES_SCHEMA("files") {
+        ts: Time,
+        fuid: &'a str,
+        id: ConnId<'a>,
+        source: &'a str,
+        depth: u64,
+        analyzers: Set<'a, &'a str>,
+        mime_type: Option<&'a str>,
+        filename: Option<&'a str>,
+        duration: Interval,
+        local_orig: Option<bool>,
+        is_orig: bool,
+        seen_bytes: u64,
+        total_bytes: Option<u64>,
+        missing_bytes: u64,
+        overflow_bytes: u64,
+        timedout: bool,
+        parent_fuid: Option<&'a str>,
+        md5: Option<&'a str>,
+        sha1: Option<&'a str>,
+        sha256: Option<&'a str>,
+        extracted: Option<&'a str>,
+        extracted_cutoff: Option<bool>,
+        extracted_size: Option<u64>,
+    }
+}
 
 /// Bytes of a body kept for MIME sniffing (Zeek's default BOF buffer).
 pub(crate) const SNIFF_LEN: usize = 4096;
@@ -219,39 +214,32 @@ impl FileState {
         // A file that ended short of its announced size stayed open until Zeek's file
         // timeout.
         let timed_out = self.total.is_some_and(|t| seen + self.missing < t);
-        out.logs.write(
-            &FILES_SCHEMA,
-            vec![
-                Value::Time(self.first_ts),
-                Value::Str(self.fuid.clone()),
-                Value::Str(conn.uid.to_string()),
-                Value::Addr(conn.orig_h),
-                Value::Port(conn.orig_p),
-                Value::Addr(conn.resp_h),
-                Value::Port(conn.resp_p),
-                Value::Str("HTTP".into()),
-                Value::Count(0),
-                Value::Set(Vec::new()),
-                self.mime.map(str::to_owned).into(),
-                self.filename.clone().into(),
-                Value::Interval(self.last_ts - self.first_ts),
-                Value::Unset,
-                Value::Bool(is_orig),
-                Value::Count(seen),
-                self.total.map_or(Value::Unset, Value::Count),
-                Value::Count(self.missing),
-                Value::Count(0),
-                Value::Bool(timed_out),
-                // parent_fuid; hashes and extraction run only when a policy asks for them.
-                Value::Unset,
-                Value::Unset,
-                Value::Unset,
-                Value::Unset,
-                Value::Unset,
-                Value::Unset,
-                Value::Unset,
-            ],
-        );
+        out.logs.write(&FilesRow {
+            ts: Time(self.first_ts),
+            fuid: &self.fuid,
+            id: conn.id(),
+            source: "HTTP",
+            depth: 0,
+            analyzers: Set(&[]),
+            mime_type: self.mime,
+            filename: self.filename.as_deref(),
+            duration: Interval(self.last_ts - self.first_ts),
+            local_orig: None,
+            is_orig,
+            seen_bytes: seen,
+            total_bytes: self.total,
+            missing_bytes: self.missing,
+            overflow_bytes: 0,
+            timedout: timed_out,
+            // Hashes and extraction run only when a policy asks for them.
+            parent_fuid: None,
+            md5: None,
+            sha1: None,
+            sha256: None,
+            extracted: None,
+            extracted_cutoff: None,
+            extracted_size: None,
+        });
     }
 }
 
@@ -521,8 +509,41 @@ pub(crate) fn trim_ws(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyzer::app::tests::conn;
+    use crate::analyzer::app::Transport;
+    use crate::analyzer::log::tests::assert_fully_set_row_matches_schema;
     use flate2::write::GzEncoder;
     use flate2::Compression;
+
+    #[test]
+    fn files_row_matches_its_schema() {
+        let c = conn(Transport::Tcp, 80);
+        assert_fully_set_row_matches_schema(&FilesRow {
+            ts: Time(1.0),
+            fuid: "Fx",
+            id: c.id(),
+            source: "HTTP",
+            depth: 0,
+            analyzers: Set(&["SHA256"]),
+            mime_type: Some("text/plain"),
+            filename: Some("a.txt"),
+            duration: Interval(0.5),
+            local_orig: Some(false),
+            is_orig: false,
+            seen_bytes: 5,
+            total_bytes: Some(5),
+            missing_bytes: 0,
+            overflow_bytes: 0,
+            timedout: false,
+            parent_fuid: Some("Fp"),
+            md5: Some("00"),
+            sha1: Some("00"),
+            sha256: Some("00"),
+            extracted: Some("x"),
+            extracted_cutoff: Some(false),
+            extracted_size: Some(5),
+        });
+    }
     #[test]
     fn mime_sniffing_covers_common_types() {
         assert_eq!(sniff_mime(b"\x89PNG\r\n\x1a\n...."), Some("image/png"));

@@ -17,44 +17,40 @@ use super::files::{
     contains, disposition_filename, multipart_parts, skip_blank, trim_ws, FileState,
 };
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
-use crate::analyzer::log::{field, LogSchema, Value};
+use crate::analyzer::log::{log_row, ConnId, Enum, LogSink, Set, Time, Vector};
 
-/// Zeek's `http.log` columns, in Zeek's order.
-pub static HTTP_SCHEMA: LogSchema = LogSchema {
-    path: "http",
-    fields: &[
-        field("ts", "time"),
-        field("uid", "string"),
-        field("id.orig_h", "addr"),
-        field("id.orig_p", "port"),
-        field("id.resp_h", "addr"),
-        field("id.resp_p", "port"),
-        field("trans_depth", "count"),
-        field("method", "string"),
-        field("host", "string"),
-        field("uri", "string"),
-        field("referrer", "string"),
-        field("version", "string"),
-        field("user_agent", "string"),
-        field("origin", "string"),
-        field("request_body_len", "count"),
-        field("response_body_len", "count"),
-        field("status_code", "count"),
-        field("status_msg", "string"),
-        field("info_code", "count"),
-        field("info_msg", "string"),
-        field("tags", "set[enum]"),
-        field("username", "string"),
-        field("password", "string"),
-        field("proxied", "set[string]"),
-        field("orig_fuids", "vector[string]"),
-        field("orig_filenames", "vector[string]"),
-        field("orig_mime_types", "vector[string]"),
-        field("resp_fuids", "vector[string]"),
-        field("resp_filenames", "vector[string]"),
-        field("resp_mime_types", "vector[string]"),
-    ],
-};
+log_row! {
+    /// One http.log line (Zeek's `HTTP::Info`, `base/protocols/http/main.zeek`, with the
+    /// file columns of `base/protocols/http/entities.zeek`).
+    pub struct HttpRow<'a> => HTTP_SCHEMA("http") {
+        ts: Time,
+        id: ConnId<'a>,
+        trans_depth: u64,
+        method: Option<&'a str>,
+        host: Option<&'a str>,
+        uri: Option<&'a str>,
+        referrer: Option<&'a str>,
+        version: Option<&'a str>,
+        user_agent: Option<&'a str>,
+        origin: Option<&'a str>,
+        request_body_len: u64,
+        response_body_len: u64,
+        status_code: Option<u64>,
+        status_msg: Option<&'a str>,
+        info_code: Option<u64>,
+        info_msg: Option<&'a str>,
+        tags: Set<'a, Enum>,
+        username: Option<&'a str>,
+        password: Option<&'a str>,
+        proxied: Option<Set<'a, String>>,
+        orig_fuids: Option<Vector<'a, String>>,
+        orig_filenames: Option<Vector<'a, String>>,
+        orig_mime_types: Option<Vector<'a, &'static str>>,
+        resp_fuids: Option<Vector<'a, String>>,
+        resp_filenames: Option<Vector<'a, String>>,
+        resp_mime_types: Option<Vector<'a, &'static str>>,
+    }
+}
 
 /// Longest start line, header line or chunk-size line buffered before giving up on a side.
 const MAX_LINE: usize = 64 * 1024;
@@ -339,59 +335,63 @@ struct HttpRecord {
     username: Option<String>,
     password: Option<String>,
     proxied: Option<Vec<String>>,
-    orig_files: Vec<(String, Option<String>, Option<&'static str>)>,
-    resp_files: Vec<(String, Option<String>, Option<&'static str>)>,
+    orig_files: EntityFiles,
+    resp_files: EntityFiles,
+}
+
+/// The files of one side's entities, as http.log lists them: every fuid, and the file
+/// names and MIME types of those that have one.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct EntityFiles {
+    fuids: Vec<String>,
+    filenames: Vec<String>,
+    mime_types: Vec<&'static str>,
+}
+
+impl EntityFiles {
+    fn push(&mut self, file: &FileState) {
+        self.fuids.push(file.fuid.clone());
+        self.filenames.extend(file.filename.clone());
+        self.mime_types.extend(file.mime);
+    }
+}
+
+/// An empty list is logged unset.
+fn listed<T>(items: &[T]) -> Option<Vector<'_, T>> {
+    (!items.is_empty()).then_some(Vector(items))
 }
 
 impl HttpRecord {
-    fn values(&self, conn: &ConnInfo) -> Vec<Value> {
-        let strs = |v: &[String]| Value::Vector(v.iter().map(|s| Value::Str(s.clone())).collect());
-        let files = |f: &[(String, Option<String>, Option<&'static str>)]| {
-            if f.is_empty() {
-                return [Value::Unset, Value::Unset, Value::Unset];
-            }
-            let fuids: Vec<String> = f.iter().map(|x| x.0.clone()).collect();
-            let names: Vec<String> = f.iter().filter_map(|x| x.1.clone()).collect();
-            let mimes: Vec<String> = f.iter().filter_map(|x| x.2.map(str::to_owned)).collect();
-            let opt = |v: Vec<String>| if v.is_empty() { Value::Unset } else { strs(&v) };
-            [strs(&fuids), opt(names), opt(mimes)]
-        };
-        let [of, on, om] = files(&self.orig_files);
-        let [rf, rn, rm] = files(&self.resp_files);
-        vec![
-            Value::Time(self.ts),
-            Value::Str(conn.uid.to_string()),
-            Value::Addr(conn.orig_h),
-            Value::Port(conn.orig_p),
-            Value::Addr(conn.resp_h),
-            Value::Port(conn.resp_p),
-            Value::Count(self.trans_depth),
-            self.method.clone().into(),
-            self.host.clone().into(),
-            self.uri.clone().into(),
-            self.referrer.clone().into(),
-            self.version.clone().into(),
-            self.user_agent.clone().into(),
-            self.origin.clone().into(),
-            Value::Count(self.request_body_len),
-            Value::Count(self.response_body_len),
-            self.status_code.map_or(Value::Unset, Value::Count),
-            self.status_msg.clone().into(),
-            self.info_code.map_or(Value::Unset, Value::Count),
-            self.info_msg.clone().into(),
-            Value::Set(Vec::new()),
-            self.username.clone().into(),
-            self.password.clone().into(),
-            self.proxied.as_ref().map_or(Value::Unset, |p| {
-                Value::Set(p.iter().map(|s| Value::Str(s.clone())).collect())
-            }),
-            of,
-            on,
-            om,
-            rf,
-            rn,
-            rm,
-        ]
+    /// Writes this transaction's http.log line.
+    fn write(&self, conn: &ConnInfo, logs: &mut dyn LogSink) {
+        logs.write(&HttpRow {
+            ts: Time(self.ts),
+            id: conn.id(),
+            trans_depth: self.trans_depth,
+            method: self.method.as_deref(),
+            host: self.host.as_deref(),
+            uri: self.uri.as_deref(),
+            referrer: self.referrer.as_deref(),
+            version: self.version.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            origin: self.origin.as_deref(),
+            request_body_len: self.request_body_len,
+            response_body_len: self.response_body_len,
+            status_code: self.status_code,
+            status_msg: self.status_msg.as_deref(),
+            info_code: self.info_code,
+            info_msg: self.info_msg.as_deref(),
+            tags: Set(&[]),
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
+            proxied: self.proxied.as_deref().map(Set),
+            orig_fuids: listed(&self.orig_files.fuids),
+            orig_filenames: listed(&self.orig_files.filenames),
+            orig_mime_types: listed(&self.orig_files.mime_types),
+            resp_fuids: listed(&self.resp_files.fuids),
+            resp_filenames: listed(&self.resp_files.filenames),
+            resp_mime_types: listed(&self.resp_files.mime_types),
+        });
     }
 }
 
@@ -951,11 +951,10 @@ impl HttpAnalyzer {
             rec.response_body_len = body_len;
         }
         for f in files {
-            let entry = (f.fuid.clone(), f.filename.clone(), f.mime);
             if side == ORIG {
-                rec.orig_files.push(entry);
+                rec.orig_files.push(&f);
             } else {
-                rec.resp_files.push(entry);
+                rec.resp_files.push(&f);
             }
             f.write_log(conn, side == ORIG, out);
         }
@@ -963,7 +962,7 @@ impl HttpAnalyzer {
             let final_response = !rec.status_code.is_some_and(|c| (100..200).contains(&c));
             if final_response {
                 if let Some(done) = self.pending.remove(&self.current_response) {
-                    out.logs.write(&HTTP_SCHEMA, done.values(conn));
+                    done.write(conn, out.logs);
                 }
             }
         } else if self.pending.len() > MAX_PENDING {
@@ -971,7 +970,7 @@ impl HttpAnalyzer {
                 .push(("HTTP_excessive_pipelining", String::new()));
             let keep = self.pending.split_off(&self.current_request);
             for (_, r) in std::mem::replace(&mut self.pending, keep) {
-                out.logs.write(&HTTP_SCHEMA, r.values(conn));
+                r.write(conn, out.logs);
             }
             self.current_response = self.current_request.saturating_sub(1);
         }
@@ -1059,7 +1058,7 @@ impl AppAnalyzer for HttpAnalyzer {
         let analyzed = self.saw_reply || self.http_port;
         for (key, rec) in std::mem::take(&mut self.pending) {
             if key != 0 && analyzed {
-                out.logs.write(&HTTP_SCHEMA, rec.values(conn));
+                rec.write(conn, out.logs);
             }
         }
     }
@@ -1070,6 +1069,7 @@ mod tests {
     use super::*;
     use crate::analyzer::app::tests::{conn, Driver};
     use crate::analyzer::app::Transport;
+    use crate::analyzer::log::tests::{assert_fully_set_row_matches_schema, OwnedValue};
 
     type Run = Driver<HttpAnalyzer>;
 
@@ -1077,13 +1077,48 @@ mod tests {
         fn new() -> Self {
             Driver::with(HttpAnalyzer::new(), conn(Transport::Tcp, 80))
         }
-        fn http(&self) -> Vec<&Vec<Value>> {
+        fn http(&self) -> Vec<&Vec<OwnedValue>> {
             self.sink.of("http")
         }
     }
 
-    fn s(v: &str) -> Value {
-        Value::Str(v.into())
+    fn s(v: &str) -> OwnedValue {
+        OwnedValue::Str(v.into())
+    }
+
+    #[test]
+    fn http_row_matches_its_schema() {
+        let c = conn(Transport::Tcp, 80);
+        let strings = ["x".to_string()];
+        let mimes = ["text/plain"];
+        assert_fully_set_row_matches_schema(&HttpRow {
+            ts: Time(1.0),
+            id: c.id(),
+            trans_depth: 1,
+            method: Some("GET"),
+            host: Some("h"),
+            uri: Some("/"),
+            referrer: Some("r"),
+            version: Some("1.1"),
+            user_agent: Some("ua"),
+            origin: Some("o"),
+            request_body_len: 0,
+            response_body_len: 5,
+            status_code: Some(200),
+            status_msg: Some("OK"),
+            info_code: Some(100),
+            info_msg: Some("Continue"),
+            tags: Set(&[Enum("HTTP::URI_SQLI")]),
+            username: Some("u"),
+            password: Some("p"),
+            proxied: Some(Set(&strings)),
+            orig_fuids: Some(Vector(&strings)),
+            orig_filenames: Some(Vector(&strings)),
+            orig_mime_types: Some(Vector(&mimes)),
+            resp_fuids: Some(Vector(&strings)),
+            resp_filenames: Some(Vector(&strings)),
+            resp_mime_types: Some(Vector(&mimes)),
+        });
     }
 
     #[test]
@@ -1107,24 +1142,24 @@ mod tests {
         );
         let rows = r.http();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][6], Value::Count(1));
+        assert_eq!(rows[0][6], OwnedValue::Count(1));
         assert_eq!(rows[0][7], s("GET"));
         assert_eq!(rows[0][8], s("example.com"));
         assert_eq!(rows[0][9], s("/a b"));
         assert_eq!(rows[0][10], s("http://r/"));
         assert_eq!(rows[0][11], s("1.1"));
         assert_eq!(rows[0][12], s("t/1"));
-        assert_eq!(rows[0][15], Value::Count(15));
-        assert_eq!(rows[0][16], Value::Count(200));
+        assert_eq!(rows[0][15], OwnedValue::Count(15));
+        assert_eq!(rows[0][16], OwnedValue::Count(200));
         assert_eq!(rows[0][17], s("OK"));
-        assert_eq!(rows[0][20], Value::Set(vec![]));
-        assert!(matches!(&rows[0][27], Value::Vector(v) if v.len() == 1));
-        assert_eq!(rows[0][29], Value::Vector(vec![s("text/html")]));
+        assert_eq!(rows[0][20], OwnedValue::Set(vec![]));
+        assert!(matches!(&rows[0][27], OwnedValue::Vector(v) if v.len() == 1));
+        assert_eq!(rows[0][29], OwnedValue::Vector(vec![s("text/html")]));
         // The HEAD response has no body despite its Content-Length.
-        assert_eq!(rows[1][6], Value::Count(2));
+        assert_eq!(rows[1][6], OwnedValue::Count(2));
         assert_eq!(rows[1][7], s("HEAD"));
-        assert_eq!(rows[1][15], Value::Count(0));
-        assert_eq!(rows[1][27], Value::Unset);
+        assert_eq!(rows[1][15], OwnedValue::Count(0));
+        assert_eq!(rows[1][27], OwnedValue::Unset);
         assert_eq!(r.sink.of("files").len(), 1);
     }
 
@@ -1147,15 +1182,15 @@ mod tests {
         let rows = r.http();
         assert_eq!(rows.len(), 1);
         let row = rows[0];
-        assert_eq!(row[14], Value::Count(4));
-        assert_eq!(row[15], Value::Count(11));
-        assert_eq!(row[16], Value::Count(201));
+        assert_eq!(row[14], OwnedValue::Count(4));
+        assert_eq!(row[15], OwnedValue::Count(11));
+        assert_eq!(row[16], OwnedValue::Count(201));
         assert_eq!(row[17], s("Created"));
-        assert_eq!(row[18], Value::Count(100));
+        assert_eq!(row[18], OwnedValue::Count(100));
         assert_eq!(row[19], s("Continue"));
         assert_eq!(row[21], s("user"));
-        assert_eq!(row[22], Value::Unset);
-        assert_eq!(row[29], Value::Vector(vec![s("text/plain")]));
+        assert_eq!(row[22], OwnedValue::Unset);
+        assert_eq!(row[29], OwnedValue::Vector(vec![s("text/plain")]));
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
     }
 
@@ -1167,11 +1202,11 @@ mod tests {
         r.finish(9.0);
         let rows = r.http();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][15], Value::Count(10));
-        assert_eq!(rows[0][29], Value::Vector(vec![s("image/gif")]));
+        assert_eq!(rows[0][15], OwnedValue::Count(10));
+        assert_eq!(rows[0][29], OwnedValue::Vector(vec![s("image/gif")]));
         assert_eq!(rows[1][9], s("/2"));
-        assert_eq!(rows[1][16], Value::Unset);
-        assert_eq!(rows[1][11], Value::Unset);
+        assert_eq!(rows[1][16], OwnedValue::Unset);
+        assert_eq!(rows[1][11], OwnedValue::Unset);
     }
 
     #[test]
@@ -1191,8 +1226,8 @@ mod tests {
         );
         let rows = r.http();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][15], Value::Count(10));
-        assert_eq!(rows[1][16], Value::Count(404));
+        assert_eq!(rows[0][15], OwnedValue::Count(10));
+        assert_eq!(rows[1][16], OwnedValue::Count(404));
         r.gap(0.0, false, 3);
         r.send(1.3, false, b"garbage\r\n");
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
@@ -1223,8 +1258,8 @@ mod tests {
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
         let rows = r.http();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0][16], Value::Count(101));
-        assert_eq!(rows[0][18], Value::Count(101));
+        assert_eq!(rows[0][16], OwnedValue::Count(101));
+        assert_eq!(rows[0][18], OwnedValue::Count(101));
 
         let mut r = Run::new();
         r.send(
@@ -1290,12 +1325,12 @@ mod tests {
         r.send(1.0, true, &req);
         r.send(1.1, false, b"HTTP/1.1 204 No Content\r\n\r\n");
         let row = r.http()[0].clone();
-        assert_eq!(row[14], Value::Count(body.len() as u64));
-        assert!(matches!(&row[24], Value::Vector(v) if v.len() == 2));
-        assert_eq!(row[25], Value::Vector(vec![s("a.gif")]));
+        assert_eq!(row[14], OwnedValue::Count(body.len() as u64));
+        assert!(matches!(&row[24], OwnedValue::Vector(v) if v.len() == 2));
+        assert_eq!(row[25], OwnedValue::Vector(vec![s("a.gif")]));
         assert_eq!(
             row[26],
-            Value::Vector(vec![s("text/plain"), s("image/gif")])
+            OwnedValue::Vector(vec![s("text/plain"), s("image/gif")])
         );
         assert_eq!(r.sink.of("files").len(), 2);
     }

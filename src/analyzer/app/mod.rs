@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use super::log::LogSink;
+use super::log::{ConnId, LogSink};
 use super::uid::Uid;
 
 pub mod dns;
@@ -40,6 +40,19 @@ pub struct ConnInfo {
     pub resp_h: IpAddr,
     pub resp_p: u16,
     pub transport: Transport,
+}
+
+impl ConnInfo {
+    /// The `uid` and `id.*` columns of this connection's log lines.
+    pub fn id(&self) -> ConnId<'_> {
+        ConnId {
+            uid: self.uid.as_str(),
+            orig_h: self.orig_h,
+            orig_p: self.orig_p,
+            resp_h: self.resp_h,
+            resp_p: self.resp_p,
+        }
+    }
 }
 
 /// The analyzer's view of the outside world during one call.
@@ -146,28 +159,24 @@ pub(crate) mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::analyzer::log::{LogSchema, Value};
+    use crate::analyzer::log::tests::{checked_values, OwnedValue};
+    use crate::analyzer::log::LogRow;
 
-    /// A [`LogSink`] that keeps every line, with its log's path.
+    /// A [`LogSink`] that keeps every line, with its log's path, after checking each value
+    /// against its column's Zeek type.
     #[derive(Default)]
     pub(crate) struct Collect {
-        pub rows: Vec<(&'static str, Vec<Value>)>,
+        pub rows: Vec<(&'static str, Vec<OwnedValue>)>,
     }
 
     impl LogSink for Collect {
-        fn write(&mut self, schema: &'static LogSchema, values: Vec<Value>) {
-            assert_eq!(
-                values.len(),
-                schema.fields.len(),
-                "{} row width",
-                schema.path
-            );
-            self.rows.push((schema.path, values));
+        fn write(&mut self, row: &dyn LogRow) {
+            self.rows.push((row.schema().path, checked_values(row)));
         }
     }
 
     impl Collect {
-        pub(crate) fn of(&self, path: &str) -> Vec<&Vec<Value>> {
+        pub(crate) fn of(&self, path: &str) -> Vec<&Vec<OwnedValue>> {
             self.rows
                 .iter()
                 .filter(|(p, _)| *p == path)
@@ -258,7 +267,7 @@ pub(crate) mod tests {
     }
 
     /// Mutated and randomly split protocol messages never panic any analyzer, and every
-    /// line they write has its schema's width (checked by [`Collect`]).
+    /// line they write fits its schema (checked by [`Collect`]).
     #[test]
     fn mutated_inputs_are_survived() {
         let seeds: Vec<(Transport, u16, Vec<u8>, Vec<u8>)> = vec![

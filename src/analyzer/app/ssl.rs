@@ -8,35 +8,33 @@
 //! handshake messages are buffered per side up to [`MAX_BUFFER`]; beyond that the side is
 //! given up with a weird.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
-use crate::analyzer::log::{field, LogSchema, Value};
+use crate::analyzer::log::{log_row, ConnId, Time, Vector};
 
-/// Zeek's `ssl.log` columns, in Zeek's order.
-pub static SSL_SCHEMA: LogSchema = LogSchema {
-    path: "ssl",
-    fields: &[
-        field("ts", "time"),
-        field("uid", "string"),
-        field("id.orig_h", "addr"),
-        field("id.orig_p", "port"),
-        field("id.resp_h", "addr"),
-        field("id.resp_p", "port"),
-        field("version", "string"),
-        field("cipher", "string"),
-        field("curve", "string"),
-        field("server_name", "string"),
-        field("resumed", "bool"),
-        field("last_alert", "string"),
-        field("next_protocol", "string"),
-        field("established", "bool"),
-        field("ssl_history", "string"),
-        field("cert_chain_fps", "vector[string]"),
-        field("client_cert_chain_fps", "vector[string]"),
-        field("sni_matches_cert", "bool"),
-    ],
-};
+log_row! {
+    /// One ssl.log line (Zeek's `SSL::Info`, `base/protocols/ssl/main.zeek`, with the
+    /// certificate columns a default Zeek run adds).
+    pub struct SslRow<'a> => SSL_SCHEMA("ssl") {
+        ts: Time,
+        id: ConnId<'a>,
+        version: Option<&'a str>,
+        cipher: Option<&'a str>,
+        curve: Option<&'a str>,
+        server_name: Option<&'a str>,
+        resumed: bool,
+        last_alert: Option<&'a str>,
+        next_protocol: Option<&'a str>,
+        established: bool,
+        ssl_history: &'a str,
+        cert_chain_fps: Vector<'a, String>,
+        client_cert_chain_fps: Vector<'a, String>,
+        sni_matches_cert: Option<bool>,
+    }
+}
 
 /// Most bytes buffered per side for an incomplete record or handshake message.
 const MAX_BUFFER: usize = 256 * 1024;
@@ -93,25 +91,25 @@ fn sslv2_client_hello(data: &[u8]) -> Option<u16> {
 }
 
 /// Zeek's `SSL::version_strings`.
-fn version_name(v: u16) -> String {
-    match v {
-        0x0002 => "SSLv2".into(),
-        0x0300 => "SSLv3".into(),
-        0x0301 => "TLSv10".into(),
-        0x0302 => "TLSv11".into(),
-        0x0303 => "TLSv12".into(),
-        0x0304 => "TLSv13".into(),
-        0xfeff => "DTLSv10".into(),
-        0xfefd => "DTLSv12".into(),
-        0xfefc => "DTLSv13".into(),
-        0x7f00..=0x7fff => format!("TLSv13-draft{}", v & 0xff),
-        other => format!("unknown-{other}"),
-    }
+fn version_name(v: u16) -> Cow<'static, str> {
+    Cow::Borrowed(match v {
+        0x0002 => "SSLv2",
+        0x0300 => "SSLv3",
+        0x0301 => "TLSv10",
+        0x0302 => "TLSv11",
+        0x0303 => "TLSv12",
+        0x0304 => "TLSv13",
+        0xfeff => "DTLSv10",
+        0xfefd => "DTLSv12",
+        0xfefc => "DTLSv13",
+        0x7f00..=0x7fff => return Cow::Owned(format!("TLSv13-draft{}", v & 0xff)),
+        other => return Cow::Owned(format!("unknown-{other}")),
+    })
 }
 
 /// IANA cipher suite names as Zeek prints them (`SSL::cipher_desc`), for suites seen in
 /// practice.
-fn cipher_name(c: u16) -> String {
+fn cipher_name(c: u16) -> Cow<'static, str> {
     let name = match c {
         0x0000 => "TLS_NULL_WITH_NULL_NULL",
         0x0001 => "TLS_RSA_WITH_NULL_MD5",
@@ -177,13 +175,13 @@ fn cipher_name(c: u16) -> String {
         0xcc13 => "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
         0xcc14 => "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
         0xcc15 => "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256_OLD",
-        other => return format!("unknown-{other}"),
+        other => return Cow::Owned(format!("unknown-{other}")),
     };
-    name.into()
+    Cow::Borrowed(name)
 }
 
 /// Named groups (`SSL::ec_curves`).
-fn curve_name(g: u16) -> String {
+fn curve_name(g: u16) -> Cow<'static, str> {
     let name = match g {
         1..=22 => {
             const OLD: [&str; 22] = [
@@ -229,13 +227,13 @@ fn curve_name(g: u16) -> String {
         0x6399 => "X25519Kyber768Draft00",
         0xff01 => "arbitrary_explicit_prime_curves",
         0xff02 => "arbitrary_explicit_char2_curves",
-        other => return format!("unknown-{other}"),
+        other => return Cow::Owned(format!("unknown-{other}")),
     };
-    name.into()
+    Cow::Borrowed(name)
 }
 
 /// TLS alert descriptions (`SSL::alert_descriptions`).
-fn alert_name(d: u8) -> String {
+fn alert_name(d: u8) -> Cow<'static, str> {
     let name = match d {
         0 => "close_notify",
         10 => "unexpected_message",
@@ -271,9 +269,9 @@ fn alert_name(d: u8) -> String {
         115 => "unknown_psk_identity",
         116 => "certificate_required",
         120 => "no_application_protocol",
-        other => return format!("unknown-{other}"),
+        other => return Cow::Owned(format!("unknown-{other}")),
     };
-    name.into()
+    Cow::Borrowed(name)
 }
 
 /// Zeek's `ssl_history` letter of a handshake message type (client letters are upper case).
@@ -388,7 +386,7 @@ pub struct SslAnalyzer {
     client_app_data: bool,
     server_app_data: u8,
     resumed: bool,
-    last_alert: Option<String>,
+    last_alert: Option<Cow<'static, str>>,
     next_protocol: Option<String>,
     established: bool,
     history: String,
@@ -764,34 +762,29 @@ impl SslAnalyzer {
             return;
         }
         self.logged = true;
-        let strs = |v: &[String]| Value::Vector(v.iter().map(|s| Value::Str(s.clone())).collect());
-        let sni_matches = match (&self.server_name, &self.server_cert) {
-            (Some(name), Some(der)) => Value::Bool(cert_matches_host(der, name)),
-            _ => Value::Unset,
+        let sni_matches_cert = match (&self.server_name, &self.server_cert) {
+            (Some(name), Some(der)) => Some(cert_matches_host(der, name)),
+            _ => None,
         };
-        out.logs.write(
-            &SSL_SCHEMA,
-            vec![
-                Value::Time(self.ts.unwrap_or_default()),
-                Value::Str(conn.uid.to_string()),
-                Value::Addr(conn.orig_h),
-                Value::Port(conn.orig_p),
-                Value::Addr(conn.resp_h),
-                Value::Port(conn.resp_p),
-                self.version.map(version_name).into(),
-                self.cipher.map(cipher_name).into(),
-                self.curve.map(curve_name).into(),
-                self.server_name.clone().into(),
-                Value::Bool(self.resumed),
-                self.last_alert.clone().into(),
-                self.next_protocol.clone().into(),
-                Value::Bool(self.established),
-                Value::Str(self.history.clone()),
-                strs(&self.cert_fps),
-                strs(&self.client_cert_fps),
-                sni_matches,
-            ],
-        );
+        let version = self.version.map(version_name);
+        let cipher = self.cipher.map(cipher_name);
+        let curve = self.curve.map(curve_name);
+        out.logs.write(&SslRow {
+            ts: Time(self.ts.unwrap_or_default()),
+            id: conn.id(),
+            version: version.as_deref(),
+            cipher: cipher.as_deref(),
+            curve: curve.as_deref(),
+            server_name: self.server_name.as_deref(),
+            resumed: self.resumed,
+            last_alert: self.last_alert.as_deref(),
+            next_protocol: self.next_protocol.as_deref(),
+            established: self.established,
+            ssl_history: &self.history,
+            cert_chain_fps: Vector(&self.cert_fps),
+            client_cert_chain_fps: Vector(&self.client_cert_fps),
+            sni_matches_cert,
+        });
     }
 }
 
@@ -943,6 +936,29 @@ mod tests {
     use super::*;
     use crate::analyzer::app::tests::{conn, Driver};
     use crate::analyzer::app::Transport;
+    use crate::analyzer::log::tests::{assert_fully_set_row_matches_schema, OwnedValue};
+
+    #[test]
+    fn ssl_row_matches_its_schema() {
+        let c = conn(Transport::Tcp, 443);
+        let fps = ["ab".to_string()];
+        assert_fully_set_row_matches_schema(&SslRow {
+            ts: Time(1.0),
+            id: c.id(),
+            version: Some("TLSv12"),
+            cipher: Some("TLS_AES_128_GCM_SHA256"),
+            curve: Some("x25519"),
+            server_name: Some("a.test"),
+            resumed: false,
+            last_alert: Some("close_notify"),
+            next_protocol: Some("h2"),
+            established: true,
+            ssl_history: "CsiI",
+            cert_chain_fps: Vector(&fps),
+            client_cert_chain_fps: Vector(&fps),
+            sni_matches_cert: Some(true),
+        });
+    }
 
     fn record(ct: u8, body: &[u8]) -> Vec<u8> {
         let mut r = vec![ct, 3, 3];
@@ -1043,8 +1059,8 @@ mod tests {
         }
     }
 
-    fn s(v: &str) -> Value {
-        Value::Str(v.into())
+    fn s(v: &str) -> OwnedValue {
+        OwnedValue::Str(v.into())
     }
 
     #[test]
@@ -1079,10 +1095,10 @@ mod tests {
         assert_eq!(row[7], s("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"));
         assert_eq!(row[8], s("secp256r1"));
         assert_eq!(row[9], s("www.example.com"));
-        assert_eq!(row[10], Value::Bool(false));
-        assert_eq!(row[11], Value::Unset);
+        assert_eq!(row[10], OwnedValue::Bool(false));
+        assert_eq!(row[11], OwnedValue::Unset);
         assert_eq!(row[12], s("h2"));
-        assert_eq!(row[13], Value::Bool(true));
+        assert_eq!(row[13], OwnedValue::Bool(true));
         assert_eq!(row[14], s("CsxknGIti"));
         let fp = |c: &[u8]| -> String {
             Sha256::digest(c)
@@ -1090,9 +1106,9 @@ mod tests {
                 .map(|b| format!("{b:02x}"))
                 .collect()
         };
-        assert_eq!(row[15], Value::Vector(vec![s(&fp(&c1)), s(&fp(&c2))]));
-        assert_eq!(row[16], Value::Vector(vec![]));
-        assert_eq!(row[17], Value::Bool(true));
+        assert_eq!(row[15], OwnedValue::Vector(vec![s(&fp(&c1)), s(&fp(&c2))]));
+        assert_eq!(row[16], OwnedValue::Vector(vec![]));
+        assert_eq!(row[17], OwnedValue::Bool(true));
         assert_eq!(r.a.service(), Some("ssl"));
     }
 
@@ -1126,10 +1142,10 @@ mod tests {
         assert_eq!(row[7], s("TLS_AES_128_GCM_SHA256"));
         assert_eq!(row[8], s("x25519"));
         // The echoed session id of TLS 1.3 compatibility mode is not a resumption.
-        assert_eq!(row[10], Value::Bool(false));
-        assert_eq!(row[13], Value::Bool(true));
+        assert_eq!(row[10], OwnedValue::Bool(false));
+        assert_eq!(row[13], OwnedValue::Bool(true));
         assert_eq!(row[14], s("CsiI"));
-        assert_eq!(row[17], Value::Unset);
+        assert_eq!(row[17], OwnedValue::Unset);
     }
 
     #[test]
@@ -1150,9 +1166,9 @@ mod tests {
         let row = r.sink.of("ssl")[0].clone();
         assert_eq!(row[6], s("TLSv10"));
         assert_eq!(row[7], s("TLS_RSA_WITH_RC4_128_SHA"));
-        assert_eq!(row[10], Value::Bool(true));
+        assert_eq!(row[10], OwnedValue::Bool(true));
         assert_eq!(row[11], s("handshake_failure"));
-        assert_eq!(row[13], Value::Bool(false));
+        assert_eq!(row[13], OwnedValue::Bool(false));
         assert_eq!(row[14], s("CsL"));
     }
 
@@ -1175,8 +1191,8 @@ mod tests {
         r.send(1.0, true, &record(CT_CCS, &[1]));
         r.send(1.0, true, &record(CT_HANDSHAKE, &[0x55; 40]));
         let row = r.sink.of("ssl")[0].clone();
-        assert_eq!(row[10], Value::Bool(true));
-        assert_eq!(row[13], Value::Bool(true));
+        assert_eq!(row[10], OwnedValue::Bool(true));
+        assert_eq!(row[13], OwnedValue::Bool(true));
         assert_eq!(row[14], s("CsiI"));
 
         let mut hrr = server_hello(0x0303, &[], 0x1301, &ext(43, &[3, 4]));
@@ -1309,7 +1325,7 @@ mod tests {
         assert_eq!(row[6], s("DTLSv12"));
         assert_eq!(row[7], s("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"));
         assert_eq!(row[9], s("d.test"));
-        assert_eq!(row[13], Value::Bool(true));
+        assert_eq!(row[13], OwnedValue::Bool(true));
         assert_eq!(row[14], s("CsiI"));
     }
 
