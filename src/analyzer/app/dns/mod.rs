@@ -6,523 +6,103 @@
 //! [`MAX_TCP_MESSAGE`]. A query opens a pending record; the reply with the same id completes
 //! and logs it. Records still pending when the connection ends (unanswered queries, replies
 //! whose query was never seen) are logged by [`AppAnalyzer::finish`].
+//!
+//! Layout: `parser` reads the wire format into typed messages, `consts` holds the name
+//! tables of Zeek's `consts.zeek`, `log` the dns.log row; this file is Zeek's semantics
+//! (`base/protocols/dns/main.zeek`): pairing, what each message sets, when a line is written.
+
+mod consts;
+mod log;
+mod parser;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo, Transport};
-use crate::analyzer::log::{log_row, ConnId, Enum, Interval, LogSink, Time, Vector};
+use crate::analyzer::log::{Enum, Interval, LogSink, Time, Vector};
+use consts::{netbios_opcode_name, opcode_name, qclass_name, qtype_name, rcode_name};
+pub use log::{DnsRow, DNS_SCHEMA};
+use parser::{parse_message, Answer, Header, Naptr, RData, HEADER_LEN};
 
-log_row! {
-    /// One dns.log line (Zeek's `DNS::Info`, `base/protocols/dns/main.zeek`).
-    pub struct DnsRow<'a> => DNS_SCHEMA("dns") {
-        ts: Time,
-        id: ConnId<'a>,
-        proto: Enum,
-        trans_id: u64,
-        rtt: Option<Interval>,
-        query: Option<&'a str>,
-        qclass: Option<u64>,
-        qclass_name: Option<&'a str>,
-        qtype: Option<u64>,
-        qtype_name: Option<&'a str>,
-        rcode: Option<u64>,
-        rcode_name: Option<&'a str>,
-        aa as "AA": bool,
-        tc as "TC": bool,
-        rd as "RD": bool,
-        ra as "RA": bool,
-        z as "Z": u64,
-        answers: Option<Vector<'a, String>>,
-        ttls as "TTLs": Option<Vector<'a, Interval>>,
-        rejected: bool,
-        opcode: Option<u64>,
-        opcode_name: Option<&'a str>,
-    }
-}
-
-const HEADER_LEN: usize = 12;
 /// Largest DNS message over TCP (the length prefix is 16 bits).
 const MAX_TCP_MESSAGE: usize = 65535 + 2;
 /// Pending unmatched records kept per connection before the oldest is logged as is
 /// (Zeek: `max_pending_msgs`/`max_pending_query_ids`).
 const MAX_PENDING: usize = 50;
-/// Longest decoded name; longer names are cut (RFC 1035 allows 255 octets).
-const MAX_NAME_LEN: usize = 1024;
 
 const OP_QUERY: u8 = 0;
 const OP_NOTIFY: u8 = 4;
 const OP_UPDATE: u8 = 5;
 
-/// Decoded fixed header of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Header {
-    pub id: u16,
-    pub qr: bool,
-    pub opcode: u8,
-    pub aa: bool,
-    pub tc: bool,
-    pub rd: bool,
-    pub ra: bool,
-    pub z: u8,
-    pub rcode: u8,
-    pub qdcount: u16,
-    pub ancount: u16,
-    pub nscount: u16,
-    pub arcount: u16,
-}
-
-impl Header {
-    pub(crate) fn parse(data: &[u8]) -> Option<Header> {
-        if data.len() < HEADER_LEN {
-            return None;
+/// An answer as Zeek's `dns_*_reply` handlers put it in `answers`; `None` for records
+/// Zeek parses but does not list, or whose data did not decode.
+fn render_answer(answer: &Answer<'_>) -> Option<String> {
+    Some(match answer.data.as_ref()? {
+        RData::A(a) => a.to_string(),
+        RData::Aaaa(a) => a.to_string(),
+        RData::Name(name) => escape_bytes(name),
+        RData::Text { spf, strings } => {
+            let tag = if *spf { "SPF" } else { "TXT" };
+            let parts: Vec<String> = strings
+                .iter()
+                .map(|s| format!("{tag} {} {}", s.len(), escape_bytes(s)))
+                .collect();
+            parts.join(" ")
         }
-        let word = |i: usize| u16::from_be_bytes([data[i], data[i + 1]]);
-        let flags = word(2);
-        Some(Header {
-            id: word(0),
-            qr: flags & 0x8000 != 0,
-            opcode: ((flags >> 11) & 0x0f) as u8,
-            aa: flags & 0x0400 != 0,
-            tc: flags & 0x0200 != 0,
-            rd: flags & 0x0100 != 0,
-            ra: flags & 0x0080 != 0,
-            z: ((flags >> 4) & 0x07) as u8,
-            rcode: (flags & 0x0f) as u8,
-            qdcount: word(4),
-            ancount: word(6),
-            nscount: word(8),
-            arcount: word(10),
-        })
-    }
-}
-
-/// Why a name could not be decoded; each maps to a Zeek weird.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NameError {
-    LabelPastEnd,
-    ForwardPointer,
-    BadLabelType,
-}
-
-impl NameError {
-    fn weird(self) -> &'static str {
-        match self {
-            NameError::LabelPastEnd => "DNS_label_len_gt_pkt",
-            NameError::ForwardPointer => "DNS_label_forward_compress_offset",
-            NameError::BadLabelType => "DNS_label_too_long",
-        }
-    }
-}
-
-/// Reads the (possibly compressed) name at `pos` of `msg`; returns the name (labels joined
-/// by `.`, no trailing dot, `""` for the root) and the offset just past it.
-///
-/// Loop protection: every compression pointer must point strictly before the start of the
-/// run of labels it ends, so run starts strictly decrease and decoding terminates.
-fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> {
-    let mut name = Vec::new();
-    let mut end_after_first_pointer = None;
-    let mut run_start = pos;
-    loop {
-        let len = *msg.get(pos).ok_or(NameError::LabelPastEnd)? as usize;
-        match len & 0xc0 {
-            0x00 => {
-                if len == 0 {
-                    let end = end_after_first_pointer.unwrap_or(pos + 1);
-                    return Ok((name, end));
-                }
-                let label = msg
-                    .get(pos + 1..pos + 1 + len)
-                    .ok_or(NameError::LabelPastEnd)?;
-                if name.len() < MAX_NAME_LEN {
-                    if !name.is_empty() {
-                        name.push(b'.');
-                    }
-                    // Zeek lowercases every name it extracts.
-                    name.extend(label.iter().map(u8::to_ascii_lowercase));
-                }
-                pos += 1 + len;
-            }
-            0xc0 => {
-                let low = *msg.get(pos + 1).ok_or(NameError::LabelPastEnd)? as usize;
-                let target = ((len & 0x3f) << 8) | low;
-                if target >= run_start {
-                    return Err(NameError::ForwardPointer);
-                }
-                end_after_first_pointer.get_or_insert(pos + 2);
-                pos = target;
-                run_start = target;
-            }
-            _ => return Err(NameError::BadLabelType),
-        }
-    }
-}
-
-/// A bounds-checked reader over one message.
-struct Cursor<'a> {
-    msg: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn u16(&mut self) -> Option<u16> {
-        let b = self.msg.get(self.pos..self.pos + 2)?;
-        self.pos += 2;
-        Some(u16::from_be_bytes([b[0], b[1]]))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        let b = self.msg.get(self.pos..self.pos + 4)?;
-        self.pos += 4;
-        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn name(&mut self) -> Result<Vec<u8>, NameError> {
-        let (name, end) = read_name(self.msg, self.pos)?;
-        self.pos = end;
-        Ok(name)
-    }
-}
-
-/// One question: name, type, class.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Question {
-    name: Vec<u8>,
-    qtype: u16,
-    qclass: u16,
-}
-
-/// One answer-section record, rendered the way Zeek's script renders it (`None` for types
-/// Zeek parses but does not put in `answers`).
-#[derive(Debug, Clone, PartialEq)]
-struct Answer {
-    owner: Vec<u8>,
-    ttl: u32,
-    rendered: Option<String>,
-}
-
-/// A parsed message; `error` names the weird if parsing stopped early (what was parsed
-/// before the error is still used, as Zeek does).
-#[derive(Debug)]
-struct Message {
-    header: Header,
-    questions: Vec<Question>,
-    answers: Vec<Answer>,
-    error: Option<&'static str>,
-}
-
-fn parse_message(msg: &[u8]) -> Result<Message, &'static str> {
-    let header = Header::parse(msg).ok_or("DNS_truncated_len_lt_hdr_len")?;
-    let mut out = Message {
-        header,
-        questions: Vec::new(),
-        answers: Vec::new(),
-        error: None,
-    };
-    let mut cur = Cursor {
-        msg,
-        pos: HEADER_LEN,
-    };
-    for _ in 0..header.qdcount {
-        let name = match cur.name() {
-            Ok(n) => n,
-            Err(e) => {
-                out.error = Some(e.weird());
-                return Ok(out);
-            }
-        };
-        let (Some(qtype), Some(qclass)) = (cur.u16(), cur.u16()) else {
-            out.error = Some("DNS_truncated_quest_too_short");
-            return Ok(out);
-        };
-        out.questions.push(Question {
-            name,
-            qtype,
-            qclass,
-        });
-    }
-    for _ in 0..header.ancount {
-        let owner = match cur.name() {
-            Ok(n) => n,
-            Err(e) => {
-                out.error = Some(e.weird());
-                return Ok(out);
-            }
-        };
-        let (Some(rtype), Some(_class), Some(ttl), Some(rdlen)) =
-            (cur.u16(), cur.u16(), cur.u32(), cur.u16())
-        else {
-            out.error = Some("DNS_truncated_ans_too_short");
-            return Ok(out);
-        };
-        let start = cur.pos;
-        let end = start + rdlen as usize;
-        if end > msg.len() {
-            out.error = Some("DNS_truncated_RR_rdlength_lt_len");
-            return Ok(out);
-        }
-        let rendered = render_rdata(msg, rtype, start, end, &owner);
-        cur.pos = end;
-        out.answers.push(Answer {
-            owner,
-            ttl,
-            rendered,
-        });
-    }
-    Ok(out)
-}
-
-/// Renders one record's data as Zeek's `dns_*_reply` handlers do.
-fn render_rdata(msg: &[u8], rtype: u16, start: usize, end: usize, owner: &[u8]) -> Option<String> {
-    let rdata = msg.get(start..end)?;
-    let name_at = |pos: usize| read_name(msg, pos).ok().map(|(n, _)| escape_bytes(&n));
-    match rtype {
-        1 => {
-            let b: [u8; 4] = rdata.get(..4)?.try_into().ok()?;
-            Some(Ipv4Addr::from(b).to_string())
-        }
-        28 => {
-            let b: [u8; 16] = rdata.get(..16)?.try_into().ok()?;
-            Some(Ipv6Addr::from(b).to_string())
-        }
-        // NS, CNAME, PTR, SOA (mname), DNAME-less: the name that starts the rdata.
-        2 | 5 | 12 | 6 => name_at(start),
-        15 => name_at(start + 2),
-        33 => name_at(start + 6),
-        16 | 99 => {
-            let tag = if rtype == 16 { "TXT" } else { "SPF" };
-            let mut parts = Vec::new();
-            let mut i = 0;
-            while i < rdata.len() {
-                let len = rdata[i] as usize;
-                let s = rdata.get(i + 1..i + 1 + len).unwrap_or(&rdata[i + 1..]);
-                parts.push(format!("{tag} {} {}", s.len(), escape_bytes(s)));
-                i += 1 + len;
-            }
-            Some(parts.join(" "))
-        }
-        46 => {
-            // RRSIG: type covered, algorithm, labels, original TTL, expiration, inception,
-            // key tag (18 bytes), then the signer's name.
-            let covered = u16::from_be_bytes([*rdata.first()?, *rdata.get(1)?]);
-            let signer = read_name(msg, start + 18).ok()?.0;
+        RData::Rrsig {
+            type_covered,
+            signer,
+        } => {
             let signer = if signer.is_empty() {
                 "<Root>".to_owned()
             } else {
-                escape_bytes(&signer)
+                escape_bytes(signer)
             };
-            Some(format!("RRSIG {covered} {signer}"))
+            format!("RRSIG {type_covered} {signer}")
         }
-        48 => Some(format!("DNSKEY {}", rdata.get(3)?)),
-        43 => Some(format!("DS {} {}", rdata.get(2)?, rdata.get(3)?)),
-        47 => {
-            let next = read_name(msg, start).ok()?.0;
-            Some(format!(
-                "NSEC {} {}",
-                escape_bytes(owner),
-                escape_bytes(&next)
-            ))
+        RData::Dnskey { algorithm } => format!("DNSKEY {algorithm}"),
+        RData::Ds {
+            algorithm,
+            digest_type,
+        } => format!("DS {algorithm} {digest_type}"),
+        RData::Nsec { next } => format!(
+            "NSEC {} {}",
+            escape_bytes(&answer.owner),
+            escape_bytes(next)
+        ),
+        RData::Nsec3 => "NSEC3".to_owned(),
+        RData::Nsec3Param => "NSEC3PARAM".to_owned(),
+        RData::Bind9Signing => "BIND9 signing signal".to_owned(),
+        RData::Sshfp { fingerprint } => {
+            let hex: String = fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+            format!("SSHFP: {hex}")
         }
-        50 => Some("NSEC3".to_owned()),
-        51 => Some("NSEC3PARAM".to_owned()),
-        65534 => Some("BIND9 signing signal".to_owned()),
-        44 => {
-            let hex: String = rdata.get(2..)?.iter().map(|b| format!("{b:02x}")).collect();
-            Some(format!("SSHFP: {hex}"))
-        }
-        29 => Some(format!(
-            "LOC:  {} {} {}",
-            rdata.get(1)?,
-            rdata.get(2)?,
-            rdata.get(3)?
-        )),
-        35 => render_naptr(msg, start, end),
-        // Types Zeek parses without a log rendering: WKS, HINFO, OPT, TSIG, CAA, SVCB,
-        // HTTPS, A6 (obsolete, rendered only when well-formed, which we do not decode).
-        11 | 13 | 41 | 250 | 257 | 64 | 65 | 38 => None,
-        other => Some(format!("<unknown type={other}>")),
-    }
+        RData::Loc {
+            size,
+            horizontal_precision,
+            vertical_precision,
+        } => format!("LOC:  {size} {horizontal_precision} {vertical_precision}"),
+        RData::Naptr(naptr) => render_naptr(naptr),
+        RData::Opaque => return None,
+        RData::Unknown(rtype) => format!("<unknown type={rtype}>"),
+    })
 }
 
-fn render_naptr(msg: &[u8], start: usize, end: usize) -> Option<String> {
-    let rdata = msg.get(start..end)?;
-    let order = u16::from_be_bytes([*rdata.first()?, *rdata.get(1)?]);
-    let pref = u16::from_be_bytes([*rdata.get(2)?, *rdata.get(3)?]);
-    let mut i = 4;
-    let mut strings = Vec::new();
-    for _ in 0..3 {
-        let len = *rdata.get(i)? as usize;
-        strings.push(escape_bytes(rdata.get(i + 1..i + 1 + len)?));
-        i += 1 + len;
-    }
-    let replacement = read_name(msg, start + i).ok()?.0;
-    let mut tail = strings[2].clone();
-    if !replacement.is_empty() {
+fn render_naptr(n: &Naptr<'_>) -> String {
+    let mut tail = escape_bytes(n.regexp);
+    if !n.replacement.is_empty() {
         if !tail.is_empty() {
             tail.push(' ');
         }
-        tail.push_str(&escape_bytes(&replacement));
+        tail.push_str(&escape_bytes(&n.replacement));
     }
-    Some(format!(
-        "NAPTR {order} {pref} {} {} {tail}",
-        strings[0], strings[1]
-    ))
-}
-
-/// Zeek's `DNS::query_types` table.
-pub(crate) fn qtype_name(t: u16) -> Cow<'static, str> {
-    let name = match t {
-        1 => "A",
-        2 => "NS",
-        3 => "MD",
-        4 => "MF",
-        5 => "CNAME",
-        6 => "SOA",
-        7 => "MB",
-        8 => "MG",
-        9 => "MR",
-        10 => "NULL",
-        11 => "WKS",
-        12 => "PTR",
-        13 => "HINFO",
-        14 => "MINFO",
-        15 => "MX",
-        16 => "TXT",
-        17 => "RP",
-        18 => "AFSDB",
-        19 => "X25",
-        20 => "ISDN",
-        21 => "RT",
-        22 => "NSAP",
-        23 => "NSAP-PTR",
-        24 => "SIG",
-        25 => "KEY",
-        26 => "PX",
-        27 => "GPOS",
-        28 => "AAAA",
-        29 => "LOC",
-        30 => "NXT",
-        31 => "EID",
-        32 => "NIMLOC",
-        33 => "SRV",
-        34 => "ATMA",
-        35 => "NAPTR",
-        36 => "KX",
-        37 => "CERT",
-        38 => "A6",
-        39 => "DNAME",
-        40 => "SINK",
-        41 => "OPT",
-        42 => "APL",
-        43 => "DS",
-        44 => "SSHFP",
-        45 => "IPSECKEY",
-        46 => "RRSIG",
-        47 => "NSEC",
-        48 => "DNSKEY",
-        49 => "DHCID",
-        50 => "NSEC3",
-        51 => "NSEC3PARAM",
-        52 => "TLSA",
-        53 => "SMIMEA",
-        55 => "HIP",
-        56 => "NINFO",
-        57 => "RKEY",
-        58 => "TALINK",
-        59 => "CDS",
-        60 => "CDNSKEY",
-        61 => "OPENPGPKEY",
-        62 => "CSYNC",
-        63 => "ZONEMD",
-        64 => "SVCB",
-        65 => "HTTPS",
-        99 => "SPF",
-        100 => "UINFO",
-        101 => "UID",
-        102 => "GID",
-        103 => "UNSPEC",
-        104 => "NID",
-        105 => "L32",
-        106 => "L64",
-        107 => "LP",
-        108 => "EUI48",
-        109 => "EUI64",
-        249 => "TKEY",
-        250 => "TSIG",
-        251 => "IXFR",
-        252 => "AXFR",
-        253 => "MAILB",
-        254 => "MAILA",
-        255 => "*",
-        256 => "URI",
-        257 => "CAA",
-        32768 => "TA",
-        32769 => "DLV",
-        65281 => "WINS",
-        65282 => "WINS-R",
-        65422 => "XPF",
-        65521 => "INTEGRITY",
-        other => return Cow::Owned(format!("query-{other}")),
-    };
-    Cow::Borrowed(name)
-}
-
-/// Zeek's `DNS::classes` table.
-fn qclass_name(c: u16) -> Cow<'static, str> {
-    Cow::Borrowed(match c {
-        1 => "C_INTERNET",
-        2 => "C_CSNET",
-        3 => "C_CHAOS",
-        4 => "C_HESIOD",
-        254 => "C_NONE",
-        255 => "C_ANY",
-        other => return Cow::Owned(format!("qclass-{other}")),
-    })
-}
-
-/// Zeek's `DNS::base_errors` table.
-fn rcode_name(r: u8) -> Cow<'static, str> {
-    let name = match r {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSet",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        11..=15 => return Cow::Owned(format!("unassigned-{r}")),
-        other => return Cow::Owned(format!("rcode-{other}")),
-    };
-    Cow::Borrowed(name)
-}
-
-/// Zeek's `DNS::opcodes` table.
-fn opcode_name(op: u8) -> Cow<'static, str> {
-    Cow::Borrowed(match op {
-        0 => "query",
-        1 => "iquery",
-        2 => "server-status",
-        4 => "notify",
-        5 => "dynamic-update",
-        6 => "dso",
-        other => return Cow::Owned(format!("opcode-{other}")),
-    })
-}
-
-/// Zeek's `DNS::netbios_opcodes` table (NetBIOS name service, port 137).
-fn netbios_opcode_name(op: u8) -> Cow<'static, str> {
-    Cow::Borrowed(match op {
-        0 => "netbios-query",
-        5 => "netbios-registration",
-        6 => "netbios-release",
-        7 => "netbios-wack",
-        8 => "netbios-refresh",
-        other => return Cow::Owned(format!("netbios-opcode-{other}")),
-    })
+    format!(
+        "NAPTR {} {} {} {} {tail}",
+        n.order,
+        n.preference,
+        escape_bytes(n.flags),
+        escape_bytes(n.service)
+    )
 }
 
 /// Zeek's `decode_netbios_name`: a 32-letter first-level encoded NetBIOS name back to its
@@ -720,8 +300,8 @@ impl DnsAnalyzer {
                     // A zero rtt means only the reply was seen.
                     rec.rtt = (rtt != 0.0).then_some(rtt);
                 }
-                if let Some(s) = a.rendered.as_ref().filter(|s| !s.is_empty()) {
-                    rec.answers.get_or_insert_with(Vec::new).push(s.clone());
+                if let Some(s) = render_answer(a).filter(|s| !s.is_empty()) {
+                    rec.answers.get_or_insert_with(Vec::new).push(s);
                     rec.ttls
                         .get_or_insert_with(Vec::new)
                         .push(Interval(a.ttl.into()));
@@ -875,16 +455,10 @@ pub(crate) fn looks_like_dns(data: &[u8], port_hint: bool) -> bool {
     if h.qdcount > 16 {
         return false;
     }
-    let mut cur = Cursor {
-        msg: data,
-        pos: HEADER_LEN,
-    };
-    let Ok(_) = cur.name() else {
+    let Some(question) = parser::first_question(data) else {
         return false;
     };
-    let (Some(_qtype), Some(qclass)) = (cur.u16(), cur.u16()) else {
-        return false;
-    };
+    let qclass = question.qclass;
     // IN, CH, HS, NONE, ANY; mDNS sets the top bit (unicast-response / cache-flush).
     let class_ok = matches!(qclass & 0x7fff, 1 | 3 | 4 | 254 | 255);
     if port_hint {
@@ -909,55 +483,9 @@ pub(crate) fn dns_port(conn: &ConnInfo) -> bool {
 #[cfg(test)]
 mod tests {
 
-    #[test]
-    fn pointer_back_into_the_same_name_is_refused_not_looped() {
-        // Header (12 bytes), then at offset 12 the label "a" followed by a pointer to 12.
-        let mut msg = vec![0u8; 12];
-        msg.extend_from_slice(&[1, b'a', 0xc0, 12]);
-        assert!(read_name(&msg, 12).is_err());
-        // A chain of pointers that only goes down terminates normally.
-        let mut msg = vec![0u8; 12];
-        msg.extend_from_slice(&[3, b'c', b'o', b'm', 0]); // 12: "com"
-        msg.extend_from_slice(&[1, b'x', 0xc0, 12]); // 17: "x" -> 12
-        msg.extend_from_slice(&[0xc0, 17]); // 21: -> 17
-        let (name, end) = read_name(&msg, 21).unwrap();
-        assert_eq!(name, b"x.com");
-        assert_eq!(end, 23);
-    }
-
     use super::*;
     use crate::analyzer::app::tests::{conn, Collect, Driver};
-    use crate::analyzer::log::tests::{assert_fully_set_row_matches_schema, OwnedValue};
-
-    #[test]
-    fn dns_row_matches_its_schema() {
-        let c = conn(Transport::Udp, 53);
-        let answers = ["192.0.2.7".to_string()];
-        assert_fully_set_row_matches_schema(&DnsRow {
-            ts: Time(1.0),
-            id: c.id(),
-            proto: Enum("udp"),
-            trans_id: 1,
-            rtt: Some(Interval(0.5)),
-            query: Some("www.example.com"),
-            qclass: Some(1),
-            qclass_name: Some("C_INTERNET"),
-            qtype: Some(1),
-            qtype_name: Some("A"),
-            rcode: Some(0),
-            rcode_name: Some("NOERROR"),
-            aa: false,
-            tc: false,
-            rd: true,
-            ra: true,
-            z: 0,
-            answers: Some(Vector(&answers)),
-            ttls: Some(Vector(&[Interval(60.0)])),
-            rejected: false,
-            opcode: Some(0),
-            opcode_name: Some("query"),
-        });
-    }
+    use crate::analyzer::log::tests::OwnedValue;
 
     /// Builds a DNS message: header fields, questions, answer records (raw bytes).
     fn msg(id: u16, flags: u16, qd: &[&[u8]], an: &[Vec<u8>], ns: u16, ar: u16) -> Vec<u8> {
@@ -1197,20 +725,6 @@ mod tests {
         assert_eq!(row[13], OwnedValue::Str("NBSTAT".into()));
         assert_eq!(row[25], OwnedValue::Str("netbios-query".into()));
         assert_eq!(opcode_name(2), "server-status");
-    }
-
-    #[test]
-    fn names_are_lowercased() {
-        let q = msg(
-            1,
-            0x0100,
-            &[b"\x03WwW\x02Ex\x00\x00\x01\x00\x01"],
-            &[],
-            0,
-            0,
-        );
-        let parsed = parse_message(&q).unwrap();
-        assert_eq!(parsed.questions[0].name, b"www.ex");
     }
 
     #[test]
