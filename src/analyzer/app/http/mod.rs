@@ -8,49 +8,30 @@
 //! connection ends are logged by [`AppAnalyzer::finish`]. Line buffers are capped at
 //! [`MAX_LINE`]; a side that exceeds it, or loses bytes where framing matters, stops being
 //! parsed (with a weird) instead of guessing.
+//!
+//! Layout: `parser` reads start lines, header lines and header values, `consts` holds the
+//! tables of Zeek's HTTP scripts, `log` the http.log row; this file is the per-side framing
+//! and Zeek's semantics (`base/protocols/http/main.zeek`): pairing, what each header sets,
+//! when a line is written.
+
+mod consts;
+mod log;
+mod parser;
 
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::files::{
-    contains, disposition_filename, multipart_parts, skip_blank, trim_ws, FileState,
-};
+use super::files::{contains, disposition_filename, multipart_parts, FileState};
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
-use crate::analyzer::log::{log_row, ConnId, Enum, LogSink, Set, Time, Vector};
-
-log_row! {
-    /// One http.log line (Zeek's `HTTP::Info`, `base/protocols/http/main.zeek`, with the
-    /// file columns of `base/protocols/http/entities.zeek`).
-    pub struct HttpRow<'a> => HTTP_SCHEMA("http") {
-        ts: Time,
-        id: ConnId<'a>,
-        trans_depth: u64,
-        method: Option<&'a str>,
-        host: Option<&'a str>,
-        uri: Option<&'a str>,
-        referrer: Option<&'a str>,
-        version: Option<&'a str>,
-        user_agent: Option<&'a str>,
-        origin: Option<&'a str>,
-        request_body_len: u64,
-        response_body_len: u64,
-        status_code: Option<u64>,
-        status_msg: Option<&'a str>,
-        info_code: Option<u64>,
-        info_msg: Option<&'a str>,
-        tags: Set<'a, Enum>,
-        username: Option<&'a str>,
-        password: Option<&'a str>,
-        proxied: Option<Set<'a, String>>,
-        orig_fuids: Option<Vector<'a, String>>,
-        orig_filenames: Option<Vector<'a, String>>,
-        orig_mime_types: Option<Vector<'a, &'static str>>,
-        resp_fuids: Option<Vector<'a, String>>,
-        resp_filenames: Option<Vector<'a, String>>,
-        resp_mime_types: Option<Vector<'a, &'static str>>,
-    }
-}
+use crate::analyzer::log::{LogSink, Set, Time, Vector};
+use consts::{HTTP_PORTS, KNOWN_METHODS, PROXY_HEADERS};
+pub use log::{HttpRow, HTTP_SCHEMA};
+pub(crate) use parser::looks_like_http;
+use parser::{
+    basic_credentials, multipart_boundary, parse_chunk_size, parse_content_range, trim_cr,
+    unescape_uri, HeaderLine, RequestLine, StatusLine,
+};
 
 /// Longest start line, header line or chunk-size line buffered before giving up on a side.
 const MAX_LINE: usize = 64 * 1024;
@@ -61,158 +42,6 @@ const MAX_HEADER_BYTES: usize = 256 * 1024;
 /// Open transactions per connection before the oldest are logged (Zeek:
 /// `max_pending_requests`).
 const MAX_PENDING: usize = 100;
-
-/// Methods Zeek knows (`HTTP::http_methods`); others raise `unknown_HTTP_method`.
-const KNOWN_METHODS: &[&str] = &[
-    "GET",
-    "POST",
-    "HEAD",
-    "OPTIONS",
-    "PUT",
-    "DELETE",
-    "TRACE",
-    "CONNECT",
-    "PROPFIND",
-    "PROPPATCH",
-    "MKCOL",
-    "COPY",
-    "MOVE",
-    "LOCK",
-    "UNLOCK",
-    "POLL",
-    "REPORT",
-    "SUBSCRIBE",
-    "BMOVE",
-    "SEARCH",
-    "QUERY",
-];
-
-/// Client headers Zeek reports in `proxied` (`HTTP::proxy_headers`).
-const PROXY_HEADERS: &[&str] = &[
-    "FORWARDED",
-    "X-FORWARDED-FOR",
-    "X-FORWARDED-FROM",
-    "CLIENT-IP",
-    "VIA",
-    "XROXY-CONNECTION",
-    "PROXY-CONNECTION",
-];
-
-/// True for an HTTP request line start (`METHOD SP URI SP HTTP/x.y`) from the originator,
-/// or a status line (`HTTP/x.y SP NNN`) from the responder.
-pub(crate) fn looks_like_http(is_orig: bool, data: &[u8]) -> bool {
-    let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
-    let line = trim_cr(&data[..line_end]);
-    if is_orig {
-        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-        let method = &line[..method_end];
-        let rest = skip_blank(&line[method_end..]);
-        let version = rest
-            .windows(6)
-            .position(|w| w == b" HTTP/")
-            .and_then(|at| parse_version(trim_ws(&rest[at + 1..])));
-        !method.is_empty()
-            && method.len() <= 20
-            && method.iter().all(u8::is_ascii_alphabetic)
-            && !rest.starts_with(b"HTTP/")
-            && version.is_some()
-    } else {
-        line.len() >= 12
-            && parse_version(&line[..8]).is_some()
-            && line[8] == b' '
-            && line[9..12].iter().all(u8::is_ascii_digit)
-    }
-}
-
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// `HTTP/1.1` → `"1.1"`.
-fn parse_version(v: &[u8]) -> Option<String> {
-    let rest = v.strip_prefix(b"HTTP/")?;
-    let ok = rest.len() >= 3
-        && rest.iter().all(|b| b.is_ascii_digit() || *b == b'.')
-        && rest.contains(&b'.');
-    ok.then(|| String::from_utf8_lossy(rest).into_owned())
-}
-
-/// Decodes URI escapes as Zeek's `unescape_URI` does: `%XX` and IIS-style `%uXXXX`
-/// become bytes; a doubled `%` drops the first; a `%` that starts no escape stays, with a
-/// weird.
-fn unescape_uri(uri: &[u8], weirds: &mut Vec<(&'static str, String)>) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let pair = |h: u8, l: u8| Some(hex(h)? << 4 | hex(l)?);
-    let mut out = Vec::with_capacity(uri.len());
-    let mut i = 0;
-    while i < uri.len() {
-        if uri[i] != b'%' {
-            out.push(uri[i]);
-            i += 1;
-            continue;
-        }
-        let rest = &uri[i + 1..];
-        match rest {
-            [] => {
-                out.push(b'%');
-                weirds.push(("illegal_%_at_end_of_URI", String::new()));
-                i += 1;
-            }
-            [c] => {
-                out.extend_from_slice(&[b'%', *c]);
-                weirds.push(("partial_escape_at_end_of_URI", String::new()));
-                i += 2;
-            }
-            [b'%', ..] => {
-                weirds.push(("double_%_in_URI", String::new()));
-                i += 1;
-            }
-            [h, l, ..] if pair(*h, *l).is_some() => {
-                out.extend(pair(*h, *l));
-                i += 3;
-            }
-            [b'u', a, b, c, d, ..] if pair(*a, *b).is_some() && pair(*c, *d).is_some() => {
-                out.extend(pair(*a, *b));
-                out.extend(pair(*c, *d));
-                i += 6;
-            }
-            [c, ..] => {
-                weirds.push(("unescaped_%_in_URI", String::new()));
-                out.extend_from_slice(&[b'%', *c]);
-                i += 2;
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in s.iter().filter(|c| !c.is_ascii_whitespace()) {
-        if c == b'=' {
-            break;
-        }
-        acc = (acc << 6) | val(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
 
 /// How the rest of a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -292,26 +121,6 @@ struct Multipart {
     body: Vec<u8>,
     first_ts: f64,
     last_ts: f64,
-}
-
-/// The boundary of a `multipart/*` Content-Type value.
-fn multipart_boundary(content_type: &[u8]) -> Option<Vec<u8>> {
-    let lower = content_type.to_ascii_lowercase();
-    if !lower.trim_ascii_start().starts_with(b"multipart/") {
-        return None;
-    }
-    let at = lower.windows(9).position(|w| w == b"boundary=")?;
-    let rest = &content_type[at + 9..];
-    let b = match rest.strip_prefix(b"\"") {
-        Some(r) => &r[..r.iter().position(|&c| c == b'"').unwrap_or(r.len())],
-        None => {
-            &rest[..rest
-                .iter()
-                .position(|&c| c == b';' || c == b' ')
-                .unwrap_or(rest.len())]
-        }
-    };
-    (!b.is_empty()).then(|| b.to_vec())
 }
 
 /// One http.log line under construction (Zeek's `HTTP::Info`).
@@ -552,32 +361,22 @@ impl HttpAnalyzer {
                     s.headers = Vec::new();
                     return;
                 }
-                if matches!(line.first(), Some(b' ' | b'\t')) {
-                    // Folded continuation of the previous header.
-                    if let Some((_, v)) = s.headers.last_mut() {
-                        v.push(b' ');
-                        v.extend_from_slice(skip_blank(line));
+                match HeaderLine::parse(line) {
+                    HeaderLine::Continuation(more) => {
+                        if let Some((_, v)) = s.headers.last_mut() {
+                            v.push(b' ');
+                            v.extend_from_slice(more);
+                        }
                     }
-                    return;
+                    HeaderLine::Field { name, value } => s.headers.push((name, value.to_vec())),
+                    HeaderLine::NoColon => {
+                        out.weirds.push(("HTTP_header_no_colon", String::new()));
+                    }
                 }
-                let Some(colon) = line.iter().position(|&b| b == b':') else {
-                    out.weirds.push(("HTTP_header_no_colon", String::new()));
-                    return;
-                };
-                let name = String::from_utf8_lossy(trim_ws(&line[..colon])).to_ascii_uppercase();
-                let value = trim_ws(&line[colon + 1..]).to_vec();
-                s.headers.push((name, value));
             }
             Phase::Body(Body::ChunkSize) => {
-                let hex_end = line
-                    .iter()
-                    .position(|b| !b.is_ascii_hexdigit())
-                    .unwrap_or(line.len());
-                let size = std::str::from_utf8(&line[..hex_end])
-                    .ok()
-                    .and_then(|h| u64::from_str_radix(h, 16).ok());
                 let s = &mut self.sides[side];
-                match size {
+                match parse_chunk_size(line) {
                     Some(0) => s.phase = Phase::Body(Body::Trailer),
                     Some(n) => s.phase = Phase::Body(Body::ChunkData(n)),
                     None => {
@@ -603,28 +402,16 @@ impl HttpAnalyzer {
     }
 
     fn request_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
-        // METHOD, blanks, then the URI up to the blank before "HTTP/" (URIs may hold
-        // blanks, as Zeek allows); without a version it is an HTTP/0.9 request.
-        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-        let method = &line[..method_end];
-        let rest = skip_blank(&line[method_end..]);
-        let (uri, version) = match rest.windows(6).position(|w| w == b" HTTP/") {
-            Some(at) => (
-                trim_ws(&rest[..at]),
-                parse_version(trim_ws(&rest[at + 1..])),
-            ),
-            None => (trim_ws(rest), None),
+        let Some(RequestLine {
+            method,
+            uri,
+            version,
+        }) = RequestLine::parse(line)
+        else {
+            out.weirds.push(("bad_HTTP_request", String::new()));
+            self.sides[ORIG].phase = Phase::Lost;
+            return;
         };
-        if method.is_empty() || uri.is_empty() {
-            out.weirds.push(("bad_HTTP_request", String::new()));
-            self.sides[ORIG].phase = Phase::Lost;
-            return;
-        }
-        if !method.iter().all(u8::is_ascii_alphabetic) {
-            out.weirds.push(("bad_HTTP_request", String::new()));
-            self.sides[ORIG].phase = Phase::Lost;
-            return;
-        }
         self.saw_request = true;
         let method = String::from_utf8_lossy(method).into_owned();
         self.check_version(ORIG, version.as_deref(), out);
@@ -654,19 +441,18 @@ impl HttpAnalyzer {
     }
 
     fn status_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
-        let version = line.get(..8).and_then(parse_version);
-        let code = line
-            .get(9..12)
-            .filter(|c| c.iter().all(u8::is_ascii_digit))
-            .and_then(|c| std::str::from_utf8(c).ok())
-            .and_then(|c| c.parse::<u64>().ok());
-        let (Some(version), Some(code)) = (version, code) else {
+        let Some(StatusLine {
+            version,
+            code,
+            reason,
+        }) = StatusLine::parse(line)
+        else {
             out.weirds.push(("bad_HTTP_reply", String::new()));
             self.sides[RESP].phase = Phase::Lost;
             return;
         };
         self.saw_reply = true;
-        let reason = escape_bytes(trim_ws(line.get(12..).unwrap_or_default()));
+        let reason = escape_bytes(reason);
         self.check_version(RESP, Some(&version), out);
         let reuse = self
             .pending
@@ -712,14 +498,14 @@ impl HttpAnalyzer {
                     "ORIGIN" => rec.origin = Some(lossy(value)),
                     "USER-AGENT" => rec.user_agent = Some(lossy(value)),
                     "AUTHORIZATION" | "PROXY-AUTHORIZATION" => {
-                        let v = value.as_slice();
-                        if v.len() > 6 && v[..6].eq_ignore_ascii_case(b"basic ") {
-                            let decoded = base64_decode(skip_blank(&v[6..])).unwrap_or_default();
+                        if let Some(decoded) = basic_credentials(value) {
                             // Zeek keeps passwords out of the log unless configured
-                            // (`HTTP::default_capture_password = F`).
+                            // (`HTTP::default_capture_password = F`); credentials without a
+                            // colon (or undecodable ones) are logged as
+                            // `<problem-decoding> (<header value>)`.
                             rec.username = Some(match decoded.iter().position(|&b| b == b':') {
                                 Some(i) => lossy(&decoded[..i]),
-                                None => format!("<problem-decoding> ({})", lossy(v)),
+                                None => format!("<problem-decoding> ({})", lossy(value)),
                             });
                         }
                     }
@@ -977,15 +763,6 @@ impl HttpAnalyzer {
     }
 }
 
-/// `bytes 100-199/1000` → `(100, Some(1000))`; `None` when unparsable.
-fn parse_content_range(v: &[u8]) -> Option<(u64, Option<u64>)> {
-    let v = std::str::from_utf8(v).ok()?.trim();
-    let rest = v.strip_prefix("bytes")?.trim_start();
-    let (range, total) = rest.split_once('/')?;
-    let (start, _end) = range.split_once('-')?;
-    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
-}
-
 impl AppAnalyzer for HttpAnalyzer {
     fn service(&self) -> Option<&'static str> {
         self.confirmed().then_some("http")
@@ -999,7 +776,6 @@ impl AppAnalyzer for HttpAnalyzer {
         data: &[u8],
         out: &mut AppOutput<'_>,
     ) {
-        const HTTP_PORTS: [u16; 8] = [80, 81, 631, 1080, 3128, 8000, 8080, 8888];
         self.http_port = HTTP_PORTS.contains(&conn.resp_p);
         let side = if is_orig { ORIG } else { RESP };
         self.process(conn, ts, side, data, out);
@@ -1069,7 +845,7 @@ mod tests {
     use super::*;
     use crate::analyzer::app::tests::{conn, Driver};
     use crate::analyzer::app::Transport;
-    use crate::analyzer::log::tests::{assert_fully_set_row_matches_schema, OwnedValue};
+    use crate::analyzer::log::tests::OwnedValue;
 
     type Run = Driver<HttpAnalyzer>;
 
@@ -1084,41 +860,6 @@ mod tests {
 
     fn s(v: &str) -> OwnedValue {
         OwnedValue::Str(v.into())
-    }
-
-    #[test]
-    fn http_row_matches_its_schema() {
-        let c = conn(Transport::Tcp, 80);
-        let strings = ["x".to_string()];
-        let mimes = ["text/plain"];
-        assert_fully_set_row_matches_schema(&HttpRow {
-            ts: Time(1.0),
-            id: c.id(),
-            trans_depth: 1,
-            method: Some("GET"),
-            host: Some("h"),
-            uri: Some("/"),
-            referrer: Some("r"),
-            version: Some("1.1"),
-            user_agent: Some("ua"),
-            origin: Some("o"),
-            request_body_len: 0,
-            response_body_len: 5,
-            status_code: Some(200),
-            status_msg: Some("OK"),
-            info_code: Some(100),
-            info_msg: Some("Continue"),
-            tags: Set(&[Enum("HTTP::URI_SQLI")]),
-            username: Some("u"),
-            password: Some("p"),
-            proxied: Some(Set(&strings)),
-            orig_fuids: Some(Vector(&strings)),
-            orig_filenames: Some(Vector(&strings)),
-            orig_mime_types: Some(Vector(&mimes)),
-            resp_fuids: Some(Vector(&strings)),
-            resp_filenames: Some(Vector(&strings)),
-            resp_mime_types: Some(Vector(&mimes)),
-        });
     }
 
     #[test]
