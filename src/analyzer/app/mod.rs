@@ -6,10 +6,14 @@
 //! `ssl.log`, `files.log`) through [`AppOutput`] and report oddities as weirds.
 //!
 //! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
-//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes).
+//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `text`
+//! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
+//! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
+//! [`AppAnalyzer`]), `consts.rs` (name tables of Zeek's scripts), `log.rs` (the log's row).
 
 use std::net::IpAddr;
 
+use super::bytes::be16;
 use super::log::{ConnId, LogSink};
 use super::uid::Uid;
 
@@ -17,6 +21,7 @@ pub mod dns;
 pub mod files;
 pub mod http;
 pub mod ssl;
+mod text;
 
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
@@ -127,8 +132,8 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
             if http::looks_like_http(is_orig, data) {
                 return Some(Box::new(HttpAnalyzer::new()));
             }
-            let framed = data.get(..2).and_then(|p| {
-                let len = usize::from(u16::from_be_bytes([p[0], p[1]]));
+            let framed = be16(data, 0).and_then(|len| {
+                let len = usize::from(len);
                 data.get(2..(2 + len).min(data.len()))
                     .filter(|m| len >= 12 && m.len() >= 12)
             });

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo, Transport};
+use crate::analyzer::bytes::be16;
 use crate::analyzer::log::{Enum, Interval, LogSink, Time, Vector};
 use consts::{netbios_opcode_name, opcode_name, qclass_name, qtype_name, rcode_name};
 pub use log::{DnsRow, DNS_SCHEMA};
@@ -368,8 +369,8 @@ impl DnsAnalyzer {
         let mut buf = std::mem::take(&mut self.tcp_buf[side]);
         buf.extend_from_slice(data);
         let mut pos = 0;
-        while let Some(prefix) = buf.get(pos..pos + 2) {
-            let len = u16::from_be_bytes([prefix[0], prefix[1]]) as usize;
+        while let Some(len) = be16(&buf, pos) {
+            let len = usize::from(len);
             let Some(msg) = buf.get(pos + 2..pos + 2 + len) else {
                 break;
             };

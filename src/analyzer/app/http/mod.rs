@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::files::{contains, disposition_filename, multipart_parts, FileState};
+use super::files::{disposition_filename, multipart_parts, FileState};
+use super::text::contains;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{LogSink, Set, Time, Vector};
 use consts::{HTTP_PORTS, KNOWN_METHODS, PROXY_HEADERS};

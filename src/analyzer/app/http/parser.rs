@@ -8,7 +8,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 
-use crate::analyzer::app::files::{skip_blank, trim_ws};
+use crate::analyzer::app::text::{skip_blank, trim_ws};
 
 /// True for an HTTP request line start (`METHOD SP URI SP HTTP/x.y`) from the originator,
 /// or a status line (`HTTP/x.y SP NNN`) from the responder.

@@ -2,7 +2,7 @@
 //! ClientHello, and the handshake messages ssl.log draws on, as typed values borrowing from
 //! the bytes. No Zeek semantics here: what a message means for the log is the analyzer's.
 
-use crate::analyzer::bytes::ByteReader;
+use crate::analyzer::bytes::{be16, ByteReader};
 
 pub(crate) const CT_CCS: u8 = 20;
 pub(crate) const CT_ALERT: u8 = 21;
@@ -38,8 +38,7 @@ pub(crate) fn looks_like_tls(data: &[u8]) -> bool {
         && data[2] <= 4
         && matches!(data[5], 1 | 2)
     {
-        let len = u16::from_be_bytes([data[3], data[4]]);
-        return (4..=18432).contains(&len);
+        return be16(data, 3).is_some_and(|len| (4..=18432).contains(&len));
     }
     sslv2_client_hello(data).is_some()
 }
@@ -60,13 +59,13 @@ pub(crate) fn sslv2_client_hello(data: &[u8]) -> Option<u16> {
     if data.len() < 11 || data[0] & 0x80 == 0 || data[2] != 1 {
         return None;
     }
-    let version = u16::from_be_bytes([data[3], data[4]]);
+    let version = be16(data, 3)?;
     matches!(version, 0x0002 | 0x0300..=0x0304).then_some(version)
 }
 
 /// Length of an SSLv2 record (after its 2-byte header); `data` starts an SSLv2 ClientHello.
 pub(crate) fn sslv2_record_len(data: &[u8]) -> usize {
-    usize::from(u16::from_be_bytes([data[0] & 0x7f, data[1]]))
+    be16(data, 0).map_or(0, |len| usize::from(len & 0x7fff))
 }
 
 /// The header of a TLS record (or of a DTLS one, whose epoch and sequence are skipped).
