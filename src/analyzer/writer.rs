@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -229,12 +230,12 @@ fn render_tsv_value(out: &mut Vec<u8>, v: Value<'_>, in_container: bool) {
     match v {
         Value::Unset => out.extend_from_slice(UNSET_FIELD.as_bytes()),
         Value::Bool(b) => out.push(if b { b'T' } else { b'F' }),
-        Value::Count(c) => push_display(out, &c),
-        Value::Int(i) => push_display(out, &i),
-        Value::Port(p) => push_display(out, &p),
+        Value::Count(c) => push_u64(out, c),
+        Value::Int(i) => push_i64(out, i),
+        Value::Port(p) => push_u64(out, p.into()),
         Value::Double(d) => push_zeek_double(out, d),
         Value::Time(t) | Value::Interval(t) => push_fixed6(out, t),
-        Value::Addr(a) => push_display(out, &a),
+        Value::Addr(a) => push_addr(out, a),
         Value::Enum(e) => escape_tsv(out, e.as_bytes(), in_container),
         Value::Str(s) => {
             if s.is_empty() {
@@ -287,8 +288,102 @@ fn push_display(out: &mut Vec<u8>, v: &impl std::fmt::Display) {
     let _ = write!(out, "{v}");
 }
 
+/// Decimal digits of `n`, as `Display` writes them, without the formatting machinery.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+/// IPv4 as dotted quad; IPv6 through `Display` (its zero compression is not worth copying).
+fn push_addr(out: &mut Vec<u8>, addr: IpAddr) {
+    match addr {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, octet.into());
+            }
+        }
+        IpAddr::V6(_) => push_display(out, &addr),
+    }
+}
+
+/// `v` with six decimals, exactly as `format!("{v:.6}")` writes it.
 fn push_fixed6(out: &mut Vec<u8>, v: f64) {
-    let _ = write!(out, "{v:.6}");
+    match micros_rounded(v) {
+        Some(micros) => {
+            push_u64(out, micros / 1_000_000);
+            out.push(b'.');
+            let fraction = micros % 1_000_000;
+            let mut digits = [b'0'; 6];
+            let mut rest = fraction;
+            for d in digits.iter_mut().rev() {
+                *d = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            out.extend_from_slice(&digits);
+        }
+        None => {
+            let _ = write!(out, "{v:.6}");
+        }
+    }
+}
+
+/// `v × 10⁶` rounded to the nearest integer, ties to even (the rounding of `{:.6}`),
+/// computed exactly from the float's bits; `None` (left to `fmt`) for negative, non-finite,
+/// tiny or huge values. Time stamps take this path: `fmt` formats them through its slow
+/// exact fallback.
+fn micros_rounded(v: f64) -> Option<u64> {
+    if !v.is_finite() || v.is_sign_negative() {
+        return None;
+    }
+    let bits = v.to_bits();
+    let biased_exponent = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mantissa, exponent) = if biased_exponent == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | 1 << 52, biased_exponent - 1075)
+    };
+    // v = mantissa × 2^exponent, so v × 10⁶ = mantissa × 10⁶ × 2^exponent (< 2^73 × 2^exponent).
+    let scaled = u128::from(mantissa) * 1_000_000;
+    let micros = if exponent >= 0 {
+        if exponent > 40 {
+            return None;
+        }
+        scaled << exponent
+    } else {
+        let shift = exponent.unsigned_abs();
+        if shift >= 127 {
+            return (scaled == 0).then_some(0);
+        }
+        let whole = scaled >> shift;
+        let remainder = scaled & ((1u128 << shift) - 1);
+        let half = 1u128 << (shift - 1);
+        if remainder > half || (remainder == half && whole & 1 == 1) {
+            whole + 1
+        } else {
+            whole
+        }
+    };
+    u64::try_from(micros).ok()
 }
 
 /// Zeek's ASCII double: at most six decimals, trailing zeros dropped, but always a decimal
@@ -299,7 +394,7 @@ fn push_zeek_double(out: &mut Vec<u8>, v: f64) {
         return;
     }
     let start = out.len();
-    let _ = write!(out, "{v:.6}");
+    push_fixed6(out, v);
     while out.len() > start + 1 && out[out.len() - 1] == b'0' && out[out.len() - 2] != b'.' {
         out.pop();
     }
@@ -329,13 +424,13 @@ fn render_json_value(out: &mut Vec<u8>, v: Value<'_>) {
     match v {
         Value::Unset => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-        Value::Count(c) => push_display(out, &c),
-        Value::Int(i) => push_display(out, &i),
-        Value::Port(p) => push_display(out, &p),
+        Value::Count(c) => push_u64(out, c),
+        Value::Int(i) => push_i64(out, i),
+        Value::Port(p) => push_u64(out, p.into()),
         Value::Double(d) | Value::Time(d) | Value::Interval(d) => push_json_double(out, d),
         Value::Addr(a) => {
             out.push(b'"');
-            push_display(out, &a);
+            push_addr(out, a);
             out.push(b'"');
         }
         Value::Enum(e) => json_string(out, e.as_bytes()),
@@ -472,6 +567,80 @@ mod tests {
             String::from_utf8(out).expect("utf8"),
             "{\"ts\":1.5,\"n\":[\"a\\\"b\"],\"d\":2.0}\n"
         );
+    }
+
+    /// Deterministic xorshift generator for the formatting comparisons.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn fixed6_is_fmts_six_decimals() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.25,
+            0.0000005,
+            0.0000015,
+            0.9999995,
+            1.5,
+            1_700_000_000.007_812_5, // an exact tie, rounded to even
+            1_700_000_000.023_437_5,
+            1_334_173_763.977_955,
+            9.007e15,
+            1e300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -1.25,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            let r = next(&mut state);
+            values.push(f64::from_bits(r));
+            values.push((r % 2_000_000_000_000_000) as f64 / 1e6);
+            values.push((r % (1 << 40)) as f64 / 128.0);
+            values.push((r % 100_000_000) as f64 * 1e-9);
+        }
+        let mut out = Vec::new();
+        for v in values {
+            out.clear();
+            push_fixed6(&mut out, v);
+            assert_eq!(String::from_utf8_lossy(&out), format!("{v:.6}"), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn integers_and_addresses_are_displays() {
+        let mut state = 0x1234_5678_9abc_def1;
+        let mut out = Vec::new();
+        for n in [0, 9, 10, u64::MAX]
+            .into_iter()
+            .chain((0..10_000).map(|_| next(&mut state)))
+        {
+            out.clear();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+            out.clear();
+            push_i64(&mut out, n as i64);
+            assert_eq!(out, (n as i64).to_string().as_bytes());
+        }
+        for a in [
+            "0.0.0.0",
+            "10.0.0.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let addr: IpAddr = a.parse().expect("address");
+            out.clear();
+            push_addr(&mut out, addr);
+            assert_eq!(out, a.as_bytes());
+        }
     }
 
     #[test]
