@@ -148,12 +148,15 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
 /// Renders raw protocol bytes the way Zeek's log writers show them: printable ASCII as is,
 /// every other byte as `\xNN`.
 pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len());
     for &b in bytes {
         if (0x20..0x7f).contains(&b) {
             s.push(char::from(b));
         } else {
-            s.push_str(&format!("\\x{b:02x}"));
+            s.push_str("\\x");
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
     s

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-/// Zeek's `DNS::query_types` table.
+/// Zeek's `DNS::query_types` (`base/protocols/dns/consts.zeek`).
 pub(crate) fn qtype_name(t: u16) -> Cow<'static, str> {
     let name = match t {
         1 => "A",
@@ -102,7 +102,7 @@ pub(crate) fn qtype_name(t: u16) -> Cow<'static, str> {
     Cow::Borrowed(name)
 }
 
-/// Zeek's `DNS::classes` table.
+/// Zeek's `DNS::classes` (`base/protocols/dns/consts.zeek`).
 pub(crate) fn qclass_name(c: u16) -> Cow<'static, str> {
     Cow::Borrowed(match c {
         1 => "C_INTERNET",
@@ -115,7 +115,7 @@ pub(crate) fn qclass_name(c: u16) -> Cow<'static, str> {
     })
 }
 
-/// Zeek's `DNS::base_errors` table.
+/// Zeek's `DNS::base_errors` (`base/protocols/dns/consts.zeek`).
 pub(crate) fn rcode_name(r: u8) -> Cow<'static, str> {
     let name = match r {
         0 => "NOERROR",
@@ -135,7 +135,7 @@ pub(crate) fn rcode_name(r: u8) -> Cow<'static, str> {
     Cow::Borrowed(name)
 }
 
-/// Zeek's `DNS::opcodes` table.
+/// Zeek's `DNS::opcodes` (`base/protocols/dns/consts.zeek`).
 pub(crate) fn opcode_name(op: u8) -> Cow<'static, str> {
     Cow::Borrowed(match op {
         0 => "query",
@@ -148,7 +148,8 @@ pub(crate) fn opcode_name(op: u8) -> Cow<'static, str> {
     })
 }
 
-/// Zeek's `DNS::netbios_opcodes` table (NetBIOS name service, port 137).
+/// Zeek's `DNS::netbios_opcodes` (`base/protocols/dns/consts.zeek`), for the NetBIOS name
+/// service (port 137).
 pub(crate) fn netbios_opcode_name(op: u8) -> Cow<'static, str> {
     Cow::Borrowed(match op {
         0 => "netbios-query",

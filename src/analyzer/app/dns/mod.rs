@@ -275,10 +275,10 @@ impl DnsAnalyzer {
                 rec.qtype = Some(q.qtype);
                 rec.qtype_name = Some(qtype_name(q.qtype));
                 rec.z = h.z;
-                let mut name = q.name.clone();
+                let mut name = Cow::Borrowed(q.name.as_slice());
                 if conn.resp_p == 137 {
                     if let Some(decoded) = decode_netbios_name(&name) {
-                        name = decoded;
+                        name = Cow::Owned(decoded);
                     }
                     if q.qtype == 33 {
                         rec.qtype_name = Some(Cow::Borrowed("NBSTAT"));

@@ -76,7 +76,8 @@ impl NameError {
 /// Loop protection: every compression pointer must point strictly before the start of the
 /// run of labels it ends, so run starts strictly decrease and decoding terminates.
 pub(crate) fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> {
-    let mut name = Vec::new();
+    // Room for a typical name, so appending labels rarely reallocates.
+    let mut name = Vec::with_capacity(64);
     let mut end_after_first_pointer = None;
     let mut run_start = pos;
     loop {

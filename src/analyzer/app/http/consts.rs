@@ -2,7 +2,8 @@
 //! `proxy_headers`) and the ports Zeek's HTTP analyzer registers for: keep them in step with
 //! those scripts.
 
-/// Methods Zeek knows (`HTTP::http_methods`); others raise `unknown_HTTP_method`.
+/// Methods Zeek knows (`HTTP::http_methods`, `base/protocols/http/main.zeek`); others raise
+/// `unknown_HTTP_method`.
 pub(crate) const KNOWN_METHODS: &[&str] = &[
     "GET",
     "POST",
@@ -27,7 +28,8 @@ pub(crate) const KNOWN_METHODS: &[&str] = &[
     "QUERY",
 ];
 
-/// Client headers Zeek reports in `proxied` (`HTTP::proxy_headers`).
+/// Client headers Zeek reports in `proxied` (`HTTP::proxy_headers`,
+/// `base/protocols/http/main.zeek`).
 pub(crate) const PROXY_HEADERS: &[&str] = &[
     "FORWARDED",
     "X-FORWARDED-FOR",
@@ -38,6 +40,7 @@ pub(crate) const PROXY_HEADERS: &[&str] = &[
     "PROXY-CONNECTION",
 ];
 
-/// Ports Zeek's HTTP analyzer is registered for (`HTTP::ports`): there a parsed request is
-/// enough to analyze the connection.
+/// Ports Zeek's HTTP analyzer is registered for (`HTTP::ports`,
+/// `base/protocols/http/main.zeek`): there a parsed request is enough to analyze the
+/// connection.
 pub(crate) const HTTP_PORTS: [u16; 8] = [80, 81, 631, 1080, 3128, 8000, 8080, 8888];

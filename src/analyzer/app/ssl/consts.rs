@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-/// Zeek's `SSL::version_strings`.
+/// Zeek's `SSL::version_strings` (`base/protocols/ssl/consts.zeek`).
 pub(crate) fn version_name(v: u16) -> Cow<'static, str> {
     Cow::Borrowed(match v {
         0x0002 => "SSLv2",
@@ -22,8 +22,8 @@ pub(crate) fn version_name(v: u16) -> Cow<'static, str> {
     })
 }
 
-/// IANA cipher suite names as Zeek prints them (`SSL::cipher_desc`), for suites seen in
-/// practice.
+/// IANA cipher suite names as Zeek prints them (`SSL::cipher_desc`,
+/// `base/protocols/ssl/consts.zeek`), for the suites seen in practice.
 pub(crate) fn cipher_name(c: u16) -> Cow<'static, str> {
     let name = match c {
         0x0000 => "TLS_NULL_WITH_NULL_NULL",
@@ -95,7 +95,7 @@ pub(crate) fn cipher_name(c: u16) -> Cow<'static, str> {
     Cow::Borrowed(name)
 }
 
-/// Named groups (`SSL::ec_curves`).
+/// Named groups (`SSL::ec_curves`, `base/protocols/ssl/consts.zeek`).
 pub(crate) fn curve_name(g: u16) -> Cow<'static, str> {
     let name = match g {
         1..=22 => {
@@ -147,7 +147,7 @@ pub(crate) fn curve_name(g: u16) -> Cow<'static, str> {
     Cow::Borrowed(name)
 }
 
-/// TLS alert descriptions (`SSL::alert_descriptions`).
+/// TLS alert descriptions (`SSL::alert_descriptions`, `base/protocols/ssl/consts.zeek`).
 pub(crate) fn alert_name(d: u8) -> Cow<'static, str> {
     let name = match d {
         0 => "close_notify",
@@ -189,7 +189,8 @@ pub(crate) fn alert_name(d: u8) -> Cow<'static, str> {
     Cow::Borrowed(name)
 }
 
-/// Zeek's `ssl_history` letter of a handshake message type (client letters are upper case).
+/// Zeek's `ssl_history` letter of a handshake message type, as documented with
+/// `SSL::Info$ssl_history` in `base/protocols/ssl/main.zeek` (client letters are upper case).
 pub(crate) fn handshake_letter(msg_type: u8) -> char {
     match msg_type {
         0 => 'h',
