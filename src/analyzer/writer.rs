@@ -263,15 +263,18 @@ fn render_tsv_value(out: &mut Vec<u8>, v: Value<'_>, in_container: bool) {
 
 /// Escapes the separator, the set separator inside containers, and non-printable bytes.
 fn escape_tsv(out: &mut Vec<u8>, bytes: &[u8], in_container: bool) {
-    for &b in bytes {
+    // Runs of bytes that need no escape are copied whole.
+    let mut clean_from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         let needs_escape =
             b == SEPARATOR || (in_container && b == SET_SEPARATOR) || !(0x20..0x7f).contains(&b);
         if needs_escape {
+            out.extend_from_slice(&bytes[clean_from..i]);
             push_hex_escape(out, b);
-        } else {
-            out.push(b);
+            clean_from = i + 1;
         }
     }
+    out.extend_from_slice(&bytes[clean_from..]);
 }
 
 fn push_hex_escape(out: &mut Vec<u8>, b: u8) {
@@ -507,6 +510,14 @@ mod tests {
             d: 1.0,
         });
         assert_eq!(line, "1334173763.977955\ta\\x09b\\x01\tx\\x2cy,z\t1.0\n");
+    }
+
+    #[test]
+    fn escapes_anywhere_in_a_string() {
+        let mut out = Vec::new();
+        escape_tsv(&mut out, b"\x00a,b\tc\xff", true);
+        escape_tsv(&mut out, b"|a,b|", false);
+        assert_eq!(out, b"\\x00a\\x2cb\\x09c\\xff|a,b|");
     }
 
     #[test]
