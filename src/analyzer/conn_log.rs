@@ -1,38 +1,36 @@
-//! conn.log: its schema and Zeek's `conn_state` decision, kept as pure functions so the
-//! rules can be tested without packets.
+//! conn.log: its row and schema, how a [`ConnSummary`] becomes a line, and Zeek's
+//! `conn_state` decision, kept as pure functions so the rules can be tested without packets.
 
 use std::net::IpAddr;
 
 use super::flow::tcp::EndpointState;
-use super::log::{field, LogSchema, LogSink, Value};
+use super::log::{log_row, ConnId, Enum, Interval, LogSink, Set, Time};
 
-pub static CONN_SCHEMA: LogSchema = LogSchema {
-    path: "conn",
-    fields: &[
-        field("ts", "time"),
-        field("uid", "string"),
-        field("id.orig_h", "addr"),
-        field("id.orig_p", "port"),
-        field("id.resp_h", "addr"),
-        field("id.resp_p", "port"),
-        field("proto", "enum"),
-        field("service", "string"),
-        field("duration", "interval"),
-        field("orig_bytes", "count"),
-        field("resp_bytes", "count"),
-        field("conn_state", "string"),
-        field("local_orig", "bool"),
-        field("local_resp", "bool"),
-        field("missed_bytes", "count"),
-        field("history", "string"),
-        field("orig_pkts", "count"),
-        field("orig_ip_bytes", "count"),
-        field("resp_pkts", "count"),
-        field("resp_ip_bytes", "count"),
-        field("tunnel_parents", "set[string]"),
-        field("ip_proto", "count"),
-    ],
-};
+log_row! {
+    /// One conn.log line (Zeek's `Conn::Info`, `base/protocols/conn/main.zeek`).
+    pub struct ConnRow<'a> => CONN_SCHEMA("conn") {
+        ts: Time,
+        id: ConnId<'a>,
+        proto: Enum,
+        service: Option<&'a str>,
+        duration: Option<Interval>,
+        orig_bytes: Option<u64>,
+        resp_bytes: Option<u64>,
+        conn_state: &'a str,
+        /// No local networks are configured: always unset.
+        local_orig: Option<bool>,
+        local_resp: Option<bool>,
+        missed_bytes: u64,
+        history: Option<&'a str>,
+        orig_pkts: u64,
+        orig_ip_bytes: u64,
+        resp_pkts: u64,
+        resp_ip_bytes: u64,
+        /// Tunnels are not decapsulated: always unset.
+        tunnel_parents: Option<Set<'a, &'a str>>,
+        ip_proto: u64,
+    }
+}
 
 /// A connection as conn.log reports it, handed over by the flow table when it ends.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,40 +67,40 @@ pub struct ConnDuration {
 }
 
 impl ConnSummary<'_> {
+    /// The conn.log row of this connection, borrowing from it.
+    pub fn row(&self) -> ConnRow<'_> {
+        let d = self.duration;
+        ConnRow {
+            ts: Time(self.ts),
+            id: ConnId {
+                uid: self.uid,
+                orig_h: self.orig_h,
+                orig_p: self.orig_p,
+                resp_h: self.resp_h,
+                resp_p: self.resp_p,
+            },
+            proto: Enum(self.proto),
+            service: self.service,
+            duration: d.map(|d| Interval(d.seconds)),
+            orig_bytes: d.map(|d| d.orig_bytes),
+            resp_bytes: d.map(|d| d.resp_bytes),
+            conn_state: self.conn_state,
+            local_orig: None,
+            local_resp: None,
+            missed_bytes: self.missed_bytes,
+            history: (!self.history.is_empty()).then_some(self.history),
+            orig_pkts: self.orig_pkts,
+            orig_ip_bytes: self.orig_ip_bytes,
+            resp_pkts: self.resp_pkts,
+            resp_ip_bytes: self.resp_ip_bytes,
+            tunnel_parents: None,
+            ip_proto: u64::from(self.ip_proto),
+        }
+    }
+
     /// Writes the conn.log line.
     pub fn write(&self, sink: &mut dyn LogSink) {
-        let d = self.duration;
-        sink.write(
-            &CONN_SCHEMA,
-            vec![
-                Value::Time(self.ts),
-                self.uid.into(),
-                Value::Addr(self.orig_h),
-                Value::Port(self.orig_p),
-                Value::Addr(self.resp_h),
-                Value::Port(self.resp_p),
-                Value::Enum(self.proto),
-                self.service.map_or(Value::Unset, Value::from),
-                d.map_or(Value::Unset, |d| Value::Interval(d.seconds)),
-                d.map_or(Value::Unset, |d| Value::Count(d.orig_bytes)),
-                d.map_or(Value::Unset, |d| Value::Count(d.resp_bytes)),
-                self.conn_state.into(),
-                Value::Unset,
-                Value::Unset,
-                Value::Count(self.missed_bytes),
-                if self.history.is_empty() {
-                    Value::Unset
-                } else {
-                    self.history.into()
-                },
-                Value::Count(self.orig_pkts),
-                Value::Count(self.orig_ip_bytes),
-                Value::Count(self.resp_pkts),
-                Value::Count(self.resp_ip_bytes),
-                Value::Unset,
-                Value::Count(u64::from(self.ip_proto)),
-            ],
-        );
+        sink.write(&self.row());
     }
 }
 
@@ -187,6 +185,61 @@ fn history_is_syn_then_reset(history: &str) -> bool {
 mod tests {
     use super::EndpointState::*;
     use super::*;
+    use crate::analyzer::log::tests::{
+        assert_fully_set_row_matches_schema, checked_values, OwnedValue,
+    };
+
+    fn summary() -> ConnSummary<'static> {
+        ConnSummary {
+            ts: 10.5,
+            uid: "CtestUid",
+            orig_h: "10.0.0.1".parse().expect("addr"),
+            orig_p: 40000,
+            resp_h: "10.0.0.2".parse().expect("addr"),
+            resp_p: 80,
+            proto: "tcp",
+            service: Some("http"),
+            duration: Some(ConnDuration {
+                seconds: 1.25,
+                orig_bytes: 10,
+                resp_bytes: 20,
+            }),
+            conn_state: "SF",
+            missed_bytes: 0,
+            history: "ShADadFf",
+            orig_pkts: 5,
+            orig_ip_bytes: 300,
+            resp_pkts: 4,
+            resp_ip_bytes: 400,
+            ip_proto: 6,
+        }
+    }
+
+    #[test]
+    fn conn_row_matches_its_schema() {
+        let s = summary();
+        let mut row = s.row();
+        row.local_orig = Some(false);
+        row.local_resp = Some(false);
+        row.tunnel_parents = Some(Set(&["CparentUid"]));
+        assert_fully_set_row_matches_schema(&row);
+        let values = checked_values(&s.row());
+        assert_eq!(values[6], OwnedValue::Enum("tcp".into()));
+        assert_eq!(values[8], OwnedValue::Interval(1.25));
+        assert_eq!(values[15], OwnedValue::Str("ShADadFf".into()));
+        assert_eq!(values[21], OwnedValue::Count(6));
+        let instant = ConnSummary {
+            duration: None,
+            history: "",
+            ..summary()
+        };
+        let values = checked_values(&instant.row());
+        assert_eq!(
+            values[8..11],
+            [OwnedValue::Unset, OwnedValue::Unset, OwnedValue::Unset]
+        );
+        assert_eq!(values[15], OwnedValue::Unset);
+    }
 
     #[test]
     fn documented_examples() {

@@ -6,6 +6,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::bytes::{be16, ByteReader};
+
 /// Why a frame could not be decoded to IP; the flow table turns these into weirds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeIssue {
@@ -55,12 +57,12 @@ pub fn link_to_ip(link_type: u32, frame: &[u8]) -> Result<(IpVersion, &[u8]), De
         }
         9 => ppp(frame),
         0 | 108 => {
-            let family = frame
-                .get(..4)
+            let family = *frame
+                .first_chunk::<4>()
                 .ok_or(DecodeIssue::Truncated("truncated_link_header"))?;
             // DLT_NULL uses the capturing host's byte order, DLT_LOOP network order: accept both.
-            let le = u32::from_le_bytes([family[0], family[1], family[2], family[3]]);
-            let be = u32::from_be_bytes([family[0], family[1], family[2], family[3]]);
+            let le = u32::from_le_bytes(family);
+            let be = u32::from_be_bytes(family);
             let rest = &frame[4..];
             match (le, be) {
                 (2, _) | (_, 2) => Ok((IpVersion::V4, rest)),
@@ -181,35 +183,66 @@ pub fn parse_ip(
     }
 }
 
-fn parse_ipv4(l3: &[u8], check_header: bool) -> Result<IpPacket<'_>, &'static str> {
-    if l3.len() < 20 {
-        return Err("truncated_IP");
+/// The fixed 20 bytes of an IPv4 header.
+struct Ipv4Fixed {
+    version_ihl: u8,
+    total_len: u16,
+    id: u16,
+    flags_frag: u16,
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+}
+
+impl Ipv4Fixed {
+    fn parse(l3: &[u8]) -> Option<Ipv4Fixed> {
+        let mut r = ByteReader::new(l3);
+        let version_ihl = r.u8()?;
+        r.skip(1)?; // type of service
+        let total_len = r.u16()?;
+        let id = r.u16()?;
+        let flags_frag = r.u16()?;
+        r.skip(1)?; // time to live
+        let proto = r.u8()?;
+        r.skip(2)?; // header checksum
+        Some(Ipv4Fixed {
+            version_ihl,
+            total_len,
+            id,
+            flags_frag,
+            proto,
+            src: Ipv4Addr::from(r.u32()?),
+            dst: Ipv4Addr::from(r.u32()?),
+        })
     }
-    if l3[0] >> 4 != 4 {
+}
+
+fn parse_ipv4(l3: &[u8], check_header: bool) -> Result<IpPacket<'_>, &'static str> {
+    let h = Ipv4Fixed::parse(l3).ok_or("truncated_IP")?;
+    if h.version_ihl >> 4 != 4 {
         return Err("IP_version_mismatch");
     }
-    let header_len = usize::from(l3[0] & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
+    let header_len = usize::from(h.version_ihl & 0x0f) * 4;
+    let total_len = usize::from(h.total_len);
     if header_len < 20 || l3.len() < header_len {
         return Err("truncated_IP");
     }
     if total_len < header_len {
         return Err("bogus_IP_header_lengths");
     }
-    let flags_frag = u16::from_be_bytes([l3[6], l3[7]]);
-    let offset = u32::from(flags_frag & 0x1fff) * 8;
-    let more_fragments = flags_frag & 0x2000 != 0;
+    let offset = u32::from(h.flags_frag & 0x1fff) * 8;
+    let more_fragments = h.flags_frag & 0x2000 != 0;
     let fragment = (more_fragments || offset > 0).then(|| Fragment {
-        id: u32::from(u16::from_be_bytes([l3[4], l3[5]])),
+        id: u32::from(h.id),
         offset,
         more_fragments,
     });
     let captured_end = total_len.min(l3.len());
     let bad_header_checksum = check_header && internet_checksum(&[&l3[..header_len]]) != 0;
     Ok(IpPacket {
-        src: IpAddr::V4(Ipv4Addr::new(l3[12], l3[13], l3[14], l3[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(l3[16], l3[17], l3[18], l3[19])),
-        proto: l3[9],
+        src: IpAddr::V4(h.src),
+        dst: IpAddr::V4(h.dst),
+        proto: h.proto,
         payload: &l3[header_len..captured_end],
         payload_len: (total_len - header_len) as u32,
         ip_len: total_len as u32,
@@ -219,47 +252,51 @@ fn parse_ipv4(l3: &[u8], check_header: bool) -> Result<IpPacket<'_>, &'static st
 }
 
 fn parse_ipv6(l3: &[u8]) -> Result<IpPacket<'_>, &'static str> {
-    if l3.len() < 40 {
+    let mut r = ByteReader::new(l3);
+    let (Some(version_class), Some(payload_len), Some(mut next), Some(_hop_limit)) =
+        (r.u32(), r.u16(), r.u8(), r.u8())
+    else {
         return Err("truncated_IP");
-    }
-    if l3[0] >> 4 != 6 {
+    };
+    let (Some(src), Some(dst)) = (r.bytes(16), r.bytes(16)) else {
+        return Err("truncated_IP");
+    };
+    if version_class >> 28 != 6 {
         return Err("IP_version_mismatch");
     }
-    let payload_len = usize::from(u16::from_be_bytes([l3[4], l3[5]]));
-    let src: [u8; 16] = l3[8..24].try_into().map_err(|_| "truncated_IP")?;
-    let dst: [u8; 16] = l3[24..40].try_into().map_err(|_| "truncated_IP")?;
+    let payload_len = usize::from(payload_len);
+    let src: [u8; 16] = src.try_into().map_err(|_| "truncated_IP")?;
+    let dst: [u8; 16] = dst.try_into().map_err(|_| "truncated_IP")?;
     let end = (40 + payload_len).min(l3.len());
-    let mut next = l3[6];
     let mut at = 40usize;
     let mut fragment = None;
     // Walk extension headers; each step advances at least 8 bytes, so this terminates.
     loop {
         match next {
             0 | 43 | 60 | 135 | 139 | 140 => {
-                let h = l3
-                    .get(at..at + 2)
-                    .ok_or("truncated_IPv6_extension_header")?;
-                next = h[0];
-                at += (usize::from(h[1]) + 1) * 8;
+                let (following, len) = extension_header_start(l3, at)?;
+                next = following;
+                at += (usize::from(len) + 1) * 8;
             }
+            // AH counts its length in 4-byte units, minus 2.
             51 => {
-                let h = l3
-                    .get(at..at + 2)
-                    .ok_or("truncated_IPv6_extension_header")?;
-                next = h[0];
-                at += (usize::from(h[1]) + 2) * 4;
+                let (following, len) = extension_header_start(l3, at)?;
+                next = following;
+                at += (usize::from(len) + 2) * 4;
             }
             44 => {
-                let h = l3
-                    .get(at..at + 8)
-                    .ok_or("truncated_IPv6_extension_header")?;
-                next = h[0];
-                let off_flags = u16::from_be_bytes([h[2], h[3]]);
+                let mut h = ByteReader::at(l3, at);
+                let (Some(following), Some(_), Some(off_flags), Some(id)) =
+                    (h.u8(), h.u8(), h.u16(), h.u32())
+                else {
+                    return Err("truncated_IPv6_extension_header");
+                };
+                next = following;
                 let offset = u32::from(off_flags >> 3) * 8;
                 let more_fragments = off_flags & 1 != 0;
                 if offset > 0 || more_fragments {
                     fragment = Some(Fragment {
-                        id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                        id,
                         offset,
                         more_fragments,
                     });
@@ -283,6 +320,15 @@ fn parse_ipv6(l3: &[u8]) -> Result<IpPacket<'_>, &'static str> {
         fragment,
         bad_header_checksum: false,
     })
+}
+
+/// Next-header and length bytes of the IPv6 extension header at `at`.
+fn extension_header_start(l3: &[u8], at: usize) -> Result<(u8, u8), &'static str> {
+    let mut h = ByteReader::at(l3, at);
+    match (h.u8(), h.u8()) {
+        (Some(next), Some(len)) => Ok((next, len)),
+        _ => Err("truncated_IPv6_extension_header"),
+    }
 }
 
 /// TCP flags.
@@ -310,28 +356,33 @@ pub struct TcpSegment<'a> {
 
 pub fn parse_tcp<'a>(ip: &IpPacket<'a>) -> Result<TcpSegment<'a>, &'static str> {
     let t = ip.payload;
-    if t.len() < 20 {
+    let mut r = ByteReader::new(t);
+    let (Some(src_port), Some(dst_port), Some(seq), Some(ack), Some(offset), Some(flags)) =
+        (r.u16(), r.u16(), r.u32(), r.u32(), r.u8(), r.u8())
+    else {
         return Err("truncated_header");
-    }
-    let header_len = usize::from(t[12] >> 4) * 4;
+    };
+    let (Some(window), Some(_checksum_and_urgent)) = (r.u16(), r.skip(4)) else {
+        return Err("truncated_header");
+    };
+    let header_len = usize::from(offset >> 4) * 4;
     if header_len < 20 || header_len as u32 > ip.payload_len {
         return Err("bad_TCP_header_len");
     }
     if t.len() < header_len {
         return Err("truncated_header");
     }
-    let flags = t[13];
     let mut window_scale = None;
     if flags & SYN != 0 {
         window_scale = tcp_window_scale(&t[20..header_len]);
     }
     Ok(TcpSegment {
-        src_port: u16::from_be_bytes([t[0], t[1]]),
-        dst_port: u16::from_be_bytes([t[2], t[3]]),
-        seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
-        ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+        src_port,
+        dst_port,
+        seq,
+        ack,
         flags,
-        window: u16::from_be_bytes([t[14], t[15]]),
+        window,
         window_scale,
         payload: &t[header_len..],
         payload_len: ip.payload_len - header_len as u32,
@@ -371,20 +422,23 @@ pub struct UdpDatagram<'a> {
 
 pub fn parse_udp<'a>(ip: &IpPacket<'a>) -> Result<UdpDatagram<'a>, &'static str> {
     let u = ip.payload;
-    if u.len() < 8 {
+    let mut r = ByteReader::new(u);
+    let (Some(src_port), Some(dst_port), Some(ulen), Some(checksum)) =
+        (r.u16(), r.u16(), r.u16(), r.u16())
+    else {
         return Err("truncated_header");
-    }
-    let ulen = u32::from(u16::from_be_bytes([u[4], u[5]]));
+    };
+    let ulen = u32::from(ulen);
     if ulen < 8 || ulen > ip.payload_len {
         return Err("bad_UDP_length");
     }
     let end = (ulen as usize).min(u.len());
     Ok(UdpDatagram {
-        src_port: u16::from_be_bytes([u[0], u[1]]),
-        dst_port: u16::from_be_bytes([u[2], u[3]]),
+        src_port,
+        dst_port,
         payload_len: ulen - 8,
         payload: &u[8..end],
-        checksum: u16::from_be_bytes([u[6], u[7]]),
+        checksum,
     })
 }
 
@@ -459,10 +513,6 @@ pub fn internet_checksum(parts: &[&[u8]]) -> u16 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! docs/analyzer.md describes the semantics and what is not handled.
 
 pub mod app;
+pub mod bytes;
 pub mod capture;
 pub mod conn_log;
 pub mod decode;

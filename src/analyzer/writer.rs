@@ -5,16 +5,18 @@
 //! that saw no DNS leaves no empty `dns.log`). Rendering of every [`Value`] is decided here and
 //! only here: Zeek's escaping rules (separator, set separator and non-printable bytes as
 //! `\xNN`; a string equal to the unset marker is escaped too so it cannot be read back as unset),
-//! six-decimal times and intervals, and Zeek's short double format.
+//! six-decimal times and intervals, and Zeek's short double format. A line is rendered straight
+//! from the row's borrowed values into one reused buffer: no allocation per line.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::log::{LogSchema, LogSink, Value};
+use super::log::{Elements, LogRow, LogSchema, LogSink, Value};
 use super::LogFormat;
 
 const SEPARATOR: u8 = b'\t';
@@ -127,16 +129,11 @@ impl LogWriterSet {
 }
 
 impl LogSink for LogWriterSet {
-    fn write(&mut self, schema: &'static LogSchema, values: Vec<Value>) {
+    fn write(&mut self, row: &dyn LogRow) {
+        let schema = row.schema();
         if self.error.is_some() || !self.wants(schema.path) {
             return;
         }
-        debug_assert_eq!(
-            values.len(),
-            schema.fields.len(),
-            "log {} line has wrong arity",
-            schema.path
-        );
         if !self.open.contains_key(schema.path) {
             if let Err(e) = self.open_log(schema) {
                 let path = match &self.destination {
@@ -149,8 +146,8 @@ impl LogSink for LogWriterSet {
         }
         self.line.clear();
         match self.format {
-            LogFormat::Tsv => render_tsv_line(&mut self.line, &values),
-            LogFormat::Json => render_json_line(&mut self.line, schema, &values),
+            LogFormat::Tsv => render_tsv_line(&mut self.line, row),
+            LogFormat::Json => render_json_line(&mut self.line, row),
         }
         let Some(log) = self.open.get_mut(schema.path) else {
             return;
@@ -217,26 +214,28 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn render_tsv_line(out: &mut Vec<u8>, values: &[Value]) {
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
+fn render_tsv_line(out: &mut Vec<u8>, row: &dyn LogRow) {
+    let mut first = true;
+    row.for_each_value(&mut |v| {
+        if !first {
             out.push(SEPARATOR);
         }
+        first = false;
         render_tsv_value(out, v, false);
-    }
+    });
     out.push(b'\n');
 }
 
-fn render_tsv_value(out: &mut Vec<u8>, v: &Value, in_container: bool) {
+fn render_tsv_value(out: &mut Vec<u8>, v: Value<'_>, in_container: bool) {
     match v {
         Value::Unset => out.extend_from_slice(UNSET_FIELD.as_bytes()),
-        Value::Bool(b) => out.push(if *b { b'T' } else { b'F' }),
-        Value::Count(c) => push_display(out, c),
-        Value::Int(i) => push_display(out, i),
-        Value::Port(p) => push_display(out, p),
-        Value::Double(d) => push_zeek_double(out, *d),
-        Value::Time(t) | Value::Interval(t) => push_fixed6(out, *t),
-        Value::Addr(a) => push_display(out, a),
+        Value::Bool(b) => out.push(if b { b'T' } else { b'F' }),
+        Value::Count(c) => push_u64(out, c),
+        Value::Int(i) => push_i64(out, i),
+        Value::Port(p) => push_u64(out, p.into()),
+        Value::Double(d) => push_zeek_double(out, d),
+        Value::Time(t) | Value::Interval(t) => push_fixed6(out, t),
+        Value::Addr(a) => push_addr(out, a),
         Value::Enum(e) => escape_tsv(out, e.as_bytes(), in_container),
         Value::Str(s) => {
             if s.is_empty() {
@@ -252,11 +251,11 @@ fn render_tsv_value(out: &mut Vec<u8>, v: &Value, in_container: bool) {
                 out.extend_from_slice(EMPTY_FIELD.as_bytes());
                 return;
             }
-            for (i, item) in items.iter().enumerate() {
+            for i in 0..items.len() {
                 if i > 0 {
                     out.push(SET_SEPARATOR);
                 }
-                render_tsv_value(out, item, true);
+                render_tsv_value(out, items.value(i), true);
             }
         }
     }
@@ -264,15 +263,18 @@ fn render_tsv_value(out: &mut Vec<u8>, v: &Value, in_container: bool) {
 
 /// Escapes the separator, the set separator inside containers, and non-printable bytes.
 fn escape_tsv(out: &mut Vec<u8>, bytes: &[u8], in_container: bool) {
-    for &b in bytes {
+    // Runs of bytes that need no escape are copied whole.
+    let mut clean_from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         let needs_escape =
             b == SEPARATOR || (in_container && b == SET_SEPARATOR) || !(0x20..0x7f).contains(&b);
         if needs_escape {
+            out.extend_from_slice(&bytes[clean_from..i]);
             push_hex_escape(out, b);
-        } else {
-            out.push(b);
+            clean_from = i + 1;
         }
     }
+    out.extend_from_slice(&bytes[clean_from..]);
 }
 
 fn push_hex_escape(out: &mut Vec<u8>, b: u8) {
@@ -289,8 +291,102 @@ fn push_display(out: &mut Vec<u8>, v: &impl std::fmt::Display) {
     let _ = write!(out, "{v}");
 }
 
+/// Decimal digits of `n`, as `Display` writes them, without the formatting machinery.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, n.unsigned_abs());
+}
+
+/// IPv4 as dotted quad; IPv6 through `Display` (its zero compression is not worth copying).
+fn push_addr(out: &mut Vec<u8>, addr: IpAddr) {
+    match addr {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, octet.into());
+            }
+        }
+        IpAddr::V6(_) => push_display(out, &addr),
+    }
+}
+
+/// `v` with six decimals, exactly as `format!("{v:.6}")` writes it.
 fn push_fixed6(out: &mut Vec<u8>, v: f64) {
-    let _ = write!(out, "{v:.6}");
+    match micros_rounded(v) {
+        Some(micros) => {
+            push_u64(out, micros / 1_000_000);
+            out.push(b'.');
+            let fraction = micros % 1_000_000;
+            let mut digits = [b'0'; 6];
+            let mut rest = fraction;
+            for d in digits.iter_mut().rev() {
+                *d = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            out.extend_from_slice(&digits);
+        }
+        None => {
+            let _ = write!(out, "{v:.6}");
+        }
+    }
+}
+
+/// `v × 10⁶` rounded to the nearest integer, ties to even (the rounding of `{:.6}`),
+/// computed exactly from the float's bits; `None` (left to `fmt`) for negative, non-finite,
+/// tiny or huge values. Time stamps take this path: `fmt` formats them through its slow
+/// exact fallback.
+fn micros_rounded(v: f64) -> Option<u64> {
+    if !v.is_finite() || v.is_sign_negative() {
+        return None;
+    }
+    let bits = v.to_bits();
+    let biased_exponent = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mantissa, exponent) = if biased_exponent == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | 1 << 52, biased_exponent - 1075)
+    };
+    // v = mantissa × 2^exponent, so v × 10⁶ = mantissa × 10⁶ × 2^exponent (< 2^73 × 2^exponent).
+    let scaled = u128::from(mantissa) * 1_000_000;
+    let micros = if exponent >= 0 {
+        if exponent > 40 {
+            return None;
+        }
+        scaled << exponent
+    } else {
+        let shift = exponent.unsigned_abs();
+        if shift >= 127 {
+            return (scaled == 0).then_some(0);
+        }
+        let whole = scaled >> shift;
+        let remainder = scaled & ((1u128 << shift) - 1);
+        let half = 1u128 << (shift - 1);
+        if remainder > half || (remainder == half && whole & 1 == 1) {
+            whole + 1
+        } else {
+            whole
+        }
+    };
+    u64::try_from(micros).ok()
 }
 
 /// Zeek's ASCII double: at most six decimals, trailing zeros dropped, but always a decimal
@@ -301,56 +397,60 @@ fn push_zeek_double(out: &mut Vec<u8>, v: f64) {
         return;
     }
     let start = out.len();
-    let _ = write!(out, "{v:.6}");
+    push_fixed6(out, v);
     while out.len() > start + 1 && out[out.len() - 1] == b'0' && out[out.len() - 2] != b'.' {
         out.pop();
     }
 }
 
-fn render_json_line(out: &mut Vec<u8>, schema: &LogSchema, values: &[Value]) {
+fn render_json_line(out: &mut Vec<u8>, row: &dyn LogRow) {
+    let mut names = row.schema().fields.iter().map(|f| f.name);
     out.push(b'{');
     let mut first = true;
-    for (spec, v) in schema.fields.iter().zip(values) {
+    row.for_each_value(&mut |v| {
+        let name = names.next().unwrap_or_default();
         if matches!(v, Value::Unset) {
-            continue; // Zeek's JSON writer omits unset optional fields
+            return; // Zeek's JSON writer omits unset optional fields
         }
         if !first {
             out.push(b',');
         }
         first = false;
-        json_string(out, spec.name.as_bytes());
+        json_string(out, name.as_bytes());
         out.push(b':');
         render_json_value(out, v);
-    }
+    });
     out.extend_from_slice(b"}\n");
 }
 
-fn render_json_value(out: &mut Vec<u8>, v: &Value) {
+fn render_json_value(out: &mut Vec<u8>, v: Value<'_>) {
     match v {
         Value::Unset => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Count(c) => push_display(out, c),
-        Value::Int(i) => push_display(out, i),
-        Value::Port(p) => push_display(out, p),
-        Value::Double(d) | Value::Time(d) | Value::Interval(d) => push_json_double(out, *d),
+        Value::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        Value::Count(c) => push_u64(out, c),
+        Value::Int(i) => push_i64(out, i),
+        Value::Port(p) => push_u64(out, p.into()),
+        Value::Double(d) | Value::Time(d) | Value::Interval(d) => push_json_double(out, d),
         Value::Addr(a) => {
             out.push(b'"');
-            push_display(out, a);
+            push_addr(out, a);
             out.push(b'"');
         }
         Value::Enum(e) => json_string(out, e.as_bytes()),
         Value::Str(s) => json_string(out, s.as_bytes()),
-        Value::Set(items) | Value::Vector(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                render_json_value(out, item);
-            }
-            out.push(b']');
-        }
+        Value::Set(items) | Value::Vector(items) => render_json_array(out, items),
     }
+}
+
+fn render_json_array(out: &mut Vec<u8>, items: &dyn Elements) {
+    out.push(b'[');
+    for i in 0..items.len() {
+        if i > 0 {
+            out.push(b',');
+        }
+        render_json_value(out, items.value(i));
+    }
+    out.push(b']');
 }
 
 /// As in the TSV logs (at most six decimals, microseconds, as Zeek writes them): the shortest
@@ -384,44 +484,58 @@ fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzer::log::field;
+    use crate::analyzer::log::{log_row, Set, Time};
 
-    static TEST_SCHEMA: LogSchema = LogSchema {
-        path: "test",
-        fields: &[
-            field("ts", "time"),
-            field("s", "string"),
-            field("n", "set[string]"),
-            field("d", "double"),
-        ],
-    };
+    log_row! {
+        struct TestRow<'a> => TEST_SCHEMA("test") {
+            ts: Option<Time>,
+            s: Option<&'a str>,
+            n: Set<'a, &'a str>,
+            d: f64,
+        }
+    }
 
-    fn tsv(values: &[Value]) -> String {
+    fn tsv(row: &TestRow<'_>) -> String {
         let mut out = Vec::new();
-        render_tsv_line(&mut out, values);
+        render_tsv_line(&mut out, row);
         String::from_utf8(out).expect("tsv output is ASCII")
     }
 
     #[test]
     fn tsv_renders_zeek_conventions() {
-        let line = tsv(&[
-            Value::Time(1334173763.977955),
-            Value::Str("a\tb\x01".into()),
-            Value::Set(vec!["x,y".into(), "z".into()]),
-            Value::Double(1.0),
-        ]);
+        let line = tsv(&TestRow {
+            ts: Some(Time(1334173763.977955)),
+            s: Some("a\tb\x01"),
+            n: Set(&["x,y", "z"]),
+            d: 1.0,
+        });
         assert_eq!(line, "1334173763.977955\ta\\x09b\\x01\tx\\x2cy,z\t1.0\n");
     }
 
     #[test]
+    fn escapes_anywhere_in_a_string() {
+        let mut out = Vec::new();
+        escape_tsv(&mut out, b"\x00a,b\tc\xff", true);
+        escape_tsv(&mut out, b"|a,b|", false);
+        assert_eq!(out, b"\\x00a\\x2cb\\x09c\\xff|a,b|");
+    }
+
+    #[test]
     fn tsv_unset_empty_and_dash_string() {
-        let line = tsv(&[
-            Value::Unset,
-            Value::Str(String::new()),
-            Value::Set(vec![]),
-            Value::Str("-".into()),
-        ]);
-        assert_eq!(line, "-\t(empty)\t(empty)\t\\x2d\n");
+        let line = tsv(&TestRow {
+            ts: None,
+            s: Some(""),
+            n: Set(&[]),
+            d: 0.5,
+        });
+        assert_eq!(line, "-\t(empty)\t(empty)\t0.5\n");
+        let dash = tsv(&TestRow {
+            ts: None,
+            s: Some("-"),
+            n: Set(&["-", ""]),
+            d: 0.5,
+        });
+        assert_eq!(dash, "-\t\\x2d\t\\x2d,(empty)\t0.5\n");
     }
 
     #[test]
@@ -453,18 +567,91 @@ mod tests {
         let mut out = Vec::new();
         render_json_line(
             &mut out,
-            &TEST_SCHEMA,
-            &[
-                Value::Time(1.5),
-                Value::Unset,
-                Value::Set(vec!["a\"b".into()]),
-                Value::Double(2.0),
-            ],
+            &TestRow {
+                ts: Some(Time(1.5)),
+                s: None,
+                n: Set(&["a\"b"]),
+                d: 2.0,
+            },
         );
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "{\"ts\":1.5,\"n\":[\"a\\\"b\"],\"d\":2.0}\n"
         );
+    }
+
+    /// Deterministic xorshift generator for the formatting comparisons.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn fixed6_is_fmts_six_decimals() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.25,
+            0.0000005,
+            0.0000015,
+            0.9999995,
+            1.5,
+            1_700_000_000.007_812_5, // an exact tie, rounded to even
+            1_700_000_000.023_437_5,
+            1_334_173_763.977_955,
+            9.007e15,
+            1e300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -1.25,
+            f64::INFINITY,
+            f64::NAN,
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            let r = next(&mut state);
+            values.push(f64::from_bits(r));
+            values.push((r % 2_000_000_000_000_000) as f64 / 1e6);
+            values.push((r % (1 << 40)) as f64 / 128.0);
+            values.push((r % 100_000_000) as f64 * 1e-9);
+        }
+        let mut out = Vec::new();
+        for v in values {
+            out.clear();
+            push_fixed6(&mut out, v);
+            assert_eq!(String::from_utf8_lossy(&out), format!("{v:.6}"), "{v:e}");
+        }
+    }
+
+    #[test]
+    fn integers_and_addresses_are_displays() {
+        let mut state = 0x1234_5678_9abc_def1;
+        let mut out = Vec::new();
+        for n in [0, 9, 10, u64::MAX]
+            .into_iter()
+            .chain((0..10_000).map(|_| next(&mut state)))
+        {
+            out.clear();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+            out.clear();
+            push_i64(&mut out, n as i64);
+            assert_eq!(out, (n as i64).to_string().as_bytes());
+        }
+        for a in [
+            "0.0.0.0",
+            "10.0.0.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let addr: IpAddr = a.parse().expect("address");
+            out.clear();
+            push_addr(&mut out, addr);
+            assert_eq!(out, a.as_bytes());
+        }
     }
 
     #[test]
@@ -478,15 +665,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pcapd-writer-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let mut set = LogWriterSet::to_dir(&dir, LogFormat::Tsv, None);
-        set.write(
-            &TEST_SCHEMA,
-            vec![
-                Value::Time(1.0),
-                "x".into(),
-                Value::Set(vec![]),
-                Value::Double(0.5),
-            ],
-        );
+        set.write(&TestRow {
+            ts: Some(Time(1.0)),
+            s: Some("x"),
+            n: Set(&[]),
+            d: 0.5,
+        });
         let names = set.finish().expect("finish");
         assert_eq!(names, vec!["test.log".to_string()]);
         let text = std::fs::read_to_string(dir.join("test.log")).expect("read log");

@@ -6,17 +6,22 @@
 //! `ssl.log`, `files.log`) through [`AppOutput`] and report oddities as weirds.
 //!
 //! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
-//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes).
+//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `text`
+//! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
+//! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
+//! [`AppAnalyzer`]), `consts.rs` (name tables of Zeek's scripts), `log.rs` (the log's row).
 
 use std::net::IpAddr;
 
-use super::log::LogSink;
+use super::bytes::be16;
+use super::log::{ConnId, LogSink};
 use super::uid::Uid;
 
 pub mod dns;
 pub mod files;
 pub mod http;
 pub mod ssl;
+mod text;
 
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
@@ -40,6 +45,19 @@ pub struct ConnInfo {
     pub resp_h: IpAddr,
     pub resp_p: u16,
     pub transport: Transport,
+}
+
+impl ConnInfo {
+    /// The `uid` and `id.*` columns of this connection's log lines.
+    pub fn id(&self) -> ConnId<'_> {
+        ConnId {
+            uid: self.uid.as_str(),
+            orig_h: self.orig_h,
+            orig_p: self.orig_p,
+            resp_h: self.resp_h,
+            resp_p: self.resp_p,
+        }
+    }
 }
 
 /// The analyzer's view of the outside world during one call.
@@ -114,8 +132,8 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
             if http::looks_like_http(is_orig, data) {
                 return Some(Box::new(HttpAnalyzer::new()));
             }
-            let framed = data.get(..2).and_then(|p| {
-                let len = usize::from(u16::from_be_bytes([p[0], p[1]]));
+            let framed = be16(data, 0).and_then(|len| {
+                let len = usize::from(len);
                 data.get(2..(2 + len).min(data.len()))
                     .filter(|m| len >= 12 && m.len() >= 12)
             });
@@ -130,12 +148,15 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
 /// Renders raw protocol bytes the way Zeek's log writers show them: printable ASCII as is,
 /// every other byte as `\xNN`.
 pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len());
     for &b in bytes {
         if (0x20..0x7f).contains(&b) {
             s.push(char::from(b));
         } else {
-            s.push_str(&format!("\\x{b:02x}"));
+            s.push_str("\\x");
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 15)]));
         }
     }
     s
@@ -146,28 +167,24 @@ pub(crate) mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::analyzer::log::{LogSchema, Value};
+    use crate::analyzer::log::tests::{checked_values, OwnedValue};
+    use crate::analyzer::log::LogRow;
 
-    /// A [`LogSink`] that keeps every line, with its log's path.
+    /// A [`LogSink`] that keeps every line, with its log's path, after checking each value
+    /// against its column's Zeek type.
     #[derive(Default)]
     pub(crate) struct Collect {
-        pub rows: Vec<(&'static str, Vec<Value>)>,
+        pub rows: Vec<(&'static str, Vec<OwnedValue>)>,
     }
 
     impl LogSink for Collect {
-        fn write(&mut self, schema: &'static LogSchema, values: Vec<Value>) {
-            assert_eq!(
-                values.len(),
-                schema.fields.len(),
-                "{} row width",
-                schema.path
-            );
-            self.rows.push((schema.path, values));
+        fn write(&mut self, row: &dyn LogRow) {
+            self.rows.push((row.schema().path, checked_values(row)));
         }
     }
 
     impl Collect {
-        pub(crate) fn of(&self, path: &str) -> Vec<&Vec<Value>> {
+        pub(crate) fn of(&self, path: &str) -> Vec<&Vec<OwnedValue>> {
             self.rows
                 .iter()
                 .filter(|(p, _)| *p == path)
@@ -258,7 +275,7 @@ pub(crate) mod tests {
     }
 
     /// Mutated and randomly split protocol messages never panic any analyzer, and every
-    /// line they write has its schema's width (checked by [`Collect`]).
+    /// line they write fits its schema (checked by [`Collect`]).
     #[test]
     fn mutated_inputs_are_survived() {
         let seeds: Vec<(Transport, u16, Vec<u8>, Vec<u8>)> = vec![

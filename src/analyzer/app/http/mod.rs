@@ -8,52 +8,30 @@
 //! connection ends are logged by [`AppAnalyzer::finish`]. Line buffers are capped at
 //! [`MAX_LINE`]; a side that exceeds it, or loses bytes where framing matters, stops being
 //! parsed (with a weird) instead of guessing.
+//!
+//! Layout: `parser` reads start lines, header lines and header values, `consts` holds the
+//! tables of Zeek's HTTP scripts, `log` the http.log row; this file is the per-side framing
+//! and Zeek's semantics (`base/protocols/http/main.zeek`): pairing, what each header sets,
+//! when a line is written.
+
+mod consts;
+mod log;
+mod parser;
 
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::files::{
-    contains, disposition_filename, multipart_parts, skip_blank, trim_ws, FileState,
-};
+use super::files::{disposition_filename, multipart_parts, FileState};
+use super::text::contains;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
-use crate::analyzer::log::{field, LogSchema, Value};
-
-/// Zeek's `http.log` columns, in Zeek's order.
-pub static HTTP_SCHEMA: LogSchema = LogSchema {
-    path: "http",
-    fields: &[
-        field("ts", "time"),
-        field("uid", "string"),
-        field("id.orig_h", "addr"),
-        field("id.orig_p", "port"),
-        field("id.resp_h", "addr"),
-        field("id.resp_p", "port"),
-        field("trans_depth", "count"),
-        field("method", "string"),
-        field("host", "string"),
-        field("uri", "string"),
-        field("referrer", "string"),
-        field("version", "string"),
-        field("user_agent", "string"),
-        field("origin", "string"),
-        field("request_body_len", "count"),
-        field("response_body_len", "count"),
-        field("status_code", "count"),
-        field("status_msg", "string"),
-        field("info_code", "count"),
-        field("info_msg", "string"),
-        field("tags", "set[enum]"),
-        field("username", "string"),
-        field("password", "string"),
-        field("proxied", "set[string]"),
-        field("orig_fuids", "vector[string]"),
-        field("orig_filenames", "vector[string]"),
-        field("orig_mime_types", "vector[string]"),
-        field("resp_fuids", "vector[string]"),
-        field("resp_filenames", "vector[string]"),
-        field("resp_mime_types", "vector[string]"),
-    ],
+use crate::analyzer::log::{LogSink, Set, Time, Vector};
+use consts::{HTTP_PORTS, KNOWN_METHODS, PROXY_HEADERS};
+pub use log::{HttpRow, HTTP_SCHEMA};
+pub(crate) use parser::looks_like_http;
+use parser::{
+    basic_credentials, multipart_boundary, parse_chunk_size, parse_content_range, trim_cr,
+    unescape_uri, HeaderLine, RequestLine, StatusLine,
 };
 
 /// Longest start line, header line or chunk-size line buffered before giving up on a side.
@@ -65,158 +43,6 @@ const MAX_HEADER_BYTES: usize = 256 * 1024;
 /// Open transactions per connection before the oldest are logged (Zeek:
 /// `max_pending_requests`).
 const MAX_PENDING: usize = 100;
-
-/// Methods Zeek knows (`HTTP::http_methods`); others raise `unknown_HTTP_method`.
-const KNOWN_METHODS: &[&str] = &[
-    "GET",
-    "POST",
-    "HEAD",
-    "OPTIONS",
-    "PUT",
-    "DELETE",
-    "TRACE",
-    "CONNECT",
-    "PROPFIND",
-    "PROPPATCH",
-    "MKCOL",
-    "COPY",
-    "MOVE",
-    "LOCK",
-    "UNLOCK",
-    "POLL",
-    "REPORT",
-    "SUBSCRIBE",
-    "BMOVE",
-    "SEARCH",
-    "QUERY",
-];
-
-/// Client headers Zeek reports in `proxied` (`HTTP::proxy_headers`).
-const PROXY_HEADERS: &[&str] = &[
-    "FORWARDED",
-    "X-FORWARDED-FOR",
-    "X-FORWARDED-FROM",
-    "CLIENT-IP",
-    "VIA",
-    "XROXY-CONNECTION",
-    "PROXY-CONNECTION",
-];
-
-/// True for an HTTP request line start (`METHOD SP URI SP HTTP/x.y`) from the originator,
-/// or a status line (`HTTP/x.y SP NNN`) from the responder.
-pub(crate) fn looks_like_http(is_orig: bool, data: &[u8]) -> bool {
-    let line_end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
-    let line = trim_cr(&data[..line_end]);
-    if is_orig {
-        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-        let method = &line[..method_end];
-        let rest = skip_blank(&line[method_end..]);
-        let version = rest
-            .windows(6)
-            .position(|w| w == b" HTTP/")
-            .and_then(|at| parse_version(trim_ws(&rest[at + 1..])));
-        !method.is_empty()
-            && method.len() <= 20
-            && method.iter().all(u8::is_ascii_alphabetic)
-            && !rest.starts_with(b"HTTP/")
-            && version.is_some()
-    } else {
-        line.len() >= 12
-            && parse_version(&line[..8]).is_some()
-            && line[8] == b' '
-            && line[9..12].iter().all(u8::is_ascii_digit)
-    }
-}
-
-fn trim_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// `HTTP/1.1` → `"1.1"`.
-fn parse_version(v: &[u8]) -> Option<String> {
-    let rest = v.strip_prefix(b"HTTP/")?;
-    let ok = rest.len() >= 3
-        && rest.iter().all(|b| b.is_ascii_digit() || *b == b'.')
-        && rest.contains(&b'.');
-    ok.then(|| String::from_utf8_lossy(rest).into_owned())
-}
-
-/// Decodes URI escapes as Zeek's `unescape_URI` does: `%XX` and IIS-style `%uXXXX`
-/// become bytes; a doubled `%` drops the first; a `%` that starts no escape stays, with a
-/// weird.
-fn unescape_uri(uri: &[u8], weirds: &mut Vec<(&'static str, String)>) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let pair = |h: u8, l: u8| Some(hex(h)? << 4 | hex(l)?);
-    let mut out = Vec::with_capacity(uri.len());
-    let mut i = 0;
-    while i < uri.len() {
-        if uri[i] != b'%' {
-            out.push(uri[i]);
-            i += 1;
-            continue;
-        }
-        let rest = &uri[i + 1..];
-        match rest {
-            [] => {
-                out.push(b'%');
-                weirds.push(("illegal_%_at_end_of_URI", String::new()));
-                i += 1;
-            }
-            [c] => {
-                out.extend_from_slice(&[b'%', *c]);
-                weirds.push(("partial_escape_at_end_of_URI", String::new()));
-                i += 2;
-            }
-            [b'%', ..] => {
-                weirds.push(("double_%_in_URI", String::new()));
-                i += 1;
-            }
-            [h, l, ..] if pair(*h, *l).is_some() => {
-                out.extend(pair(*h, *l));
-                i += 3;
-            }
-            [b'u', a, b, c, d, ..] if pair(*a, *b).is_some() && pair(*c, *d).is_some() => {
-                out.extend(pair(*a, *b));
-                out.extend(pair(*c, *d));
-                i += 6;
-            }
-            [c, ..] => {
-                weirds.push(("unescaped_%_in_URI", String::new()));
-                out.extend_from_slice(&[b'%', *c]);
-                i += 2;
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in s.iter().filter(|c| !c.is_ascii_whitespace()) {
-        if c == b'=' {
-            break;
-        }
-        acc = (acc << 6) | val(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
 
 /// How the rest of a message's body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,26 +124,6 @@ struct Multipart {
     last_ts: f64,
 }
 
-/// The boundary of a `multipart/*` Content-Type value.
-fn multipart_boundary(content_type: &[u8]) -> Option<Vec<u8>> {
-    let lower = content_type.to_ascii_lowercase();
-    if !lower.trim_ascii_start().starts_with(b"multipart/") {
-        return None;
-    }
-    let at = lower.windows(9).position(|w| w == b"boundary=")?;
-    let rest = &content_type[at + 9..];
-    let b = match rest.strip_prefix(b"\"") {
-        Some(r) => &r[..r.iter().position(|&c| c == b'"').unwrap_or(r.len())],
-        None => {
-            &rest[..rest
-                .iter()
-                .position(|&c| c == b';' || c == b' ')
-                .unwrap_or(rest.len())]
-        }
-    };
-    (!b.is_empty()).then(|| b.to_vec())
-}
-
 /// One http.log line under construction (Zeek's `HTTP::Info`).
 #[derive(Debug, Clone, Default, PartialEq)]
 struct HttpRecord {
@@ -339,59 +145,63 @@ struct HttpRecord {
     username: Option<String>,
     password: Option<String>,
     proxied: Option<Vec<String>>,
-    orig_files: Vec<(String, Option<String>, Option<&'static str>)>,
-    resp_files: Vec<(String, Option<String>, Option<&'static str>)>,
+    orig_files: EntityFiles,
+    resp_files: EntityFiles,
+}
+
+/// The files of one side's entities, as http.log lists them: every fuid, and the file
+/// names and MIME types of those that have one.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct EntityFiles {
+    fuids: Vec<String>,
+    filenames: Vec<String>,
+    mime_types: Vec<&'static str>,
+}
+
+impl EntityFiles {
+    fn push(&mut self, file: &FileState) {
+        self.fuids.push(file.fuid.clone());
+        self.filenames.extend(file.filename.clone());
+        self.mime_types.extend(file.mime);
+    }
+}
+
+/// An empty list is logged unset.
+fn listed<T>(items: &[T]) -> Option<Vector<'_, T>> {
+    (!items.is_empty()).then_some(Vector(items))
 }
 
 impl HttpRecord {
-    fn values(&self, conn: &ConnInfo) -> Vec<Value> {
-        let strs = |v: &[String]| Value::Vector(v.iter().map(|s| Value::Str(s.clone())).collect());
-        let files = |f: &[(String, Option<String>, Option<&'static str>)]| {
-            if f.is_empty() {
-                return [Value::Unset, Value::Unset, Value::Unset];
-            }
-            let fuids: Vec<String> = f.iter().map(|x| x.0.clone()).collect();
-            let names: Vec<String> = f.iter().filter_map(|x| x.1.clone()).collect();
-            let mimes: Vec<String> = f.iter().filter_map(|x| x.2.map(str::to_owned)).collect();
-            let opt = |v: Vec<String>| if v.is_empty() { Value::Unset } else { strs(&v) };
-            [strs(&fuids), opt(names), opt(mimes)]
-        };
-        let [of, on, om] = files(&self.orig_files);
-        let [rf, rn, rm] = files(&self.resp_files);
-        vec![
-            Value::Time(self.ts),
-            Value::Str(conn.uid.to_string()),
-            Value::Addr(conn.orig_h),
-            Value::Port(conn.orig_p),
-            Value::Addr(conn.resp_h),
-            Value::Port(conn.resp_p),
-            Value::Count(self.trans_depth),
-            self.method.clone().into(),
-            self.host.clone().into(),
-            self.uri.clone().into(),
-            self.referrer.clone().into(),
-            self.version.clone().into(),
-            self.user_agent.clone().into(),
-            self.origin.clone().into(),
-            Value::Count(self.request_body_len),
-            Value::Count(self.response_body_len),
-            self.status_code.map_or(Value::Unset, Value::Count),
-            self.status_msg.clone().into(),
-            self.info_code.map_or(Value::Unset, Value::Count),
-            self.info_msg.clone().into(),
-            Value::Set(Vec::new()),
-            self.username.clone().into(),
-            self.password.clone().into(),
-            self.proxied.as_ref().map_or(Value::Unset, |p| {
-                Value::Set(p.iter().map(|s| Value::Str(s.clone())).collect())
-            }),
-            of,
-            on,
-            om,
-            rf,
-            rn,
-            rm,
-        ]
+    /// Writes this transaction's http.log line.
+    fn write(&self, conn: &ConnInfo, logs: &mut dyn LogSink) {
+        logs.write(&HttpRow {
+            ts: Time(self.ts),
+            id: conn.id(),
+            trans_depth: self.trans_depth,
+            method: self.method.as_deref(),
+            host: self.host.as_deref(),
+            uri: self.uri.as_deref(),
+            referrer: self.referrer.as_deref(),
+            version: self.version.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            origin: self.origin.as_deref(),
+            request_body_len: self.request_body_len,
+            response_body_len: self.response_body_len,
+            status_code: self.status_code,
+            status_msg: self.status_msg.as_deref(),
+            info_code: self.info_code,
+            info_msg: self.info_msg.as_deref(),
+            tags: Set(&[]),
+            username: self.username.as_deref(),
+            password: self.password.as_deref(),
+            proxied: self.proxied.as_deref().map(Set),
+            orig_fuids: listed(&self.orig_files.fuids),
+            orig_filenames: listed(&self.orig_files.filenames),
+            orig_mime_types: listed(&self.orig_files.mime_types),
+            resp_fuids: listed(&self.resp_files.fuids),
+            resp_filenames: listed(&self.resp_files.filenames),
+            resp_mime_types: listed(&self.resp_files.mime_types),
+        });
     }
 }
 
@@ -552,32 +362,22 @@ impl HttpAnalyzer {
                     s.headers = Vec::new();
                     return;
                 }
-                if matches!(line.first(), Some(b' ' | b'\t')) {
-                    // Folded continuation of the previous header.
-                    if let Some((_, v)) = s.headers.last_mut() {
-                        v.push(b' ');
-                        v.extend_from_slice(skip_blank(line));
+                match HeaderLine::parse(line) {
+                    HeaderLine::Continuation(more) => {
+                        if let Some((_, v)) = s.headers.last_mut() {
+                            v.push(b' ');
+                            v.extend_from_slice(more);
+                        }
                     }
-                    return;
+                    HeaderLine::Field { name, value } => s.headers.push((name, value.to_vec())),
+                    HeaderLine::NoColon => {
+                        out.weirds.push(("HTTP_header_no_colon", String::new()));
+                    }
                 }
-                let Some(colon) = line.iter().position(|&b| b == b':') else {
-                    out.weirds.push(("HTTP_header_no_colon", String::new()));
-                    return;
-                };
-                let name = String::from_utf8_lossy(trim_ws(&line[..colon])).to_ascii_uppercase();
-                let value = trim_ws(&line[colon + 1..]).to_vec();
-                s.headers.push((name, value));
             }
             Phase::Body(Body::ChunkSize) => {
-                let hex_end = line
-                    .iter()
-                    .position(|b| !b.is_ascii_hexdigit())
-                    .unwrap_or(line.len());
-                let size = std::str::from_utf8(&line[..hex_end])
-                    .ok()
-                    .and_then(|h| u64::from_str_radix(h, 16).ok());
                 let s = &mut self.sides[side];
-                match size {
+                match parse_chunk_size(line) {
                     Some(0) => s.phase = Phase::Body(Body::Trailer),
                     Some(n) => s.phase = Phase::Body(Body::ChunkData(n)),
                     None => {
@@ -603,28 +403,16 @@ impl HttpAnalyzer {
     }
 
     fn request_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
-        // METHOD, blanks, then the URI up to the blank before "HTTP/" (URIs may hold
-        // blanks, as Zeek allows); without a version it is an HTTP/0.9 request.
-        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-        let method = &line[..method_end];
-        let rest = skip_blank(&line[method_end..]);
-        let (uri, version) = match rest.windows(6).position(|w| w == b" HTTP/") {
-            Some(at) => (
-                trim_ws(&rest[..at]),
-                parse_version(trim_ws(&rest[at + 1..])),
-            ),
-            None => (trim_ws(rest), None),
+        let Some(RequestLine {
+            method,
+            uri,
+            version,
+        }) = RequestLine::parse(line)
+        else {
+            out.weirds.push(("bad_HTTP_request", String::new()));
+            self.sides[ORIG].phase = Phase::Lost;
+            return;
         };
-        if method.is_empty() || uri.is_empty() {
-            out.weirds.push(("bad_HTTP_request", String::new()));
-            self.sides[ORIG].phase = Phase::Lost;
-            return;
-        }
-        if !method.iter().all(u8::is_ascii_alphabetic) {
-            out.weirds.push(("bad_HTTP_request", String::new()));
-            self.sides[ORIG].phase = Phase::Lost;
-            return;
-        }
         self.saw_request = true;
         let method = String::from_utf8_lossy(method).into_owned();
         self.check_version(ORIG, version.as_deref(), out);
@@ -654,19 +442,18 @@ impl HttpAnalyzer {
     }
 
     fn status_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
-        let version = line.get(..8).and_then(parse_version);
-        let code = line
-            .get(9..12)
-            .filter(|c| c.iter().all(u8::is_ascii_digit))
-            .and_then(|c| std::str::from_utf8(c).ok())
-            .and_then(|c| c.parse::<u64>().ok());
-        let (Some(version), Some(code)) = (version, code) else {
+        let Some(StatusLine {
+            version,
+            code,
+            reason,
+        }) = StatusLine::parse(line)
+        else {
             out.weirds.push(("bad_HTTP_reply", String::new()));
             self.sides[RESP].phase = Phase::Lost;
             return;
         };
         self.saw_reply = true;
-        let reason = escape_bytes(trim_ws(line.get(12..).unwrap_or_default()));
+        let reason = escape_bytes(reason);
         self.check_version(RESP, Some(&version), out);
         let reuse = self
             .pending
@@ -712,14 +499,14 @@ impl HttpAnalyzer {
                     "ORIGIN" => rec.origin = Some(lossy(value)),
                     "USER-AGENT" => rec.user_agent = Some(lossy(value)),
                     "AUTHORIZATION" | "PROXY-AUTHORIZATION" => {
-                        let v = value.as_slice();
-                        if v.len() > 6 && v[..6].eq_ignore_ascii_case(b"basic ") {
-                            let decoded = base64_decode(skip_blank(&v[6..])).unwrap_or_default();
+                        if let Some(decoded) = basic_credentials(value) {
                             // Zeek keeps passwords out of the log unless configured
-                            // (`HTTP::default_capture_password = F`).
+                            // (`HTTP::default_capture_password = F`); credentials without a
+                            // colon (or undecodable ones) are logged as
+                            // `<problem-decoding> (<header value>)`.
                             rec.username = Some(match decoded.iter().position(|&b| b == b':') {
                                 Some(i) => lossy(&decoded[..i]),
-                                None => format!("<problem-decoding> ({})", lossy(v)),
+                                None => format!("<problem-decoding> ({})", lossy(value)),
                             });
                         }
                     }
@@ -951,11 +738,10 @@ impl HttpAnalyzer {
             rec.response_body_len = body_len;
         }
         for f in files {
-            let entry = (f.fuid.clone(), f.filename.clone(), f.mime);
             if side == ORIG {
-                rec.orig_files.push(entry);
+                rec.orig_files.push(&f);
             } else {
-                rec.resp_files.push(entry);
+                rec.resp_files.push(&f);
             }
             f.write_log(conn, side == ORIG, out);
         }
@@ -963,7 +749,7 @@ impl HttpAnalyzer {
             let final_response = !rec.status_code.is_some_and(|c| (100..200).contains(&c));
             if final_response {
                 if let Some(done) = self.pending.remove(&self.current_response) {
-                    out.logs.write(&HTTP_SCHEMA, done.values(conn));
+                    done.write(conn, out.logs);
                 }
             }
         } else if self.pending.len() > MAX_PENDING {
@@ -971,20 +757,11 @@ impl HttpAnalyzer {
                 .push(("HTTP_excessive_pipelining", String::new()));
             let keep = self.pending.split_off(&self.current_request);
             for (_, r) in std::mem::replace(&mut self.pending, keep) {
-                out.logs.write(&HTTP_SCHEMA, r.values(conn));
+                r.write(conn, out.logs);
             }
             self.current_response = self.current_request.saturating_sub(1);
         }
     }
-}
-
-/// `bytes 100-199/1000` → `(100, Some(1000))`; `None` when unparsable.
-fn parse_content_range(v: &[u8]) -> Option<(u64, Option<u64>)> {
-    let v = std::str::from_utf8(v).ok()?.trim();
-    let rest = v.strip_prefix("bytes")?.trim_start();
-    let (range, total) = rest.split_once('/')?;
-    let (start, _end) = range.split_once('-')?;
-    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
 }
 
 impl AppAnalyzer for HttpAnalyzer {
@@ -1000,7 +777,6 @@ impl AppAnalyzer for HttpAnalyzer {
         data: &[u8],
         out: &mut AppOutput<'_>,
     ) {
-        const HTTP_PORTS: [u16; 8] = [80, 81, 631, 1080, 3128, 8000, 8080, 8888];
         self.http_port = HTTP_PORTS.contains(&conn.resp_p);
         let side = if is_orig { ORIG } else { RESP };
         self.process(conn, ts, side, data, out);
@@ -1059,7 +835,7 @@ impl AppAnalyzer for HttpAnalyzer {
         let analyzed = self.saw_reply || self.http_port;
         for (key, rec) in std::mem::take(&mut self.pending) {
             if key != 0 && analyzed {
-                out.logs.write(&HTTP_SCHEMA, rec.values(conn));
+                rec.write(conn, out.logs);
             }
         }
     }
@@ -1070,6 +846,7 @@ mod tests {
     use super::*;
     use crate::analyzer::app::tests::{conn, Driver};
     use crate::analyzer::app::Transport;
+    use crate::analyzer::log::tests::OwnedValue;
 
     type Run = Driver<HttpAnalyzer>;
 
@@ -1077,13 +854,13 @@ mod tests {
         fn new() -> Self {
             Driver::with(HttpAnalyzer::new(), conn(Transport::Tcp, 80))
         }
-        fn http(&self) -> Vec<&Vec<Value>> {
+        fn http(&self) -> Vec<&Vec<OwnedValue>> {
             self.sink.of("http")
         }
     }
 
-    fn s(v: &str) -> Value {
-        Value::Str(v.into())
+    fn s(v: &str) -> OwnedValue {
+        OwnedValue::Str(v.into())
     }
 
     #[test]
@@ -1107,24 +884,24 @@ mod tests {
         );
         let rows = r.http();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][6], Value::Count(1));
+        assert_eq!(rows[0][6], OwnedValue::Count(1));
         assert_eq!(rows[0][7], s("GET"));
         assert_eq!(rows[0][8], s("example.com"));
         assert_eq!(rows[0][9], s("/a b"));
         assert_eq!(rows[0][10], s("http://r/"));
         assert_eq!(rows[0][11], s("1.1"));
         assert_eq!(rows[0][12], s("t/1"));
-        assert_eq!(rows[0][15], Value::Count(15));
-        assert_eq!(rows[0][16], Value::Count(200));
+        assert_eq!(rows[0][15], OwnedValue::Count(15));
+        assert_eq!(rows[0][16], OwnedValue::Count(200));
         assert_eq!(rows[0][17], s("OK"));
-        assert_eq!(rows[0][20], Value::Set(vec![]));
-        assert!(matches!(&rows[0][27], Value::Vector(v) if v.len() == 1));
-        assert_eq!(rows[0][29], Value::Vector(vec![s("text/html")]));
+        assert_eq!(rows[0][20], OwnedValue::Set(vec![]));
+        assert!(matches!(&rows[0][27], OwnedValue::Vector(v) if v.len() == 1));
+        assert_eq!(rows[0][29], OwnedValue::Vector(vec![s("text/html")]));
         // The HEAD response has no body despite its Content-Length.
-        assert_eq!(rows[1][6], Value::Count(2));
+        assert_eq!(rows[1][6], OwnedValue::Count(2));
         assert_eq!(rows[1][7], s("HEAD"));
-        assert_eq!(rows[1][15], Value::Count(0));
-        assert_eq!(rows[1][27], Value::Unset);
+        assert_eq!(rows[1][15], OwnedValue::Count(0));
+        assert_eq!(rows[1][27], OwnedValue::Unset);
         assert_eq!(r.sink.of("files").len(), 1);
     }
 
@@ -1147,15 +924,15 @@ mod tests {
         let rows = r.http();
         assert_eq!(rows.len(), 1);
         let row = rows[0];
-        assert_eq!(row[14], Value::Count(4));
-        assert_eq!(row[15], Value::Count(11));
-        assert_eq!(row[16], Value::Count(201));
+        assert_eq!(row[14], OwnedValue::Count(4));
+        assert_eq!(row[15], OwnedValue::Count(11));
+        assert_eq!(row[16], OwnedValue::Count(201));
         assert_eq!(row[17], s("Created"));
-        assert_eq!(row[18], Value::Count(100));
+        assert_eq!(row[18], OwnedValue::Count(100));
         assert_eq!(row[19], s("Continue"));
         assert_eq!(row[21], s("user"));
-        assert_eq!(row[22], Value::Unset);
-        assert_eq!(row[29], Value::Vector(vec![s("text/plain")]));
+        assert_eq!(row[22], OwnedValue::Unset);
+        assert_eq!(row[29], OwnedValue::Vector(vec![s("text/plain")]));
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
     }
 
@@ -1167,11 +944,11 @@ mod tests {
         r.finish(9.0);
         let rows = r.http();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][15], Value::Count(10));
-        assert_eq!(rows[0][29], Value::Vector(vec![s("image/gif")]));
+        assert_eq!(rows[0][15], OwnedValue::Count(10));
+        assert_eq!(rows[0][29], OwnedValue::Vector(vec![s("image/gif")]));
         assert_eq!(rows[1][9], s("/2"));
-        assert_eq!(rows[1][16], Value::Unset);
-        assert_eq!(rows[1][11], Value::Unset);
+        assert_eq!(rows[1][16], OwnedValue::Unset);
+        assert_eq!(rows[1][11], OwnedValue::Unset);
     }
 
     #[test]
@@ -1191,8 +968,8 @@ mod tests {
         );
         let rows = r.http();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][15], Value::Count(10));
-        assert_eq!(rows[1][16], Value::Count(404));
+        assert_eq!(rows[0][15], OwnedValue::Count(10));
+        assert_eq!(rows[1][16], OwnedValue::Count(404));
         r.gap(0.0, false, 3);
         r.send(1.3, false, b"garbage\r\n");
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
@@ -1223,8 +1000,8 @@ mod tests {
         assert!(r.weirds.is_empty(), "{:?}", r.weirds);
         let rows = r.http();
         assert_eq!(rows.len(), 1);
-        assert_eq!(rows[0][16], Value::Count(101));
-        assert_eq!(rows[0][18], Value::Count(101));
+        assert_eq!(rows[0][16], OwnedValue::Count(101));
+        assert_eq!(rows[0][18], OwnedValue::Count(101));
 
         let mut r = Run::new();
         r.send(
@@ -1290,12 +1067,12 @@ mod tests {
         r.send(1.0, true, &req);
         r.send(1.1, false, b"HTTP/1.1 204 No Content\r\n\r\n");
         let row = r.http()[0].clone();
-        assert_eq!(row[14], Value::Count(body.len() as u64));
-        assert!(matches!(&row[24], Value::Vector(v) if v.len() == 2));
-        assert_eq!(row[25], Value::Vector(vec![s("a.gif")]));
+        assert_eq!(row[14], OwnedValue::Count(body.len() as u64));
+        assert!(matches!(&row[24], OwnedValue::Vector(v) if v.len() == 2));
+        assert_eq!(row[25], OwnedValue::Vector(vec![s("a.gif")]));
         assert_eq!(
             row[26],
-            Value::Vector(vec![s("text/plain"), s("image/gif")])
+            OwnedValue::Vector(vec![s("text/plain"), s("image/gif")])
         );
         assert_eq!(r.sink.of("files").len(), 2);
     }
