@@ -16,7 +16,6 @@ pub mod flow;
 pub mod frag;
 pub mod hash;
 pub mod log;
-pub mod numfmt;
 pub mod uid;
 pub mod weird;
 pub mod writer;
