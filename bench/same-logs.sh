@@ -11,6 +11,8 @@
 #
 # Captures: ../shared/zeek-corpus/*/*.pcap*, share/pcapd/samples/*, and every capture in
 # bench/out/ (the analyzer benchmark's: bench/analyzer.sh and bench/smallflows.py make them).
+# Variants: -C, no flag, JSON, and subsets of logs (`--logs conn`: analyzers whose logs are
+# not kept are dropped once conn.log needs nothing more from them, which must not show).
 # Exits 1 on the first capture whose logs differ (the diff is printed), 0 if all are equal.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,12 +34,12 @@ done
 [ ${#captures[@]} -gt 0 ] || { echo "same-logs: no captures found" >&2; exit 2; }
 
 # The small captures get every variant; big benchmark captures (> 64 MiB) only TSV with -C,
-# as the benchmark runs them.
+# all logs and conn.log alone, as the benchmark runs them.
 checked=0
 for cap in "${captures[@]}"; do
-    variants=("-C" "" "-C --json-logs")
+    variants=("-C" "" "-C --json-logs" "-C --logs conn" "--logs conn,weird")
     if [ "$(stat -c %s "$cap")" -gt $((64 * 1024 * 1024)) ]; then
-        variants=("-C")
+        variants=("-C" "-C --logs conn")
     fi
     for v in "${variants[@]}"; do
         rm -rf "$work/a" "$work/b"

@@ -239,6 +239,10 @@ pub trait LogRow {
 /// `schema.path`, created on first use) and by test collectors.
 pub trait LogSink {
     fn write(&mut self, row: &dyn LogRow);
+    /// Whether lines of log `path` are kept; producers may skip work for logs that are not.
+    fn wants(&self, _path: &str) -> bool {
+        true
+    }
 }
 
 /// What [`log_row!`] records of each row field: the field's Zeek name and the column

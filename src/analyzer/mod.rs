@@ -684,6 +684,54 @@ mod tests {
         assert_eq!((rows[0][9].as_str(), rows[1][9].as_str()), ("3", "3"));
     }
 
+    /// With only conn.log kept, analyzers are dropped once conn.log needs nothing more from
+    /// them: conn.log must read the same as when every log is written.
+    #[test]
+    fn conn_log_alone_equals_conn_log_of_a_full_run() {
+        let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("share/pcapd/samples");
+        for name in [
+            "dns.pcap",
+            "http.pcap",
+            "tls.pcap",
+            "udp.pcap",
+            "mixed.pcapng",
+        ] {
+            let input = samples.join(name);
+            let dir = temp_dir(&format!("conn-only-{name}"));
+            let only: BTreeSet<String> = ["conn".to_string()].into_iter().collect();
+            let conn_only = AnalyzeOptions {
+                only_logs: Some(only),
+                ..AnalyzeOptions::default()
+            };
+            analyze(
+                std::slice::from_ref(&input),
+                &dir.join("a"),
+                &conn_only,
+                &mut |_, _| {},
+            )
+            .expect("runs");
+            analyze(
+                &[input],
+                &dir.join("b"),
+                &AnalyzeOptions::default(),
+                &mut |_, _| {},
+            )
+            .expect("runs");
+            let rows = |d: &str| {
+                std::fs::read_to_string(dir.join(d).join("conn.log"))
+                    .expect("conn.log")
+                    .lines()
+                    .filter(|l| !l.starts_with("#open") && !l.starts_with("#close"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
+            let (a, b) = (rows("a"), rows("b"));
+            assert!(a.len() > 8, "{name}: rows expected");
+            assert_eq!(a, b, "{name}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     #[test]
     fn mutated_captures_never_panic() {
         // A deterministic mutation loop over a valid capture (the fuzzer does this at scale).

@@ -129,6 +129,10 @@ impl LogWriterSet {
 }
 
 impl LogSink for LogWriterSet {
+    fn wants(&self, path: &str) -> bool {
+        LogWriterSet::wants(self, path)
+    }
+
     fn write(&mut self, row: &dyn LogRow) {
         let schema = row.schema();
         if self.error.is_some() || !self.wants(schema.path) {

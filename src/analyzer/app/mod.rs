@@ -103,6 +103,16 @@ pub trait AppAnalyzer: Send {
     fn take_role_flip(&mut self) -> bool {
         false
     }
+    /// The logs (by `#path`) this analyzer writes besides weird.log.
+    fn logs(&self) -> &'static [&'static str];
+    /// Whether nothing the analyzer will still see can change what conn.log says of the
+    /// connection (its `service`, its roles). Once this holds and none of [`logs`] nor
+    /// weird.log is kept, the flow table stops feeding the analyzer (`--logs conn`).
+    ///
+    /// [`logs`]: AppAnalyzer::logs
+    fn conn_settled(&self) -> bool {
+        self.service().is_some()
+    }
 }
 
 /// Picks an analyzer for a connection from its first payload bytes (`is_orig` says which side

@@ -107,6 +107,9 @@ pub enum AppState {
     /// Payload seen, no analyzer has claimed it yet.
     Detecting(Box<Detection>),
     Active(Box<dyn AppAnalyzer>),
+    /// The analyzer was dropped: conn.log needs nothing more from it and none of its logs is
+    /// kept (`--logs conn`). Payload is still reassembled, so content gaps count the same.
+    Settled,
     Off,
 }
 

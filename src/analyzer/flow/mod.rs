@@ -411,7 +411,7 @@ impl FlowTable {
                             AppState::Detecting(_) | AppState::Undetected => {
                                 conn.app = AppState::Off
                             }
-                            AppState::Off => {}
+                            AppState::Settled | AppState::Off => {}
                         }
                     }
                     self.flush_app_weirds(slot, ts_ns, sink);
@@ -558,7 +558,7 @@ impl FlowTable {
             weirds: &mut self.ends.app_weirds,
         };
         match &mut conn.app {
-            AppState::Off => return,
+            AppState::Off | AppState::Settled => return,
             AppState::Active(a) => {
                 a.deliver(&conn.info, ts, is_orig, data, &mut out);
                 if conn.service.is_none() {
@@ -625,6 +625,12 @@ impl FlowTable {
                 } else if gives_up(d) {
                     conn.app = AppState::Off;
                 }
+            }
+        }
+        if let AppState::Active(a) = &conn.app {
+            let quiet = !self.ends.opts.write_weird && a.logs().iter().all(|l| !sink.wants(l));
+            if quiet && conn.service.is_some() && a.conn_settled() {
+                conn.app = AppState::Settled;
             }
         }
         self.flush_app_weirds(slot, ts_ns, sink);

@@ -424,6 +424,15 @@ impl AppAnalyzer for DnsAnalyzer {
         std::mem::take(&mut self.flip_pending)
     }
 
+    fn logs(&self) -> &'static [&'static str] {
+        &["dns"]
+    }
+
+    /// Only the first message can flip the roles, and it confirms the service.
+    fn conn_settled(&self) -> bool {
+        self.confirmed && self.seen_message && !self.flip_pending
+    }
+
     fn finish(&mut self, conn: &ConnInfo, _ts: f64, out: &mut AppOutput<'_>) {
         for rec in self
             .pending_queries

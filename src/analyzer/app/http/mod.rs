@@ -765,6 +765,10 @@ impl HttpAnalyzer {
 }
 
 impl AppAnalyzer for HttpAnalyzer {
+    fn logs(&self) -> &'static [&'static str] {
+        &["http", "files"]
+    }
+
     fn service(&self) -> Option<&'static str> {
         self.confirmed().then_some("http")
     }

@@ -432,6 +432,10 @@ impl SslAnalyzer {
 }
 
 impl AppAnalyzer for SslAnalyzer {
+    fn logs(&self) -> &'static [&'static str] {
+        &["ssl"]
+    }
+
     fn service(&self) -> Option<&'static str> {
         self.confirmed.then_some("ssl")
     }
