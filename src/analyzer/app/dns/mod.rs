@@ -331,6 +331,11 @@ impl DnsAnalyzer {
         };
         if let Some(i) = other.iter().position(|r| r.trans_id == h.id) {
             if let Some(rec) = other.remove(i) {
+                if other.is_empty() {
+                    // Most connections see one query and its reply: an empty queue keeps no
+                    // room for records (hundreds of bytes each) while the connection lingers.
+                    *other = VecDeque::new();
+                }
                 return rec;
             }
         }
