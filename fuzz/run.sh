@@ -25,7 +25,9 @@ seed() {
     case "$target" in
         capture)
             for f in ../../shared/zeek-corpus/*/*.pcap* ../share/pcapd/samples/*.pcap*; do
-                [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 65536 ] && cp "$f" "$dir/"
+                if [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 65536 ]; then
+                    cp "$f" "$dir/$(basename "$(dirname "$f")")-$(basename "$f")"
+                fi
             done
             ;;
         config) cp ../share/pcapd/etc/pcapd.sample.cfg "$dir/sample.cfg" ;;
@@ -41,6 +43,7 @@ seed() {
             printf '%s\n' '{"response-start":"x"}' '{"clients":[]}' '{"response-end":"x"}' '{"logline":"x"}' '{"warning":"w"}' > "$dir/burp"
             ;;
     esac
+    return 0
 }
 
 failed=0
@@ -54,6 +57,6 @@ for target in "${targets[@]}"; do
         tail -n 30 "/tmp/pcapd-fuzz-$target.log"
         failed=1
     fi
-    grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)' "/tmp/pcapd-fuzz-$target.log" | sed 's/^/   /' || true
+    grep -a -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)' "/tmp/pcapd-fuzz-$target.log" | sed 's/^/   /' || true
 done
 exit "$failed"

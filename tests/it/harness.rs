@@ -50,8 +50,17 @@ pub fn shared_pcapd() -> &'static Path {
     COPY.get_or_init(|| {
         let dir = shared_temp_dir("bin");
         let copy = dir.join("pcapd");
-        std::fs::copy(PCAPD, &copy).expect("copy the pcapd binary");
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Copied by another process: a file this process had open for writing would be
+        // inherited by any child another test forks meanwhile, and executing the copy would
+        // then fail with ETXTBSY ("Text file busy").
+        let status = Command::new("install")
+            .args(["-m", "0755", PCAPD])
+            .arg(&copy)
+            .status()
+            .expect("install(1) copies the pcapd binary");
+        assert!(status.success(), "copying {PCAPD} to {}", copy.display());
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
         copy
     })
 }
