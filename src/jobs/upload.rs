@@ -4,6 +4,7 @@
 //! deletes such directories). Bytes are hashed (SHA-256) as they are written. `commit` checks
 //! every size, fsyncs the captures and directories, writes `job.json`, renames the directory
 //! to `jobs/ID` and fsyncs `jobs/`: only then is the job durable and may be acknowledged.
+//! That last fsync is shared by the submissions committing together (`commit.rs`).
 //! Dropping a `PendingJob` without committing removes its directory, so a cut stream or a
 //! rejected chunk never leaves a half-written job.
 
@@ -11,13 +12,16 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::commit::GroupCommit;
 use super::error::{PathRejection, StoreError};
 use super::fsutil::{fsync_dir, TEMP_PREFIX};
+use super::index::IndexRow;
 use super::model::{validate_tag, ClusterState, JobFile, JobId, JobRecord};
 use super::store::{give_to_group, write_record_in, JobStore, WorkerAccess, LOGS_DIR, PCAPS_DIR};
 use super::time::Timestamp;
@@ -42,6 +46,8 @@ pub struct PendingJob {
     id: JobId,
     jobs_dir: PathBuf,
     temp_dir: PathBuf,
+    /// The store's group commit (and through it, its index).
+    group: Arc<GroupCommit>,
     /// Who the job's workers run as, when not pcapd (`WorkerAccess`).
     worker: Option<WorkerAccess>,
     tag: Option<String>,
@@ -103,7 +109,7 @@ impl JobStore {
                 });
             }
         }
-        PendingJob::create(self.jobs_dir(), self.worker_access(), files, tag, options)
+        PendingJob::create(self, files, tag, options)
     }
 
     /// Starts receiving an upload whose files and sizes are learnt as they arrive (HTTP
@@ -117,13 +123,7 @@ impl JobStore {
         if let Some(tag) = &tag {
             validate_tag(tag)?;
         }
-        PendingJob::create(
-            self.jobs_dir(),
-            self.worker_access(),
-            Vec::new(),
-            tag,
-            options,
-        )
+        PendingJob::create(self, Vec::new(), tag, options)
     }
 
     /// Stages the files named by `paths` (relative to `spool_dir`, or absolute under it) as a
@@ -153,8 +153,7 @@ impl JobStore {
                 size: source.size,
             })
             .collect();
-        let mut pending =
-            PendingJob::create(self.jobs_dir(), self.worker_access(), decls, tag, options)?;
+        let mut pending = PendingJob::create(self, decls, tag, options)?;
         for (index, source) in sources.iter().enumerate() {
             pending.adopt(index, &source.path, LinkPolicy::LinkOrCopy)?;
         }
@@ -184,12 +183,12 @@ enum LinkPolicy {
 
 impl PendingJob {
     fn create(
-        jobs_dir: &Path,
-        worker: Option<WorkerAccess>,
+        store: &JobStore,
         decls: Vec<FileDecl>,
         tag: Option<String>,
         options: Map<String, Value>,
     ) -> Result<PendingJob, StoreError> {
+        let (jobs_dir, worker) = (store.jobs_dir(), store.worker_access());
         let id = JobId::generate().map_err(StoreError::io(jobs_dir))?;
         let temp_dir = jobs_dir.join(format!("{TEMP_PREFIX}{id}"));
         fs::create_dir(&temp_dir).map_err(StoreError::io(&temp_dir))?;
@@ -213,6 +212,7 @@ impl PendingJob {
             id,
             jobs_dir: jobs_dir.to_path_buf(),
             temp_dir,
+            group: store.group_commit(),
             worker,
             tag,
             options,
@@ -407,9 +407,10 @@ impl PendingJob {
         write_record_in(&self.temp_dir, &record)?;
 
         let final_dir = self.jobs_dir.join(self.id.as_str());
+        self.group.announce(&self.id);
         fs::rename(&self.temp_dir, &final_dir).map_err(StoreError::io(&final_dir))?;
         self.committed = true;
-        if let Err(error) = fsync_dir(&self.jobs_dir) {
+        if let Err(error) = self.group.commit(IndexRow::of(&record)) {
             // Not durable, so not acknowledged: take the job back rather than leave one the
             // client was told failed.
             let _ = fs::remove_dir_all(&final_dir);
@@ -601,6 +602,7 @@ mod tests {
     use super::*;
     use crate::jobs::fsutil::testdir::TestDir;
     use crate::jobs::model::JobState;
+    use crate::jobs::store::tests::indexed;
     use std::os::unix::fs::MetadataExt;
 
     const SHA_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -632,7 +634,7 @@ mod tests {
     #[test]
     fn upload_happy_path_hashes_names_and_durable_layout() {
         let dir = TestDir::new("upload");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let mut pcapng = PCAPNG_MAGIC.to_vec();
         pcapng.extend_from_slice(b"rest");
         let files = vec![
@@ -699,7 +701,7 @@ mod tests {
     #[test]
     fn overrun_is_refused_and_leaves_no_job() {
         let dir = TestDir::new("overrun");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let mut pending = store
             .begin_upload(vec![decl("a.pcap", 4)], None, Map::new(), 0)
             .unwrap();
@@ -722,7 +724,7 @@ mod tests {
     #[test]
     fn short_upload_cannot_commit_and_leaves_nothing() {
         let dir = TestDir::new("short");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let mut pending = store
             .begin_upload(
                 vec![decl("a.pcap", 3), decl("b.pcap", 2)],
@@ -749,7 +751,7 @@ mod tests {
     #[test]
     fn dropping_without_commit_removes_the_temp_dir() {
         let dir = TestDir::new("drop");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let mut pending = store
             .begin_upload(vec![decl("a.pcap", 3)], None, Map::new(), 0)
             .unwrap();
@@ -763,7 +765,7 @@ mod tests {
     #[test]
     fn declarations_are_checked_before_any_byte() {
         let dir = TestDir::new("decls");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let begin = |files: Vec<FileDecl>, tag: Option<&str>, max: u64| {
             store
                 .begin_upload(files, tag.map(str::to_owned), Map::new(), max)
@@ -868,14 +870,8 @@ mod tests {
     #[test]
     fn copy_fallback_hashes_while_copying() {
         let s = spool();
-        let mut pending = PendingJob::create(
-            s.store.jobs_dir(),
-            None,
-            vec![decl("b.pcapng", 0)],
-            None,
-            Map::new(),
-        )
-        .unwrap();
+        let mut pending =
+            PendingJob::create(&s.store, vec![decl("b.pcapng", 0)], None, Map::new()).unwrap();
         pending
             .adopt(0, &s.spool.join("b.pcapng"), LinkPolicy::CopyOnly)
             .unwrap();
