@@ -193,14 +193,27 @@ pub async fn run(
         .then(|| config.global.state_dir.join(crate::jobs::index::INDEX_FILE));
     let store = {
         let jobs_dir = config.global.jobs_dir.clone();
-        blocking(move || {
+        let opening = blocking(move || {
             let indexing = match &index_path {
                 Some(path) => Indexing::At(path),
                 None => Indexing::Off,
             };
             JobStore::open_for(&jobs_dir, worker, indexing)
-        })
-        .await?
+        });
+        // Rebuilding the index of a large store (first start after an upgrade, a deleted
+        // index) can outlast systemd's start timeout: extend it while the store opens.
+        tokio::pin!(opening);
+        let mut extend = tokio::time::interval(STORE_OPEN_EXTEND / 3);
+        extend.tick().await;
+        loop {
+            tokio::select! {
+                opened = &mut opening => break opened?,
+                _ = extend.tick() => crate::systemd::notify(&format!(
+                    "EXTEND_TIMEOUT_USEC={}\nSTATUS=opening the job store (building its index)",
+                    STORE_OPEN_EXTEND.as_micros()
+                )),
+            }
+        }
     };
     let store = Arc::new(store);
     // With [Cluster] the records are shared: other hosts' running jobs and uploads are not
@@ -357,6 +370,9 @@ pub async fn run(
     tracing::info!("pcapd stopped");
     Ok(())
 }
+
+/// How much longer systemd is asked to wait, every third of it, while the job store opens.
+const STORE_OPEN_EXTEND: Duration = Duration::from_secs(30);
 
 /// Adds search permission for `access`'s group to `dir` (an existing directory of pcapd's).
 fn traversable_by(dir: &Path, access: WorkerAccess) -> Result<(), StoreError> {

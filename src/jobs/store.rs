@@ -621,11 +621,15 @@ pub(crate) struct ScanResult {
 /// Serializes and atomically writes `record` into `job_dir/job.json`.
 pub(crate) fn write_record_in(job_dir: &Path, record: &JobRecord) -> Result<(), StoreError> {
     let path = job_dir.join(RECORD_FILE);
-    let text = serde_json::to_vec_pretty(record).map_err(|error| StoreError::Corrupt {
-        path: path.clone(),
+    write_atomic(&path, &record_bytes(&path, record)?)
+}
+
+/// The text of `record` as stored at `path`.
+pub(crate) fn record_bytes(path: &Path, record: &JobRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec_pretty(record).map_err(|error| StoreError::Corrupt {
+        path: path.to_path_buf(),
         reason: format!("cannot serialize: {error}"),
-    })?;
-    write_atomic(&path, &text)
+    })
 }
 
 /// Parses a record and checks what the store relies on: every stored capture name is

@@ -2,9 +2,10 @@
 //!
 //! Both build a [`PendingJob`] in `jobs/.tmp-ID/`, invisible to listing and recovery (which
 //! deletes such directories). Bytes are hashed (SHA-256) as they are written. `commit` checks
-//! every size, fsyncs the captures and directories, writes `job.json`, renames the directory
-//! to `jobs/ID` and fsyncs `jobs/`: only then is the job durable and may be acknowledged.
-//! That last fsync is shared by the submissions committing together (`commit.rs`).
+//! every size and writes `job.json`; then the group commit (`commit.rs`), for every job
+//! committing at the same time, fsyncs the captures, `job.json` and their directories,
+//! renames each directory to `jobs/ID` and fsyncs `jobs/` once: only then is the job durable
+//! and may be acknowledged.
 //! Dropping a `PendingJob` without committing removes its directory, so a cut stream or a
 //! rejected chunk never leaves a half-written job.
 
@@ -18,12 +19,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::commit::GroupCommit;
+use super::commit::{GroupCommit, Staged};
 use super::error::{PathRejection, StoreError};
-use super::fsutil::{fsync_dir, TEMP_PREFIX};
+use super::fsutil::TEMP_PREFIX;
 use super::index::IndexRow;
 use super::model::{validate_tag, ClusterState, JobFile, JobId, JobRecord};
-use super::store::{give_to_group, write_record_in, JobStore, WorkerAccess, LOGS_DIR, PCAPS_DIR};
+use super::store::{
+    give_to_group, record_bytes, JobStore, WorkerAccess, LOGS_DIR, PCAPS_DIR, RECORD_FILE,
+};
 use super::time::Timestamp;
 
 /// The most captures one job may hold.
@@ -359,21 +362,19 @@ impl PendingJob {
         let sha256s = self.sha256s()?;
         let pcaps_dir = self.temp_dir.join(PCAPS_DIR);
         let mut job_files = Vec::with_capacity(self.files.len());
+        let mut durable = Vec::with_capacity(self.files.len() + 1);
         for ((index, file), sha256) in self.files.iter_mut().enumerate().zip(sha256s) {
-            let handle = match file.handle.take() {
-                Some(handle) => Ok(handle),
-                // Adopted (linked or copied) files are complete on disk; empty uploads never
-                // got a chunk. fsync works on a read-only handle.
-                None if file.part_path.exists() => File::open(&file.part_path),
-                None => File::create(&file.part_path),
-            };
-            handle
-                .and_then(|handle| handle.sync_all())
-                .map_err(StoreError::io(&file.part_path))?;
+            // Adopted (linked or copied) files are on disk already; an empty upload never
+            // got a chunk, so its file is created here. Nothing is fsynced yet: the group
+            // commit does that for every job of its batch before any of them is renamed.
+            if file.handle.take().is_none() && !file.part_path.exists() {
+                File::create(&file.part_path).map_err(StoreError::io(&file.part_path))?;
+            }
             let extension = if file.is_pcapng() { "pcapng" } else { "pcap" };
             let stored = format!("{PCAPS_DIR}/{index}.{extension}");
             let final_path = self.temp_dir.join(&stored);
             fs::rename(&file.part_path, &final_path).map_err(StoreError::io(&final_path))?;
+            durable.push(final_path);
             job_files.push(JobFile {
                 name: file.name.clone(),
                 stored,
@@ -381,7 +382,6 @@ impl PendingJob {
                 sha256,
             });
         }
-        fsync_dir(&pcaps_dir)?;
         let logs_dir = self.temp_dir.join(LOGS_DIR);
         fs::create_dir(&logs_dir).map_err(StoreError::io(&logs_dir))?;
         if let Some(access) = self.worker {
@@ -402,20 +402,33 @@ impl PendingJob {
             now,
         );
         record.cluster = self.cluster.take();
-        // Writes job.json atomically and fsyncs the temp dir, making pcaps/ and logs/ entries
-        // durable too.
-        write_record_in(&self.temp_dir, &record)?;
+        // The directory is private until renamed: job.json is written in place, made
+        // durable with the captures.
+        let record_path = self.temp_dir.join(RECORD_FILE);
+        let text = record_bytes(&record_path, &record)?;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&record_path)
+            .and_then(|mut handle| handle.write_all(&text))
+            .map_err(StoreError::io(&record_path))?;
+        durable.push(record_path);
 
         let final_dir = self.jobs_dir.join(self.id.as_str());
-        self.group.announce(&self.id);
-        fs::rename(&self.temp_dir, &final_dir).map_err(StoreError::io(&final_dir))?;
-        self.committed = true;
-        if let Err(error) = self.group.commit(IndexRow::of(&record)) {
-            // Not durable, so not acknowledged: take the job back rather than leave one the
-            // client was told failed.
+        let staged = Staged {
+            temp_dir: self.temp_dir.clone(),
+            final_dir: final_dir.clone(),
+            files: durable,
+            dirs: vec![pcaps_dir, self.temp_dir.clone()],
+            row: IndexRow::of(&record),
+        };
+        if let Err(error) = self.group.commit(staged) {
+            // Not durable, so not acknowledged: take the job back (renamed or not) rather
+            // than leave one the client was told failed.
             let _ = fs::remove_dir_all(&final_dir);
             return Err(error);
         }
+        self.committed = true;
         Ok(record)
     }
 
