@@ -19,6 +19,7 @@
 #
 # usage: bench/store.sh [DONE] [QUEUED] [SUBMITS]     (defaults 1000000 10000 2000)
 # ROUNDS=n: rounds of the submit test (default 3, alternating the builds).
+# REUSE=1: keep the large store for the next run and reuse the last one (its index deleted).
 # PCAPD=path overrides the new build (default: target/release/pcapd, built here).
 # Writes bench/out/store/store.md and the store section of docs/benchmarks.md.
 set -euo pipefail
@@ -185,11 +186,18 @@ if [ -n "${PCAPD_BEFORE:-}" ]; then
 fi
 
 echo "# large store: $DONE + $QUEUED jobs" >&2
-secs=$(fill "$OUT/large" "$DONE" "$QUEUED")
-echo "#   written in ${secs} s" >&2
+if [ "${REUSE:-0}" = 1 ] && [ -d "$OUT/large/jobs" ] &&
+   python3 -c "import json,sys; g=json.load(open(sys.argv[1])); sys.exit(not (g['done'] == int(sys.argv[2]) and g['queued'] == int(sys.argv[3])))" "$OUT/large.gen" "$DONE" "$QUEUED"; then
+  # REUSE=1 (while working on the bench): the last run's store, its index deleted.
+  rm -f "$OUT/large/jobs.index.sqlite"*
+  echo "#   reusing $OUT/large" >&2
+else
+  secs=$(fill "$OUT/large" "$DONE" "$QUEUED")
+  echo "#   written in ${secs} s" >&2
+fi
 store_row "after (index)" "$PCAPD" "$OUT/large" "$DONE (+ $QUEUED)" 50 | tee -a "$OUT/store.md"
 INDEX_MIB=$(du -cm "$OUT/large/jobs.index.sqlite"* | tail -1 | cut -f1)
-rm -rf "$OUT/large"
+[ "${REUSE:-0}" = 1 ] || rm -rf "$OUT/large"
 
 {
 echo

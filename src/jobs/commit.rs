@@ -209,7 +209,7 @@ mod tests {
                 tag: None,
                 created_ms: 1,
                 settled_ms: None,
-                dedupe_key: String::new(),
+                dedupe_key: 0,
                 outputs_open: false,
             },
         }

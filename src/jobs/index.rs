@@ -43,33 +43,46 @@ use super::model::{JobId, JobRecord, JobState};
 pub const INDEX_FILE: &str = "jobs.index.sqlite";
 
 /// Bumped whenever the tables change; a different version is rebuilt.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// How long a statement waits for a lock held by another connection (another pcapd on the
 /// same state directory: a mistake, but one that should fail slowly and clearly).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows written per transaction while rebuilding.
 pub(crate) const REBUILD_BATCH: usize = 4096;
 
-const SCHEMA: &str = "
+/// The tables. `jobs` is a rowid table so that a rebuild appends in order; its indexes
+/// ([`INDEXES`]) are created after the rows are in (one sort each, instead of a million
+/// random B-tree inserts).
+const TABLES: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE jobs (
-    job_id TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL,
     state TEXT NOT NULL,
     tag TEXT,
     created_ms INTEGER NOT NULL,
     -- finished_at, or created_at, for terminal jobs; NULL while the job is live
     settled_ms INTEGER,
-    dedupe_key TEXT NOT NULL,
+    -- the first 8 bytes of the dedupe key's SHA-256 (candidates are checked in full)
+    dedupe_key INTEGER NOT NULL,
     outputs_open INTEGER NOT NULL
-) WITHOUT ROWID;
+);
+CREATE TABLE dirty (job_id TEXT PRIMARY KEY) WITHOUT ROWID;
+";
+
+const INDEXES: &str = "
+CREATE UNIQUE INDEX jobs_id ON jobs (job_id);
 CREATE INDEX jobs_newest ON jobs (created_ms DESC, job_id DESC);
 CREATE INDEX jobs_state ON jobs (state, created_ms DESC, job_id DESC);
 CREATE INDEX jobs_tag ON jobs (tag, created_ms DESC, job_id DESC);
-CREATE INDEX jobs_dedupe ON jobs (dedupe_key, created_ms DESC, job_id DESC);
+CREATE INDEX jobs_dedupe ON jobs (dedupe_key);
 CREATE INDEX jobs_settled ON jobs (settled_ms, job_id) WHERE settled_ms IS NOT NULL;
 CREATE INDEX jobs_outputs ON jobs (settled_ms) WHERE outputs_open = 1;
-CREATE TABLE dirty (job_id TEXT PRIMARY KEY) WITHOUT ROWID;
 ";
+
+/// SQLite's page cache for the index, in KiB (its default is 2 MiB).
+const CACHE_KIB: i64 = 8 * 1024;
+/// The WAL is truncated to this after a checkpoint.
+const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
 /// An index failure: the store logs it and carries on without the index.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +101,7 @@ pub(crate) struct IndexRow {
     pub tag: Option<String>,
     pub created_ms: i64,
     pub settled_ms: Option<i64>,
-    pub dedupe_key: String,
+    pub dedupe_key: i64,
     pub outputs_open: bool,
 }
 
@@ -111,15 +124,16 @@ impl IndexRow {
     }
 }
 
-/// The key under which identical submissions meet: the SHA-256 of the captures' hashes in
-/// order and the options (serde_json maps serialize sorted, so equal options give equal
-/// text). Candidates are still compared field by field, so a collision costs a read only.
-pub(crate) fn dedupe_key(sha256s: &[String], options: &Map<String, Value>) -> String {
+/// The key under which identical submissions meet: the first 8 bytes of the SHA-256 of the
+/// captures' hashes in order and the options (serde_json maps serialize sorted, so equal
+/// options give equal text). Candidates are compared field by field, so a collision costs a
+/// record read, never a wrong answer.
+pub(crate) fn dedupe_key(sha256s: &[String], options: &Map<String, Value>) -> i64 {
     let text = serde_json::to_vec(&(sha256s, options)).unwrap_or_default();
-    Sha256::digest(&text)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    let digest = Sha256::digest(&text);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 /// The filters of `list` that the index answers.
@@ -193,6 +207,10 @@ impl JobIndex {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "cache_size", -CACHE_KIB)
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT_BYTES)
             .map_err(err)?;
         let index = JobIndex {
             path: path.to_path_buf(),
@@ -276,7 +294,7 @@ impl JobIndex {
         conn.execute_batch(
             "DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS dirty;",
         )?;
-        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(TABLES)?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
             [SCHEMA_VERSION.to_string()],
@@ -299,10 +317,31 @@ impl JobIndex {
         written
     }
 
-    /// A rebuild wrote every row: the index may be trusted from the next open on.
+    /// Appends rows during a rebuild (the table has no index yet: plain inserts, in order).
+    pub fn load(&self, rows: &[IndexRow]) -> Result<(), IndexError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(|s| self.error(s))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO jobs (job_id, state, tag, created_ms, settled_ms, dedupe_key, outputs_open)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(|s| self.error(s))?;
+            for row in rows {
+                insert.execute(row_params(row)).map_err(|s| self.error(s))?;
+            }
+        }
+        tx.commit().map_err(|s| self.error(s))
+    }
+
+    /// A rebuild loaded every row: creates the indexes, and the index may be trusted from
+    /// then on.
     pub fn finish_rebuild(&self) -> Result<(), IndexError> {
         let conn = self.lock();
-        set_meta(&conn, "complete", Some("1")).map_err(|source| self.error(source))
+        conn.execute_batch(INDEXES)
+            .and_then(|()| set_meta(&conn, "complete", Some("1")))
+            .map_err(|source| self.error(source))
     }
 
     /// Clean close: checkpoints the WAL into the database (fsynced) and clears `open_boot`,
@@ -406,17 +445,7 @@ impl JobIndex {
                 .prepare_cached("DELETE FROM dirty WHERE job_id = ?1")
                 .map_err(|s| self.error(s))?;
             for row in rows {
-                upsert
-                    .execute(params![
-                        row.job_id.as_str(),
-                        row.state.as_str(),
-                        row.tag,
-                        row.created_ms,
-                        row.settled_ms,
-                        row.dedupe_key,
-                        row.outputs_open,
-                    ])
-                    .map_err(|s| self.error(s))?;
+                upsert.execute(row_params(row)).map_err(|s| self.error(s))?;
                 clean
                     .execute([row.job_id.as_str()])
                     .map_err(|s| self.error(s))?;
@@ -494,7 +523,7 @@ impl JobIndex {
     }
 
     /// Jobs with this dedupe key that may answer a duplicate (live or `done`), newest first.
-    pub fn duplicates(&self, key: &str) -> Result<Vec<JobId>, IndexError> {
+    pub fn duplicates(&self, key: i64) -> Result<Vec<JobId>, IndexError> {
         self.ids(
             "SELECT job_id FROM jobs WHERE dedupe_key = ?1
                AND state IN ('queued', 'running', 'interrupted', 'done')
@@ -506,7 +535,7 @@ impl JobIndex {
     /// Jobs not yet terminal: what recovery looks at.
     pub fn live(&self) -> Result<Vec<JobId>, IndexError> {
         self.ids(
-            "SELECT job_id FROM jobs WHERE settled_ms IS NULL",
+            "SELECT job_id FROM jobs WHERE state IN ('queued', 'running', 'interrupted')",
             params![],
         )
     }
@@ -597,6 +626,29 @@ fn collect_ids<R, T>(
         }
     }
     Ok(out)
+}
+
+/// A row's columns in `jobs` order, as statement parameters.
+type RowParams<'a> = (
+    &'a str,
+    &'static str,
+    Option<&'a str>,
+    i64,
+    Option<i64>,
+    i64,
+    bool,
+);
+
+fn row_params(row: &IndexRow) -> RowParams<'_> {
+    (
+        row.job_id.as_str(),
+        row.state.as_str(),
+        row.tag.as_deref(),
+        row.created_ms,
+        row.settled_ms,
+        row.dedupe_key,
+        row.outputs_open,
+    )
 }
 
 fn set_meta(conn: &Connection, key: &str, value: Option<&str>) -> rusqlite::Result<()> {

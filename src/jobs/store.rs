@@ -61,7 +61,7 @@ pub struct JobStore {
     /// Shares the last fsync of new jobs between submissions (`commit.rs`).
     group: Arc<GroupCommit>,
     /// Job directories recovery must clean of temp files besides the live jobs': the ones
-    /// the index repaired at open. `None`: every job directory (no index, or rebuilt).
+    /// the index repaired at open. `None`: every job directory (no index).
     suspects: Mutex<Option<Vec<JobId>>>,
 }
 
@@ -150,28 +150,33 @@ impl JobStore {
                 let started = Instant::now();
                 let mut rows = Vec::with_capacity(REBUILD_BATCH);
                 let mut total = 0usize;
-                self.for_each_record(|loaded| {
-                    if let Ok(record) = loaded {
+                let mut loaded = Ok(());
+                self.for_each_record(|record| {
+                    if let Ok(record) = record {
                         rows.push(IndexRow::of(&record));
-                        if rows.len() == REBUILD_BATCH {
+                        if rows.len() == REBUILD_BATCH && loaded.is_ok() {
                             total += rows.len();
-                            index.note_written(&std::mem::take(&mut rows));
+                            loaded = index.load(&std::mem::take(&mut rows));
                         }
                     }
                 })?;
                 total += rows.len();
-                index.note_written(&rows);
-                if index.is_usable() {
-                    if let Err(error) = index.finish_rebuild() {
-                        index.give_up(&error);
-                    }
+                let built = loaded
+                    .and_then(|()| index.load(&rows))
+                    .and_then(|()| index.finish_rebuild());
+                if let Err(error) = built {
+                    index.give_up(&error);
                 }
                 tracing::info!(
                     jobs = total,
                     seconds = started.elapsed().as_secs_f64(),
                     "job index rebuilt"
                 );
-                None
+                // Recovery cleans the live jobs' directories; reading every job directory
+                // again for debris of an interrupted record write would cost as much as the
+                // rebuild, and such debris in a finished job's directory is inert (retention
+                // removes it with the job).
+                Some(Vec::new())
             }
         };
         *lock(&self.suspects) = suspects;
@@ -197,7 +202,8 @@ impl JobStore {
 
     /// Takes the job directories recovery must clean besides the live jobs'.
     pub(crate) fn take_suspects(&self) -> Option<Vec<JobId>> {
-        std::mem::take(&mut *lock(&self.suspects))
+        let none_left = self.index.as_ref().map(|_| Vec::new());
+        std::mem::replace(&mut *lock(&self.suspects), none_left)
     }
 
     pub(crate) fn worker_access(&self) -> Option<WorkerAccess> {
@@ -461,7 +467,7 @@ impl JobStore {
                 && &job.options == options
         };
         if let Some(index) = self.index() {
-            match index.duplicates(&dedupe_key(sha256s, options)) {
+            match index.duplicates(dedupe_key(sha256s, options)) {
                 Ok(ids) => {
                     // Newest first; read one at a time, the first that matches wins.
                     return Ok(ids
