@@ -11,12 +11,16 @@
 //!
 //! Usage: storegen JOBS_DIR DONE QUEUED DEDUPE_CAPTURE
 //! Prints one JSON line: jobs written, seconds, and the id of the dedupe target.
+//!
+//! `storegen probe JOBS_DIR INDEX DEDUPE_CAPTURE N` times the store alone, in process (no
+//! daemon, no TLS), with the index at INDEX: the dedupe lookup of DEDUPE_CAPTURE, `list`
+//! of 50, and `load` of one record, N times each; prints p50/p99 in ms as one JSON line.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use pcapd::jobs::{JobFile, JobId, JobRecord, LogInfo, Timestamp};
+use pcapd::jobs::{Indexing, JobFile, JobId, JobRecord, JobStore, ListFilter, LogInfo, Timestamp};
 use serde_json::{json, Map};
 use sha2::{Digest, Sha256};
 
@@ -77,10 +81,64 @@ fn write_job(jobs_dir: &Path, record: &JobRecord) {
     fs::write(dir.join("job.json"), text).expect("record");
 }
 
+/// p50 and p99 of `n` runs of `f`, in ms.
+fn time(n: usize, mut f: impl FnMut()) -> (f64, f64) {
+    let mut samples: Vec<f64> = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    let at = |p: f64| samples[((p / 100.0) * (n - 1) as f64).round() as usize];
+    (at(50.0), at(99.0))
+}
+
+fn probe(args: &[String]) {
+    let (jobs_dir, index) = (PathBuf::from(&args[0]), PathBuf::from(&args[1]));
+    let sha = hex(&Sha256::digest(fs::read(&args[2]).expect("DEDUPE_CAPTURE")));
+    let n: usize = args[3].parse().expect("N");
+    let opened = Instant::now();
+    let store = JobStore::open_for(&jobs_dir, None, Indexing::At(&index)).expect("open");
+    let open_ms = opened.elapsed().as_secs_f64() * 1000.0;
+    let target = store
+        .find_duplicate(std::slice::from_ref(&sha), &Map::new())
+        .expect("dedupe")
+        .expect("the dedupe target is in the store");
+    let dedupe = time(n, || {
+        store
+            .find_duplicate(std::slice::from_ref(&sha), &Map::new())
+            .expect("dedupe");
+    });
+    let fifty = ListFilter {
+        limit: Some(50),
+        ..ListFilter::default()
+    };
+    let list = time(n, || {
+        assert_eq!(store.list(&fifty).expect("list").len(), 50);
+    });
+    let load = time(n, || {
+        store.load(&target.job_id).expect("load");
+    });
+    println!(
+        "{}",
+        json!({
+            "open_ms": open_ms,
+            "dedupe_p50_ms": dedupe.0, "dedupe_p99_ms": dedupe.1,
+            "list50_p50_ms": list.0, "list50_p99_ms": list.1,
+            "load_p50_ms": load.0, "load_p99_ms": load.1,
+        })
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("probe") && args.len() == 5 {
+        return probe(&args[1..]);
+    }
     if args.len() != 4 {
-        eprintln!("usage: storegen JOBS_DIR DONE QUEUED DEDUPE_CAPTURE");
+        eprintln!("usage: storegen JOBS_DIR DONE QUEUED DEDUPE_CAPTURE\n       storegen probe JOBS_DIR INDEX DEDUPE_CAPTURE N");
         std::process::exit(2);
     }
     let jobs_dir = PathBuf::from(&args[0]);
