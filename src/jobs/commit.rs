@@ -3,14 +3,15 @@
 //!
 //! A submission stages its job in a private temp directory (captures, `job.json`, `logs/`)
 //! and calls [`GroupCommit::commit`], which, on the caller's thread, fsyncs the job's files
-//! and then its directories and renames the directory into `jobs/`; then it waits for one
-//! fsync of `jobs/` that started after its rename, and for the index transaction that
-//! writes the batch's rows. Only then does it return, so the promise is the one a lone
+//! and then its directories; then the batch it joins marks its jobs in the index, renames
+//! their directories into `jobs/`, fsyncs `jobs/` once and writes their rows in one
+//! transaction. Only then does the caller return, so the promise is the one a lone
 //! submission had (acknowledged = its captures and record survive a power cut), in the same
 //! order (contents durable before the rename, the rename durable before the answer).
 //!
-//! Only the `jobs/` fsync and the index transaction are shared: the files and directories of
-//! different jobs are fsynced by their own callers, in parallel, because each fsync costs a
+//! Only the renames, the `jobs/` fsync and the index transactions are shared: the files and
+//! directories of different jobs are fsynced by their own callers, in parallel, because each
+//! fsync costs a
 //! device cache flush and a single thread running them one after another is far slower than
 //! concurrent callers whose fsyncs the file system's journal merges (a leader fsyncing a
 //! whole batch alone managed about a tenth of the submissions a second at 64 clients).
@@ -59,8 +60,8 @@ impl std::fmt::Debug for GroupCommit {
 
 #[derive(Default)]
 struct Batches {
-    /// Renamed submissions waiting for the next `jobs/` fsync: ticket and index row.
-    waiting: Vec<(u64, IndexRow)>,
+    /// Submissions whose contents are durable, waiting for the next batch, by ticket.
+    waiting: Vec<(u64, Staged)>,
     next_ticket: u64,
     /// Whether a leader is running a batch now.
     leading: bool,
@@ -114,15 +115,11 @@ impl GroupCommit {
     /// Makes `staged` durable and visible as `jobs/ID`; returns once it is. On an error the
     /// job may or may not have been renamed: the caller removes both directories.
     pub fn commit(&self, staged: Staged) -> Result<(), StoreError> {
-        if let Some(index) = self.index.as_deref() {
-            // Before the rename: a crash between it and the row is repaired at the next start.
-            index.note_dirty(&[&staged.row.job_id]);
-        }
-        make_durable(&staged)?;
+        sync_contents(&staged)?;
         let mut batches = self.lock();
         let ticket = batches.next_ticket;
         batches.next_ticket += 1;
-        batches.waiting.push((ticket, staged.row));
+        batches.waiting.push((ticket, staged));
         loop {
             if let Some(outcome) = batches.outcomes.remove(&ticket) {
                 return outcome.map_err(Failure::into_error);
@@ -145,24 +142,49 @@ impl GroupCommit {
         }
     }
 
-    /// One batch: one fsync of `jobs/`, then the index rows in one transaction.
-    fn run(&self, batch: Vec<(u64, IndexRow)>) -> Vec<(u64, Result<(), Failure>)> {
+    /// One batch: the dirty marks, the renames, one fsync of `jobs/`, the index rows.
+    fn run(&self, batch: Vec<(u64, Staged)>) -> Vec<(u64, Result<(), Failure>)> {
+        if let Some(index) = self.index.as_deref() {
+            // Before the renames: a crash between one and its row is repaired at the next
+            // start.
+            let ids: Vec<_> = batch.iter().map(|(_, staged)| &staged.row.job_id).collect();
+            index.note_dirty(&ids);
+        }
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut renamed = Vec::with_capacity(batch.len());
+        for (ticket, staged) in batch {
+            match fs::rename(&staged.temp_dir, &staged.final_dir) {
+                Ok(()) => renamed.push((ticket, staged.row)),
+                Err(source) => outcomes.push((
+                    ticket,
+                    Err(Failure::of(&StoreError::Io {
+                        path: staged.final_dir,
+                        source,
+                    })),
+                )),
+            }
+        }
+        if renamed.is_empty() {
+            return outcomes;
+        }
         match fsync_dir(&self.dir) {
             Ok(()) => {
-                let (tickets, rows): (Vec<u64>, Vec<IndexRow>) = batch.into_iter().unzip();
+                let (tickets, rows): (Vec<u64>, Vec<IndexRow>) = renamed.into_iter().unzip();
                 if let Some(index) = self.index.as_deref() {
                     index.note_written(&rows);
                 }
-                tickets.into_iter().map(|ticket| (ticket, Ok(()))).collect()
+                outcomes.extend(tickets.into_iter().map(|ticket| (ticket, Ok(()))));
             }
             Err(error) => {
                 let failure = Failure::of(&error);
-                batch
-                    .into_iter()
-                    .map(|(ticket, _)| (ticket, Err(failure.clone())))
-                    .collect()
+                outcomes.extend(
+                    renamed
+                        .into_iter()
+                        .map(|(ticket, _)| (ticket, Err(failure.clone()))),
+                );
             }
         }
+        outcomes
     }
 
     fn lock(&self) -> MutexGuard<'_, Batches> {
@@ -172,8 +194,8 @@ impl GroupCommit {
     }
 }
 
-/// Everything of one job durable inside its temp directory, then the rename into `jobs/`.
-fn make_durable(staged: &Staged) -> Result<(), StoreError> {
+/// Everything of one job durable inside its temp directory.
+fn sync_contents(staged: &Staged) -> Result<(), StoreError> {
     for file in &staged.files {
         // fsync works on a read-only handle; hard-linked captures are opened this way too.
         File::open(file)
@@ -183,7 +205,7 @@ fn make_durable(staged: &Staged) -> Result<(), StoreError> {
     for dir in &staged.dirs {
         fsync_dir(dir)?;
     }
-    fs::rename(&staged.temp_dir, &staged.final_dir).map_err(StoreError::io(&staged.final_dir))
+    Ok(())
 }
 
 #[cfg(test)]
