@@ -35,8 +35,6 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-#[cfg(test)]
-use super::error::StoreError;
 use super::model::{JobId, JobRecord, JobState};
 
 /// The index's file name in the state directory (with `-wal` and `-shm` beside it).
@@ -712,6 +710,7 @@ pub(crate) fn remove_files(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::error::StoreError;
     use crate::jobs::fsutil::testdir::TestDir;
     use crate::jobs::model::{ErrorKind, JobError};
     use crate::jobs::store::tests::{indexed, put_job};
