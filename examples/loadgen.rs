@@ -4,9 +4,15 @@
 //! jobs/s and p50/p99/max submit-to-done latency as one JSON line.
 //! `idle`: opens N authenticated TLS connections (one `ping` each), holds them for `hold`
 //! seconds while the script reads the daemon's RSS, then closes them; prints JSON.
+//! `submits`: C concurrent clients submit a capture N times in all without waiting for the
+//! jobs: p50/p99/max of the submit round trip alone (what group commit shortens).
+//! `calls`: one connection calls FUNC with the JSON kwargs N times: p50/p99/max per call
+//! (`bench/store.sh`: `list`, `status`).
 //!
 //! Usage: loadgen jobs HOST PORT CA PASSWORD_FILE CAPTURE N C
 //!        loadgen idle HOST PORT CA PASSWORD_FILE N HOLD_SECS
+//!        loadgen submits HOST PORT CA PASSWORD_FILE CAPTURE N C
+//!        loadgen calls HOST PORT CA PASSWORD_FILE N FUNC KWARGS_JSON
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -104,6 +110,80 @@ async fn jobs(args: Vec<String>) {
     );
 }
 
+async fn submits(args: Vec<String>) {
+    let capture = PathBuf::from(&args[5]);
+    let n: usize = args[6].parse().expect("N");
+    let c: usize = args[7].parse().expect("C");
+    let base = settings(&args);
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c {
+        let (settings, capture, next) = (base.clone(), capture.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(settings).await.expect("connect");
+            let mut latencies = Vec::new();
+            let mut deduplicated = 0usize;
+            while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+                let t0 = Instant::now();
+                let answer = client
+                    .submit_files(
+                        std::slice::from_ref(&capture),
+                        None,
+                        Default::default(),
+                        &mut |_, _| {},
+                    )
+                    .await
+                    .expect("submit");
+                latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+                deduplicated += usize::from(answer["deduplicated"] == json!(true));
+            }
+            (latencies, deduplicated)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut deduplicated = 0;
+    for t in tasks {
+        let (l, d) = t.await.expect("client task");
+        all.extend(l);
+        deduplicated += d;
+    }
+    let wall = start.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{}",
+        json!({
+            "submits": all.len(), "clients": c, "deduplicated": deduplicated, "wall_s": wall,
+            "per_s": all.len() as f64 / wall,
+            "p50_ms": percentile(&all, 50.0), "p99_ms": percentile(&all, 99.0), "max_ms": all.last().copied().unwrap_or(0.0),
+        })
+    );
+}
+
+async fn calls(args: Vec<String>) {
+    let n: usize = args[5].parse().expect("N");
+    let func = args[6].clone();
+    let kwargs: serde_json::Value = serde_json::from_str(&args[7]).expect("KWARGS_JSON");
+    let mut client = Client::connect(settings(&args)).await.expect("connect");
+    let mut latencies = Vec::with_capacity(n);
+    let mut answered = 0usize;
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let answer = client.call(&func, kwargs.clone()).await.expect("call");
+        latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+        answered = answer["jobs"].as_array().map_or(1, Vec::len);
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{}",
+        json!({
+            "calls": n, "func": func, "answered": answered,
+            "p50_ms": percentile(&latencies, 50.0), "p99_ms": percentile(&latencies, 99.0),
+            "max_ms": latencies.last().copied().unwrap_or(0.0),
+        })
+    );
+}
+
 async fn idle(args: Vec<String>) {
     let n: usize = args[5].parse().expect("N");
     let hold: u64 = args[6].parse().expect("HOLD_SECS");
@@ -144,8 +224,10 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("jobs") if args.len() == 8 => runtime.block_on(jobs(args)),
         Some("idle") if args.len() == 7 => runtime.block_on(idle(args)),
+        Some("submits") if args.len() == 8 => runtime.block_on(submits(args)),
+        Some("calls") if args.len() == 8 => runtime.block_on(calls(args)),
         _ => {
-            eprintln!("usage: loadgen jobs HOST PORT CA PASSWORD_FILE CAPTURE N C\n       loadgen idle HOST PORT CA PASSWORD_FILE N HOLD_SECS");
+            eprintln!("usage: loadgen jobs HOST PORT CA PASSWORD_FILE CAPTURE N C\n       loadgen idle HOST PORT CA PASSWORD_FILE N HOLD_SECS\n       loadgen submits HOST PORT CA PASSWORD_FILE CAPTURE N C\n       loadgen calls HOST PORT CA PASSWORD_FILE N FUNC KWARGS_JSON");
             std::process::exit(2);
         }
     }

@@ -4,7 +4,7 @@
 //! - `protocol`: the bui-monitor-compatible wire format (frames, requests, replies)
 //! - `server`: listener, TLS, authentication, the per-connection request loop
 //! - `daemon`: the router, pool event handling, start/reload/drain
-//! - `jobs`: job records, their state machine and the on-disk store
+//! - `jobs`: job records, their state machine, the on-disk store and its SQLite index
 //! - `pool`: the supervised pool of worker children
 //! - `worker`, `backend`: the pool child and the analyzers it runs
 //! - `analyzer`: the builtin Zeek-compatible analyzer

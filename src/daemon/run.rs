@@ -25,7 +25,7 @@ use super::state::{blocking, Daemon};
 use crate::backend::WorkerSettings;
 use crate::config::{self, BackendKind, Config, ConfigErrors};
 use crate::http::GatewayHandler;
-use crate::jobs::{JobId, JobState, JobStore, StoreError, Timestamp, WorkerAccess};
+use crate::jobs::{Indexing, JobId, JobState, JobStore, StoreError, Timestamp, WorkerAccess};
 use crate::pool::{self, Admission, ChildDialect, PoolError, PoolSettings};
 use crate::server::auth::Auth;
 use crate::server::conn::ConnLimits;
@@ -186,7 +186,36 @@ pub async fn run(
             traversable_by(dir, access).map_err(DaemonError::Store)?;
         }
     }
-    let store = Arc::new(JobStore::open_for(&config.global.jobs_dir, worker)?);
+    // With [Cluster] the records are shared by hosts on a common file system: a per-host
+    // SQLite index would miss the other hosts' writes (and SQLite is unsafe over NFS), so
+    // every host reads the records themselves.
+    let index_path = (config.cluster.is_none())
+        .then(|| config.global.state_dir.join(crate::jobs::index::INDEX_FILE));
+    let store = {
+        let jobs_dir = config.global.jobs_dir.clone();
+        let opening = blocking(move || {
+            let indexing = match &index_path {
+                Some(path) => Indexing::At(path),
+                None => Indexing::Off,
+            };
+            JobStore::open_for(&jobs_dir, worker, indexing)
+        });
+        // Rebuilding the index of a large store (first start after an upgrade, a deleted
+        // index) can outlast systemd's start timeout: extend it while the store opens.
+        tokio::pin!(opening);
+        let mut extend = tokio::time::interval(STORE_OPEN_EXTEND / 3);
+        extend.tick().await;
+        loop {
+            tokio::select! {
+                opened = &mut opening => break opened?,
+                _ = extend.tick() => crate::systemd::notify(&format!(
+                    "EXTEND_TIMEOUT_USEC={}\nSTATUS=opening the job store (building its index)",
+                    STORE_OPEN_EXTEND.as_micros()
+                )),
+            }
+        }
+    };
+    let store = Arc::new(store);
     // With [Cluster] the records are shared: other hosts' running jobs and uploads are not
     // this host's to recover. Its own unfinished jobs come back as its pending stream entries.
     let cluster = match &config.cluster {
@@ -340,9 +369,14 @@ pub async fn run(
     stop_events.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    let closing = store.clone();
+    blocking(move || closing.close_index()).await;
     tracing::info!("pcapd stopped");
     Ok(())
 }
+
+/// How much longer systemd is asked to wait, every third of it, while the job store opens.
+const STORE_OPEN_EXTEND: Duration = Duration::from_secs(30);
 
 /// Adds search permission for `access`'s group to `dir` (an existing directory of pcapd's).
 fn traversable_by(dir: &Path, access: WorkerAccess) -> Result<(), StoreError> {

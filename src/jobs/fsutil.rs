@@ -108,11 +108,20 @@ pub mod testdir {
         pub fn path(&self) -> &Path {
             &self.0
         }
+
+        /// A job index beside the directory (removed with it), so that a store rooted at
+        /// the directory holds nothing but jobs.
+        pub fn index_path(&self) -> PathBuf {
+            let mut name = self.0.as_os_str().to_owned();
+            name.push(".index.sqlite");
+            PathBuf::from(name)
+        }
     }
 
     impl Drop for TestDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
+            crate::jobs::index::remove_files(&self.index_path());
         }
     }
 }

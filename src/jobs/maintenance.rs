@@ -6,6 +6,10 @@
 //! that crashes the daemon cannot do it forever). Retention removes terminal jobs only, by
 //! age and then by the disk cap, oldest first. Removal renames the job directory to a temp
 //! name first, so a crash half-way through leaves debris recovery cleans, not a half job.
+//!
+//! With the store's index, recovery reads only the live jobs' records (and cleans only their
+//! directories and the ones the index repaired), and retention reads only the jobs it
+//! removes: neither grows with the number of finished jobs kept.
 
 use std::fs;
 use std::path::PathBuf;
@@ -13,6 +17,7 @@ use std::time::Duration;
 
 use super::error::StoreError;
 use super::fsutil::{fsync_dir, tree_size, TEMP_PREFIX};
+use super::index::{IndexError, JobIndex};
 use super::model::{JobId, JobRecord, JobState};
 use super::store::JobStore;
 use super::time::Timestamp;
@@ -35,10 +40,38 @@ impl JobStore {
     pub fn recover(&self, now: Timestamp) -> Result<Recovery, StoreError> {
         let _guard = self.lock_writes();
         let mut recovery = Recovery::default();
-        self.remove_temp_entries(&mut recovery)?;
-
-        let scan = self.scan()?;
-        recovery.unreadable = scan.unreadable;
+        let suspects = self.take_suspects();
+        let live = match (self.index(), suspects) {
+            (Some(index), Some(suspects)) => match index.live() {
+                Ok(live) => Some((live, suspects)),
+                Err(error) => {
+                    index.give_up(&error);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let scan = match live {
+            Some((live, suspects)) => {
+                let mut dirs: Vec<PathBuf> = live.iter().map(|id| self.job_dir(id)).collect();
+                dirs.extend(suspects.iter().map(|id| self.job_dir(id)));
+                self.remove_temp_entries(Some(dirs), &mut recovery)?;
+                let mut scan = super::store::ScanResult::default();
+                for id in live {
+                    match self.load(&id) {
+                        Ok(record) => scan.jobs.push(record),
+                        Err(StoreError::NotFound(_)) => self.index_removed(&id),
+                        Err(error) => scan.unreadable.push((self.job_dir(&id), error.to_string())),
+                    }
+                }
+                scan
+            }
+            None => {
+                self.remove_temp_entries(None, &mut recovery)?;
+                self.scan()?
+            }
+        };
+        recovery.unreadable.extend(scan.unreadable);
         let mut requeued: Vec<JobRecord> = Vec::new();
         for mut record in scan.jobs {
             match record.state {
@@ -76,15 +109,24 @@ impl JobStore {
     }
 
     /// Removes `.tmp-*` entries in `jobs/` (abandoned uploads, interrupted removals) and in
-    /// each job directory (interrupted record writes).
-    fn remove_temp_entries(&self, recovery: &mut Recovery) -> Result<(), StoreError> {
+    /// job directories (interrupted record writes): `job_dirs`, or every one (`None`).
+    fn remove_temp_entries(
+        &self,
+        job_dirs: Option<Vec<PathBuf>>,
+        recovery: &mut Recovery,
+    ) -> Result<(), StoreError> {
         let jobs_dir = self.jobs_dir();
         let mut dirs_to_clean = vec![jobs_dir.to_path_buf()];
-        for entry in fs::read_dir(jobs_dir).map_err(StoreError::io(jobs_dir))? {
-            let entry = entry.map_err(StoreError::io(jobs_dir))?;
-            let name = entry.file_name();
-            if name.to_str().is_some_and(|name| JobId::parse(name).is_ok()) {
-                dirs_to_clean.push(entry.path());
+        match job_dirs {
+            Some(dirs) => dirs_to_clean.extend(dirs),
+            None => {
+                for entry in fs::read_dir(jobs_dir).map_err(StoreError::io(jobs_dir))? {
+                    let entry = entry.map_err(StoreError::io(jobs_dir))?;
+                    let name = entry.file_name();
+                    if name.to_str().is_some_and(|name| JobId::parse(name).is_ok()) {
+                        dirs_to_clean.push(entry.path());
+                    }
+                }
             }
         }
         for dir in dirs_to_clean {
@@ -121,6 +163,13 @@ impl JobStore {
         max_disk: u64,
         now: Timestamp,
     ) -> Result<Vec<JobId>, StoreError> {
+        if let Some(index) = self.index() {
+            match self.sweep_indexed(index, keep, max_disk, now) {
+                Ok(removed) => return Ok(removed),
+                Err(SweepError::Index(error)) => index.give_up(&error),
+                Err(SweepError::Store(error)) => return Err(error),
+            }
+        }
         let mut finished: Vec<(Timestamp, JobId)> = self
             .scan()?
             .jobs
@@ -157,6 +206,59 @@ impl JobStore {
         Ok(removed)
     }
 
+    /// `sweep` through the index: terminal jobs in settle order, a page at a time, so memory
+    /// and reads follow the jobs removed, not the jobs kept. The disk cap still measures
+    /// `jobs_dir` (a walk of every file) when it is set.
+    fn sweep_indexed(
+        &self,
+        index: &JobIndex,
+        keep: Duration,
+        max_disk: u64,
+        now: Timestamp,
+    ) -> Result<Vec<JobId>, SweepError> {
+        const PAGE: usize = 512;
+        let mut removed = Vec::new();
+        if !keep.is_zero() {
+            let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+            let until = now.unix_millis().saturating_sub(keep_ms);
+            let mut after = None;
+            loop {
+                let page = index.settled(after.as_ref(), until, PAGE)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.clone());
+                for (_, id) in page {
+                    if self.remove_terminal(&id)? {
+                        removed.push(id);
+                    }
+                }
+            }
+        }
+        if max_disk > 0 {
+            let mut total = tree_size(self.jobs_dir())?;
+            let mut after = None;
+            'cap: while total > max_disk {
+                let page = index.settled(after.as_ref(), i64::MAX, PAGE)?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.clone());
+                for (_, id) in page {
+                    if total <= max_disk {
+                        break 'cap;
+                    }
+                    let size = match tree_size(&self.job_dir(&id)) {
+                        Ok(size) => size,
+                        Err(_) if !self.job_dir(&id).exists() => continue,
+                        Err(error) => return Err(error.into()),
+                    };
+                    if self.remove_terminal(&id)? {
+                        total = total.saturating_sub(size);
+                        removed.push(id);
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes a job if it is (still) terminal.
     fn remove_terminal(&self, id: &JobId) -> Result<bool, StoreError> {
         self.remove_if(id, |record| record.state.is_terminal())
@@ -186,11 +288,32 @@ impl JobStore {
                 Err(error) => return Err(error),
             }
             let job_dir = self.job_dir(id);
+            self.index_removing(id);
             fs::rename(&job_dir, &doomed).map_err(StoreError::io(&job_dir))?;
             fsync_dir(self.jobs_dir())?;
+            self.index_removed(id);
         }
         fs::remove_dir_all(&doomed).map_err(StoreError::io(&doomed))?;
         Ok(true)
+    }
+}
+
+/// Why an indexed sweep stopped: the index (then the sweep reads the records instead) or
+/// the store.
+enum SweepError {
+    Index(IndexError),
+    Store(StoreError),
+}
+
+impl From<IndexError> for SweepError {
+    fn from(error: IndexError) -> SweepError {
+        SweepError::Index(error)
+    }
+}
+
+impl From<StoreError> for SweepError {
+    fn from(error: StoreError) -> SweepError {
+        SweepError::Store(error)
     }
 }
 
@@ -199,7 +322,7 @@ mod tests {
     use super::*;
     use crate::jobs::fsutil::testdir::TestDir;
     use crate::jobs::model::ErrorKind;
-    use crate::jobs::store::tests::put_job;
+    use crate::jobs::store::tests::{indexed, put_job};
     use crate::jobs::store::ListFilter;
 
     fn at(millis: i64) -> Timestamp {
@@ -218,7 +341,7 @@ mod tests {
     #[test]
     fn recovery_requeues_interrupts_fails_and_cleans() {
         let dir = TestDir::new("recover");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let queued_late = put_job(&store, None, 3_000, b"q2");
         let queued_early = put_job(&store, None, 1_000, b"q1");
         let running = put_job(&store, None, 2_000, b"r");
@@ -313,7 +436,7 @@ mod tests {
     #[test]
     fn retention_by_age_spares_live_and_recent_jobs() {
         let dir = TestDir::new("sweep-age");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let old_done = put_job(&store, None, 1_000, b"a");
         finish(&store, &old_done.job_id, 2_000);
         let recent_done = put_job(&store, None, 1_000, b"b");
@@ -353,7 +476,7 @@ mod tests {
     #[test]
     fn retention_by_disk_cap_removes_oldest_finished_first() {
         let dir = TestDir::new("sweep-disk");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let capture = vec![0u8; 10_000];
         let oldest = put_job(&store, None, 1, &capture);
         finish(&store, &oldest.job_id, 100);

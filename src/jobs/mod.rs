@@ -5,11 +5,14 @@
 //! calls it through `spawn_blocking`. Modules: `model` (ids, states, the record and its pure
 //! transitions, tags), `time` (RFC 3339 timestamps), `store` (layout, atomic record updates,
 //! listing, logs), `upload` (pending jobs from streamed uploads or `spool_dir` paths),
-//! `maintenance` (recovery, retention), `error` (typed errors with wire codes), `fsutil`
-//! (atomic writes, directory fsync).
+//! `maintenance` (recovery, retention), `index` (the SQLite index that keeps those
+//! independent of the number of jobs kept), `commit` (group commit of new jobs), `error`
+//! (typed errors with wire codes), `fsutil` (atomic writes, directory fsync).
 
+mod commit;
 pub mod error;
 mod fsutil;
+pub mod index;
 pub mod maintenance;
 pub mod model;
 pub mod store;
@@ -22,7 +25,7 @@ pub use model::{
     is_row, validate_tag, ClusterState, ErrorKind, Export, Forwarding, JobError, JobFile, JobId,
     JobRecord, JobState, LogInfo, OutputState, Progress, TagError, Transition, TransitionError,
 };
-pub use store::{JobStore, ListFilter, WorkerAccess, MAX_LOG_READ};
+pub use store::{Indexing, JobStore, ListFilter, WorkerAccess, MAX_LOG_READ};
 pub use time::Timestamp;
 pub use upload::{FileDecl, PendingJob, MAX_FILES_PER_JOB};
 

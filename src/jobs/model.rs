@@ -421,6 +421,16 @@ impl JobRecord {
         }
     }
 
+    /// A done job whose syslog forwarding or export has not settled yet.
+    pub fn outputs_pending(&self) -> bool {
+        self.state == JobState::Done
+            && (self
+                .forwarding
+                .as_ref()
+                .is_some_and(|f| !f.state.is_settled())
+                || self.export.as_ref().is_some_and(|e| !e.state.is_settled()))
+    }
+
     /// Total bytes of the job's captures (used for the per-byte deadline allowance).
     pub fn input_bytes(&self) -> u64 {
         self.files.iter().map(|file| file.size).sum()

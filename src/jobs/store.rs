@@ -12,16 +12,24 @@
 //! recovery, retention) serialize on one mutex so that two read-modify-write cycles on the
 //! same job cannot lose each other's change. Uploads live in `upload.rs`, recovery and
 //! retention in `maintenance.rs`.
+//!
+//! With an index (`index.rs`; single-host mode), `list`, dedupe, recovery, retention and the
+//! output queue ask it which jobs to read, then read those records; every record write
+//! keeps it in step (`write_record`, `remove_if`, and the group commit of new jobs). Without
+//! one (cluster mode, or after an index failure) they read every record, as they always did.
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
+use super::commit::GroupCommit;
 use super::error::StoreError;
 use super::fsutil::write_atomic;
+use super::index::{dedupe_key, Catchup, Cursor, IndexRow, JobIndex, RowFilter, REBUILD_BATCH};
 use super::model::{JobId, JobRecord, JobState, LogInfo};
 use super::time::Timestamp;
 
@@ -48,6 +56,23 @@ pub struct JobStore {
     write_lock: Mutex<()>,
     /// Workers run as another user (pcapd started as root with `[Worker] user`/`group`).
     worker: Option<WorkerAccess>,
+    /// The index, when the store has one (see the module comment).
+    index: Option<Arc<JobIndex>>,
+    /// Shares the last fsync of new jobs between submissions (`commit.rs`).
+    group: Arc<GroupCommit>,
+    /// Job directories recovery must clean of temp files besides the live jobs': the ones
+    /// the index repaired at open. `None`: every job directory (no index).
+    suspects: Mutex<Option<Vec<JobId>>>,
+}
+
+/// Where the store keeps its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Indexing<'a> {
+    /// No index: every `list`, dedupe and recovery reads all records (cluster mode, where
+    /// `jobs_dir` is shared and a per-host SQLite file cannot see the other hosts' writes).
+    Off,
+    /// A SQLite index at this path, on a local file system.
+    At(&'a Path),
 }
 
 /// The identity workers run as, when it is not pcapd's: each job's directory is given to its
@@ -60,24 +85,125 @@ pub struct WorkerAccess {
 }
 
 impl JobStore {
-    /// Opens (creating if needed) the store rooted at `jobs_dir`.
+    /// Opens (creating if needed) the store rooted at `jobs_dir`, without an index.
     pub fn open(jobs_dir: &Path) -> Result<JobStore, StoreError> {
-        JobStore::open_for(jobs_dir, None)
+        JobStore::open_for(jobs_dir, None, Indexing::Off)
     }
 
-    /// Opens the store for workers running as `worker`: `jobs_dir` becomes traversable by
-    /// its group (mode 0750, group = the worker's).
-    pub fn open_for(jobs_dir: &Path, worker: Option<WorkerAccess>) -> Result<JobStore, StoreError> {
+    /// Opens the store for workers running as `worker` (`jobs_dir` becomes traversable by
+    /// its group: mode 0750, group = the worker's), with the index `indexing` says. An index
+    /// that is missing, unreadable or behind is rebuilt or repaired from the records here;
+    /// one that cannot be opened at all is logged and the store runs without it.
+    pub fn open_for(
+        jobs_dir: &Path,
+        worker: Option<WorkerAccess>,
+        indexing: Indexing<'_>,
+    ) -> Result<JobStore, StoreError> {
         fs::create_dir_all(jobs_dir).map_err(StoreError::io(jobs_dir))?;
         let jobs_dir = fs::canonicalize(jobs_dir).map_err(StoreError::io(jobs_dir))?;
         if let Some(access) = worker {
             give_to_group(&jobs_dir, access, 0o750)?;
         }
-        Ok(JobStore {
+        let opened = match indexing {
+            Indexing::Off => None,
+            Indexing::At(path) => match JobIndex::open(path, &jobs_dir) {
+                Ok((index, catchup)) => Some((Arc::new(index), catchup)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot open the job index; reading every record instead");
+                    None
+                }
+            },
+        };
+        let index = opened.as_ref().map(|(index, _)| index.clone());
+        let store = JobStore {
+            group: Arc::new(GroupCommit::new(jobs_dir.clone(), index.clone())),
             jobs_dir,
             write_lock: Mutex::new(()),
             worker,
-        })
+            index,
+            suspects: Mutex::new(None),
+        };
+        if let Some((index, catchup)) = opened {
+            store.catch_up(&index, catchup)?;
+        }
+        Ok(store)
+    }
+
+    /// Brings a freshly opened index up to the records (see `index.rs` for when each case
+    /// happens).
+    fn catch_up(&self, index: &JobIndex, catchup: Catchup) -> Result<(), StoreError> {
+        let suspects = match catchup {
+            Catchup::Nothing => Some(Vec::new()),
+            Catchup::Repair(ids) => {
+                for id in &ids {
+                    match self.load(id) {
+                        Ok(record) => index.note_written(&[IndexRow::of(&record)]),
+                        // Gone, or unreadable: not listed (recovery reports the unreadable).
+                        Err(_) => index.note_removed(&[id]),
+                    }
+                }
+                tracing::info!(jobs = ids.len(), "job index repaired after a crash");
+                Some(ids)
+            }
+            Catchup::Rebuild(reason) => {
+                tracing::info!(reason, "rebuilding the job index from the records");
+                let started = Instant::now();
+                let mut rows = Vec::with_capacity(REBUILD_BATCH);
+                let mut total = 0usize;
+                let mut loaded = Ok(());
+                self.for_each_record(|record| {
+                    if let Ok(record) = record {
+                        rows.push(IndexRow::of(&record));
+                        if rows.len() == REBUILD_BATCH && loaded.is_ok() {
+                            total += rows.len();
+                            loaded = index.load(&std::mem::take(&mut rows));
+                        }
+                    }
+                })?;
+                total += rows.len();
+                let built = loaded
+                    .and_then(|()| index.load(&rows))
+                    .and_then(|()| index.finish_rebuild());
+                if let Err(error) = built {
+                    index.give_up(&error);
+                }
+                tracing::info!(
+                    jobs = total,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "job index rebuilt"
+                );
+                // Recovery cleans the live jobs' directories; reading every job directory
+                // again for debris of an interrupted record write would cost as much as the
+                // rebuild, and such debris in a finished job's directory is inert (retention
+                // removes it with the job).
+                Some(Vec::new())
+            }
+        };
+        *lock(&self.suspects) = suspects;
+        Ok(())
+    }
+
+    /// Closes the index cleanly (the next start then trusts it without a repair). Called at
+    /// shutdown, and on drop; a record written after it makes the next start rebuild.
+    pub fn close_index(&self) {
+        if let Some(index) = &self.index {
+            index.close(&self.jobs_dir);
+        }
+    }
+
+    /// The index, while it can be trusted.
+    pub(crate) fn index(&self) -> Option<&JobIndex> {
+        self.index.as_deref().filter(|index| index.is_usable())
+    }
+
+    pub(crate) fn group_commit(&self) -> Arc<GroupCommit> {
+        self.group.clone()
+    }
+
+    /// Takes the job directories recovery must clean besides the live jobs'.
+    pub(crate) fn take_suspects(&self) -> Option<Vec<JobId>> {
+        let none_left = self.index.as_ref().map(|_| Vec::new());
+        std::mem::replace(&mut *lock(&self.suspects), none_left)
     }
 
     pub(crate) fn worker_access(&self) -> Option<WorkerAccess> {
@@ -166,9 +292,31 @@ impl JobStore {
         Ok(Some(record))
     }
 
-    /// Atomically writes `record` to its job directory. Callers hold the write lock.
+    /// Atomically writes `record` to its job directory and its index row after it. Callers
+    /// hold the write lock.
     pub(crate) fn write_record(&self, record: &JobRecord) -> Result<(), StoreError> {
-        write_record_in(&self.job_dir(&record.job_id), record)
+        if let Some(index) = &self.index {
+            index.note_dirty(&[&record.job_id]);
+        }
+        write_record_in(&self.job_dir(&record.job_id), record)?;
+        if let Some(index) = &self.index {
+            index.note_written(&[IndexRow::of(record)]);
+        }
+        Ok(())
+    }
+
+    /// Notes, in the index, jobs about to be removed (`remove_if`, before the rename).
+    pub(crate) fn index_removing(&self, id: &JobId) {
+        if let Some(index) = &self.index {
+            index.note_dirty(&[id]);
+        }
+    }
+
+    /// Notes, in the index, jobs removed.
+    pub(crate) fn index_removed(&self, id: &JobId) {
+        if let Some(index) = &self.index {
+            index.note_removed(&[id]);
+        }
     }
 
     pub(crate) fn lock_writes(&self) -> MutexGuard<'_, ()> {
@@ -182,6 +330,19 @@ impl JobStore {
     /// Every readable job, and the records that could not be read.
     pub(crate) fn scan(&self) -> Result<ScanResult, StoreError> {
         let mut scan = ScanResult::default();
+        self.for_each_record(|loaded| match loaded {
+            Ok(record) => scan.jobs.push(record),
+            Err(unreadable) => scan.unreadable.push(unreadable),
+        })?;
+        Ok(scan)
+    }
+
+    /// Reads every job record in turn, without holding them all: `each` gets a record or
+    /// the path of one that could not be read and why.
+    pub(crate) fn for_each_record(
+        &self,
+        mut each: impl FnMut(Result<JobRecord, (PathBuf, String)>),
+    ) -> Result<(), StoreError> {
         for entry in fs::read_dir(&self.jobs_dir).map_err(StoreError::io(&self.jobs_dir))? {
             let entry = entry.map_err(StoreError::io(&self.jobs_dir))?;
             let name = entry.file_name();
@@ -189,13 +350,28 @@ impl JobStore {
                 continue; // temp dirs and foreign files are not jobs
             };
             match self.load(&id) {
-                Ok(record) => scan.jobs.push(record),
+                Ok(record) => each(Ok(record)),
                 // Removed between read_dir and load (retention, a failed commit): not a job.
                 Err(StoreError::NotFound(_)) if !entry.path().exists() => {}
-                Err(error) => scan.unreadable.push((entry.path(), error.to_string())),
+                Err(error) => each(Err((entry.path(), error.to_string()))),
             }
         }
-        Ok(scan)
+        Ok(())
+    }
+
+    /// Loads the records of `ids`, in order, skipping the ones gone since (and logging the
+    /// unreadable): what the index-driven answers read.
+    fn load_listed(&self, ids: impl IntoIterator<Item = JobId>) -> Vec<JobRecord> {
+        ids.into_iter()
+            .filter_map(|id| match self.load(&id) {
+                Ok(record) => Some(record),
+                Err(StoreError::NotFound(_)) => None,
+                Err(error) => {
+                    tracing::warn!(%error, "skipping unreadable job record");
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Jobs matching `filter`, newest first. Unreadable records are skipped and logged.
@@ -206,6 +382,53 @@ impl JobStore {
             ),
             None => None,
         };
+        if let Some(index) = self.index() {
+            match self.list_indexed(index, filter, since) {
+                Ok(jobs) => return Ok(jobs),
+                Err(error) => index.give_up(&error),
+            }
+        }
+        self.list_by_scan(filter, since)
+    }
+
+    /// `list` through the index: pages of ids in the answer's order, each record read and
+    /// checked against the filter (a row the record contradicts is skipped), until `limit`.
+    fn list_indexed(
+        &self,
+        index: &JobIndex,
+        filter: &ListFilter,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<JobRecord>, super::index::IndexError> {
+        const PAGE: usize = 256;
+        let rows = RowFilter {
+            state: filter.state,
+            tag: filter.tag.as_deref(),
+            since_ms: since.map(Timestamp::unix_millis),
+        };
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        let mut jobs = Vec::new();
+        let mut after: Option<Cursor> = None;
+        while jobs.len() < limit {
+            let page = index.page(&rows, after.as_ref(), (limit - jobs.len()).min(PAGE))?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.clone());
+            let records = self.load_listed(page.into_iter().map(|(_, id)| id));
+            jobs.extend(
+                records
+                    .into_iter()
+                    .filter(|job| matches_filter(job, filter, since)),
+            );
+        }
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    /// `list` by reading every record: the store without an index.
+    pub(crate) fn list_by_scan(
+        &self,
+        filter: &ListFilter,
+        since: Option<Timestamp>,
+    ) -> Result<Vec<JobRecord>, StoreError> {
         let scan = self.scan()?;
         for (path, reason) in &scan.unreadable {
             tracing::warn!(path = %path.display(), %reason, "skipping unreadable job record");
@@ -213,14 +436,7 @@ impl JobStore {
         let mut jobs: Vec<JobRecord> = scan
             .jobs
             .into_iter()
-            .filter(|job| filter.state.is_none_or(|state| job.state == state))
-            .filter(|job| {
-                filter
-                    .tag
-                    .as_deref()
-                    .is_none_or(|tag| job.tag.as_deref() == Some(tag))
-            })
-            .filter(|job| since.is_none_or(|since| job.created_at >= since))
+            .filter(|job| matches_filter(job, filter, since))
             .collect();
         jobs.sort_by(|a, b| {
             b.created_at
@@ -240,8 +456,7 @@ impl JobStore {
         sha256s: &[String],
         options: &Map<String, Value>,
     ) -> Result<Option<JobRecord>, StoreError> {
-        let candidates = self.list(&ListFilter::default())?;
-        Ok(candidates.into_iter().find(|job| {
+        let is_duplicate = |job: &JobRecord| {
             (!job.state.is_terminal() || job.state == JobState::Done)
                 && job.files.len() == sha256s.len()
                 && job
@@ -250,7 +465,39 @@ impl JobStore {
                     .zip(sha256s)
                     .all(|(file, sha)| &file.sha256 == sha)
                 && &job.options == options
-        }))
+        };
+        if let Some(index) = self.index() {
+            match index.duplicates(dedupe_key(sha256s, options)) {
+                Ok(ids) => {
+                    // Newest first; read one at a time, the first that matches wins.
+                    return Ok(ids
+                        .into_iter()
+                        .find_map(|id| self.load_listed([id]).pop().filter(is_duplicate)));
+                }
+                Err(error) => index.give_up(&error),
+            }
+        }
+        let candidates = self.list_by_scan(&ListFilter::default(), None)?;
+        Ok(candidates.into_iter().find(is_duplicate))
+    }
+
+    /// Done jobs whose syslog forwarding or export is still open, in the order they
+    /// finished (what the output task resumes after a restart).
+    pub fn outputs_pending(&self) -> Result<Vec<JobId>, StoreError> {
+        if let Some(index) = self.index() {
+            match index.outputs_open() {
+                Ok(ids) => return Ok(ids),
+                Err(error) => index.give_up(&error),
+            }
+        }
+        let mut records: Vec<JobRecord> = self
+            .scan()?
+            .jobs
+            .into_iter()
+            .filter(JobRecord::outputs_pending)
+            .collect();
+        records.sort_by_key(|r| r.finished_at);
+        Ok(records.into_iter().map(|r| r.job_id).collect())
     }
 
     /// The path of log `name` of a job. `name` must be a plain file name of an existing
@@ -339,6 +586,27 @@ impl JobStore {
     }
 }
 
+fn matches_filter(job: &JobRecord, filter: &ListFilter, since: Option<Timestamp>) -> bool {
+    filter.state.is_none_or(|state| job.state == state)
+        && filter
+            .tag
+            .as_deref()
+            .is_none_or(|tag| job.tag.as_deref() == Some(tag))
+        && since.is_none_or(|since| job.created_at >= since)
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Drop for JobStore {
+    fn drop(&mut self) {
+        self.close_index();
+    }
+}
+
 /// `path` to `access`'s group (owner unchanged) with `mode`.
 pub(crate) fn give_to_group(
     path: &Path,
@@ -359,11 +627,15 @@ pub(crate) struct ScanResult {
 /// Serializes and atomically writes `record` into `job_dir/job.json`.
 pub(crate) fn write_record_in(job_dir: &Path, record: &JobRecord) -> Result<(), StoreError> {
     let path = job_dir.join(RECORD_FILE);
-    let text = serde_json::to_vec_pretty(record).map_err(|error| StoreError::Corrupt {
-        path: path.clone(),
+    write_atomic(&path, &record_bytes(&path, record)?)
+}
+
+/// The text of `record` as stored at `path`.
+pub(crate) fn record_bytes(path: &Path, record: &JobRecord) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec_pretty(record).map_err(|error| StoreError::Corrupt {
+        path: path.to_path_buf(),
         reason: format!("cannot serialize: {error}"),
-    })?;
-    write_atomic(&path, &text)
+    })
 }
 
 /// Parses a record and checks what the store relies on: every stored capture name is
@@ -423,6 +695,11 @@ pub(crate) mod tests {
     use super::*;
     use crate::jobs::fsutil::testdir::TestDir;
     use crate::jobs::model::{ErrorKind, JobError, JobFile};
+
+    /// A store at `dir` with its index beside it.
+    pub(crate) fn indexed(dir: &TestDir) -> JobStore {
+        JobStore::open_for(dir.path(), None, Indexing::At(&dir.index_path())).unwrap()
+    }
 
     /// Writes a queued job straight to disk (bypassing uploads) created at `created_ms`.
     pub(crate) fn put_job(
@@ -488,7 +765,7 @@ pub(crate) mod tests {
     #[test]
     fn concurrent_updates_are_not_lost() {
         let dir = TestDir::new("concurrent");
-        let store = std::sync::Arc::new(JobStore::open(dir.path()).unwrap());
+        let store = std::sync::Arc::new(indexed(&dir));
         let job = put_job(&store, None, 1_000, b"abc");
         let threads: Vec<_> = (0..4)
             .map(|thread| {
@@ -515,7 +792,7 @@ pub(crate) mod tests {
     #[test]
     fn load_reports_missing_and_corrupt_records() {
         let dir = TestDir::new("load");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let ghost = JobId::generate().unwrap();
         assert!(matches!(store.load(&ghost), Err(StoreError::NotFound(id)) if id == ghost));
 
@@ -537,7 +814,7 @@ pub(crate) mod tests {
     #[test]
     fn list_filters_and_orders_newest_first() {
         let dir = TestDir::new("list");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let old = put_job(&store, Some("alpha"), 1_000, b"1");
         let middle = put_job(&store, Some("beta"), 2_000, b"2");
         let new = put_job(&store, Some("alpha"), 3_000, b"3");
@@ -595,7 +872,7 @@ pub(crate) mod tests {
     #[test]
     fn list_skips_corrupt_records() {
         let dir = TestDir::new("list-corrupt");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let good = put_job(&store, None, 1, b"x");
         let bad = put_job(&store, None, 2, b"x");
         fs::write(store.record_path(&bad.job_id), b"[]").unwrap();
@@ -607,7 +884,7 @@ pub(crate) mod tests {
     #[test]
     fn duplicates_need_same_hashes_order_options_and_a_live_or_done_state() {
         let dir = TestDir::new("dedupe");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let job = put_job(&store, None, 1, b"abcd");
         let hashes = job.sha256s();
         let none = Map::new();
@@ -637,7 +914,7 @@ pub(crate) mod tests {
     #[test]
     fn log_path_rejects_traversal_and_missing_logs() {
         let dir = TestDir::new("logpath");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let job = put_job(&store, None, 1, b"x");
         fs::write(store.logs_dir(&job.job_id).join("conn.log"), b"a\nb\n").unwrap();
         fs::write(dir.path().join("secret.log"), b"secret").unwrap();
@@ -681,7 +958,7 @@ pub(crate) mod tests {
     #[test]
     fn scan_logs_counts_bytes_and_lines_and_read_log_is_bounded() {
         let dir = TestDir::new("logs");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let job = put_job(&store, None, 1, b"x");
         let logs = store.logs_dir(&job.job_id);
         fs::write(logs.join("conn.log"), b"one\ntwo\nthree\n").unwrap();

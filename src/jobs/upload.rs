@@ -2,8 +2,10 @@
 //!
 //! Both build a [`PendingJob`] in `jobs/.tmp-ID/`, invisible to listing and recovery (which
 //! deletes such directories). Bytes are hashed (SHA-256) as they are written. `commit` checks
-//! every size, fsyncs the captures and directories, writes `job.json`, renames the directory
-//! to `jobs/ID` and fsyncs `jobs/`: only then is the job durable and may be acknowledged.
+//! every size and writes `job.json`; then the group commit (`commit.rs`), for every job
+//! committing at the same time, fsyncs the captures, `job.json` and their directories,
+//! renames each directory to `jobs/ID` and fsyncs `jobs/` once: only then is the job durable
+//! and may be acknowledged.
 //! Dropping a `PendingJob` without committing removes its directory, so a cut stream or a
 //! rejected chunk never leaves a half-written job.
 
@@ -11,15 +13,20 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::commit::{GroupCommit, Staged};
 use super::error::{PathRejection, StoreError};
-use super::fsutil::{fsync_dir, TEMP_PREFIX};
+use super::fsutil::TEMP_PREFIX;
+use super::index::IndexRow;
 use super::model::{validate_tag, ClusterState, JobFile, JobId, JobRecord};
-use super::store::{give_to_group, write_record_in, JobStore, WorkerAccess, LOGS_DIR, PCAPS_DIR};
+use super::store::{
+    give_to_group, record_bytes, JobStore, WorkerAccess, LOGS_DIR, PCAPS_DIR, RECORD_FILE,
+};
 use super::time::Timestamp;
 
 /// The most captures one job may hold.
@@ -42,6 +49,8 @@ pub struct PendingJob {
     id: JobId,
     jobs_dir: PathBuf,
     temp_dir: PathBuf,
+    /// The store's group commit (and through it, its index).
+    group: Arc<GroupCommit>,
     /// Who the job's workers run as, when not pcapd (`WorkerAccess`).
     worker: Option<WorkerAccess>,
     tag: Option<String>,
@@ -103,7 +112,7 @@ impl JobStore {
                 });
             }
         }
-        PendingJob::create(self.jobs_dir(), self.worker_access(), files, tag, options)
+        PendingJob::create(self, files, tag, options)
     }
 
     /// Starts receiving an upload whose files and sizes are learnt as they arrive (HTTP
@@ -117,13 +126,7 @@ impl JobStore {
         if let Some(tag) = &tag {
             validate_tag(tag)?;
         }
-        PendingJob::create(
-            self.jobs_dir(),
-            self.worker_access(),
-            Vec::new(),
-            tag,
-            options,
-        )
+        PendingJob::create(self, Vec::new(), tag, options)
     }
 
     /// Stages the files named by `paths` (relative to `spool_dir`, or absolute under it) as a
@@ -153,8 +156,7 @@ impl JobStore {
                 size: source.size,
             })
             .collect();
-        let mut pending =
-            PendingJob::create(self.jobs_dir(), self.worker_access(), decls, tag, options)?;
+        let mut pending = PendingJob::create(self, decls, tag, options)?;
         for (index, source) in sources.iter().enumerate() {
             pending.adopt(index, &source.path, LinkPolicy::LinkOrCopy)?;
         }
@@ -184,12 +186,12 @@ enum LinkPolicy {
 
 impl PendingJob {
     fn create(
-        jobs_dir: &Path,
-        worker: Option<WorkerAccess>,
+        store: &JobStore,
         decls: Vec<FileDecl>,
         tag: Option<String>,
         options: Map<String, Value>,
     ) -> Result<PendingJob, StoreError> {
+        let (jobs_dir, worker) = (store.jobs_dir(), store.worker_access());
         let id = JobId::generate().map_err(StoreError::io(jobs_dir))?;
         let temp_dir = jobs_dir.join(format!("{TEMP_PREFIX}{id}"));
         fs::create_dir(&temp_dir).map_err(StoreError::io(&temp_dir))?;
@@ -213,6 +215,7 @@ impl PendingJob {
             id,
             jobs_dir: jobs_dir.to_path_buf(),
             temp_dir,
+            group: store.group_commit(),
             worker,
             tag,
             options,
@@ -359,21 +362,19 @@ impl PendingJob {
         let sha256s = self.sha256s()?;
         let pcaps_dir = self.temp_dir.join(PCAPS_DIR);
         let mut job_files = Vec::with_capacity(self.files.len());
+        let mut durable = Vec::with_capacity(self.files.len() + 1);
         for ((index, file), sha256) in self.files.iter_mut().enumerate().zip(sha256s) {
-            let handle = match file.handle.take() {
-                Some(handle) => Ok(handle),
-                // Adopted (linked or copied) files are complete on disk; empty uploads never
-                // got a chunk. fsync works on a read-only handle.
-                None if file.part_path.exists() => File::open(&file.part_path),
-                None => File::create(&file.part_path),
-            };
-            handle
-                .and_then(|handle| handle.sync_all())
-                .map_err(StoreError::io(&file.part_path))?;
+            // Adopted (linked or copied) files are on disk already; an empty upload never
+            // got a chunk, so its file is created here. Nothing is fsynced yet: the group
+            // commit does that for every job of its batch before any of them is renamed.
+            if file.handle.take().is_none() && !file.part_path.exists() {
+                File::create(&file.part_path).map_err(StoreError::io(&file.part_path))?;
+            }
             let extension = if file.is_pcapng() { "pcapng" } else { "pcap" };
             let stored = format!("{PCAPS_DIR}/{index}.{extension}");
             let final_path = self.temp_dir.join(&stored);
             fs::rename(&file.part_path, &final_path).map_err(StoreError::io(&final_path))?;
+            durable.push(final_path);
             job_files.push(JobFile {
                 name: file.name.clone(),
                 stored,
@@ -381,7 +382,6 @@ impl PendingJob {
                 sha256,
             });
         }
-        fsync_dir(&pcaps_dir)?;
         let logs_dir = self.temp_dir.join(LOGS_DIR);
         fs::create_dir(&logs_dir).map_err(StoreError::io(&logs_dir))?;
         if let Some(access) = self.worker {
@@ -402,19 +402,33 @@ impl PendingJob {
             now,
         );
         record.cluster = self.cluster.take();
-        // Writes job.json atomically and fsyncs the temp dir, making pcaps/ and logs/ entries
-        // durable too.
-        write_record_in(&self.temp_dir, &record)?;
+        // The directory is private until renamed: job.json is written in place, made
+        // durable with the captures.
+        let record_path = self.temp_dir.join(RECORD_FILE);
+        let text = record_bytes(&record_path, &record)?;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&record_path)
+            .and_then(|mut handle| handle.write_all(&text))
+            .map_err(StoreError::io(&record_path))?;
+        durable.push(record_path);
 
         let final_dir = self.jobs_dir.join(self.id.as_str());
-        fs::rename(&self.temp_dir, &final_dir).map_err(StoreError::io(&final_dir))?;
-        self.committed = true;
-        if let Err(error) = fsync_dir(&self.jobs_dir) {
-            // Not durable, so not acknowledged: take the job back rather than leave one the
-            // client was told failed.
+        let staged = Staged {
+            temp_dir: self.temp_dir.clone(),
+            final_dir: final_dir.clone(),
+            files: durable,
+            dirs: vec![pcaps_dir, self.temp_dir.clone()],
+            row: IndexRow::of(&record),
+        };
+        if let Err(error) = self.group.commit(staged) {
+            // Not durable, so not acknowledged: take the job back (renamed or not) rather
+            // than leave one the client was told failed.
             let _ = fs::remove_dir_all(&final_dir);
             return Err(error);
         }
+        self.committed = true;
         Ok(record)
     }
 
@@ -601,6 +615,7 @@ mod tests {
     use super::*;
     use crate::jobs::fsutil::testdir::TestDir;
     use crate::jobs::model::JobState;
+    use crate::jobs::store::tests::indexed;
     use std::os::unix::fs::MetadataExt;
 
     const SHA_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
@@ -632,7 +647,7 @@ mod tests {
     #[test]
     fn upload_happy_path_hashes_names_and_durable_layout() {
         let dir = TestDir::new("upload");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let mut pcapng = PCAPNG_MAGIC.to_vec();
         pcapng.extend_from_slice(b"rest");
         let files = vec![
@@ -699,7 +714,7 @@ mod tests {
     #[test]
     fn overrun_is_refused_and_leaves_no_job() {
         let dir = TestDir::new("overrun");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let mut pending = store
             .begin_upload(vec![decl("a.pcap", 4)], None, Map::new(), 0)
             .unwrap();
@@ -722,7 +737,7 @@ mod tests {
     #[test]
     fn short_upload_cannot_commit_and_leaves_nothing() {
         let dir = TestDir::new("short");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let mut pending = store
             .begin_upload(
                 vec![decl("a.pcap", 3), decl("b.pcap", 2)],
@@ -749,7 +764,7 @@ mod tests {
     #[test]
     fn dropping_without_commit_removes_the_temp_dir() {
         let dir = TestDir::new("drop");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let mut pending = store
             .begin_upload(vec![decl("a.pcap", 3)], None, Map::new(), 0)
             .unwrap();
@@ -763,7 +778,7 @@ mod tests {
     #[test]
     fn declarations_are_checked_before_any_byte() {
         let dir = TestDir::new("decls");
-        let store = JobStore::open(dir.path()).unwrap();
+        let store = indexed(&dir);
         let begin = |files: Vec<FileDecl>, tag: Option<&str>, max: u64| {
             store
                 .begin_upload(files, tag.map(str::to_owned), Map::new(), max)
@@ -868,14 +883,8 @@ mod tests {
     #[test]
     fn copy_fallback_hashes_while_copying() {
         let s = spool();
-        let mut pending = PendingJob::create(
-            s.store.jobs_dir(),
-            None,
-            vec![decl("b.pcapng", 0)],
-            None,
-            Map::new(),
-        )
-        .unwrap();
+        let mut pending =
+            PendingJob::create(&s.store, vec![decl("b.pcapng", 0)], None, Map::new()).unwrap();
         pending
             .adopt(0, &s.spool.join("b.pcapng"), LinkPolicy::CopyOnly)
             .unwrap();

@@ -23,9 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ExportMode};
 use crate::daemon::state::blocking;
-use crate::jobs::{
-    Export, Forwarding, JobId, JobRecord, JobState, JobStore, ListFilter, OutputState,
-};
+use crate::jobs::{Export, Forwarding, JobId, JobRecord, JobStore, OutputState};
 use forward::{Checkpoint, Forwarder};
 use syslog::MessageFormat;
 use transport::{Endpoint, TransportError};
@@ -149,15 +147,7 @@ struct OutputTask {
 }
 
 fn needs_output(record: &JobRecord) -> bool {
-    record.state == JobState::Done
-        && (record
-            .forwarding
-            .as_ref()
-            .is_some_and(|f| !f.state.is_settled())
-            || record
-                .export
-                .as_ref()
-                .is_some_and(|e| !e.state.is_settled()))
+    record.outputs_pending()
 }
 
 impl OutputTask {
@@ -186,16 +176,8 @@ impl OutputTask {
     /// Done jobs with an output step still open, oldest first.
     async fn unsettled(&self) -> Vec<JobId> {
         let store = self.store.clone();
-        let filter = ListFilter {
-            state: Some(JobState::Done),
-            ..ListFilter::default()
-        };
-        match blocking(move || store.list(&filter)).await {
-            Ok(mut records) => {
-                records.retain(needs_output);
-                records.sort_by_key(|r| r.finished_at);
-                records.into_iter().map(|r| r.job_id).collect()
-            }
+        match blocking(move || store.outputs_pending()).await {
+            Ok(ids) => ids,
             Err(e) => {
                 tracing::error!(error = %e, "cannot list jobs for syslog forwarding and export");
                 Vec::new()

@@ -2,8 +2,8 @@
 //! covers one area: `daemon` runs the real `pcapd serve` over TLS with real workers (and
 //! kills them), `bui_monitor` runs `backend = burp` against the anchor's fake burp,
 //! `accuracy` scores the builtin analyzer against Zeek's own logs, `rsyslog` runs a real
-//! rsyslogd as the receiver of the syslog forwarder's tests; `harness` starts daemons and
-//! reports their stderr on failure.
+//! rsyslogd as the receiver of the syslog forwarder's tests; `store` checks the job index
+//! across kills and deletion; `harness` starts daemons and reports their stderr on failure.
 
 mod accuracy;
 mod bui_monitor;
@@ -16,4 +16,5 @@ mod gateway;
 mod harness;
 mod rsyslog;
 mod security;
+mod store;
 mod systemd;
