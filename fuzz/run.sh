@@ -8,9 +8,11 @@
 #   fuzz/run.sh                 # every target for 20 s (what .ci/run does)
 #   SECONDS_EACH=600 fuzz/run.sh capture request   # a campaign: 10 minutes per target
 #
-# Seeds for empty corpora: the zeek-corpus captures and the samples (capture), the sample
-# config (config), requests from docs/protocol.md's shapes (request), worker and burp lines
-# (child_lines). cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 enables them on stable.
+# Seeds for empty corpora: the samples (capture), the sample config (config), requests from
+# docs/protocol.md's shapes (request), worker and burp lines (child_lines). The capture target
+# also reads the zeek-corpus captures from ../shared on every run (a read-only second corpus
+# directory, linked into a temporary one), so they are never copied into fuzz/corpus.
+# cargo-fuzz needs nightly features; RUSTC_BOOTSTRAP=1 enables them on stable.
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${SECONDS_EACH:-20}
@@ -24,9 +26,9 @@ seed() {
     [ -n "$(ls -A "$dir")" ] && return 0
     case "$target" in
         capture)
-            for f in ../../shared/zeek-corpus/*/*.pcap* ../share/pcapd/samples/*.pcap*; do
+            for f in ../share/pcapd/samples/*.pcap*; do
                 if [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 65536 ]; then
-                    cp "$f" "$dir/$(basename "$(dirname "$f")")-$(basename "$f")"
+                    cp "$f" "$dir/"
                 fi
             done
             ;;
@@ -46,11 +48,20 @@ seed() {
     return 0
 }
 
+# The zeek-corpus captures, linked (not copied) into one flat directory for libFuzzer.
+seeds=$(mktemp -d)
+trap 'rm -rf "$seeds"' EXIT
+for f in ../../shared/zeek-corpus/*/*.pcap*; do
+    [ -f "$f" ] && ln -s "$(realpath "$f")" "$seeds/$(basename "$(dirname "$f")")-$(basename "$f")"
+done
+
 failed=0
 for target in "${targets[@]}"; do
+    extra=()
+    [ "$target" = capture ] && extra=("$seeds")
     seed "$target"
     echo "== fuzz $target for ${seconds}s ($(ls corpus/"$target" | wc -l) inputs in its corpus)"
-    if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" -- \
+    if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "${extra[@]}" -- \
         -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         2> "/tmp/pcapd-fuzz-$target.log"; then
         echo "!! $target: a crash or hang; see /tmp/pcapd-fuzz-$target.log and fuzz/artifacts/$target/"

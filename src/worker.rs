@@ -3,7 +3,7 @@
 //! It starts its analyzer backend once (a failure a restart would not fix exits with
 //! [`EXIT_CANNOT_START`]), writes `{"ready": …}`, then reads one job line at a time on stdin
 //! and answers each with zero or more progress lines and exactly one `done` or `failed` line
-//! on stdout (DESIGN.md "Child protocols"). End of stdin is a clean exit. The protocol core,
+//! on stdout (`docs/protocol.md`, "Child protocols"). End of stdin is a clean exit. The protocol core,
 //! [`serve`], is generic over its reader and writer so it is tested in-process.
 
 use std::io::{BufRead, Write};

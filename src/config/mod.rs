@@ -1,4 +1,4 @@
-//! Configuration: the INI file of DESIGN.md turned into a typed [`Config`].
+//! Configuration: the INI file (`docs/configuration.md`) turned into a typed [`Config`].
 //!
 //! Two phases, as ripgrep does it: `parse.rs` turns the INI text into a raw section/key map
 //! (the `configparser` crate does the syntax), then every key is checked and converted into the

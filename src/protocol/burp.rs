@@ -1,4 +1,4 @@
-//! The burp dialect (DESIGN.md "Child protocols"): how pcapd talks to `burp -c bconfcli -a m`.
+//! The burp dialect (`docs/protocol.md`, "Child protocols"): how pcapd talks to `burp -c bconfcli -a m`.
 //!
 //! A burp monitor child prints JSON lines on stdout: `{ "logline": "…" }` diagnostics (one of
 //! them, `Server version: X.Y.Z`, names the server), `{"warning": "…"}` when a query has no

@@ -1,4 +1,4 @@
-//! The worker child protocol of DESIGN.md "Child protocols": one JSON object per line.
+//! The worker child protocol of `docs/protocol.md` ("Child protocols"): one JSON object per line.
 //!
 //! Both ends use these types: the pool writes [`JobRequest`] lines and parses
 //! [`WorkerMessage`] lines, the worker (`crate::worker`) does the reverse. The burp dialect, the pool's other child
