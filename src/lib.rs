@@ -10,8 +10,10 @@
 //! - `analyzer`: the builtin Zeek-compatible analyzer
 //! - `client`, `cli`: the client library and the command line
 //! - `exit`: the process exit codes
+//! - `addr_range`: address ranges (`auth_exempt`)
 //! - `systemd`: sd_notify
 //! - `synth`: deterministic traffic generator (samples, tests, benchmarks)
+pub mod addr_range;
 pub mod analyzer;
 pub mod backend;
 pub mod cli;

@@ -19,16 +19,10 @@ mod parse;
 mod test_support;
 mod values;
 
+pub use crate::addr_range::AddrRange;
 pub use check::{check_config, check_files};
 pub use embedded::{default_state_dir, ensure_embedded_credentials, EmbeddedCredentials};
 pub use embedded::{EMBEDDED_CERT_FILE, EMBEDDED_KEY_FILE, EMBEDDED_PASSWORD_FILE};
-pub use values::AddrRange;
-
-/// Parses an address range as the config reader does; panics on a bad one (tests only).
-#[cfg(test)]
-pub(crate) fn parse_addr_range_for_tests(text: &str) -> AddrRange {
-    values::parse_addr_range(text).expect("a valid range")
-}
 
 use std::fmt;
 use std::net::IpAddr;

@@ -25,9 +25,11 @@ use super::embedded::{
     DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_PREFIX, DEFAULT_SYSLOG_SEVERITY, SYSLOG_PORT,
     SYSLOG_TLS_PORT,
 };
+use crate::addr_range::AddrRange;
+
 use super::values::{
     is_env_name, parse_addr_range, parse_bool, parse_choice, parse_duration, parse_integer,
-    parse_ip, parse_list, parse_listen_port, parse_port, parse_size, AddrRange, ValueProblem,
+    parse_ip, parse_list, parse_listen_port, parse_port, parse_size, ValueProblem,
 };
 use super::{
     default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, ExportMode,
