@@ -6,7 +6,7 @@
 //! example. The request is written by hand (no HTTP library between the bench and the server):
 //! keep-alive when the server allows it, a new connection when it answers `Connection: close`
 //! (gunicorn's sync workers do), optional TLS trusting exactly the given PEM certificate(s)
-//! (`pcapd::server::tls::connector`, as pcapd's own client), an optional `Authorization` header.
+//! (`pcapd::tls::connector`, as pcapd's own client), an optional `Authorization` header.
 //!
 //! A job is acknowledged when the answer is 200 with Brocapi's body: `success: true`, a string
 //! `job_id`, `files` = the uploaded file names and `tag` = the job's tag. Anything else is
@@ -145,8 +145,8 @@ impl Target {
         };
         let tls = if https {
             let ca = ca.context("https needs --ca PEM (the certificate(s) to trust)")?;
-            let connector = pcapd::server::tls::connector(ca)?;
-            Some((connector, pcapd::server::tls::server_name(host)?))
+            let connector = pcapd::tls::connector(ca)?;
+            Some((connector, pcapd::tls::server_name(host)?))
         } else {
             None
         };

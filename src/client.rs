@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::protocol::frame::{read_reply, write_frame, FrameError, RawReply};
-use crate::server::tls::{self, TlsError};
+use crate::tls::{self, TlsError};
 
 /// Largest reply the client accepts (a `list` of many jobs, a fetched log chunk).
 const MAX_REPLY: u64 = 256 << 20;

@@ -25,10 +25,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::ClusterConfig;
-use crate::daemon::state::{blocking, Daemon};
-use crate::jobs::{ClusterState, JobId, JobRecord, StoreError, Timestamp};
-use crate::pool::{Admission, SlotState};
+use crate::jobs::{ClusterState, JobId, JobRecord, StoreError};
+use crate::ledger::{Fence, JobLedger, Recorded, Transition};
+use crate::pool::{Admission, PoolHandle, SlotState};
 use queue::{Entry, Queue, QueueError, QueueStatus};
 
 /// A host that cannot reach Redis tries again after this long, doubling up to the cap.
@@ -46,13 +47,49 @@ struct Claim {
     epoch: u64,
 }
 
-/// This host's side of the cluster.
+/// The runs this host claimed: what fences its results.
+pub struct Claims {
+    pub node: String,
+    running: Mutex<HashMap<JobId, Claim>>,
+}
+
+impl Claims {
+    /// This host's claims, under its node name (`[Cluster] node`, else the host name).
+    pub fn new(config: &ClusterConfig) -> Claims {
+        Claims {
+            node: config.node.clone().unwrap_or_else(crate::output::host_name),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The entry to ack and the epoch of this host's claim of `id`.
+    fn get(&self, id: &JobId) -> Option<Claim> {
+        lock(&self.running).get(id).cloned()
+    }
+}
+
+impl Fence for Claims {
+    /// `true` when the record still names this host in the epoch of its claim.
+    fn owns(&self, id: &JobId, record: &JobRecord) -> bool {
+        let Some(claim) = self.get(id) else {
+            return false;
+        };
+        record.cluster.as_ref().is_some_and(|c| {
+            c.owner.as_deref() == Some(self.node.as_str()) && c.epoch == claim.epoch
+        })
+    }
+}
+
+/// This host's side of the cluster: its claims, the stream, and the handles it works with
+/// (the ledger for records, the pool for its own slots; never the whole daemon).
 pub struct Cluster {
     pub node: String,
     config: ClusterConfig,
     url: String,
     queue: tokio::sync::Mutex<Option<Arc<Queue>>>,
-    running: Mutex<HashMap<JobId, Claim>>,
+    claims: Arc<Claims>,
+    ledger: Arc<JobLedger>,
+    pool: PoolHandle,
     unpublished: Mutex<VecDeque<JobId>>,
     unacked: Mutex<Vec<String>>,
     /// A slot finished its job: the dispatcher reads again at once.
@@ -74,7 +111,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Cluster {
-    pub fn new(config: &ClusterConfig) -> Result<Cluster, ClusterError> {
+    /// This host's side; `claims` must be the fence `ledger` was built with.
+    pub fn new(
+        config: &ClusterConfig,
+        claims: Arc<Claims>,
+        ledger: Arc<JobLedger>,
+        pool: PoolHandle,
+    ) -> Result<Cluster, ClusterError> {
         let mut url = config.redis.clone();
         if let Some(path) = &config.password_file {
             let text = std::fs::read_to_string(path).map_err(|source| ClusterError::Password {
@@ -86,13 +129,14 @@ impl Cluster {
                 url = format!("{scheme}://:{password}@{rest}");
             }
         }
-        let node = config.node.clone().unwrap_or_else(crate::output::host_name);
         Ok(Cluster {
-            node,
+            node: claims.node.clone(),
             config: config.clone(),
             url,
             queue: tokio::sync::Mutex::new(None),
-            running: Mutex::new(HashMap::new()),
+            claims,
+            ledger,
+            pool,
             unpublished: Mutex::new(VecDeque::new()),
             unacked: Mutex::new(Vec::new()),
             slot_freed: tokio::sync::Notify::new(),
@@ -128,13 +172,13 @@ impl Cluster {
     /// false` and the job waits in this host's publish list (the client is answered either
     /// way: the job is durable). Records are written only while the entry is not in the
     /// stream, so no other host can be writing them.
-    pub async fn publish(&self, daemon: &Daemon, id: &JobId) {
-        self.publish_attempt(daemon, id, true).await;
+    pub async fn publish(&self, id: &JobId) {
+        self.publish_attempt(id, true).await;
     }
 
-    async fn publish_attempt(&self, daemon: &Daemon, id: &JobId, first: bool) {
+    async fn publish_attempt(&self, id: &JobId, first: bool) {
         if !first {
-            set_published(daemon, id, true).await;
+            self.set_published(id, true).await;
         }
         let result = match self.queue().await {
             Ok(q) => q.publish(id).await,
@@ -144,25 +188,19 @@ impl Cluster {
             if first {
                 tracing::warn!(job = %id, error = %e, "cannot publish the job; it is kept and published when Redis is back");
             }
-            set_published(daemon, id, false).await;
+            self.set_published(id, false).await;
             lock(&self.unpublished).push_back(id.clone());
         }
     }
 
-    /// Whether this host may write the result of `id`'s current run, and the entry to ack.
-    fn claim_of(&self, id: &JobId) -> Option<Claim> {
-        lock(&self.running).get(id).cloned()
-    }
-
-    /// Fences a record change: `true` when the record still names this host in the epoch of
-    /// its claim.
-    pub fn owns(&self, id: &JobId, record: &JobRecord) -> bool {
-        let Some(claim) = self.claim_of(id) else {
-            return false;
-        };
-        record.cluster.as_ref().is_some_and(|c| {
-            c.owner.as_deref() == Some(self.node.as_str()) && c.epoch == claim.epoch
-        })
+    async fn set_published(&self, id: &JobId, published: bool) {
+        if let Err(e) = self
+            .ledger
+            .apply(id, Transition::SetPublished(published))
+            .await
+        {
+            tracing::warn!(job = %id, error = %e, "cannot record whether the job is published");
+        }
     }
 
     /// A job ended on this host's pool: a slot is (about to be) free.
@@ -172,7 +210,7 @@ impl Cluster {
 
     /// The job's terminal record is durable: acknowledge its entry.
     pub async fn finished(&self, id: &JobId) {
-        let Some(claim) = lock(&self.running).remove(id) else {
+        let Some(claim) = lock(&self.claims.running).remove(id) else {
             return;
         };
         self.ack(claim.entry).await;
@@ -182,7 +220,7 @@ impl Cluster {
     /// it): stop heartbeating its entry. The entry stays pending, so this host's next start,
     /// or a live host after `claim_after`, delivers it again.
     pub fn release(&self, id: &JobId) {
-        lock(&self.running).remove(id);
+        lock(&self.claims.running).remove(id);
     }
 
     async fn ack(&self, entry: String) {
@@ -198,19 +236,19 @@ impl Cluster {
 
     /// Runs an entry: skip what is settled, dead-letter what was delivered too often, else
     /// claim the job and queue it on this host's pool.
-    async fn take(&self, daemon: &Arc<Daemon>, entry: Entry) {
+    async fn take(&self, entry: Entry) {
         let Some(id) = entry.job_id.clone() else {
             tracing::warn!(entry = entry.id, "a stream entry without a job id; dropped");
             self.ack(entry.id).await;
             return;
         };
-        if lock(&self.running)
+        if lock(&self.claims.running)
             .get(&id)
             .is_some_and(|c| c.entry == entry.id)
         {
             return; // Ours and running here: a claim of our own entry after a lapse.
         }
-        let record = match daemon.load(&id).await {
+        let record = match self.ledger.load(&id).await {
             Ok(record) => record,
             Err(StoreError::NotFound(_)) => {
                 self.ack(entry.id).await;
@@ -237,17 +275,15 @@ impl Cluster {
                     .and_then(|c| c.last_failure.clone())
                     .unwrap_or_else(|| "the hosts running it stopped heartbeating".into())
             );
-            let (store, id2, why) = (daemon.store.clone(), id.clone(), reason.clone());
-            let written =
-                blocking(move || store.update(&id2, |r| r.dead_letter(Timestamp::now(), why)))
-                    .await;
-            match written {
+            let dead = Transition::DeadLetter {
+                reason: reason.clone(),
+            };
+            match self.ledger.apply(&id, dead).await {
                 Ok(_) => {
                     tracing::error!(job = %id, reason, "job dead-lettered");
                     if let Ok(q) = self.queue().await {
                         let _ = q.dead_letter(&id, &reason).await;
                     }
-                    daemon.notify_change(&id);
                     self.ack(entry.id).await;
                 }
                 Err(e) => {
@@ -256,19 +292,17 @@ impl Cluster {
             }
             return;
         }
-        let (store, id2) = (daemon.store.clone(), id.clone());
-        let fresh = self.new_state();
-        let claimed = blocking(move || {
-            store.update(&id2, |r| {
-                if r.cluster.is_none() {
-                    r.cluster = Some(fresh);
-                }
-                r.claim(Timestamp::now(), &node)
-            })
-        })
-        .await;
-        let record = match claimed {
-            Ok(record) => record,
+        let claim = Transition::Claim {
+            node,
+            fresh: self.new_state(),
+        };
+        let record = match self.ledger.apply(&id, claim).await {
+            Ok(Recorded::Written(record)) => record,
+            Ok(_) => {
+                tracing::warn!(job = %id, "the job settled before this host could claim it");
+                self.ack(entry.id).await;
+                return;
+            }
             Err(e) => {
                 tracing::warn!(job = %id, error = %e, "cannot claim the job");
                 return;
@@ -278,60 +312,49 @@ impl Cluster {
         if entry.deliveries > 1 {
             tracing::warn!(job = %id, deliveries = entry.deliveries, "took over a job whose host stopped");
         }
-        lock(&self.running).insert(
+        lock(&self.claims.running).insert(
             id.clone(),
             Claim {
                 entry: entry.id.clone(),
                 epoch,
             },
         );
-        daemon.notify_change(&id);
-        if let Err(e) = daemon.enqueue(daemon.job_spec(&record), Admission::Recovered) {
+        let spec = self.ledger.job_spec(&record);
+        if let Err(e) = self.pool.submit(spec, Admission::Recovered) {
             tracing::warn!(job = %id, error = %e, "claimed job not queued; its entry stays pending");
-            lock(&self.running).remove(&id);
+            lock(&self.claims.running).remove(&id);
         }
     }
 
     /// Status for `pcapd cluster`.
-    pub async fn status(&self) -> Result<serde_json::Value, QueueError> {
-        let queue: QueueStatus = self.queue().await?.status().await?;
-        let running: Vec<String> = lock(&self.running)
-            .keys()
-            .map(|id| id.to_string())
-            .collect();
-        Ok(serde_json::json!({
-            "node": self.node,
-            "stream": self.config.stream,
-            "group": self.config.group,
-            "queue": queue,
-            "running_here": running,
-            "unpublished_here": lock(&self.unpublished).len(),
-        }))
+    pub async fn status(&self) -> Result<ClusterStatus, QueueError> {
+        let queue = self.queue().await?.status().await?;
+        let running_here = lock(&self.claims.running).keys().cloned().collect();
+        Ok(ClusterStatus {
+            node: self.node.clone(),
+            stream: self.config.stream.clone(),
+            group: self.config.group.clone(),
+            queue,
+            running_here,
+            unpublished_here: lock(&self.unpublished).len(),
+        })
     }
 }
 
-async fn set_published(daemon: &Daemon, id: &JobId, published: bool) {
-    let (store, id2) = (daemon.store.clone(), id.clone());
-    let written = blocking(move || {
-        store.update_if(&id2, |r| {
-            Ok::<bool, std::convert::Infallible>(match &mut r.cluster {
-                Some(c) if c.published != published => {
-                    c.published = published;
-                    true
-                }
-                _ => false,
-            })
-        })
-    })
-    .await;
-    if let Err(e) = written {
-        tracing::warn!(job = %id, error = %e, "cannot record whether the job is published");
-    }
+/// The answer to `cluster`: this host, the stream, and what runs here.
+#[derive(Debug, serde::Serialize)]
+pub struct ClusterStatus {
+    pub node: String,
+    pub stream: String,
+    pub group: String,
+    pub queue: QueueStatus,
+    pub running_here: Vec<JobId>,
+    pub unpublished_here: usize,
 }
 
 /// Idle slots not already promised to queued work.
-async fn free_slots(daemon: &Daemon) -> usize {
-    let status = daemon.pool.status().await;
+async fn free_slots(pool: &PoolHandle) -> usize {
+    let status = pool.status().await;
     let idle = status
         .slots
         .iter()
@@ -342,23 +365,22 @@ async fn free_slots(daemon: &Daemon) -> usize {
 
 /// Runs the host's cluster tasks until `shutdown`: dispatch (abandoned entries first, then
 /// new ones, as slots free up), and every `heartbeat` the heartbeat and the retries.
-pub async fn run(daemon: Arc<Daemon>, cluster: Arc<Cluster>, shutdown: CancellationToken) {
-    publish_leftovers(&daemon, &cluster).await;
-    let maintenance = tokio::spawn(maintain(daemon.clone(), cluster.clone(), shutdown.clone()));
-    dispatch(&daemon, &cluster, &shutdown).await;
+pub async fn run(cluster: Arc<Cluster>, shutdown: CancellationToken) {
+    publish_leftovers(&cluster).await;
+    let maintenance = tokio::spawn(maintain(cluster.clone(), shutdown.clone()));
+    dispatch(&cluster, &shutdown).await;
     let _ = maintenance.await;
 }
 
 /// At start: every queued job this host accepted. Publishing is idempotent, so those already
 /// in the stream stay there once, and one accepted just before a crash, durable but not yet
 /// published, is added now.
-async fn publish_leftovers(daemon: &Daemon, cluster: &Cluster) {
-    let store = daemon.store.clone();
+async fn publish_leftovers(cluster: &Cluster) {
     let filter = crate::jobs::ListFilter {
         state: Some(crate::jobs::JobState::Queued),
         ..Default::default()
     };
-    let Ok(records) = blocking(move || store.list(&filter)).await else {
+    let Ok(records) = cluster.ledger.list(filter).await else {
         return;
     };
     let mut list = lock(&cluster.unpublished);
@@ -373,8 +395,8 @@ async fn publish_leftovers(daemon: &Daemon, cluster: &Cluster) {
     }
 }
 
-async fn dispatch(daemon: &Arc<Daemon>, cluster: &Cluster, shutdown: &CancellationToken) {
-    let mut delay = RETRY_FIRST;
+async fn dispatch(cluster: &Cluster, shutdown: &CancellationToken) {
+    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
     // After a restart: the entries this host was running (or had read) when it stopped.
     loop {
         let pending = match cluster.queue().await {
@@ -384,7 +406,7 @@ async fn dispatch(daemon: &Arc<Daemon>, cluster: &Cluster, shutdown: &Cancellati
         match pending {
             Ok(entries) => {
                 for entry in entries {
-                    cluster.take(daemon, entry).await;
+                    cluster.take(entry).await;
                 }
                 break;
             }
@@ -392,15 +414,14 @@ async fn dispatch(daemon: &Arc<Daemon>, cluster: &Cluster, shutdown: &Cancellati
                 tracing::warn!(error = %e, "cannot reach Redis; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                delay = (delay * 2).min(RETRY_MAX);
             }
         }
     }
-    delay = RETRY_FIRST;
+    backoff.reset();
     while !shutdown.is_cancelled() {
-        let free = free_slots(daemon).await;
+        let free = free_slots(&cluster.pool).await;
         if free == 0 {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -419,24 +440,23 @@ async fn dispatch(daemon: &Arc<Daemon>, cluster: &Cluster, shutdown: &Cancellati
         };
         match read {
             Ok(entries) => {
-                delay = RETRY_FIRST;
+                backoff.reset();
                 for entry in entries {
-                    cluster.take(daemon, entry).await;
+                    cluster.take(entry).await;
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the job stream; retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                delay = (delay * 2).min(RETRY_MAX);
             }
         }
     }
 }
 
-async fn maintain(daemon: Arc<Daemon>, cluster: Arc<Cluster>, shutdown: CancellationToken) {
+async fn maintain(cluster: Arc<Cluster>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(cluster.config.heartbeat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -451,13 +471,13 @@ async fn maintain(daemon: Arc<Daemon>, cluster: Arc<Cluster>, shutdown: Cancella
                 continue;
             }
         };
-        let ids: Vec<String> = lock(&cluster.running)
+        let ids: Vec<String> = lock(&cluster.claims.running)
             .values()
             .map(|c| c.entry.clone())
             .collect();
         match queue.heartbeat(&ids).await {
             Ok(lost) if !lost.is_empty() => {
-                let mut running = lock(&cluster.running);
+                let mut running = lock(&cluster.claims.running);
                 running.retain(|id, claim| {
                     let gone = lost.contains(&claim.entry);
                     if gone {
@@ -469,8 +489,8 @@ async fn maintain(daemon: Arc<Daemon>, cluster: Arc<Cluster>, shutdown: Cancella
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
-        let pool = daemon.config().global.pool;
-        let running = lock(&cluster.running).len();
+        let pool = cluster.pool.status().await.slots.len();
+        let running = lock(&cluster.claims.running).len();
         if let Err(e) = queue.beat(pool, running).await {
             tracing::warn!(error = %e, "node heartbeat failed");
         }
@@ -480,7 +500,7 @@ async fn maintain(daemon: Arc<Daemon>, cluster: Arc<Cluster>, shutdown: Cancella
         }
         let unpublished: Vec<JobId> = lock(&cluster.unpublished).drain(..).collect();
         for id in unpublished {
-            cluster.publish_attempt(&daemon, &id, false).await;
+            cluster.publish_attempt(&id, false).await;
         }
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use super::{Config, ConfigError, ConfigErrors, SyslogProto};
 // `check-config`'s exit code for a bad file: EX_USAGE, as linkerd2-proxy and sysexits use.
 use crate::exit::EXIT_CONFIG;
-use crate::server::tls::TlsError;
+use crate::tls::TlsError;
 
 /// What `serve` reads at start beyond the file itself, read the same way, so `check-config`
 /// and `serve` refuse the same files with the same messages: the TLS certificate and key
@@ -40,11 +40,15 @@ fn check_syslog_ca(config: &Config) -> Result<(), ConfigError> {
     let Some(syslog) = &config.syslog else {
         return Ok(());
     };
-    match crate::output::transport::Endpoint::new(syslog) {
+    if syslog.proto != SyslogProto::Tls {
+        return Ok(());
+    }
+    let ca = syslog.ca.clone().unwrap_or_default();
+    match crate::tls::connector(&ca).and_then(|_| crate::tls::server_name(&syslog.host)) {
         Ok(_) => Ok(()),
         Err(e) => Err(ConfigError {
             problem: match e {
-                crate::output::transport::TransportError::Trust { message, .. } => message,
+                TlsError::Cert { reason, .. } => reason,
                 other => other.to_string(),
             },
             file: source_name(config),
@@ -74,7 +78,7 @@ fn check_tls(config: &Config) -> Result<(), ConfigError> {
         problem,
         valid: None,
     };
-    match crate::server::tls::server_config(cert, key) {
+    match crate::tls::server_config(cert, key) {
         Ok(_) => Ok(()),
         Err(TlsError::Cert { reason, .. }) => Err(problem("sslcert", cert, reason)),
         Err(TlsError::Key { reason, .. }) => Err(problem("sslkey", key, reason)),

@@ -14,6 +14,7 @@
 
 mod check;
 mod embedded;
+mod live;
 mod parse;
 #[cfg(test)]
 mod test_support;
@@ -23,6 +24,7 @@ pub use crate::addr_range::AddrRange;
 pub use check::{check_config, check_files};
 pub use embedded::{default_state_dir, ensure_embedded_credentials, EmbeddedCredentials};
 pub use embedded::{EMBEDDED_CERT_FILE, EMBEDDED_KEY_FILE, EMBEDDED_PASSWORD_FILE};
+pub use live::LiveConfig;
 
 use std::fmt;
 use std::net::IpAddr;

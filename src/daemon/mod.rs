@@ -1,17 +1,10 @@
-//! The daemon: the job store, the worker pool and the network side tied together.
+//! The daemon's composition root: what `pcapd serve` starts, reloads and stops.
 //!
-//! `state` holds what every request shares ([`Daemon`]); `router` answers requests, with
-//! `monitor` answering bui-monitor's functions and burp status queries;
-//! `events` applies what the pool reports to the job store; `run` starts everything in
-//! order (store recovery, pool ready, then the listener), handles signals and drains on
-//! shutdown.
+//! `run` opens the store, starts the pool, the ledger, dispatch (local or cluster), the
+//! outputs and the job service, then the front doors; it reloads on SIGHUP and drains on
+//! SIGTERM/SIGINT. `events` applies what the pool reports through the ledger.
 
-pub mod events;
-pub mod monitor;
-pub mod router;
+mod events;
 pub mod run;
-pub mod service;
-pub mod state;
 
-pub use run::{run, serve_main, DaemonError, Ready};
-pub use state::Daemon;
+pub use run::{embedded_config, load_config, run, serve_main, DaemonError, Ready};

@@ -6,31 +6,29 @@
 //! finish within `grace`, requeue the rest on disk, exit 0. SIGHUP reloads the password, the
 //! certificate, the pool size and the worker timeouts.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::events::apply_pool_events;
-use super::monitor::QueryCache;
-use super::state::{blocking, Daemon};
+use super::events::PoolEvents;
 use crate::backend::WorkerSettings;
-use crate::config::{self, BackendKind, Config, ConfigErrors};
+use crate::config::{self, BackendKind, Config, ConfigErrors, LiveConfig};
+use crate::dispatch::{ClusterDispatch, Dispatch, LocalDispatch};
 use crate::http::GatewayHandler;
-use crate::jobs::{Indexing, JobId, JobState, JobStore, StoreError, Timestamp, WorkerAccess};
-use crate::pool::{self, Admission, ChildDialect, PoolError, PoolSettings};
+use crate::jobs::{Indexing, JobStore, StoreError, WorkerAccess};
+use crate::ledger::{blocking, Fence, JobLedger};
+use crate::pool::{self, ChildDialect, PoolError, PoolHandle, PoolSettings};
 use crate::server::auth::Auth;
 use crate::server::conn::ConnLimits;
-use crate::server::tls::{ReloadableAcceptor, TlsError};
 use crate::server::{run_listener, ListenerLimits, ProtocolHandler};
+use crate::service::{BurpMonitor, JobService, Parts};
+use crate::tls::{ReloadableAcceptor, TlsError};
 
 /// Why the daemon could not start or run.
 #[derive(Debug, thiserror::Error)]
@@ -165,134 +163,19 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let password = config.password().map_err(Box::new)?;
     crate::config::check_files(&config)?;
-    let http_ssl = config.http.as_ref().is_some_and(|h| h.ssl);
-    let tls = if config.global.ssl || http_ssl {
-        let (cert, key) = tls_files(&config)?;
-        Some(ReloadableAcceptor::load(&cert, &key)?)
-    } else {
-        None
-    };
-    let worker = pool::worker_identity(
-        config.worker.user.as_deref(),
-        config.worker.group.as_deref(),
-    )
-    .map_err(DaemonError::WorkerIdentity)?
-    .map(|(uid, gid)| WorkerAccess { uid, gid });
-    if let Some(access) = worker {
-        let store_dirs = config.global.jobs_dir.ancestors().skip(1);
-        // The workers must reach jobs_dir: pcapd's own state directory above it lets their
-        // group through (search only; its files stay 0600).
-        for dir in store_dirs.take_while(|d| d.starts_with(&config.global.state_dir)) {
-            traversable_by(dir, access).map_err(DaemonError::Store)?;
-        }
-    }
-    // With [Cluster] the records are shared by hosts on a common file system: a per-host
-    // SQLite index would miss the other hosts' writes (and SQLite is unsafe over NFS), so
-    // every host reads the records themselves.
-    let index_path = (config.cluster.is_none())
-        .then(|| config.global.state_dir.join(crate::jobs::index::INDEX_FILE));
-    let store = {
-        let jobs_dir = config.global.jobs_dir.clone();
-        let opening = blocking(move || {
-            let indexing = match &index_path {
-                Some(path) => Indexing::At(path),
-                None => Indexing::Off,
-            };
-            JobStore::open_for(&jobs_dir, worker, indexing)
-        });
-        // Rebuilding the index of a large store (first start after an upgrade, a deleted
-        // index) can outlast systemd's start timeout: extend it while the store opens.
-        tokio::pin!(opening);
-        let mut extend = tokio::time::interval(STORE_OPEN_EXTEND / 3);
-        extend.tick().await;
-        loop {
-            tokio::select! {
-                opened = &mut opening => break opened?,
-                _ = extend.tick() => crate::systemd::notify(&format!(
-                    "EXTEND_TIMEOUT_USEC={}\nSTATUS=opening the job store (building its index)",
-                    STORE_OPEN_EXTEND.as_micros()
-                )),
-            }
-        }
-    };
-    let store = Arc::new(store);
-    // With [Cluster] the records are shared: other hosts' running jobs and uploads are not
-    // this host's to recover. Its own unfinished jobs come back as its pending stream entries.
-    let cluster = match &config.cluster {
-        Some(c) => Some(Arc::new(
-            crate::cluster::Cluster::new(c).map_err(DaemonError::Cluster)?,
-        )),
-        None => None,
-    };
-    let recovery = if cluster.is_some() {
-        crate::jobs::Recovery::default()
-    } else {
-        let store = store.clone();
-        blocking(move || store.recover(Timestamp::now())).await?
-    };
-    tracing::info!(
-        requeued = recovery.requeue.len(),
-        failed = recovery.failed.len(),
-        cleaned = recovery.cleaned_temp,
-        "job store recovered"
-    );
-    for (path, reason) in &recovery.unreadable {
-        tracing::error!(path = %path.display(), reason, "unreadable job record left alone");
-    }
-
-    let burp_client_version = match config.global.backend {
-        BackendKind::Burp => {
-            Some(crate::backend::burp::client_version(&config.burp.burpbin).await?)
-        }
-        _ => None,
-    };
-    let output_settings =
-        crate::output::OutputSettings::from_config(&config).map_err(DaemonError::Output)?;
-    let (pool, events) = pool::start(pool_settings(&config)?).await?;
+    let tls = tls_acceptor(&config)?;
+    let store = Arc::new(open_store(&config).await?);
     let tracker = TaskTracker::new();
-    let outputs =
-        crate::output::Outputs::start(output_settings, store.clone(), shutdown.clone(), &tracker);
-    let (changes, _) = broadcast::channel(1024);
-    let daemon = Arc::new_cyclic(|me| Daemon {
-        me: me.clone(),
-        config: RwLock::new(Arc::new(config.clone())),
-        auth: {
-            let auth = Auth::new(password, config.global.auth_delay);
-            auth.set_exempt(config.global.auth_exempt.clone());
-            auth
-        },
-        store: store.clone(),
-        pool: pool.clone(),
-        changes,
-        progress: Mutex::new(HashMap::new()),
-        started: Instant::now(),
-        shutdown: shutdown.clone(),
-        accepted: AtomicU64::new(0),
-        rejected: AtomicU64::new(0),
-        burp_client_version,
-        query_cache: QueryCache::default(),
-        outputs,
-        cluster: cluster.clone(),
-    });
-    let stop_events = CancellationToken::new();
-    tracker.spawn(apply_pool_events(
-        daemon.clone(),
-        events,
-        stop_events.clone(),
-    ));
-    requeue_recovered(&daemon, &recovery.requeue).await;
-    if let Some(cluster) = &cluster {
-        tracing::info!(
-            node = cluster.node,
-            "cluster mode: jobs come from the shared stream"
-        );
-        tracker.spawn(crate::cluster::run(
-            daemon.clone(),
-            cluster.clone(),
-            shutdown.clone(),
-        ));
-    }
-    tracker.spawn(retention_loop(daemon.clone(), shutdown.clone()));
+    let core = start_core(&config, store, password, &shutdown, &tracker).await?;
+    let Core {
+        service,
+        ledger,
+        pool,
+        dispatch,
+        auth,
+        live,
+        stop_events,
+    } = core;
 
     let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
         addr: SocketAddr::new(config.global.bind, config.global.port),
@@ -319,7 +202,7 @@ pub async fn run(
     let limits = listener_limits(&config);
     let connections = TaskTracker::new();
     let protocol = Arc::new(ProtocolHandler {
-        service: daemon.clone(),
+        service: service.clone(),
         limits: conn_limits(&config),
     });
     let listen_task = tokio::spawn(run_listener(
@@ -333,7 +216,7 @@ pub async fn run(
     let http_task = http_listener.map(|(listener, bound, ssl)| {
         tracing::info!(addr = %bound, ssl, "HTTP gateway listening");
         let gateway = Arc::new(GatewayHandler {
-            daemon: daemon.clone(),
+            service: service.clone(),
             limits: conn_limits(&config),
         });
         tokio::spawn(run_listener(
@@ -349,30 +232,200 @@ pub async fn run(
     tracing::info!(%addr, pool = config.global.pool, backend = config.global.backend.name(), "pcapd ready");
     on_ready(&ready);
 
+    let reloadable = Reloadable {
+        live: &live,
+        auth: &auth,
+        pool: &pool,
+        tls: tls.as_ref(),
+    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(()) = reloads.recv() => reload(&daemon, tls.as_ref()).await,
+            Some(()) = reloads.recv() => reload(&reloadable).await,
         }
     }
 
+    // Drain: stop accepting, let running jobs finish within `grace`, hand the rest back.
     crate::systemd::notify("STOPPING=1");
     let _ = listen_task.await;
     if let Some(task) = http_task {
         let _ = task.await;
     }
-    let grace = daemon.config().worker.grace;
+    let grace = live.get().worker.grace;
     let unfinished = pool.shutdown(grace).await;
-    requeue_on_disk(&daemon, unfinished).await;
+    dispatch.unfinished(unfinished).await;
     connections.close();
     let _ = tokio::time::timeout(grace, connections.wait()).await;
     stop_events.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
-    let closing = store.clone();
-    blocking(move || closing.close_index()).await;
+    ledger.close().await;
     tracing::info!("pcapd stopped");
     Ok(())
+}
+
+/// The TLS acceptor both doors share, when either speaks TLS.
+fn tls_acceptor(config: &Config) -> Result<Option<ReloadableAcceptor>, DaemonError> {
+    let http_ssl = config.http.as_ref().is_some_and(|h| h.ssl);
+    if !(config.global.ssl || http_ssl) {
+        return Ok(None);
+    }
+    let (cert, key) = tls_files(config)?;
+    Ok(Some(ReloadableAcceptor::load(&cert, &key)?))
+}
+
+/// Opens the job store (and its index; not in cluster mode), letting the workers' group
+/// reach it.
+async fn open_store(config: &Config) -> Result<JobStore, DaemonError> {
+    let worker = pool::worker_identity(
+        config.worker.user.as_deref(),
+        config.worker.group.as_deref(),
+    )
+    .map_err(DaemonError::WorkerIdentity)?
+    .map(|(uid, gid)| WorkerAccess { uid, gid });
+    if let Some(access) = worker {
+        let store_dirs = config.global.jobs_dir.ancestors().skip(1);
+        // The workers must reach jobs_dir: pcapd's own state directory above it lets their
+        // group through (search only; its files stay 0600).
+        for dir in store_dirs.take_while(|d| d.starts_with(&config.global.state_dir)) {
+            traversable_by(dir, access).map_err(DaemonError::Store)?;
+        }
+    }
+    // With [Cluster] the records are shared by hosts on a common file system: a per-host
+    // SQLite index would miss the other hosts' writes (and SQLite is unsafe over NFS), so
+    // every host reads the records themselves.
+    let index_path = (config.cluster.is_none())
+        .then(|| config.global.state_dir.join(crate::jobs::index::INDEX_FILE));
+    let jobs_dir = config.global.jobs_dir.clone();
+    let opening = blocking(move || {
+        let indexing = match &index_path {
+            Some(path) => Indexing::At(path),
+            None => Indexing::Off,
+        };
+        JobStore::open_for(&jobs_dir, worker, indexing)
+    });
+    // Rebuilding the index of a large store (first start after an upgrade, a deleted
+    // index) can outlast systemd's start timeout: extend it while the store opens.
+    tokio::pin!(opening);
+    let mut extend = tokio::time::interval(STORE_OPEN_EXTEND / 3);
+    extend.tick().await;
+    loop {
+        tokio::select! {
+            opened = &mut opening => return Ok(opened?),
+            _ = extend.tick() => crate::systemd::notify(&format!(
+                "EXTEND_TIMEOUT_USEC={}\nSTATUS=opening the job store (building its index)",
+                STORE_OPEN_EXTEND.as_micros()
+            )),
+        }
+    }
+}
+
+/// What runs behind the front doors, and the handles the composition root keeps.
+struct Core {
+    service: Arc<JobService>,
+    ledger: Arc<JobLedger>,
+    pool: PoolHandle,
+    dispatch: Arc<dyn Dispatch>,
+    auth: Arc<Auth>,
+    live: Arc<LiveConfig>,
+    /// Stops the pool-event task (after the drain).
+    stop_events: CancellationToken,
+}
+
+/// Recovers the store, starts the pool, the ledger, dispatch (local or cluster), the
+/// outputs and the background tasks, and builds the job service on them.
+async fn start_core(
+    config: &Config,
+    store: Arc<JobStore>,
+    password: String,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<Core, DaemonError> {
+    let claims = config
+        .cluster
+        .as_ref()
+        .map(|c| Arc::new(crate::cluster::Claims::new(c)));
+    let fence = claims.clone().map(|c| c as Arc<dyn Fence>);
+    let ledger = Arc::new(JobLedger::new(store, fence));
+    // With [Cluster] the records are shared: other hosts' running jobs and uploads are not
+    // this host's to recover. Its own unfinished jobs come back as its pending stream entries.
+    let recovery = if claims.is_none() {
+        ledger.recover().await?
+    } else {
+        crate::jobs::Recovery::default()
+    };
+    tracing::info!(
+        requeued = recovery.requeue.len(),
+        failed = recovery.failed.len(),
+        cleaned = recovery.cleaned_temp,
+        "job store recovered"
+    );
+    for (path, reason) in &recovery.unreadable {
+        tracing::error!(path = %path.display(), reason, "unreadable job record left alone");
+    }
+
+    let burp_client_version = match config.global.backend {
+        BackendKind::Burp => {
+            Some(crate::backend::burp::client_version(&config.burp.burpbin).await?)
+        }
+        _ => None,
+    };
+    let output_settings =
+        crate::output::OutputSettings::from_config(config).map_err(DaemonError::Output)?;
+    let (pool, events) = pool::start(pool_settings(config)?).await?;
+    let dispatch: Arc<dyn Dispatch> = match (&config.cluster, claims) {
+        (Some(cluster_config), Some(claims)) => {
+            let cluster =
+                crate::cluster::Cluster::new(cluster_config, claims, ledger.clone(), pool.clone())
+                    .map_err(DaemonError::Cluster)?;
+            Arc::new(ClusterDispatch::new(Arc::new(cluster)))
+        }
+        _ => Arc::new(LocalDispatch::new(ledger.clone(), pool.clone())),
+    };
+    let outputs = Arc::new(crate::output::Outputs::start(
+        output_settings,
+        ledger.clone(),
+        shutdown.clone(),
+        tracker,
+    ));
+    let stop_events = CancellationToken::new();
+    let pool_events = PoolEvents {
+        ledger: ledger.clone(),
+        dispatch: dispatch.clone(),
+        outputs,
+        pool: pool.clone(),
+    };
+    tracker.spawn(pool_events.run(events, stop_events.clone()));
+    dispatch
+        .clone()
+        .start(recovery.requeue, shutdown.clone(), tracker)
+        .await;
+    let live = Arc::new(LiveConfig::new(config.clone()));
+    tracker.spawn(retention_loop(
+        ledger.clone(),
+        live.clone(),
+        shutdown.clone(),
+    ));
+    let auth = Arc::new(Auth::new(password, config.global.auth_delay));
+    auth.set_exempt(config.global.auth_exempt.clone());
+    let service = Arc::new(JobService::new(Parts {
+        config: live.clone(),
+        auth: auth.clone(),
+        ledger: ledger.clone(),
+        dispatch: dispatch.clone(),
+        pool: pool.clone(),
+        monitor: BurpMonitor::new(burp_client_version),
+        shutdown: shutdown.clone(),
+    }));
+    Ok(Core {
+        service,
+        ledger,
+        pool,
+        dispatch,
+        auth,
+        live,
+        stop_events,
+    })
 }
 
 /// How much longer systemd is asked to wait, every third of it, while the job store opens.
@@ -460,52 +513,19 @@ fn write_listen_addr(state_dir: &Path, addr: SocketAddr) {
     }
 }
 
-async fn requeue_recovered(daemon: &Arc<Daemon>, ids: &[JobId]) {
-    for id in ids {
-        match daemon.load(id).await {
-            Ok(record) => {
-                if let Err(e) = daemon.enqueue(daemon.job_spec(&record), Admission::Recovered) {
-                    tracing::error!(job = %id, error = ?e, "cannot requeue recovered job");
-                }
-            }
-            Err(e) => tracing::error!(job = %id, error = %e, "cannot load recovered job"),
-        }
-    }
-}
-
-/// Marks jobs the drain could not finish as queued again, so the next start runs them.
-async fn requeue_on_disk(daemon: &Arc<Daemon>, ids: Vec<JobId>) {
-    for id in ids {
-        if let Some(cluster) = &daemon.cluster {
-            // Its entry stays pending: this host's next start (or a live host, after
-            // claim_after) runs it again.
-            cluster.release(&id);
-            continue;
-        }
-        let (store, id2) = (daemon.store.clone(), id.clone());
-        let result = blocking(move || {
-            store.update(&id2, |r| {
-                // A job that never started is queued on disk already.
-                if r.state.is_terminal() || r.state == JobState::Queued {
-                    Ok(())
-                } else {
-                    r.return_to_queue(Timestamp::now())
-                }
-            })
-        })
-        .await;
-        match result {
-            Ok(_) => tracing::info!(job = %id, "requeued for the next start"),
-            Err(e) => tracing::error!(job = %id, error = %e, "cannot requeue job on shutdown"),
-        }
-    }
+/// What a reload changes in the running daemon.
+struct Reloadable<'a> {
+    live: &'a LiveConfig,
+    auth: &'a Auth,
+    pool: &'a PoolHandle,
+    tls: Option<&'a ReloadableAcceptor>,
 }
 
 /// SIGHUP: re-read the config; apply password, certificate, pool size and worker timeouts.
 /// A bad new config is logged and the old one stays.
-async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
+async fn reload(daemon: &Reloadable<'_>) {
     crate::systemd::reloading();
-    let current = daemon.config();
+    let current = daemon.live.get();
     let fresh = match &current.source {
         Some(path) => Config::load(path).map_err(DaemonError::from),
         None => embedded_config(current.global.state_dir.clone()),
@@ -532,7 +552,7 @@ async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
     }
     daemon.auth.set_password(password);
     daemon.auth.set_exempt(config.global.auth_exempt.clone());
-    if let (Some(tls), Ok((cert, key))) = (tls, tls_files(&config)) {
+    if let (Some(tls), Ok((cert, key))) = (daemon.tls, tls_files(&config)) {
         if let Err(e) = tls.reload(&cert, &key) {
             tracing::error!("certificate reload failed, keeping the old one: {e}");
         }
@@ -542,7 +562,7 @@ async fn reload(daemon: &Arc<Daemon>, tls: Option<&ReloadableAcceptor>) {
         .reconfigure(config.global.pool, config.worker.clone())
         .await;
     tracing::info!(pool = config.global.pool, "configuration reloaded");
-    *daemon.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    daemon.live.replace(config);
     crate::systemd::notify("READY=1");
 }
 
@@ -626,17 +646,16 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 }
 
 /// Removes expired jobs now and then.
-async fn retention_loop(daemon: Arc<Daemon>, shutdown: CancellationToken) {
+async fn retention_loop(
+    ledger: Arc<JobLedger>,
+    live: Arc<LiveConfig>,
+    shutdown: CancellationToken,
+) {
     const EVERY: Duration = Duration::from_secs(60);
     loop {
-        let jobs_config = daemon.config().jobs.clone();
+        let jobs_config = live.get().jobs.clone();
         if !jobs_config.keep.is_zero() || jobs_config.max_disk > 0 {
-            let store = daemon.store.clone();
-            match blocking(move || {
-                store.sweep(jobs_config.keep, jobs_config.max_disk, Timestamp::now())
-            })
-            .await
-            {
+            match ledger.sweep(jobs_config.keep, jobs_config.max_disk).await {
                 Ok(removed) if !removed.is_empty() => {
                     tracing::info!(removed = removed.len(), "retention removed jobs")
                 }

@@ -24,10 +24,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::Daemon;
 use crate::server::conn::{ConnEnd, ConnLimits};
 use crate::server::preauth::PreAuth;
 use crate::server::ConnectionHandler;
+use crate::service::JobService;
 use routes::RouteLimits;
 
 /// How often a connection's deadlines are looked at.
@@ -35,7 +35,7 @@ const WATCH_TICK: Duration = Duration::from_millis(250);
 
 /// Serves HTTP connections for the daemon.
 pub struct GatewayHandler {
-    pub daemon: Arc<Daemon>,
+    pub service: Arc<JobService>,
     pub limits: ConnLimits,
 }
 
@@ -87,12 +87,12 @@ where
     let service = {
         let activity = activity.clone();
         service_fn(move |request| {
-            let (daemon, activity) = (handler.daemon.clone(), activity.clone());
+            let (service, activity) = (handler.service.clone(), activity.clone());
             async move {
                 lock(&activity).in_flight += 1;
                 let authenticated = || drop(lock(&activity).pre_auth.take());
                 let response =
-                    routes::route(&daemon, peer, request, route_limits, authenticated).await;
+                    routes::route(&service, peer, request, route_limits, authenticated).await;
                 let mut state = lock(&activity);
                 state.in_flight -= 1;
                 state.since = Instant::now();

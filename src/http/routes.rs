@@ -11,7 +11,6 @@
 //! | `GET /healthz` (no password) | liveness for load balancers |
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,12 +22,11 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::request::{byte_range, offered_password, part_file_name, query_pairs, RangeRequest};
-use crate::daemon::service::{Answer, StreamUpload};
-use crate::daemon::Daemon;
 use crate::jobs::{JobState, MAX_FILES_PER_JOB};
 use crate::protocol::ErrorCode;
 use crate::service::command::{job_id, list_filter};
 use crate::service::{Command, JobOptions, ServiceError, Tag};
+use crate::service::{JobService, StreamUpload};
 
 pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
@@ -50,7 +48,7 @@ pub struct RouteLimits {
 
 /// Answers one request; `authenticated` is called once the password was right.
 pub async fn route(
-    daemon: &Arc<Daemon>,
+    service: &JobService,
     peer: SocketAddr,
     request: Request<Incoming>,
     limits: RouteLimits,
@@ -59,7 +57,7 @@ pub async fn route(
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if segments == ["healthz"] {
-        return health(daemon, request.method());
+        return health(service, request.method());
     }
     let offered = offered_password(
         request
@@ -72,28 +70,28 @@ pub async fn route(
             "this route needs the daemon password (HTTP Basic, any user name, or Bearer)",
         );
     };
-    if daemon.auth.verify(peer.ip(), &offered).await.is_err() {
+    if service.auth().verify(peer.ip(), &offered).await.is_err() {
         tracing::warn!(peer = %peer.ip(), "HTTP authentication failed");
         return unauthorized("wrong password");
     }
     authenticated();
     let method = request.method().clone();
     let answer = match (segments.as_slice(), &method) {
-        (["submit", "pcap"], &Method::POST) => submit(daemon, request, limits).await,
+        (["submit", "pcap"], &Method::POST) => submit(service, request, limits).await,
         (["submit", "pcap"], _) => return not_allowed("POST"),
-        (["jobs"], &Method::GET) => list(daemon, request.uri().query()).await,
-        (["jobs", id], &Method::GET) => command(daemon, job_id(id).map(Command::Status)).await,
-        (["jobs", id], &Method::DELETE) => command(daemon, job_id(id).map(Command::Cancel)).await,
+        (["jobs"], &Method::GET) => list(service, request.uri().query()).await,
+        (["jobs", id], &Method::GET) => command(service, job_id(id).map(Command::Status)).await,
+        (["jobs", id], &Method::DELETE) => command(service, job_id(id).map(Command::Cancel)).await,
         (["jobs", _], _) => return not_allowed("GET, DELETE"),
         (["jobs", id, "logs"], &Method::GET) => {
-            command(daemon, job_id(id).map(Command::Logs)).await
+            command(service, job_id(id).map(Command::Logs)).await
         }
         (["jobs", id, "logs", name], &Method::GET) => {
-            return log_file(daemon, id, name, &request)
+            return log_file(service, id, name, &request)
                 .await
                 .unwrap_or_else(error)
         }
-        (["pool"], &Method::GET) => command(daemon, Ok(Command::Pool)).await,
+        (["pool"], &Method::GET) => command(service, Ok(Command::Pool)).await,
         (["jobs"] | ["pool"] | ["jobs", _, "logs"] | ["jobs", _, "logs", _], _) => {
             return not_allowed("GET")
         }
@@ -108,11 +106,11 @@ pub async fn route(
     }
 }
 
-fn health(daemon: &Daemon, method: &Method) -> Response<Body> {
+fn health(service: &JobService, method: &Method) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return not_allowed("GET");
     }
-    if daemon.is_draining() {
+    if service.is_draining() {
         let mut response = json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"status": "draining"}),
@@ -124,19 +122,17 @@ fn health(daemon: &Daemon, method: &Method) -> Response<Body> {
 }
 
 async fn command(
-    daemon: &Arc<Daemon>,
+    service: &JobService,
     command: Result<Command, ServiceError>,
 ) -> Result<Value, ServiceError> {
-    match daemon.execute(command?).await? {
-        Answer::Json(value) => Ok(value),
-        Answer::Bytes(_) | Answer::Upload(_) => Err(ServiceError::new(
-            ErrorCode::Internal,
-            "the command does not answer JSON",
-        )),
-    }
+    service
+        .execute(command?)
+        .await?
+        .to_json()
+        .ok_or_else(|| ServiceError::new(ErrorCode::Internal, "the command does not answer JSON"))
 }
 
-async fn list(daemon: &Arc<Daemon>, query: Option<&str>) -> Result<Value, ServiceError> {
+async fn list(service: &JobService, query: Option<&str>) -> Result<Value, ServiceError> {
     let (mut state, mut tag, mut limit, mut since) = (None, None, None, None);
     for (key, value) in query_pairs(query, &["state", "tag", "limit", "since"])? {
         match key.as_str() {
@@ -157,7 +153,7 @@ async fn list(daemon: &Arc<Daemon>, query: Option<&str>) -> Result<Value, Servic
         }
     }
     command(
-        daemon,
+        service,
         Ok(Command::List(list_filter(state, tag, limit, since))),
     )
     .await
@@ -166,7 +162,7 @@ async fn list(daemon: &Arc<Daemon>, query: Option<&str>) -> Result<Value, Servic
 /// `POST /submit/pcap`: every `file[]` part streamed into the store as it arrives, `tag`
 /// wherever it comes in the form; durable and queued before the answer.
 async fn submit(
-    daemon: &Arc<Daemon>,
+    service: &JobService,
     request: Request<Incoming>,
     limits: RouteLimits,
 ) -> Result<Value, ServiceError> {
@@ -180,7 +176,7 @@ async fn submit(
                 "POST /submit/pcap takes multipart/form-data (curl -F 'file[]=@x.pcap')",
             )
         })?;
-    let max_upload = daemon.config().global.max_upload;
+    let max_upload = service.max_upload();
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -193,11 +189,11 @@ async fn submit(
             format!("the request body is {length} bytes, more than {MAX_FILES_PER_JOB} captures of max_upload ({max_upload} bytes)"),
         ));
     }
-    let upload = daemon.open_stream(None, JobOptions::new()).await?;
+    let upload = service.open_stream(None, JobOptions::new()).await?;
     let body = BodyDataStream::new(request.into_body());
     let mut form = multer::Multipart::new(body, boundary);
     match receive(&mut form, upload, limits).await {
-        Ok(upload) => upload.finish().await,
+        Ok(upload) => Ok(json!(upload.finish().await?)),
         Err(e) => {
             drain(&mut form).await;
             Err(e)
@@ -312,13 +308,13 @@ async fn drain(form: &mut multer::Multipart<'static>) {
 
 /// `GET /jobs/ID/logs/NAME`: the log streamed from disk, with single byte ranges.
 async fn log_file(
-    daemon: &Arc<Daemon>,
+    service: &JobService,
     id: &str,
     name: &str,
     request: &Request<Incoming>,
 ) -> Result<Response<Body>, ServiceError> {
     let id = job_id(id)?;
-    let (file, size) = daemon.open_log(&id, name).await?;
+    let (file, size) = service.open_log(&id, name).await?;
     let range = byte_range(
         request
             .headers()

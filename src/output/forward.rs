@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::syslog::{app_name, log_name, now_secs, row_time, MessageFormat};
 use super::transport::{Connection, Endpoint, TransportError};
+use crate::backoff::Backoff;
 use crate::config::{SyslogConfig, SyslogTimestamp};
-use crate::daemon::state::blocking;
-use crate::jobs::{is_row, Forwarding, JobId, JobRecord, JobStore, OutputState};
+use crate::jobs::{is_row, Forwarding, JobId, JobRecord, OutputState};
+use crate::ledger::{JobLedger, Transition};
 
 /// Lines per confirmed round (and so the most a failure sends twice).
 pub const ROUND_LINES: u64 = 5_000;
@@ -54,7 +55,7 @@ pub fn forwarded_logs(config: &SyslogConfig, record: &JobRecord) -> Vec<String> 
 
 /// Writes forwarding progress into the job's record.
 pub struct Checkpoint {
-    pub store: Arc<JobStore>,
+    pub ledger: Arc<JobLedger>,
     pub job_id: JobId,
 }
 
@@ -62,14 +63,10 @@ impl Checkpoint {
     /// Records `state`; a record that cannot be written is logged (the next checkpoint, or a
     /// resend after a restart, covers it: delivery is at-least-once).
     pub async fn write(&self, state: &Forwarding) {
-        let (store, id, state) = (self.store.clone(), self.job_id.clone(), state.clone());
-        let result = blocking(move || {
-            store.update(&id, |r| {
-                r.forwarding = Some(state);
-                Ok::<(), std::convert::Infallible>(())
-            })
-        })
-        .await;
+        let result = self
+            .ledger
+            .apply(&self.job_id, Transition::Forwarding(state.clone()))
+            .await;
         if let Err(e) = result {
             tracing::error!(job = %self.job_id, error = %e, "cannot record syslog forwarding progress");
         }
@@ -109,7 +106,7 @@ impl Forwarder {
             .tag
             .clone()
             .unwrap_or_else(|| self.default_hostname.clone());
-        let mut delay = RETRY_FIRST;
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
         loop {
             if state.sent >= state.total.unwrap_or(0) {
                 state.state = OutputState::Done;
@@ -118,7 +115,7 @@ impl Forwarder {
             }
             match self.round(logs_dir, &logs, &hostname, &mut state).await {
                 Ok(()) => {
-                    delay = RETRY_FIRST;
+                    backoff.reset();
                     if state.sent < state.total.unwrap_or(0) {
                         checkpoint.write(&state).await;
                     }
@@ -136,9 +133,8 @@ impl Forwarder {
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => return state,
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    delay = (delay * 2).min(RETRY_MAX);
                 }
             }
             if shutdown.is_cancelled() {

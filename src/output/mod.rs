@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ExportMode};
-use crate::daemon::state::blocking;
-use crate::jobs::{Export, Forwarding, JobId, JobRecord, JobStore, OutputState};
+use crate::jobs::{Export, Forwarding, JobId, JobRecord, OutputState};
+use crate::ledger::{blocking, JobLedger, Transition};
 use forward::{Checkpoint, Forwarder};
 use syslog::MessageFormat;
 use transport::{Endpoint, TransportError};
@@ -90,10 +90,10 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// Starts the output task (when anything is configured) on `store` until `shutdown`.
+    /// Starts the output task (when anything is configured) on `ledger` until `shutdown`.
     pub fn start(
         settings: OutputSettings,
-        store: Arc<JobStore>,
+        ledger: Arc<JobLedger>,
         shutdown: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Outputs {
@@ -106,7 +106,7 @@ impl Outputs {
             let (sender, receiver) = mpsc::channel(CHANNEL_JOBS);
             let task = OutputTask {
                 settings: settings.clone(),
-                store,
+                ledger,
                 receiver,
                 rescan: rescan.clone(),
                 wake: wake.clone(),
@@ -139,7 +139,7 @@ impl Outputs {
 
 struct OutputTask {
     settings: Arc<OutputSettings>,
-    store: Arc<JobStore>,
+    ledger: Arc<JobLedger>,
     receiver: mpsc::Receiver<JobId>,
     rescan: Arc<AtomicBool>,
     wake: Arc<Notify>,
@@ -175,8 +175,7 @@ impl OutputTask {
 
     /// Done jobs with an output step still open, oldest first.
     async fn unsettled(&self) -> Vec<JobId> {
-        let store = self.store.clone();
-        match blocking(move || store.outputs_pending()).await {
+        match self.ledger.outputs_pending().await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!(error = %e, "cannot list jobs for syslog forwarding and export");
@@ -186,8 +185,7 @@ impl OutputTask {
     }
 
     async fn load(&self, id: &JobId) -> Option<JobRecord> {
-        let (store, id2) = (self.store.clone(), id.clone());
-        match blocking(move || store.load(&id2)).await {
+        match self.ledger.load(id).await {
             Ok(record) if needs_output(&record) => Some(record),
             Ok(_) => None,
             // Removed by retention meanwhile: nothing left to do.
@@ -208,10 +206,10 @@ impl OutputTask {
         if let (Some(forwarder), Some(state)) = (&self.settings.forwarder, &record.forwarding) {
             if !state.state.is_settled() {
                 let checkpoint = Checkpoint {
-                    store: self.store.clone(),
+                    ledger: self.ledger.clone(),
                     job_id: id.clone(),
                 };
-                let logs_dir = self.store.logs_dir(id);
+                let logs_dir = self.ledger.logs_dir(id);
                 let end = forwarder
                     .forward(
                         &record,
@@ -249,7 +247,7 @@ impl OutputTask {
         let id = record.job_id.clone();
         let group = record.tag.clone().unwrap_or_else(|| id.to_string());
         let logs: Vec<String> = record.logs.iter().map(|l| l.name.clone()).collect();
-        let (dir, mode, logs_dir) = (dir.clone(), *mode, self.store.logs_dir(&id));
+        let (dir, mode, logs_dir) = (dir.clone(), *mode, self.ledger.logs_dir(&id));
         let id_text = id.to_string();
         let result =
             blocking(move || export::export_logs(&dir, &group, &id_text, &logs_dir, &logs, mode))
@@ -272,15 +270,7 @@ impl OutputTask {
                 }
             }
         };
-        let store = self.store.clone();
-        let write = blocking(move || {
-            store.update(&id, |r| {
-                r.export = Some(state);
-                Ok::<(), std::convert::Infallible>(())
-            })
-        })
-        .await;
-        if let Err(e) = write {
+        if let Err(e) = self.ledger.apply(&id, Transition::Export(state)).await {
             tracing::error!(job = %record.job_id, error = %e, "cannot record the export");
         }
     }

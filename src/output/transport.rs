@@ -8,7 +8,6 @@
 //! therefore never counted as sent.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
@@ -121,41 +120,21 @@ impl Endpoint {
     }
 }
 
+/// The syslog receiver's trust: `[Syslog] ca`, pinned or as WebPKI anchors (`crate::tls`).
 fn tls_connector(
     config: &SyslogConfig,
 ) -> Result<(tokio_rustls::TlsConnector, ServerName<'static>), TransportError> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
     let path = config.ca.clone().unwrap_or_default();
-    let trust = |message: String| TransportError::Trust {
+    let trust = |e: crate::tls::TlsError| TransportError::Trust {
         path: path.display().to_string(),
-        message,
+        message: match e {
+            crate::tls::TlsError::Cert { reason, .. } => reason,
+            other => other.to_string(),
+        },
     };
-    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(&path)
-        .map_err(|e| trust(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| trust(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(trust("holds no PEM certificate".into()));
-    }
-    for cert in certs {
-        roots.add(cert).map_err(|e| trust(e.to_string()))?;
-    }
-    let client = tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| trust(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = ServerName::try_from(config.host.clone()).map_err(|e| {
-        trust(format!(
-            "host {:?} is not a TLS server name: {e}",
-            config.host
-        ))
-    })?;
-    Ok((tokio_rustls::TlsConnector::from(Arc::new(client)), name))
+    let connector = crate::tls::connector(&path).map_err(trust)?;
+    let name = crate::tls::server_name(&config.host).map_err(trust)?;
+    Ok((connector, name))
 }
 
 fn io<'a>(addr: &'a str, what: &'static str) -> impl FnOnce(std::io::Error) -> TransportError + 'a {

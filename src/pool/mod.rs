@@ -1,9 +1,10 @@
 //! The pool: N slots, each owning one long-lived child, fed from one bounded FIFO queue.
 //!
 //! Layout: [`PoolHandle`] is what the daemon holds; the queue, the per-slot status and the
-//! counters live in one mutex-guarded [`state::PoolState`]; each slot is an actor task
-//! (`slot.rs`) that owns its child (`child.rs`), pulls the oldest queued work whenever its
-//! child is idle, and settles everything it took. Work is only ever taken by an idle, ready
+//! counters live in one mutex-guarded [`state::PoolState`]; what the queue holds and what a
+//! slot is told are `messages.rs`; each slot is an actor task (`slot/`) that owns its child
+//! (`child.rs`), pulls the oldest queued work whenever its child is idle, and settles
+//! everything it took. Work is only ever taken by an idle, ready
 //! slot, so dispatch needs no separate dispatcher task. Restart intensity is a pure policy
 //! (`restart.rs`).
 //!
@@ -18,6 +19,7 @@
 //! query gets exactly one [`QueryOutcome`], unless its asker stopped waiting first.
 
 mod child;
+mod messages;
 mod restart;
 mod slot;
 mod state;
@@ -34,7 +36,8 @@ use crate::jobs::JobId;
 use crate::protocol::burp::{BurpVersion, QueryAnswer, StatusQuery};
 use crate::protocol::worker::FailureKind;
 pub use child::{worker_identity, ChildExit, SpawnError};
-use state::{QueuedJob, QueuedQuery, Shared, SlotCommand, Work};
+use messages::{QueuedJob, QueuedQuery, SlotCommand, Work};
+use state::Shared;
 
 /// What the pool runs: `program args…` per slot, speaking `dialect`.
 #[derive(Debug, Clone)]
@@ -271,7 +274,7 @@ pub async fn start(
     let mut first_starts = Vec::with_capacity(size);
     for index in 0..size {
         let (tx, rx) = oneshot::channel();
-        shared.spawn_slot(index, Some(tx));
+        slot::spawn(&shared, index, Some(tx));
         first_starts.push(rx);
     }
     for started in first_starts {
@@ -362,7 +365,9 @@ impl PoolHandle {
     /// SIGHUP: new size and worker settings. Growing starts slots; shrinking retires idle
     /// slots first and busy ones after their job. New timeouts apply from the next job.
     pub async fn reconfigure(&self, size: usize, worker: WorkerConfig) {
-        self.shared.reconfigure(size, worker);
+        for index in self.shared.reconfigure(size, worker) {
+            slot::spawn(&self.shared, index, None);
+        }
     }
 
     /// Stops taking jobs, lets running jobs finish within `grace`, stops the rest. Returns the

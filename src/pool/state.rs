@@ -9,60 +9,17 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
+use super::messages::{QueuedJob, QueuedQuery, SlotCommand, Work};
 use super::{
-    Admission, CancelOutcome, ChildDialect, JobOutcome, JobSpec, PoolEvent, PoolSettings,
-    PoolStatus, QueryCounters, QueryOutcome, Rejected, SlotState, SlotStatus,
+    Admission, CancelOutcome, ChildDialect, JobOutcome, PoolEvent, PoolSettings, PoolStatus,
+    QueryCounters, QueryOutcome, Rejected, SlotState, SlotStatus,
 };
 use crate::config::WorkerConfig;
 use crate::jobs::JobId;
-use crate::protocol::burp::{BurpVersion, StatusQuery};
-
-/// A job waiting in the queue, with the crashes it has already survived.
-#[derive(Debug, Clone)]
-pub(super) struct QueuedJob {
-    pub spec: JobSpec,
-    pub crashes: u32,
-}
-
-/// A burp status query waiting for a child, with where its answer goes.
-#[derive(Debug)]
-pub(super) struct QueuedQuery {
-    pub query: StatusQuery,
-    pub reply: oneshot::Sender<QueryOutcome>,
-}
-
-/// What waits in the queue: jobs for worker children, queries for burp children. Which one a
-/// pool takes is fixed by its dialect, checked when work is submitted.
-#[derive(Debug)]
-pub(super) enum Work {
-    Job(QueuedJob),
-    Query(QueuedQuery),
-}
-
-impl Work {
-    fn job_id(&self) -> Option<&JobId> {
-        match self {
-            Work::Job(job) => Some(&job.spec.job_id),
-            Work::Query(_) => None,
-        }
-    }
-}
-
-/// Messages to a slot actor.
-#[derive(Debug)]
-pub(super) enum SlotCommand {
-    /// Something changed (a job was queued, shrink, shutdown): look again.
-    Wake,
-    Cancel {
-        job_id: JobId,
-        reply: oneshot::Sender<CancelOutcome>,
-    },
-    /// Shutdown grace is over: stop the child now, even mid-job.
-    Abort,
-}
+use crate::protocol::burp::BurpVersion;
 
 pub(super) struct SlotEntry {
     tx: mpsc::UnboundedSender<SlotCommand>,
@@ -166,13 +123,11 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
-    /// Adds a slot entry and starts its actor. Caller must not hold the lock.
-    pub fn spawn_slot(self: &Arc<Self>, index: usize, first_start: Option<oneshot::Sender<()>>) {
+    /// Adds a slot entry; its actor takes commands from the receiver.
+    pub fn add_slot(&self, index: usize) -> mpsc::UnboundedReceiver<SlotCommand> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.lock().slots.insert(index, new_entry(index, tx));
-        let shared = Arc::clone(self);
-        self.tasks
-            .spawn(super::slot::run_slot(shared, index, rx, first_start));
+        rx
     }
 
     /// Queues work (FIFO), or refuses it at once: a full queue (for new work) or a stopping
@@ -438,12 +393,13 @@ impl Shared {
         }
     }
 
-    pub fn reconfigure(self: &Arc<Self>, size: usize, worker: WorkerConfig) {
+    /// New size and worker settings; returns the indexes of the slots to start.
+    pub fn reconfigure(&self, size: usize, worker: WorkerConfig) -> Vec<usize> {
         let mut to_spawn = Vec::new();
         {
             let mut state = self.lock();
             if state.shutting_down {
-                return;
+                return to_spawn;
             }
             state.worker = Arc::new(worker);
             let mut active = state.slots.values().filter(|e| !e.retiring).count();
@@ -482,9 +438,7 @@ impl Shared {
                 let _ = entry.tx.send(SlotCommand::Wake);
             }
         }
-        for index in to_spawn {
-            self.spawn_slot(index, None);
-        }
+        to_spawn
     }
 
     pub fn begin_shutdown(&self) {

@@ -18,8 +18,9 @@ use tokio_util::task::TaskTracker;
 
 use super::conn::{serve_connection, ConnEnd, ConnLimits};
 use super::preauth::{PreAuth, PreAuthPool};
-use super::tls::ReloadableAcceptor;
 use super::Service;
+use crate::backoff::Backoff;
+use crate::tls::ReloadableAcceptor;
 
 /// Listener-wide limits.
 #[derive(Debug, Clone, Copy)]
@@ -77,7 +78,7 @@ pub async fn run_listener<H: ConnectionHandler>(
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let unauthenticated = PreAuthPool::new(limits.max_connections / 2);
-    let mut backoff = Duration::from_millis(10);
+    let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
     loop {
         // The permit comes first: at the cap the server stops accepting, so the kernel's
         // backlog (not our memory) holds the excess.
@@ -88,11 +89,11 @@ pub async fn run_listener<H: ConnectionHandler>(
         let (socket, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r {
-                Ok(ok) => { backoff = Duration::from_millis(10); ok }
+                Ok(ok) => { backoff.reset(); ok }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed; backing off {:?}", backoff);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, "accept failed; backing off {:?}", delay);
+                    tokio::time::sleep(delay).await;
                     continue;
                 }
             },

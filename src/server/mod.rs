@@ -2,14 +2,13 @@
 //!
 //! `listener` accepts with a connection cap taken before `accept()` and a handshake deadline;
 //! `conn` runs the request loop of one connection over any `AsyncRead + AsyncWrite`, so tests
-//! drive it over `tokio::io::duplex`; `auth` checks passwords; `tls` loads certificates. What
+//! drive it over `tokio::io::duplex`; `auth` checks passwords; certificates come from `crate::tls`. What
 //! a request does is decided by a [`Service`] (the daemon's router).
 
 pub mod auth;
 pub mod conn;
 pub mod listener;
 pub mod preauth;
-pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -39,6 +39,24 @@ pub enum Command {
     Ping,
     /// The shared queue's hosts, lengths and dead letters (`[Cluster]`).
     Cluster,
+    /// One of bui-monitor's version functions (their arguments are ignored, as there).
+    Monitor(MonitorFunction),
+    /// bui-monitor's `statistics`.
+    Statistics,
+    /// A burp status query (the TLS protocol's `{"query", "cache"}` request).
+    BurpQuery {
+        query: String,
+        cache: bool,
+    },
+}
+
+/// bui-monitor's functions that answer a version or a capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonitorFunction {
+    MonitorVersion,
+    ClientVersion,
+    ServerVersion,
+    BatchListSupported,
 }
 
 /// A tag checked once for every front door: it becomes the syslog HOSTNAME.
@@ -137,7 +155,7 @@ struct RawFetch {
 struct NoArgs {}
 
 impl Command {
-    /// Parses a call; `None` when `func` is not a job function (the caller may know it).
+    /// Parses a call; `None` when no function is called `func`.
     pub fn parse(func: &str, kwargs: Map<String, Value>) -> Option<Result<Command, ServiceError>> {
         let command =
             match func {
@@ -168,6 +186,11 @@ impl Command {
                 "pool" => args::<NoArgs>(func, kwargs).map(|_| Command::Pool),
                 "ping" => args::<NoArgs>(func, kwargs).map(|_| Command::Ping),
                 "cluster" => args::<NoArgs>(func, kwargs).map(|_| Command::Cluster),
+                "monitor_version" => Ok(Command::Monitor(MonitorFunction::MonitorVersion)),
+                "client_version" => Ok(Command::Monitor(MonitorFunction::ClientVersion)),
+                "server_version" => Ok(Command::Monitor(MonitorFunction::ServerVersion)),
+                "batch_list_supported" => Ok(Command::Monitor(MonitorFunction::BatchListSupported)),
+                "statistics" => Ok(Command::Statistics),
                 _ => return None,
             };
         Some(command)
@@ -335,7 +358,16 @@ mod tests {
 
     #[test]
     fn unknown_functions_are_left_to_the_caller() {
-        assert!(Command::parse("monitor_version", Map::new()).is_none());
+        assert!(Command::parse("no_such_function", Map::new()).is_none());
+    }
+
+    #[test]
+    fn bui_monitor_functions_are_commands_whatever_their_arguments() {
+        assert_eq!(
+            parse("monitor_version", json!({"anything": 1})),
+            Ok(Command::Monitor(MonitorFunction::MonitorVersion))
+        );
+        assert_eq!(parse("statistics", json!({})), Ok(Command::Statistics));
     }
 
     #[test]

@@ -1,13 +1,29 @@
-//! The job service's vocabulary, shared by every front door.
+//! The job service, shared by every front door.
 //!
-//! [`Command`] is a job function with its arguments parsed into types; [`ServiceError`] is
-//! a refusal with its [`ErrorCode`], which the TLS protocol sends as `ER` and the HTTP gateway
-//! as a status and JSON body. The daemon executes commands (`daemon::service`); the front
-//! doors only translate their wire format to commands and answers back.
+//! [`Command`] is a function with its arguments parsed into types (`command.rs`);
+//! [`JobService`] executes it (`job_service.rs`) and gives an [`Answer`] (`answer.rs`), or a
+//! [`ServiceError`]: a refusal with its [`ErrorCode`], which the TLS protocol sends as `ER`
+//! and the HTTP gateway as a status and JSON body. Submissions enter through the intake
+//! (`intake.rs`), streamed ones as uploads (`upload.rs`); bui-monitor's functions and burp
+//! queries are answered by `monitor.rs`. The front doors (`tls_door.rs` here, `crate::http`)
+//! only translate their wire format to commands and answers back.
 
+mod answer;
 pub mod command;
+mod intake;
+mod job_service;
+mod monitor;
+mod tls_door;
+mod upload;
 
-pub use command::{CaptureSource, Command, FetchArgs, JobOptions, SubmitArgs, Tag};
+pub use answer::Answer;
+pub use command::{
+    CaptureSource, Command, FetchArgs, JobOptions, MonitorFunction, SubmitArgs, Tag,
+};
+pub use intake::Submitted;
+pub use job_service::{JobService, Parts};
+pub use monitor::BurpMonitor;
+pub use upload::{DeclaredUpload, StreamUpload};
 
 use crate::jobs::StoreError;
 use crate::pool::Rejected;

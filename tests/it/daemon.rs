@@ -550,7 +550,7 @@ async fn raw_tls_from(
     daemon: &TestDaemon,
     source: &str,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let connector = pcapd::server::tls::connector(&daemon.cert).unwrap();
+    let connector = pcapd::tls::connector(&daemon.cert).unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket
         .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
@@ -560,7 +560,7 @@ async fn raw_tls_from(
         .await
         .unwrap();
     connector
-        .connect(pcapd::server::tls::server_name("127.0.0.1").unwrap(), tcp)
+        .connect(pcapd::tls::server_name("127.0.0.1").unwrap(), tcp)
         .await
         .unwrap()
 }

@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::child::{self, ChildExit, ChildSpec, StdoutEvent, WorkerProcess};
+use super::messages::{QueuedJob, SlotCommand, Work};
 use super::restart::{Decision, Failure, RestartPolicy};
-use super::state::{QueuedJob, Shared, SlotCommand, Work};
+use super::state::Shared;
 use super::{
     CancelOutcome, ChildDialect, JobOutcome, PoolEvent, QueryOutcome, SlotState, BURP_MAX_LINE,
 };
@@ -57,7 +58,16 @@ enum Session {
     Burp(SessionInfo),
 }
 
-pub(super) async fn run_slot(
+/// Adds slot `index` to the table and starts its actor; `first_start` hears when its first
+/// child is ready (or failed to start).
+pub(super) fn spawn(shared: &Arc<Shared>, index: usize, first_start: Option<oneshot::Sender<()>>) {
+    let commands = shared.add_slot(index);
+    shared
+        .tasks
+        .spawn(run_slot(shared.clone(), index, commands, first_start));
+}
+
+async fn run_slot(
     shared: Arc<Shared>,
     index: usize,
     mut commands: mpsc::UnboundedReceiver<SlotCommand>,

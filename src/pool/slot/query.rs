@@ -11,8 +11,9 @@ use tokio::time::Instant;
 use super::{describe_breach, exit_after_eof, ChildEnd, Running, Session};
 use crate::config::WorkerConfig;
 use crate::pool::child::StdoutEvent;
+use crate::pool::messages::{QueuedQuery, SlotCommand};
 use crate::pool::restart::Failure;
-use crate::pool::state::{QueuedQuery, Shared, SlotCommand};
+use crate::pool::state::Shared;
 use crate::pool::{BurpDialect, CancelOutcome, QueryOutcome};
 use crate::protocol::burp::{QueryAnswer, QueryExchange, QueryStep};
 

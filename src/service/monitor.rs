@@ -12,17 +12,15 @@
 //! answer `ER unsupported`.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use super::state::Daemon;
-use crate::config::BackendKind;
-use crate::pool::{QueryError, QueryOutcome, Rejected};
-use crate::protocol::burp::{QueryAnswer, StatusQuery, BATCH_LIST_SINCE};
-use crate::protocol::{ErrorCode, Reply};
+use super::answer::{Answer, DaemonFigures, Statistics};
+use super::command::MonitorFunction;
+use super::ServiceError;
+use crate::pool::{PoolHandle, QueryError, QueryOutcome, Rejected};
+use crate::protocol::burp::{BurpVersion, QueryAnswer, StatusQuery, BATCH_LIST_SINCE};
+use crate::protocol::ErrorCode;
 
 /// How long an answer is served from the cache (bui-monitor's `_time_to_cache`).
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -34,7 +32,7 @@ const UNKNOWN_VERSION: &str = "unknown";
 
 /// Recent answers by query, each served for [`CACHE_TTL`] after it was fetched.
 #[derive(Default)]
-pub struct QueryCache {
+struct QueryCache {
     inner: Mutex<CacheEntries>,
 }
 
@@ -52,7 +50,7 @@ fn answer_bytes(answer: &QueryAnswer) -> usize {
 }
 
 impl QueryCache {
-    pub fn get(&self, query: &StatusQuery, now: Instant) -> Option<QueryAnswer> {
+    fn get(&self, query: &StatusQuery, now: Instant) -> Option<QueryAnswer> {
         let entries = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match entries.answers.get(query) {
             Some((fetched, answer)) if now.saturating_duration_since(*fetched) < CACHE_TTL => {
@@ -62,7 +60,7 @@ impl QueryCache {
         }
     }
 
-    pub fn put(&self, query: StatusQuery, answer: QueryAnswer, now: Instant) {
+    fn put(&self, query: StatusQuery, answer: QueryAnswer, now: Instant) {
         let mut entries = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let size = answer_bytes(&answer);
         if let Some((_, old)) = entries.answers.insert(query, (now, answer)) {
@@ -82,108 +80,103 @@ impl QueryCache {
     }
 }
 
-/// Bare text as bui-monitor sends it: `OK` + the text, or `KO` when there is none.
-fn text_reply(text: Option<String>) -> Reply {
-    match text {
-        Some(text) if !text.is_empty() => Reply::OkRaw(text.into_bytes()),
-        _ => Reply::Ko,
-    }
+/// bui-monitor's answers about versions and the pool, and the burp status query path.
+pub struct BurpMonitor {
+    /// `burpbin -V`, checked at start (backend = burp only).
+    client_version: Option<BurpVersion>,
+    cache: QueryCache,
 }
 
-impl Daemon {
-    fn runs_burp(&self) -> bool {
-        self.config().global.backend == BackendKind::Burp
-    }
-
-    /// Answers `func` if it is one of bui-monitor's functions.
-    pub(super) async fn monitor_function(&self, func: &str) -> Option<Reply> {
-        let server_version = self.pool.burp_server_version();
-        let reply = match func {
-            "monitor_version" => text_reply(Some(env!("CARGO_PKG_VERSION").to_owned())),
-            "client_version" => text_reply(self.burp_client_version.map(|v| v.to_string())),
-            "server_version" => text_reply(server_version.map(|v| v.to_string())),
-            "batch_list_supported" => {
-                Reply::Ok(json!(server_version.is_some_and(|v| v >= BATCH_LIST_SINCE)))
-            }
-            "statistics" => {
-                let pool = self.pool_status().await;
-                let version = |v: Option<String>| v.unwrap_or_else(|| UNKNOWN_VERSION.to_owned());
-                Reply::Ok(json!({
-                    "alive": pool.alive(),
-                    "server_version": version(server_version.map(|v| v.to_string())),
-                    "client_version": version(self.burp_client_version.map(|v| v.to_string())),
-                    "pcapd": {
-                        "version": env!("CARGO_PKG_VERSION"),
-                        "uptime": self.uptime_secs(),
-                        "accepted": self.accepted.load(Ordering::Relaxed),
-                        "auth_failures": self.auth.failures_total(),
-                        "pool": pool,
-                    },
-                }))
-            }
-            _ => return None,
-        };
-        Some(reply)
-    }
-
-    /// A burp status query (`{"query": …, "cache": …}`).
-    pub(super) async fn burp_query(&self, raw: &str, cache: bool) -> Reply {
-        if !self.runs_burp() {
-            return Reply::error(
-                ErrorCode::Unsupported,
-                format!(
-                    "burp status queries need backend = burp; this daemon runs backend = {}",
-                    self.config().global.backend.name()
-                ),
-            );
+impl BurpMonitor {
+    pub fn new(client_version: Option<BurpVersion>) -> BurpMonitor {
+        BurpMonitor {
+            client_version,
+            cache: QueryCache::default(),
         }
-        let query = match StatusQuery::parse(raw) {
-            Ok(query) => query,
-            Err(e) => return Reply::error(ErrorCode::BadRequest, e.to_string()),
-        };
+    }
+
+    /// The answer to one of bui-monitor's version functions.
+    pub fn version_function(&self, function: MonitorFunction, pool: &PoolHandle) -> Answer {
+        let server_version = pool.burp_server_version();
+        match function {
+            MonitorFunction::MonitorVersion => text(Some(env!("CARGO_PKG_VERSION").to_owned())),
+            MonitorFunction::ClientVersion => text(self.client_version.map(|v| v.to_string())),
+            MonitorFunction::ServerVersion => text(server_version.map(|v| v.to_string())),
+            MonitorFunction::BatchListSupported => {
+                Answer::Flag(server_version.is_some_and(|v| v >= BATCH_LIST_SINCE))
+            }
+        }
+    }
+
+    /// bui-monitor's `statistics`, with pcapd's `figures` riding along.
+    pub fn statistics(&self, pool: &PoolHandle, figures: DaemonFigures) -> Statistics {
+        let version = |v: Option<String>| v.unwrap_or_else(|| UNKNOWN_VERSION.to_owned());
+        Statistics {
+            alive: figures.pool.alive(),
+            server_version: version(pool.burp_server_version().map(|v| v.to_string())),
+            client_version: version(self.client_version.map(|v| v.to_string())),
+            pcapd: figures,
+        }
+    }
+
+    /// A burp status query (`{"query": …, "cache": …}`) on a pool of burp children.
+    pub async fn query(
+        &self,
+        pool: &PoolHandle,
+        raw: &str,
+        cache: bool,
+    ) -> Result<Answer, ServiceError> {
+        let query = StatusQuery::parse(raw)
+            .map_err(|e| ServiceError::new(ErrorCode::BadRequest, e.to_string()))?;
         if cache {
-            if let Some(answer) = self.query_cache.get(&query, Instant::now()) {
-                return answer_reply(answer);
+            if let Some(answer) = self.cache.get(&query, Instant::now()) {
+                return Ok(burp_answer(answer));
             }
         }
-        match self.pool.query(query.clone()).await {
+        match pool.query(query.clone()).await {
             Ok(QueryOutcome::Answered(answer)) => {
                 if cache {
-                    self.query_cache.put(query, answer.clone(), Instant::now());
+                    self.cache.put(query, answer.clone(), Instant::now());
                 }
-                answer_reply(answer)
+                Ok(burp_answer(answer))
             }
             Ok(QueryOutcome::NoAnswer { reason }) => {
                 tracing::warn!(query = query.as_str(), reason, "burp query got no answer");
-                Reply::Ko
+                Ok(Answer::Burp(None))
             }
             // The pool counted the refusal.
-            Err(QueryError::Rejected(Rejected::QueueFull { max })) => Reply::error(
+            Err(QueryError::Rejected(Rejected::QueueFull { max })) => Err(ServiceError::new(
                 ErrorCode::QueueFull,
                 format!(
                     "the query queue is full ({max} waiting for a burp child); try again later"
                 ),
-            ),
+            )),
             Err(QueryError::Rejected(Rejected::ShuttingDown) | QueryError::Stopped) => {
-                Reply::error(
+                Err(ServiceError::new(
                     ErrorCode::ShuttingDown,
                     "the daemon is shutting down; ask again later",
-                )
+                ))
             }
             Err(e @ QueryError::NoChildFree { .. }) => {
-                Reply::error(ErrorCode::Unavailable, e.to_string())
+                Err(ServiceError::new(ErrorCode::Unavailable, e.to_string()))
             }
             Err(e @ QueryError::Rejected(Rejected::WrongDialect { .. })) => {
-                Reply::error(ErrorCode::Internal, e.to_string())
+                Err(ServiceError::new(ErrorCode::Internal, e.to_string()))
             }
         }
     }
 }
 
-fn answer_reply(answer: QueryAnswer) -> Reply {
+/// Bare text as bui-monitor sends it; an empty text is no answer (`KO`).
+fn text(value: Option<String>) -> Answer {
+    Answer::Text(value.filter(|t| !t.is_empty()))
+}
+
+/// A burp warning (unknown client, nothing to report) is no answer, as in bui-monitor.
+fn burp_answer(answer: QueryAnswer) -> Answer {
     match answer {
-        QueryAnswer::Document(doc) => Reply::OkRaw(doc),
-        QueryAnswer::Warning(_) => Reply::Ko,
+        QueryAnswer::Document(doc) => Answer::Burp(Some(doc)),
+        QueryAnswer::Warning(_) => Answer::Burp(None),
     }
 }
 
@@ -224,12 +217,9 @@ mod tests {
     }
 
     #[test]
-    fn empty_text_is_ko_as_bui_monitor_answers_it() {
-        assert_eq!(text_reply(None), Reply::Ko);
-        assert_eq!(text_reply(Some(String::new())), Reply::Ko);
-        assert_eq!(
-            text_reply(Some("3.1.4".into())),
-            Reply::OkRaw(b"3.1.4".to_vec())
-        );
+    fn empty_text_is_no_answer_as_bui_monitor_answers_it() {
+        assert!(matches!(text(None), Answer::Text(None)));
+        assert!(matches!(text(Some(String::new())), Answer::Text(None)));
+        assert!(matches!(text(Some("3.1.4".into())), Answer::Text(Some(t)) if t == "3.1.4"));
     }
 }
