@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client_cmds::wait_terminal;
 use crate::client::{Client, ClientSettings, TlsTrust, DEFAULT_CHUNK};
-use crate::daemon::run::embedded_config;
+use crate::daemon::embedded_config;
 
 /// The bundled samples (made by this project; see share/pcapd/samples/README.md).
 const SAMPLES: &[(&str, &[u8])] = &[

@@ -74,6 +74,8 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the sample configuration: every section and key, documented, with its default.
+    SampleConfig,
     /// Tour on embedded defaults: start a daemon, submit the sample captures, print a summary.
     Demo {
         /// State directory for the demo daemon (default: a fresh temporary directory).
@@ -269,6 +271,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::CheckConfig { config } => {
             crate::config::check_config(&config, &mut std::io::stdout(), &mut std::io::stderr())
         }
+        Command::SampleConfig => {
+            print!("{}", crate::config::keys::sample());
+            0
+        }
         Command::Analyze {
             out,
             ignore_checksums,
@@ -364,7 +370,10 @@ async fn run_async(command: Command) -> i32 {
         Command::Pool { conn } => client_cmds::pool(&conn).await,
         Command::Cluster { conn } => client_cmds::cluster(&conn).await,
         Command::Ping { conn } => client_cmds::ping(&conn).await,
-        Command::Worker { .. } | Command::CheckConfig { .. } | Command::Analyze { .. } => {
+        Command::Worker { .. }
+        | Command::CheckConfig { .. }
+        | Command::SampleConfig
+        | Command::Analyze { .. } => {
             unreachable!("handled synchronously")
         }
     };

@@ -64,9 +64,7 @@ fn check_syslog_ca(config: &Config) -> Result<(), ConfigError> {
 }
 
 fn check_tls(config: &Config) -> Result<(), ConfigError> {
-    let global = &config.global;
-    let any_tls = global.ssl || config.http.as_ref().is_some_and(|h| h.ssl);
-    let (true, Some(cert), Some(key)) = (any_tls, &global.sslcert, &global.sslkey) else {
+    let Some((cert, key)) = config.tls_files() else {
         return Ok(());
     };
     let file = source_name(config);

@@ -7,8 +7,7 @@
 //! those files once, atomically, under an exclusive lock so a daemon and a client starting at
 //! the same moment cannot end up with a certificate that does not match its key.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, OpenOptions};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -190,6 +189,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             max_disk: 0,
             dedupe: false,
         },
+        settings: Default::default(),
     }
 }
 
@@ -283,34 +283,10 @@ fn generate_password(path: &Path) -> Result<String, ConfigError> {
         .collect())
 }
 
-/// Writes `contents` to `path` so that readers see the old file or the whole new one: a temp
-/// file with the final mode from the start (a key is never briefly world-readable), fsync,
-/// rename over `path`, fsync the directory so the rename survives a crash.
+/// Writes a credential durably with its final mode from the start.
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), ConfigError> {
-    let directory = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp_path = directory.join(format!(".{file_name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&temp_path)?;
-        // The mode given to open() is filtered by the umask; set it exactly.
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temp_path, path)?;
-        File::open(directory)?.sync_all()
-    })();
-    result.map_err(|error| {
-        let _ = fs::remove_file(&temp_path);
-        credential_error(path, "cannot write", error)
-    })
+    crate::durable::write_atomic(path, contents, Some(mode))
+        .map_err(|error| credential_error(path, "cannot write", error.source))
 }
 
 fn credential_error(path: &Path, what: &str, error: std::io::Error) -> ConfigError {

@@ -14,6 +14,7 @@
 
 mod check;
 mod embedded;
+pub mod keys;
 mod live;
 mod parse;
 #[cfg(test)]
@@ -110,6 +111,38 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     pub cluster: Option<ClusterConfig>,
     pub jobs: JobsConfig,
+    /// The keys as the file wrote them, for the reload diff ([`keys::restart_only_changes`]).
+    pub(crate) settings: Settings,
+}
+
+/// The values a file wrote, by canonical section name and key (empty values left out: they
+/// mean the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
+    sections: std::collections::BTreeMap<&'static str, std::collections::BTreeMap<String, String>>,
+}
+
+impl Settings {
+    pub(crate) fn add_section(&mut self, section: &'static str) {
+        self.sections.entry(section).or_default();
+    }
+
+    pub(crate) fn set(&mut self, section: &'static str, key: &str, value: &str) {
+        if !value.is_empty() {
+            self.sections
+                .entry(section)
+                .or_default()
+                .insert(key.to_owned(), value.to_owned());
+        }
+    }
+
+    pub fn has_section(&self, section: &str) -> bool {
+        self.sections.contains_key(section)
+    }
+
+    pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.sections.get(section)?.get(key).map(String::as_str)
+    }
 }
 
 /// `[Global]`: bui-monitor's keys plus pcapd's listener and storage keys.
@@ -391,6 +424,20 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 impl Config {
+    /// Whether either front door speaks TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.global.ssl || self.http.as_ref().is_some_and(|h| h.ssl)
+    }
+
+    /// The certificate and key files, when either front door speaks TLS (a valid config then
+    /// has both; the one place that decides).
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        match (self.uses_tls(), &self.global.sslcert, &self.global.sslkey) {
+            (true, Some(cert), Some(key)) => Some((cert, key)),
+            _ => None,
+        }
+    }
+
     /// Reads and validates a file. All problems are collected.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let bytes = std::fs::read(path).map_err(|error| {

@@ -27,127 +27,16 @@ use super::embedded::{
 };
 use crate::addr_range::AddrRange;
 
+use super::keys::{self, SECTIONS};
 use super::values::{
     is_env_name, parse_addr_range, parse_bool, parse_choice, parse_duration, parse_integer,
     parse_ip, parse_list, parse_listen_port, parse_port, parse_size, ValueProblem,
 };
 use super::{
     default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, ExportMode,
-    HttpConfig, LogFormat, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp,
+    HttpConfig, LogFormat, Settings, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto,
+    SyslogTimestamp,
 };
-
-/// A section pcapd knows and the keys it takes, in the order the sample config lists them.
-pub(crate) struct SectionSpec {
-    pub name: &'static str,
-    pub keys: &'static [&'static str],
-}
-
-/// Every section and key; anything else in a file is an error. `parse_config` reads exactly
-/// these keys (a unit test holds the two together).
-pub(crate) const SECTIONS: &[SectionSpec] = &[
-    SectionSpec {
-        name: "Global",
-        keys: &[
-            "port",
-            "bind",
-            "pool",
-            "ssl",
-            "sslcert",
-            "sslkey",
-            "password",
-            "password_file",
-            "backend",
-            "state_dir",
-            "jobs_dir",
-            "spool_dir",
-            "max_connections",
-            "max_queue",
-            "max_request",
-            "max_chunk",
-            "max_upload",
-            "handshake_timeout",
-            "login_timeout",
-            "request_timeout",
-            "idle_timeout",
-            "auth_delay",
-            "auth_exempt",
-        ],
-    },
-    SectionSpec {
-        name: "Worker",
-        keys: &[
-            "timeout",
-            "timeout_per_gb",
-            "grace",
-            "retries",
-            "max_jobs",
-            "recycle_memory",
-            "memory_limit",
-            "env",
-            "user",
-            "group",
-            "max_restarts",
-            "restart_window",
-            "max_line",
-            "start_timeout",
-            "backoff_max",
-        ],
-    },
-    SectionSpec {
-        name: "Burp",
-        keys: &["burpbin", "bconfcli", "timeout"],
-    },
-    SectionSpec {
-        name: "Zeek",
-        keys: &["zeekbin", "scripts", "args"],
-    },
-    SectionSpec {
-        name: "Command",
-        keys: &["command"],
-    },
-    SectionSpec {
-        name: "Output",
-        keys: &["format", "export_dir", "export_mode"],
-    },
-    SectionSpec {
-        name: "Syslog",
-        keys: &[
-            "host",
-            "port",
-            "proto",
-            "format",
-            "framing",
-            "prefix",
-            "exclude",
-            "ca",
-            "facility",
-            "severity",
-            "hostname",
-            "timestamp",
-        ],
-    },
-    SectionSpec {
-        name: "Http",
-        keys: &["port", "bind", "ssl"],
-    },
-    SectionSpec {
-        name: "Cluster",
-        keys: &[
-            "redis",
-            "password_file",
-            "stream",
-            "group",
-            "node",
-            "claim_after",
-            "heartbeat",
-            "max_deliveries",
-        ],
-    },
-    SectionSpec {
-        name: "Jobs",
-        keys: &["keep", "max_disk", "dedupe"],
-    },
-];
 
 /// Where configparser files keys that come before any section header. A header cannot
 /// produce this name by accident (it holds a NUL).
@@ -230,6 +119,20 @@ pub(crate) struct RawConfig {
 impl RawConfig {
     fn contains(&self, section: &str) -> bool {
         self.sections.contains_key(section)
+    }
+
+    /// The sections present and the values written, as the reload diff compares them.
+    fn settings(&self) -> Settings {
+        let mut settings = Settings::default();
+        for (section, entries) in &self.sections {
+            settings.add_section(section);
+            for (key, value) in entries {
+                if let Some(value) = value {
+                    settings.set(section, key, value);
+                }
+            }
+        }
+        settings
     }
 
     /// The keys written in `section` (lowercased), for the sample-config test.
@@ -360,11 +263,8 @@ fn section_names() -> String {
     names.join(", ")
 }
 
-fn section_spec(name: &str) -> &'static SectionSpec {
-    SECTIONS
-        .iter()
-        .find(|spec| spec.name == name)
-        .expect("only names from SECTIONS are looked up")
+fn section_spec(name: &str) -> &'static keys::SectionDef {
+    keys::section(name).expect("only names from SECTIONS are looked up")
 }
 
 /// An error about one key; the value of `password` is replaced so it never reaches a log.
@@ -437,7 +337,7 @@ impl<'a> Section<'a> {
     /// The text of `key`, or `None` when absent or empty (= default).
     fn text(&mut self, key: &str) -> Option<String> {
         debug_assert!(
-            section_spec(self.name).keys.contains(&key),
+            section_spec(self.name).key(key).is_some(),
             "[{}] {key} is missing from SECTIONS",
             self.name
         );
@@ -559,7 +459,7 @@ impl<'a> Section<'a> {
 
     /// Reports every key the section holds that pcapd does not know.
     fn finish(self) {
-        let valid = section_spec(self.name).keys.join(", ");
+        let valid = section_spec(self.name).key_names();
         for (key, value) in &self.entries {
             self.errors.push(key_error(
                 self.file,
@@ -587,6 +487,7 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
 
     let mut config = file_defaults(default_state_dir());
     config.source = Some(file.to_path_buf());
+    config.settings = raw.settings();
     read_global(&mut config, &mut raw, file, &mut errors);
     read_worker(&mut config, &mut raw, file, &mut errors);
     read_backends(&mut config, &mut raw, file, &mut errors);
@@ -1342,7 +1243,7 @@ mod tests {
                 format!("{FILE}: [Global] idle_timeout = 0: must be more than zero (valid: e.g. 250ms, 30s, 5m)"),
                 format!("{FILE}: [Worker] grace = soon: not a duration (valid: {})", super::super::values::DURATION_VALID),
                 format!("{FILE}: [Worker] recycle_memory = 2X: unknown size unit `x` (valid: {})", super::super::values::SIZE_VALID),
-                format!("{FILE}: [Worker] dedupe = 1: unknown key (valid: {})", section_spec("Worker").keys.join(", ")),
+                format!("{FILE}: [Worker] dedupe = 1: unknown key (valid: {})", section_spec("Worker").key_names()),
                 format!("{FILE}: [Jobs] dedupe = perhaps: not a boolean (valid: true/false, yes/no, on/off, 1/0)"),
             ]
         );
@@ -1683,7 +1584,8 @@ mod tests {
         assert!(errors.is_empty(), "{}", ConfigErrors(errors));
         for spec in SECTIONS {
             let written: BTreeSet<String> = raw.keys(spec.name).into_iter().collect();
-            let expected: BTreeSet<String> = spec.keys.iter().map(|key| key.to_string()).collect();
+            let expected: BTreeSet<String> =
+                spec.keys.iter().map(|key| key.name.to_string()).collect();
             assert_eq!(written, expected, "[{}] in the sample", spec.name);
         }
 
@@ -1723,7 +1625,7 @@ mod tests {
         for spec in SECTIONS {
             text.push_str(&format!("[{}]\n", spec.name));
             for key in spec.keys {
-                text.push_str(&format!("{key} =\n"));
+                text.push_str(&format!("{} =\n", key.name));
             }
         }
         let errors = errors_of(&text);

@@ -1,10 +1,17 @@
 //! The daemon's composition root: what `pcapd serve` starts, reloads and stops.
 //!
-//! `run` opens the store, starts the pool, the ledger, dispatch (local or cluster), the
-//! outputs and the job service, then the front doors; it reloads on SIGHUP and drains on
-//! SIGTERM/SIGINT. `events` applies what the pool reports through the ledger.
+//! `run` is the sequence: load and check (`setup`), start the job core (`core`: the ledger,
+//! the pool, dispatch, outputs, the job service), open the front doors, report ready; then
+//! reload on SIGHUP (`reload`) until SIGTERM/SIGINT, and drain. `events` applies what the pool
+//! reports through the ledger; `error` says why a start failed.
 
+mod core;
+mod error;
 mod events;
+mod reload;
 pub mod run;
+mod setup;
 
-pub use run::{embedded_config, load_config, run, serve_main, DaemonError, Ready};
+pub use error::DaemonError;
+pub use run::{run, serve_main, Ready};
+pub use setup::{embedded_config, load_config};

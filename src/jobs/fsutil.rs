@@ -1,67 +1,29 @@
-//! Durable file-system primitives for the job store: atomic replace, directory fsync, sizes.
+//! The job store's file-system primitives: atomic replace and directory fsync (from
+//! `crate::durable`, with the store's errors), sizes.
 //!
 //! Invariant shared with recovery: every temporary name the store creates, file or directory,
 //! starts with [`TEMP_PREFIX`]. Nothing else in `jobs/` or a job directory does, so recovery
 //! can delete such entries without reading them.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use super::error::StoreError;
 
-/// Prefix of every temporary file or directory the store creates.
-pub const TEMP_PREFIX: &str = ".tmp-";
+pub use crate::durable::TEMP_PREFIX;
 
-/// Random lowercase hex, for temporary names that must not collide between threads.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    // A failing random source only makes a collision more likely; the create_new below
-    // still refuses to reuse a name, so fall back to the clock rather than fail the write.
-    if getrandom::getrandom(&mut buffer).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos())
-            .unwrap_or_default();
-        for (index, byte) in buffer.iter_mut().enumerate() {
-            *byte = (nanos >> ((index % 16) * 8)) as u8;
-        }
-    }
-    buffer.iter().map(|byte| format!("{byte:02x}")).collect()
+fn store_error(error: crate::durable::DurableError) -> StoreError {
+    StoreError::io(&error.path)(error.source)
 }
 
 /// fsync a directory so that entries created, renamed or removed in it are durable.
 pub fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(StoreError::io(dir))
+    crate::durable::fsync_dir(dir).map_err(store_error)
 }
 
-/// Replaces `path` with `bytes` atomically: write a temp file beside it, fsync it, rename it
-/// over `path`, fsync the directory. A reader sees the old or the new content, never a mix,
-/// and after a crash the temp file is the only debris (recovery removes it).
+/// Replaces `path` with `bytes` atomically ([`crate::durable::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!("{TEMP_PREFIX}{file_name}-{}", random_hex(8)));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
-        .and_then(|mut handle| {
-            handle.write_all(bytes)?;
-            handle.sync_all()
-        })
-        .map_err(StoreError::io(&temp));
-    if let Err(error) = written.and_then(|()| fs::rename(&temp, path).map_err(StoreError::io(path)))
-    {
-        let _ = fs::remove_file(&temp);
-        return Err(error);
-    }
-    fsync_dir(dir)
+    crate::durable::write_atomic(path, bytes, None).map_err(store_error)
 }
 
 /// Bytes of all regular files under `path` (apparent sizes, not blocks; symlinks not followed).
@@ -99,7 +61,7 @@ pub mod testdir {
                 "pcapd-jobs-{label}-{}-{}-{}",
                 std::process::id(),
                 COUNTER.fetch_add(1, Ordering::Relaxed),
-                super::random_hex(4)
+                crate::durable::random_hex(4)
             ));
             std::fs::create_dir_all(&path).expect("create test dir");
             TestDir(path)

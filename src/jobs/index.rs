@@ -715,7 +715,7 @@ mod tests {
     use crate::jobs::model::{ErrorKind, JobError};
     use crate::jobs::store::tests::{indexed, put_job};
     use crate::jobs::store::{write_record_in, Indexing, JobStore, ListFilter};
-    use crate::jobs::time::Timestamp;
+    use crate::time::Timestamp;
     use std::time::Duration;
 
     fn at(millis: i64) -> Timestamp {

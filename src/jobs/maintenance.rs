@@ -20,7 +20,7 @@ use super::fsutil::{fsync_dir, tree_size, TEMP_PREFIX};
 use super::index::{IndexError, JobIndex};
 use super::model::{JobId, JobRecord, JobState};
 use super::store::JobStore;
-use super::time::Timestamp;
+use crate::time::Timestamp;
 
 /// What recovery found and did.
 #[derive(Debug, Default, PartialEq)]

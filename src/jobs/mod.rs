@@ -3,7 +3,7 @@
 //!
 //! Synchronous `std::fs` code, safe to share behind an `Arc` across threads; the async server
 //! calls it through `spawn_blocking`. Modules: `model` (ids, states, the record and its pure
-//! transitions, tags), `time` (RFC 3339 timestamps), `store` (layout, atomic record updates,
+//! transitions, tags), `store` (layout, atomic record updates,
 //! listing, logs), `upload` (pending jobs from streamed uploads or `spool_dir` paths),
 //! `maintenance` (recovery, retention), `index` (the SQLite index that keeps those
 //! independent of the number of jobs kept), `commit` (group commit of new jobs), `error`
@@ -16,9 +16,9 @@ pub mod index;
 pub mod maintenance;
 pub mod model;
 pub mod store;
-pub mod time;
 pub mod upload;
 
+pub use crate::time::Timestamp;
 pub use error::{PathRejection, StoreError};
 pub use maintenance::Recovery;
 pub use model::{
@@ -26,7 +26,6 @@ pub use model::{
     JobRecord, JobState, LogInfo, OutputState, Progress, TagError, Transition, TransitionError,
 };
 pub use store::{Indexing, JobStore, ListFilter, WorkerAccess, MAX_LOG_READ};
-pub use time::Timestamp;
 pub use upload::{FileDecl, PendingJob, MAX_FILES_PER_JOB};
 
 // The server shares one store across tasks and moves pending uploads between blocking calls.

@@ -15,7 +15,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::time::Timestamp;
+use crate::time::Timestamp;
 
 /// A job identifier: a UUID in canonical lowercase hyphenated form.
 ///

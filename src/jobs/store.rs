@@ -31,7 +31,7 @@ use super::error::StoreError;
 use super::fsutil::write_atomic;
 use super::index::{dedupe_key, Catchup, Cursor, IndexRow, JobIndex, RowFilter, REBUILD_BATCH};
 use super::model::{JobId, JobRecord, JobState, LogInfo};
-use super::time::Timestamp;
+use crate::time::Timestamp;
 
 pub(crate) const RECORD_FILE: &str = "job.json";
 pub(crate) const PCAPS_DIR: &str = "pcaps";

@@ -27,7 +27,7 @@ use super::model::{validate_tag, ClusterState, JobFile, JobId, JobRecord};
 use super::store::{
     give_to_group, record_bytes, JobStore, WorkerAccess, LOGS_DIR, PCAPS_DIR, RECORD_FILE,
 };
-use super::time::Timestamp;
+use crate::time::Timestamp;
 
 /// The most captures one job may hold.
 pub const MAX_FILES_PER_JOB: usize = 64;

@@ -12,7 +12,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::{SyslogFormat, SyslogFraming};
-use crate::jobs::time::civil_from_days;
+use crate::time::civil_from_days;
 
 /// The most bytes one UDP datagram carries; a longer message is cut there (and counted).
 /// 8 KiB: what rsyslog and syslog-ng accept by default, well under the 64 KiB UDP limit.

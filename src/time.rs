@@ -1,5 +1,6 @@
-//! Job timestamps: milliseconds since the Unix epoch, written as RFC 3339 UTC strings with
-//! milliseconds (`2024-05-01T12:00:00.123Z`).
+//! Time for every part of pcapd: [`Timestamp`] (job records: milliseconds since the Unix
+//! epoch, written as RFC 3339 UTC strings with milliseconds, `2024-05-01T12:00:00.123Z`) and
+//! the civil-date conversions (syslog headers, log times).
 //!
 //! The record and the wire carry the string form; in memory a [`Timestamp`] is an integer so
 //! that ordering, age checks and injected test clocks are plain arithmetic. The civil-date
