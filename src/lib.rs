@@ -1,40 +1,44 @@
 //! pcapd: a daemon that runs PCAP analysis jobs on a fixed pool of analyzer processes.
 //!
-//! - `config`: INI file → typed configuration, check-config, embedded defaults
-//! - `protocol`: the bui-monitor-compatible wire format (frames, requests, replies)
-//! - `server`: listener, TLS, authentication, the per-connection request loop
-//! - `daemon`: the router, pool event handling, start/reload/drain
+//! The library's public face is what the binary, the tests, the examples and the fuzz
+//! targets use: the command line (`cli`), the client (`client`), the configuration
+//! (`config`), the wire formats (`protocol`), TLS setup (`tls`), the job store (`jobs`), the
+//! builtin analyzer (`analyzer`) and the traffic generator (`synth`). Everything else is the
+//! daemon's inside; `docs/design.md` says how it fits together.
+//!
+//! - `daemon`: the composition root (start, reload, drain) and the pool-event task
+//! - `server`, `http`: the two front doors (TLS protocol, HTTP gateway)
+//! - `service`: commands, the job service, the intake, bui-monitor's functions
+//! - `ledger`: every job record change; `dispatch`: local or cluster hand-over
 //! - `jobs`: job records, their state machine, the on-disk store and its SQLite index
-//! - `pool`: the supervised pool of worker children
-//! - `worker`, `backend`: the pool child and the analyzers it runs
+//! - `cluster`: the shared queue on Redis Streams; `output`: syslog forwarding and export
+//! - `pool`: the supervised pool of children; `worker`, `backend`: the child and its analyzers
 //! - `analyzer`: the builtin Zeek-compatible analyzer
-//! - `client`, `cli`: the client library and the command line
-//! - `exit`: the process exit codes
-//! - `addr_range`: address ranges (`auth_exempt`)
-//! - `systemd`: sd_notify
+//! - leaves: `tls`, `time`, `durable` (atomic files), `backoff`, `addr_range`, `exit`,
+//!   `systemd`
 //! - `synth`: deterministic traffic generator (samples, tests, benchmarks)
-pub mod addr_range;
+mod addr_range;
 pub mod analyzer;
-pub mod backend;
-pub mod backoff;
+mod backend;
+mod backoff;
 pub mod cli;
 pub mod client;
-pub mod cluster;
+mod cluster;
 pub mod config;
-pub mod daemon;
-pub mod dispatch;
-pub mod durable;
-pub mod exit;
-pub mod http;
+mod daemon;
+mod dispatch;
+mod durable;
+mod exit;
+mod http;
 pub mod jobs;
-pub mod ledger;
-pub mod output;
-pub mod pool;
+mod ledger;
+mod output;
+mod pool;
 pub mod protocol;
-pub mod server;
-pub mod service;
+mod server;
+mod service;
 pub mod synth;
-pub mod systemd;
-pub mod time;
+mod systemd;
+mod time;
 pub mod tls;
-pub mod worker;
+mod worker;

@@ -265,7 +265,8 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::backend::{AnalyzerKind, OutputFormat, StartError, ZeekSettings};
+    use crate::backend::settings::OutputFormat;
+    use crate::backend::{AnalyzerKind, StartError, ZeekSettings};
 
     fn settings(backend: AnalyzerKind, command: Option<&str>) -> WorkerSettings {
         WorkerSettings {

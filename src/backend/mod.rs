@@ -10,13 +10,13 @@ mod builtin;
 pub mod burp;
 mod command;
 mod external;
-mod settings;
+pub(crate) mod settings;
 mod zeek;
 
 use std::path::{Path, PathBuf};
 
 use crate::protocol::worker::FailureKind;
-pub use settings::{AnalyzerKind, OutputFormat, SettingsError, WorkerSettings, ZeekSettings};
+pub use settings::{AnalyzerKind, SettingsError, WorkerSettings, ZeekSettings};
 
 /// One job as the backend sees it.
 #[derive(Debug, Clone)]

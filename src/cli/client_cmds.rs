@@ -384,7 +384,7 @@ pub async fn cluster(conn: &ConnArgs) -> Result<i32> {
         "{:<24} {:>10} {:>5} {:>8} {:>8}",
         "host", "heartbeat", "pool", "running", "pending"
     );
-    let mut nodes: Vec<(&String, &serde_json::Value)> = queue["nodes"]
+    let mut nodes: Vec<(&String, &Value)> = queue["nodes"]
         .as_object()
         .map(|o| o.iter().collect())
         .unwrap_or_default();

@@ -261,19 +261,21 @@ pub fn run(cli: Cli) -> i32 {
         Command::Worker { .. } | Command::Demo { .. }
     ));
     match cli.command {
-        Command::Worker { settings } => match serde_json::from_str(&settings) {
-            Ok(settings) => crate::worker::run(settings),
-            Err(e) => {
-                eprintln!("pcapd worker: invalid --settings: {e}");
-                crate::exit::EXIT_CANNOT_START
+        Command::Worker { settings } => {
+            match crate::backend::WorkerSettings::from_json(&settings) {
+                Ok(settings) => crate::worker::run(settings),
+                Err(e) => {
+                    eprintln!("pcapd worker: invalid --settings: {e}");
+                    crate::exit::EXIT_CANNOT_START
+                }
             }
-        },
+        }
         Command::CheckConfig { config } => {
             crate::config::check_config(&config, &mut std::io::stdout(), &mut std::io::stderr())
         }
         Command::SampleConfig => {
             print!("{}", crate::config::keys::sample());
-            0
+            crate::exit::EXIT_OK
         }
         Command::Analyze {
             out,
@@ -444,7 +446,7 @@ fn analyze(
                     eprintln!("warning: {w}");
                 }
             }
-            0
+            crate::exit::EXIT_OK
         }
         Err(e) => {
             eprintln!("pcapd analyze: {e}");

@@ -52,9 +52,9 @@ pub(crate) const DEFAULT_CLUSTER_STREAM: &str = "pcapd:jobs";
 /// `[Cluster] group`: the consumer group every host reads with.
 pub(crate) const DEFAULT_CLUSTER_GROUP: &str = "pcapd";
 /// `[Cluster] claim_after`: a job without its owner's heartbeat this long is taken over.
-pub(crate) const DEFAULT_CLAIM_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+pub(crate) const DEFAULT_CLAIM_AFTER: Duration = Duration::from_secs(30);
 /// `[Cluster] heartbeat`.
-pub(crate) const DEFAULT_CLUSTER_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const DEFAULT_CLUSTER_HEARTBEAT: Duration = Duration::from_secs(5);
 /// `[Cluster] max_deliveries`: runs of a job whose host died before it is dead-lettered.
 pub(crate) const DEFAULT_MAX_DELIVERIES: u32 = 3;
 /// `[Syslog] facility`: daemon, as Brocapi.

@@ -102,11 +102,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
             changed.push(format!("[{}]", section.name));
             continue;
         }
-        for key in section
-            .keys
-            .iter()
-            .filter(|key| key.reload == Reload::Restart)
-        {
+        for key in section.keys.iter().filter(|key| key.reload == Restart) {
             if old.settings.get(section.name, key.name) != new.settings.get(section.name, key.name)
             {
                 changed.push(format!("[{}] {}", section.name, key.name));

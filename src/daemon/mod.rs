@@ -12,6 +12,5 @@ mod reload;
 pub mod run;
 mod setup;
 
-pub use error::DaemonError;
-pub use run::{run, serve_main, Ready};
-pub use setup::{embedded_config, load_config};
+pub use run::{run, serve_main};
+pub use setup::embedded_config;

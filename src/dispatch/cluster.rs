@@ -48,10 +48,6 @@ impl Dispatch for ClusterDispatch {
         Box::pin(async {})
     }
 
-    fn recovers_store(&self) -> bool {
-        false
-    }
-
     fn crash_policy(&self) -> CrashPolicy {
         CrashPolicy::Redeliver
     }

@@ -54,10 +54,6 @@ impl Dispatch for LocalDispatch {
         })
     }
 
-    fn recovers_store(&self) -> bool {
-        true
-    }
-
     fn crash_policy(&self) -> CrashPolicy {
         CrashPolicy::Settle
     }

@@ -56,10 +56,6 @@ pub trait Dispatch: Send + Sync {
         tracker: &TaskTracker,
     ) -> BoxFuture<'static, ()>;
 
-    /// Whether the store's crash recovery is this host's to run at start-up. Cluster hosts
-    /// share the records: another host's running job is not this host's to settle.
-    fn recovers_store(&self) -> bool;
-
     fn crash_policy(&self) -> CrashPolicy;
 
     /// A run on this host's pool ended; `settled` says whether the job's record is terminal.

@@ -765,7 +765,7 @@ pub(crate) mod tests {
     #[test]
     fn concurrent_updates_are_not_lost() {
         let dir = TestDir::new("concurrent");
-        let store = std::sync::Arc::new(indexed(&dir));
+        let store = Arc::new(indexed(&dir));
         let job = put_job(&store, None, 1_000, b"abc");
         let threads: Vec<_> = (0..4)
             .map(|thread| {

@@ -13,7 +13,7 @@
 pub mod transition;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -293,10 +293,6 @@ impl JobLedger {
     /// Where a job's logs are written.
     pub fn logs_dir(&self, id: &JobId) -> PathBuf {
         self.store.logs_dir(id)
-    }
-
-    pub fn jobs_dir(&self) -> &Path {
-        self.store.jobs_dir()
     }
 
     /// The pool job for a stored record.

@@ -154,23 +154,16 @@ where
             } => service.query(query, timeout, cache).await,
             Request::Call {
                 func, args, kwargs, ..
-            } => {
-                // Data frames may already be on their way: a refused upload must close the
-                // connection, or they would be read as requests.
-                let upload_follows = declares_upload(&func, &kwargs);
-                match service.call(peer, func, args, kwargs).await {
-                    Outcome::Reply(reply @ Reply::Er { .. }) if upload_follows => {
-                        return answer_and_close(&mut stream, &reply).await
-                    }
-                    Outcome::Reply(reply) => reply,
-                    Outcome::Upload(session) => {
-                        match receive_upload(&mut stream, session, limits).await {
-                            Ok(reply) => reply,
-                            Err(reply) => return answer_and_close(&mut stream, &reply).await,
-                        }
+            } => match service.call(peer, func, args, kwargs).await {
+                Outcome::Close(reply) => return answer_and_close(&mut stream, &reply).await,
+                Outcome::Reply(reply) => reply,
+                Outcome::Upload(session) => {
+                    match receive_upload(&mut stream, session, limits).await {
+                        Ok(reply) => reply,
+                        Err(reply) => return answer_and_close(&mut stream, &reply).await,
                     }
                 }
-            }
+            },
         };
         if let Err(e) = write_reply(&mut stream, &reply).await {
             return ConnEnd::Io(e.to_string());
@@ -178,16 +171,9 @@ where
     }
 }
 
-/// Whether file bytes may follow the request: a `submit` that declares `files`, whatever
-/// their shape. A declaration refused for its shape (a size of `"10"`, `-1` or `1.5`, `files`
-/// not a list) may still be followed by data frames the client already sent.
-fn declares_upload(func: &str, kwargs: &serde_json::Map<String, serde_json::Value>) -> bool {
-    func == "submit" && kwargs.contains_key("files")
-}
-
 /// How long, and how many bytes, a closing connection keeps discarding what the client still
 /// sends (see [`answer_and_close`]).
-const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: u64 = 16 << 20;
 
 /// Sends a final answer and closes, with a lingering close: the write side is shut down, then
@@ -323,7 +309,7 @@ mod tests {
         ) -> BoxFuture<'_, Outcome> {
             Box::pin(async move {
                 if func == "submit" && kwargs.contains_key("refuse") {
-                    return Outcome::Reply(Reply::error(ErrorCode::QueueFull, "full"));
+                    return Outcome::Close(Reply::error(ErrorCode::QueueFull, "full"));
                 }
                 if func == "submit" {
                     let sizes: Vec<u64> = kwargs["files"]

@@ -18,7 +18,6 @@ use serde_json::{Map, Value};
 
 use crate::protocol::Reply;
 
-pub use conn::serve_connection;
 pub use listener::{run_listener, ConnectionHandler, ListenerLimits, ProtocolHandler};
 
 /// A boxed future, for the object-safe upload session.
@@ -28,6 +27,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum Outcome {
     /// Send this reply.
     Reply(Reply),
+    /// Send this final reply and close: data frames the client sent after its request (a
+    /// refused upload's) must not be read as requests.
+    Close(Reply),
     /// Read upload data frames into this session, then send what `finish` returns.
     Upload(Box<dyn UploadSession>),
 }

@@ -56,6 +56,7 @@ impl PreAuthPool {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner
             .lock()
@@ -64,6 +65,7 @@ impl PreAuthPool {
             .len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

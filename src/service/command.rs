@@ -155,6 +155,13 @@ struct RawFetch {
 struct NoArgs {}
 
 impl Command {
+    /// Whether file bytes may follow the call: a `submit` that declares `files`, whatever
+    /// their shape. A declaration refused for its shape (a size of `"10"`, `-1` or `1.5`,
+    /// `files` not a list) may still be followed by data frames the client already sent.
+    pub fn declares_upload(func: &str, kwargs: &Map<String, Value>) -> bool {
+        func == "submit" && kwargs.contains_key("files")
+    }
+
     /// Parses a call; `None` when no function is called `func`.
     pub fn parse(func: &str, kwargs: Map<String, Value>) -> Option<Result<Command, ServiceError>> {
         let command =

@@ -16,14 +16,10 @@ mod monitor;
 mod tls_door;
 mod upload;
 
-pub use answer::Answer;
-pub use command::{
-    CaptureSource, Command, FetchArgs, JobOptions, MonitorFunction, SubmitArgs, Tag,
-};
-pub use intake::Submitted;
+pub use command::{CaptureSource, Command, FetchArgs, JobOptions, SubmitArgs, Tag};
 pub use job_service::{JobService, Parts};
 pub use monitor::BurpMonitor;
-pub use upload::{DeclaredUpload, StreamUpload};
+pub use upload::StreamUpload;
 
 use crate::jobs::StoreError;
 use crate::pool::Rejected;

@@ -14,10 +14,12 @@ use super::{Command, ServiceError};
 use crate::protocol::{ErrorCode, Reply};
 use crate::server::{BoxFuture, Outcome, Service, UploadSession};
 
-/// An answer as the TLS protocol sends it.
-fn outcome(answer: Result<Answer, ServiceError>) -> Outcome {
+/// An answer as the TLS protocol sends it; a refusal of a call that declared an upload
+/// closes the connection (its data frames may already be on their way).
+fn outcome(answer: Result<Answer, ServiceError>, upload_follows: bool) -> Outcome {
     let answer = match answer {
         Ok(answer) => answer,
+        Err(error) if upload_follows => return Outcome::Close(error.into_reply()),
         Err(error) => return Outcome::Reply(error.into_reply()),
     };
     Outcome::Reply(match answer {
@@ -30,8 +32,8 @@ fn outcome(answer: Result<Answer, ServiceError>) -> Outcome {
 }
 
 fn reply(answer: Result<Answer, ServiceError>) -> Reply {
-    match outcome(answer) {
-        Outcome::Reply(reply) => reply,
+    match outcome(answer, false) {
+        Outcome::Reply(reply) | Outcome::Close(reply) => reply,
         Outcome::Upload(_) => Reply::error(ErrorCode::Internal, "an upload was not expected here"),
     }
 }
@@ -75,9 +77,10 @@ impl Service for JobService {
         kwargs: Map<String, Value>,
     ) -> BoxFuture<'_, Outcome> {
         Box::pin(async move {
+            let upload_follows = Command::declares_upload(&func, &kwargs);
             match Command::parse(&func, kwargs) {
-                Some(Ok(command)) => outcome(self.execute(command).await),
-                Some(Err(error)) => Outcome::Reply(error.into_reply()),
+                Some(Ok(command)) => outcome(self.execute(command).await, upload_follows),
+                Some(Err(error)) => outcome(Err(error), upload_follows),
                 None => Outcome::Reply(Reply::error(
                     ErrorCode::UnknownFunction,
                     format!("unknown function {func:?}"),

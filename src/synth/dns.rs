@@ -83,7 +83,7 @@ pub fn response(
     id: u16,
     name: &str,
     qtype: u16,
-    outcome: &Outcome,
+    outcome: &Outcome<'_>,
     edns: bool,
     rng: &mut Rng,
 ) -> Vec<u8> {

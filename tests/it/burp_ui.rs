@@ -64,6 +64,7 @@ fn burp_ui_parallel_backend_gets_the_same_answers_from_pcapd_as_from_bui_monitor
         }
         if started.elapsed() > DEADLINE && !timed_out {
             timed_out = true;
+            // SAFETY: kill(2) with our own child's pid (not yet reaped: try_wait saw it alive).
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         }
         if started.elapsed() > DEADLINE + Duration::from_secs(30) {

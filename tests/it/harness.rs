@@ -415,14 +415,14 @@ pub fn sample(name: &str) -> PathBuf {
 
 /// A tmpfs of a few MiB as `jobs_dir`, unmounted when dropped (mounting needs root, as CI is).
 pub struct SmallDisk {
-    pub path: std::path::PathBuf,
+    pub path: PathBuf,
 }
 
 impl SmallDisk {
     pub fn mount(name: &str, size: &str) -> SmallDisk {
         let path = temp_dir(name).join("jobs");
         std::fs::create_dir_all(&path).unwrap();
-        let status = std::process::Command::new("mount")
+        let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&path)
             .status()
@@ -435,7 +435,7 @@ impl SmallDisk {
     }
 
     /// Writes a file until the file system is full; returns its path.
-    pub fn fill(&self) -> std::path::PathBuf {
+    pub fn fill(&self) -> PathBuf {
         use std::io::Write;
         let filler = self.path.join("filler");
         let mut file = std::fs::File::create(&filler).unwrap();
@@ -447,10 +447,7 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
     }
 }
 
