@@ -141,16 +141,10 @@ async fn back_off(
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(until) => return true,
-            command = commands.recv() => match command {
-                Some(SlotCommand::Wake) => {
-                    if shared.should_leave(index) {
-                        return false;
-                    }
-                }
-                Some(SlotCommand::Cancel { reply, .. }) => {
-                    let _ = reply.send(CancelOutcome::Unknown);
-                }
-                Some(SlotCommand::Abort) | None => return false,
+            command = commands.recv() => match control(command, None) {
+                Some(Control::Wake) if shared.should_leave(index) => return false,
+                Some(Control::Abort) => return false,
+                _ => {}
             },
         }
     }
@@ -327,22 +321,42 @@ async fn start_child(
                         child_name(shared), config.start_timeout),
                 });
             }
-            command = commands.recv() => match command {
-                Some(SlotCommand::Wake) => {
-                    if shared.should_leave(index) {
-                        process.stop(grace).await;
-                        return Err(ChildEnd::Leave);
-                    }
-                }
-                Some(SlotCommand::Cancel { reply, .. }) => {
-                    let _ = reply.send(CancelOutcome::Unknown);
-                }
-                Some(SlotCommand::Abort) | None => {
+            command = commands.recv() => match control(command, None) {
+                Some(Control::Wake) if !shared.should_leave(index) => {}
+                Some(Control::Wake | Control::Abort) => {
                     process.stop(grace).await;
                     return Err(ChildEnd::Leave);
                 }
+                _ => {}
             },
         }
+    }
+}
+
+/// A command as the slot acts on it, whatever the slot is busy with.
+pub(super) enum Control {
+    /// Look again (queued work, a shrink, shutdown).
+    Wake,
+    /// Cancel the job the slot runs now.
+    Cancel(oneshot::Sender<CancelOutcome>),
+    /// Stop the child now and leave (shutdown grace is over, or the pool is gone).
+    Abort,
+}
+
+/// The one handler of slot commands for every `select!` of a slot: a cancel of anything but
+/// `current` (the job running now, if any) is answered `Unknown` here and needs nothing
+/// more (`None`).
+pub(super) fn control(command: Option<SlotCommand>, current: Option<&JobId>) -> Option<Control> {
+    match command {
+        Some(SlotCommand::Wake) => Some(Control::Wake),
+        Some(SlotCommand::Cancel { job_id, reply }) if current == Some(&job_id) => {
+            Some(Control::Cancel(reply))
+        }
+        Some(SlotCommand::Cancel { reply, .. }) => {
+            let _ = reply.send(CancelOutcome::Unknown);
+            None
+        }
+        Some(SlotCommand::Abort) | None => Some(Control::Abort),
     }
 }
 
@@ -466,13 +480,9 @@ async fn wait_idle(
             failure: Failure::Transient,
             message: format!("idle child {}", exit.describe()),
         }),
-        command = commands.recv() => match command {
-            Some(SlotCommand::Wake) => None,
-            Some(SlotCommand::Cancel { reply, .. }) => {
-                let _ = reply.send(CancelOutcome::Unknown);
-                None
-            }
-            Some(SlotCommand::Abort) | None => Some(ChildEnd::Leave),
+        command = commands.recv() => match control(command, None) {
+            Some(Control::Abort) => Some(ChildEnd::Leave),
+            _ => None,
         },
     }
 }
@@ -665,15 +675,10 @@ async fn follow_job(
             }
             exit = running.process.wait() => return JobEnd::Crashed(exit),
             _ = tokio::time::sleep_until(deadline) => return JobEnd::TimedOut(allowed),
-            command = commands.recv() => match command {
-                Some(SlotCommand::Wake) => {}
-                Some(SlotCommand::Cancel { job_id: target, reply }) => {
-                    if target == *job_id {
-                        return JobEnd::Cancelled(reply);
-                    }
-                    let _ = reply.send(CancelOutcome::Unknown);
-                }
-                Some(SlotCommand::Abort) | None => return JobEnd::Aborted,
+            command = commands.recv() => match control(command, Some(job_id)) {
+                Some(Control::Cancel(reply)) => return JobEnd::Cancelled(reply),
+                Some(Control::Abort) => return JobEnd::Aborted,
+                _ => {}
             },
         }
     }

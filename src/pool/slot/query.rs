@@ -8,13 +8,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{describe_breach, exit_after_eof, ChildEnd, Running, Session};
+use super::{control, describe_breach, exit_after_eof, ChildEnd, Control, Running, Session};
 use crate::config::WorkerConfig;
 use crate::pool::child::StdoutEvent;
 use crate::pool::messages::{QueuedQuery, SlotCommand};
 use crate::pool::restart::Failure;
 use crate::pool::state::Shared;
-use crate::pool::{BurpDialect, CancelOutcome, QueryOutcome};
+use crate::pool::{BurpDialect, QueryOutcome};
 use crate::protocol::burp::{QueryAnswer, QueryExchange, QueryStep};
 
 /// How a query ended on the child's side.
@@ -115,12 +115,8 @@ async fn follow_query(
             _ = tokio::time::sleep_until(deadline) => {
                 return QueryEnd::ChildFailed(format!("no answer within [Burp] timeout ({allowed:?})"));
             }
-            command = commands.recv() => match command {
-                Some(SlotCommand::Wake) => {}
-                Some(SlotCommand::Cancel { reply, .. }) => {
-                    let _ = reply.send(CancelOutcome::Unknown);
-                }
-                Some(SlotCommand::Abort) | None => return QueryEnd::Aborted,
+            command = commands.recv() => if let Some(Control::Abort) = control(command, None) {
+                return QueryEnd::Aborted;
             },
         }
     }
