@@ -14,6 +14,7 @@
 //! - `cluster`: the shared queue on Redis Streams; `output`: syslog forwarding and export
 //! - `pool`: the supervised pool of children; `worker`, `backend`: the child and its analyzers
 //! - `analyzer`: the builtin Zeek-compatible analyzer
+//! - `disk`: free space against `min_free`
 //! - leaves: `tls`, `time`, `durable` (atomic files), `backoff`, `addr_range`, `exit`,
 //!   `systemd`
 //! - `synth`: deterministic traffic generator (samples, tests, benchmarks)
@@ -26,6 +27,7 @@ pub mod client;
 mod cluster;
 pub mod config;
 mod daemon;
+mod disk;
 mod dispatch;
 mod durable;
 mod exit;

@@ -463,6 +463,29 @@ pub async fn pool(conn: &ConnArgs) -> Result<i32> {
             ""
         }
     );
+    let disk = &status["disk"];
+    if let (Some(free), Some(min_free)) = (disk["free"].as_u64(), disk["min_free"].as_u64()) {
+        const MIB: f64 = (1 << 20) as f64;
+        println!(
+            "disk {:.0} MiB free (min_free {:.0} MiB){}",
+            free as f64 / MIB,
+            min_free as f64 / MIB,
+            if disk["low"] == true {
+                ": LOW, uploads refused and no job starts"
+            } else {
+                ""
+            }
+        );
+    }
+    let paused: Vec<&str> = status["dispatch_paused"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|reason| reason.as_str())
+        .collect();
+    if !paused.is_empty() {
+        println!("dispatch paused: {}", paused.join(", "));
+    }
     let queries = &status["queries"];
     if queries["received"].as_u64().unwrap_or(0) > 0 {
         println!(

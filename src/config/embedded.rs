@@ -17,7 +17,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::{
     BackendKind, BurpConfig, CommandConfig, Config, ConfigError, ExportMode, GlobalConfig,
-    JobsConfig, LogFormat, OutputConfig, WorkerConfig, ZeekConfig,
+    JobsConfig, LogFormat, MinFree, OutputConfig, WorkerConfig, ZeekConfig,
 };
 
 /// The certificate file inside the state directory (embedded defaults).
@@ -144,6 +144,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             idle_timeout: Duration::from_secs(300),
             auth_delay: Duration::from_secs(1),
             auth_exempt: Vec::new(),
+            min_free: MinFree::Percent(5.0),
         },
         worker: WorkerConfig {
             timeout: Duration::from_secs(600),

@@ -307,6 +307,17 @@ pub const SECTIONS: &[SectionDef] = &[
                 ],
             },
             Key {
+                name: "min_free",
+                default: "5%",
+                reload: Live,
+                doc: &[
+                    "Free space to keep on the file system of jobs_dir: a size ('2G') or a share of",
+                    "the file system ('5%'). Below it, uploads are refused at once (disk_full; HTTP",
+                    "507) and no queued job starts, so running jobs keep room for their results;",
+                    "both resume by themselves when space returns.",
+                ],
+            },
+            Key {
                 name: "auth_exempt",
                 default: "",
                 reload: Live,

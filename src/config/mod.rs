@@ -195,6 +195,27 @@ pub struct GlobalConfig {
     /// `auth_exempt`: sources whose wrong passwords never hold back other checks from the
     /// same address (they are still answered late), default none.
     pub auth_exempt: Vec<AddrRange>,
+    /// `min_free`: free space `jobs_dir`'s file system keeps, default 5%: below it uploads are
+    /// refused (`disk_full`) and no job starts.
+    pub min_free: MinFree,
+}
+
+/// Free space to keep: bytes, or a share of the file system's size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MinFree {
+    Bytes(u64),
+    /// Percent of the file system's size, 0 to 100.
+    Percent(f64),
+}
+
+impl MinFree {
+    /// The bytes to keep on a file system of `total` bytes.
+    pub fn bytes_of(self, total: u64) -> u64 {
+        match self {
+            MinFree::Bytes(bytes) => bytes,
+            MinFree::Percent(percent) => (total as f64 * percent / 100.0) as u64,
+        }
+    }
 }
 
 /// `[Worker]`: the pool children.

@@ -30,7 +30,7 @@ use crate::addr_range::AddrRange;
 use super::keys::{self, SECTIONS};
 use super::values::{
     is_env_name, parse_addr_range, parse_bool, parse_choice, parse_duration, parse_integer,
-    parse_ip, parse_list, parse_listen_port, parse_port, parse_size, ValueProblem,
+    parse_ip, parse_list, parse_listen_port, parse_min_free, parse_port, parse_size, ValueProblem,
 };
 use super::{
     default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, ExportMode,
@@ -562,6 +562,7 @@ fn read_global(
     global.idle_timeout = section.positive_duration("idle_timeout", global.idle_timeout);
     global.auth_delay = section.duration("auth_delay", global.auth_delay);
     global.auth_exempt = section.addr_ranges("auth_exempt");
+    global.min_free = section.value("min_free", global.min_free, parse_min_free);
     section.finish();
 }
 

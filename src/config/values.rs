@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use super::MinFree;
 use crate::addr_range::{AddrRange, AddrRangeError};
 use std::time::Duration;
 
@@ -53,6 +54,20 @@ fn split_number_unit(text: &str) -> (&str, String) {
 
 /// A non-negative decimal number (`"30"`, `"1.5"`); `None` for anything else, so `"-1"`,
 /// `"1e3"`, `"inf"` and `"nan"` are refused rather than read in a surprising way.
+/// `min_free`: a size (`2G`) or a percentage of the file system (`5%`).
+pub(crate) fn parse_min_free(text: &str) -> Result<MinFree, ValueProblem> {
+    const VALID: &str = "a size (e.g. 2G) or a percentage of the file system (e.g. 5%)";
+    if let Some(number) = text.trim().strip_suffix('%') {
+        return match parse_decimal(number.trim()) {
+            Some(percent) if percent <= 100.0 => Ok(MinFree::Percent(percent)),
+            _ => Err(ValueProblem::new("not a percentage from 0 to 100", VALID)),
+        };
+    }
+    parse_size(text)
+        .map(MinFree::Bytes)
+        .map_err(|_| ValueProblem::new("not a size or a percentage", VALID))
+}
+
 fn parse_decimal(number: &str) -> Option<f64> {
     let well_formed = !number.is_empty()
         && number.chars().all(|c| c.is_ascii_digit() || c == '.')

@@ -11,9 +11,10 @@ use super::error::DaemonError;
 use super::events::PoolEvents;
 use super::setup::pool_settings;
 use crate::config::{BackendKind, Config, LiveConfig};
+use crate::disk::DiskWatch;
 use crate::dispatch::{ClusterDispatch, Dispatch, LocalDispatch};
 use crate::jobs::JobStore;
-use crate::ledger::{Fence, JobLedger};
+use crate::ledger::{blocking, Fence, JobLedger};
 use crate::pool::{self, PoolHandle};
 use crate::server::auth::Auth;
 use crate::service::{BurpMonitor, JobService, Parts};
@@ -86,19 +87,29 @@ pub(super) async fn start_core(
         shutdown.clone(),
         tracker,
     ));
+    let live = Arc::new(LiveConfig::new(config.clone()));
+    let disk = Arc::new(DiskWatch::new(
+        &config.global.jobs_dir,
+        live.clone(),
+        pool.clone(),
+    ));
+    // Before anything is dispatched: a start on a full disk starts paused.
+    let first_look = disk.clone();
+    blocking(move || first_look.check()).await;
+    tracker.spawn(disk.clone().run(shutdown.clone()));
     let stop_events = CancellationToken::new();
     let pool_events = PoolEvents {
         ledger: ledger.clone(),
         dispatch: dispatch.clone(),
         outputs,
         pool: pool.clone(),
+        disk: disk.clone(),
     };
     tracker.spawn(pool_events.run(events, stop_events.clone()));
     dispatch
         .clone()
         .start(recovery.requeue, shutdown.clone(), tracker)
         .await;
-    let live = Arc::new(LiveConfig::new(config.clone()));
     tracker.spawn(retention_loop(
         ledger.clone(),
         live.clone(),
@@ -112,6 +123,7 @@ pub(super) async fn start_core(
         ledger: ledger.clone(),
         dispatch: dispatch.clone(),
         pool: pool.clone(),
+        disk,
         monitor: BurpMonitor::new(burp_client_version),
         shutdown: shutdown.clone(),
     }));

@@ -13,11 +13,12 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::disk::{self, DiskWatch};
 use crate::dispatch::{CrashPolicy, Dispatch};
 use crate::jobs::{JobId, Progress, StoreError};
-use crate::ledger::{Finish, JobLedger, Recorded, Transition};
+use crate::ledger::{blocking, Finish, JobLedger, Recorded, Transition};
 use crate::output::Outputs;
-use crate::pool::{JobOutcome, PoolEvent, PoolHandle};
+use crate::pool::{JobOutcome, PauseReason, PoolEvent, PoolHandle};
 
 /// What the event task works with.
 pub struct PoolEvents {
@@ -25,6 +26,7 @@ pub struct PoolEvents {
     pub dispatch: Arc<dyn Dispatch>,
     pub outputs: Arc<Outputs>,
     pub pool: PoolHandle,
+    pub disk: Arc<DiskWatch>,
 }
 
 impl PoolEvents {
@@ -79,11 +81,16 @@ impl PoolEvents {
             Vec::new()
         };
         let (forwarding, export) = self.outputs.settings().pending();
+        let disk_full = !done && {
+            let disk = self.disk.clone();
+            blocking(move || disk.check()).await.is_some_and(|s| s.low)
+        };
         let finish = Transition::Finished(Finish {
             outcome,
             logs,
             forwarding,
             export,
+            disk_full,
         });
         let recorded = self.record(&job_id, finish, stop).await;
         if done && matches!(recorded, Some(Recorded::Written(_))) {
@@ -115,11 +122,17 @@ impl PoolEvents {
         let mut paused = false;
         let result = loop {
             match self.ledger.apply(id, transition.clone()).await {
+                Err(StoreError::Io { source, .. })
+                    if disk::is_no_space(&source) && self.disk.release_reserve() =>
+                {
+                    // The reserve's blocks are free now: write again at once.
+                    continue;
+                }
                 Err(e @ StoreError::Io { .. }) => {
                     if !paused {
                         tracing::error!(job = %id, error = %e,
                             "cannot record job transition; no new work until it is written, retrying");
-                        self.pool.pause_dispatch();
+                        self.pool.pause_dispatch(PauseReason::RecordUnwritten);
                         paused = true;
                     }
                     tokio::select! {
@@ -144,7 +157,7 @@ impl PoolEvents {
             }
         };
         if paused {
-            self.pool.resume_dispatch();
+            self.pool.resume_dispatch(PauseReason::RecordUnwritten);
         }
         result
     }

@@ -26,7 +26,7 @@ use crate::jobs::{JobState, MAX_FILES_PER_JOB};
 use crate::protocol::ErrorCode;
 use crate::service::command::{job_id, list_filter};
 use crate::service::{Command, JobOptions, ServiceError, Tag};
-use crate::service::{JobService, StreamUpload};
+use crate::service::{Health, JobService, StreamUpload};
 
 pub type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
@@ -110,15 +110,17 @@ fn health(service: &JobService, method: &Method) -> Response<Body> {
     if method != Method::GET && method != Method::HEAD {
         return not_allowed("GET");
     }
-    if service.is_draining() {
-        let mut response = json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"status": "draining"}),
-        );
-        retry_after(&mut response, ErrorCode::ShuttingDown);
-        return response;
-    }
-    json_response(StatusCode::OK, &json!({"status": "ok"}))
+    let (status, code) = match service.health() {
+        Health::Ok => return json_response(StatusCode::OK, &json!({"status": "ok"})),
+        Health::Draining => ("draining", ErrorCode::ShuttingDown),
+        Health::DiskFull => ("disk_full", ErrorCode::DiskFull),
+    };
+    let mut response = json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &json!({ "status": status }),
+    );
+    retry_after(&mut response, code);
+    response
 }
 
 async fn command(

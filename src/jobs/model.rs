@@ -172,6 +172,8 @@ pub enum ErrorKind {
     Cancelled,
     /// Interrupted by a daemon crash after it had already been requeued once.
     Interrupted,
+    /// The job's logs could not be written: `jobs_dir`'s file system was full.
+    DiskFull,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -227,6 +227,29 @@ pub struct PoolStatus {
     pub queries: QueryCounters,
     /// True while any slot is backing off after repeated failures.
     pub degraded: bool,
+    /// Why no queued work is handed out now (empty: it is).
+    pub dispatch_paused: Vec<PauseReason>,
+}
+
+/// Why the pool holds back queued work. Each reason is set and cleared on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// A job transition could not be written (the disk refused it); retrying.
+    RecordUnwritten,
+    /// `jobs_dir`'s file system is below `min_free`.
+    DiskLow,
+}
+
+impl PauseReason {
+    pub const ALL: [PauseReason; 2] = [PauseReason::RecordUnwritten, PauseReason::DiskLow];
+
+    pub(super) fn bit(self) -> u8 {
+        match self {
+            PauseReason::RecordUnwritten => 1,
+            PauseReason::DiskLow => 2,
+        }
+    }
 }
 
 /// What became of the burp queries the pool received.
@@ -325,13 +348,13 @@ impl PoolHandle {
     }
 
     /// Stops handing out queued work (the job store cannot record results); what runs goes on.
-    pub fn pause_dispatch(&self) {
-        self.shared.set_paused(true);
+    pub fn pause_dispatch(&self, reason: PauseReason) {
+        self.shared.set_paused(reason.bit(), true);
     }
 
     /// Hands out queued work again.
-    pub fn resume_dispatch(&self) {
-        self.shared.set_paused(false);
+    pub fn resume_dispatch(&self, reason: PauseReason) {
+        self.shared.set_paused(reason.bit(), false);
     }
 
     /// The server version the burp children reported (`None` before one was ready, and

@@ -14,8 +14,8 @@ use tokio_util::task::TaskTracker;
 
 use super::messages::{QueuedJob, QueuedQuery, SlotCommand, Work};
 use super::{
-    Admission, CancelOutcome, ChildDialect, JobOutcome, PoolEvent, PoolSettings, PoolStatus,
-    QueryCounters, QueryOutcome, Rejected, SlotState, SlotStatus,
+    Admission, CancelOutcome, ChildDialect, JobOutcome, PauseReason, PoolEvent, PoolSettings,
+    PoolStatus, QueryCounters, QueryOutcome, Rejected, SlotState, SlotStatus,
 };
 use crate::config::WorkerConfig;
 use crate::jobs::JobId;
@@ -52,7 +52,8 @@ pub(super) struct PoolState {
     slots: BTreeMap<usize, SlotEntry>,
     shutting_down: bool,
     /// Dispatch held back while the job store cannot record results.
-    paused: bool,
+    /// Bits of the [`PauseReason`]s in force; work is handed out only at zero.
+    paused: u8,
     counters: Counters,
     unfinished: Vec<JobId>,
 }
@@ -102,7 +103,7 @@ impl Shared {
                 queue: VecDeque::new(),
                 slots: BTreeMap::new(),
                 shutting_down: false,
-                paused: false,
+                paused: 0,
                 counters: Counters::default(),
                 unfinished: Vec::new(),
             }),
@@ -185,7 +186,7 @@ impl Shared {
     pub fn take_work(&self, index: usize) -> Option<Work> {
         let mut state = self.lock();
         let mut work = None;
-        while !state.shutting_down && !state.paused {
+        while !state.shutting_down && state.paused == 0 {
             match state.queue.pop_front() {
                 Some(Work::Query(query)) if query.reply.is_closed() => {
                     state.counters.queries.abandoned += 1;
@@ -216,11 +217,15 @@ impl Shared {
         work
     }
 
-    pub fn set_paused(&self, paused: bool) {
+    pub fn set_paused(&self, reason: u8, paused: bool) {
         let mut state = self.lock();
-        state.paused = paused;
-        if !paused {
-            wake_idle(&mut state);
+        if paused {
+            state.paused |= reason;
+        } else {
+            state.paused &= !reason;
+            if state.paused == 0 {
+                wake_idle(&mut state);
+            }
         }
     }
 
@@ -390,6 +395,10 @@ impl Shared {
             crashed: state.counters.crashed,
             queries: state.counters.queries,
             degraded,
+            dispatch_paused: PauseReason::ALL
+                .into_iter()
+                .filter(|reason| state.paused & reason.bit() != 0)
+                .collect(),
         }
     }
 
@@ -496,7 +505,7 @@ fn new_entry(index: usize, tx: mpsc::UnboundedSender<SlotCommand>) -> SlotEntry 
 /// first. (Waking every idle slot for each item would make all of them race for it, and
 /// the same one would win every time.)
 fn wake_idle(state: &mut PoolState) {
-    if state.paused || state.shutting_down {
+    if state.paused != 0 || state.shutting_down {
         return;
     }
     let woken = state.slots.values().filter(|e| e.woken).count();

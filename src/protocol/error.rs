@@ -16,6 +16,8 @@ pub enum ErrorCode {
     UnknownFunction,
     /// The job queue holds `max_queue` jobs; try later.
     QueueFull,
+    /// `jobs_dir`'s file system is below `min_free`: no upload is taken until space returns.
+    DiskFull,
     /// The upload stream broke or was cut.
     Upload,
     /// A capture over `max_upload`.
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::RequestTooLarge => "request_too_large",
             ErrorCode::UnknownFunction => "unknown_function",
             ErrorCode::QueueFull => "queue_full",
+            ErrorCode::DiskFull => "disk_full",
             ErrorCode::Upload => "upload_failed",
             ErrorCode::UploadTooLarge => "upload_too_large",
             ErrorCode::UploadSizeMismatch => "upload_size_mismatch",
@@ -83,6 +86,7 @@ impl ErrorCode {
             ErrorCode::IllegalTransition => 409,
             ErrorCode::RequestTooLarge | ErrorCode::UploadTooLarge => 413,
             ErrorCode::Unsupported => 501,
+            ErrorCode::DiskFull => 507,
             ErrorCode::QueueFull | ErrorCode::ShuttingDown | ErrorCode::Unavailable => 503,
             ErrorCode::Io | ErrorCode::Corrupt | ErrorCode::Internal => 500,
         }
@@ -93,6 +97,7 @@ impl ErrorCode {
         match self {
             ErrorCode::QueueFull | ErrorCode::Unavailable => Some(RETRY_AFTER),
             ErrorCode::ShuttingDown => Some(RETRY_AFTER * 5),
+            ErrorCode::DiskFull => Some(RETRY_AFTER * 30),
             _ => None,
         }
     }

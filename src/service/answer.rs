@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::intake::Submitted;
 use super::upload::DeclaredUpload;
 use crate::cluster::ClusterStatus;
+use crate::disk::DiskStatus;
 use crate::jobs::{JobId, JobRecord, LogInfo};
 use crate::pool::PoolStatus;
 
@@ -23,7 +24,7 @@ pub enum Answer {
     Bytes(Vec<u8>),
     /// A submission whose declared files are to be streamed next.
     Upload(Box<DeclaredUpload>),
-    Pool(Box<PoolStatus>),
+    Pool(Box<PoolAnswer>),
     Cluster(Box<ClusterStatus>),
     Ping(Ping),
     Statistics(Box<Statistics>),
@@ -55,6 +56,15 @@ impl Answer {
         // These types serialize to JSON by construction (string keys, no failing impls).
         Some(value.expect("answers serialize to JSON"))
     }
+}
+
+/// The answer to `pool`: the pool's figures and the disk's.
+#[derive(Debug, Serialize)]
+pub struct PoolAnswer {
+    #[serde(flatten)]
+    pub pool: PoolStatus,
+    /// `jobs_dir`'s file system (absent when it cannot be read).
+    pub disk: Option<DiskStatus>,
 }
 
 #[derive(Debug, Serialize)]

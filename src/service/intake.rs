@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{JobOptions, ServiceError};
 use crate::config::{BackendKind, LiveConfig};
+use crate::disk::{DiskStatus, DiskWatch};
 use crate::dispatch::Dispatch;
 use crate::jobs::{JobId, JobRecord, JobState, PendingJob};
 use crate::ledger::{Committed, JobLedger};
@@ -23,6 +24,7 @@ pub struct Intake {
     ledger: Arc<JobLedger>,
     dispatch: Arc<dyn Dispatch>,
     pool: PoolHandle,
+    disk: Arc<DiskWatch>,
     shutdown: CancellationToken,
     accepted: AtomicU64,
     /// Submissions refused with `queue_full` before they reached the pool.
@@ -35,6 +37,7 @@ impl Intake {
         ledger: Arc<JobLedger>,
         dispatch: Arc<dyn Dispatch>,
         pool: PoolHandle,
+        disk: Arc<DiskWatch>,
         shutdown: CancellationToken,
     ) -> Intake {
         Intake {
@@ -42,6 +45,7 @@ impl Intake {
             ledger,
             dispatch,
             pool,
+            disk,
             shutdown,
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -68,6 +72,9 @@ impl Intake {
                 ErrorCode::Unsupported,
                 "this daemon runs backend = burp: it answers burp status queries, not capture jobs",
             ));
+        }
+        if let Some(status) = self.disk.check().filter(|s| s.low) {
+            return Err(disk_full(status));
         }
         self.pool.check_room().map_err(|rejected| {
             if let Rejected::QueueFull { .. } = rejected {
@@ -113,6 +120,19 @@ impl Intake {
             }
         }
     }
+}
+
+/// The refusal of an upload while the disk is below `min_free`.
+fn disk_full(status: DiskStatus) -> ServiceError {
+    const MIB: f64 = (1 << 20) as f64;
+    ServiceError::new(
+        ErrorCode::DiskFull,
+        format!(
+            "the daemon's disk is full: {:.1} MiB free, min_free is {:.1} MiB; submit again once space is freed",
+            status.free as f64 / MIB,
+            status.min_free as f64 / MIB
+        ),
+    )
 }
 
 /// The answer to `submit`: Brocapi's fields plus pcapd's `state` and `sha256`.

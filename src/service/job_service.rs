@@ -10,15 +10,16 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::answer::{Answer, DaemonFigures, JobList, JobLogs, Ping};
+use super::answer::{Answer, DaemonFigures, JobList, JobLogs, Ping, PoolAnswer};
 use super::intake::Intake;
 use super::monitor::BurpMonitor;
 use super::upload::{DeclaredUpload, StreamUpload};
 use super::{CaptureSource, Command, FetchArgs, JobOptions, ServiceError, SubmitArgs, Tag};
 use crate::config::{BackendKind, LiveConfig};
+use crate::disk::{DiskStatus, DiskWatch};
 use crate::dispatch::{ClusterStatusError, Dispatch};
 use crate::jobs::{JobId, JobRecord};
-use crate::ledger::{JobLedger, Transition};
+use crate::ledger::{blocking, JobLedger, Transition};
 use crate::pool::{CancelOutcome, PoolHandle, PoolStatus};
 use crate::protocol::ErrorCode;
 use crate::server::auth::Auth;
@@ -28,6 +29,16 @@ const CANCEL_SETTLE: Duration = Duration::from_secs(30);
 /// `wait` looks at the record at least this often (progress is not broadcast).
 const WAIT_POLL: Duration = Duration::from_secs(1);
 
+/// The daemon's state as `/healthz` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    /// Shutting down: finishing what runs, taking nothing new.
+    Draining,
+    /// Below `min_free`: refusing uploads until space returns.
+    DiskFull,
+}
+
 /// What the service is built from.
 pub struct Parts {
     pub config: Arc<LiveConfig>,
@@ -35,6 +46,7 @@ pub struct Parts {
     pub ledger: Arc<JobLedger>,
     pub dispatch: Arc<dyn Dispatch>,
     pub pool: PoolHandle,
+    pub disk: Arc<DiskWatch>,
     pub monitor: BurpMonitor,
     /// Cancelled when the daemon starts to drain.
     pub shutdown: CancellationToken,
@@ -47,6 +59,7 @@ pub struct JobService {
     intake: Arc<Intake>,
     dispatch: Arc<dyn Dispatch>,
     pool: PoolHandle,
+    disk: Arc<DiskWatch>,
     monitor: BurpMonitor,
     started: Instant,
     shutdown: CancellationToken,
@@ -59,6 +72,7 @@ impl JobService {
             parts.ledger.clone(),
             parts.dispatch.clone(),
             parts.pool.clone(),
+            parts.disk.clone(),
             parts.shutdown.clone(),
         ));
         JobService {
@@ -68,6 +82,7 @@ impl JobService {
             intake,
             dispatch: parts.dispatch,
             pool: parts.pool,
+            disk: parts.disk,
             monitor: parts.monitor,
             started: Instant::now(),
             shutdown: parts.shutdown,
@@ -87,6 +102,17 @@ impl JobService {
         self.shutdown.is_cancelled()
     }
 
+    /// What `/healthz` says.
+    pub fn health(&self) -> Health {
+        if self.is_draining() {
+            Health::Draining
+        } else if self.disk.is_low() {
+            Health::DiskFull
+        } else {
+            Health::Ok
+        }
+    }
+
     /// Runs one command.
     pub async fn execute(&self, command: Command) -> Result<Answer, ServiceError> {
         Ok(match command {
@@ -104,7 +130,10 @@ impl JobService {
             }),
             Command::Fetch(args) => Answer::Bytes(self.fetch(args).await?),
             Command::Cancel(id) => Answer::Job(Box::new(self.cancel(&id).await?)),
-            Command::Pool => Answer::Pool(Box::new(self.pool_status().await)),
+            Command::Pool => Answer::Pool(Box::new(PoolAnswer {
+                pool: self.pool_status().await,
+                disk: self.disk_status().await,
+            })),
             Command::Cluster => Answer::Cluster(Box::new(self.cluster_status().await?)),
             Command::Ping => Answer::Ping(Ping {
                 version: env!("CARGO_PKG_VERSION"),
@@ -147,6 +176,11 @@ impl JobService {
         let mut status = self.pool.status().await;
         status.rejected += self.intake.rejected();
         status
+    }
+
+    async fn disk_status(&self) -> Option<DiskStatus> {
+        let disk = self.disk.clone();
+        blocking(move || disk.check()).await
     }
 
     async fn cluster_status(&self) -> Result<crate::cluster::ClusterStatus, ServiceError> {

@@ -17,7 +17,7 @@ mod tls_door;
 mod upload;
 
 pub use command::{CaptureSource, Command, FetchArgs, JobOptions, SubmitArgs, Tag};
-pub use job_service::{JobService, Parts};
+pub use job_service::{Health, JobService, Parts};
 pub use monitor::BurpMonitor;
 pub use upload::StreamUpload;
 

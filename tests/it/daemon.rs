@@ -357,18 +357,19 @@ async fn sigkilled_daemon_takes_its_analyzers_and_reruns_in_a_fresh_log_dir() {
     );
 }
 
-/// The disk fills while a job runs: its analyzer fails, its record cannot be written. The
-/// transition is retried, so once space is freed the job ends `failed` with the reason by
-/// itself (it used to stay `running` until a restart), and the pool takes work again.
+/// `min_free` on a real tmpfs: a job whose logs fill the disk ends `failed` with kind
+/// `disk_full` while the disk is still full (its record written from the reserve); uploads
+/// are refused with `disk_full` and no job starts below the watermark; both resume by
+/// themselves when space returns.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_full_disk_delays_a_job_record_but_never_leaves_it_running() {
+async fn a_full_disk_fails_the_job_refuses_uploads_and_resumes_when_space_returns() {
     let disk = SmallDisk::mount("full-disk", "8m");
     let (spec, scripts) = script_backend(
         "full-disk",
         b"#!/bin/sh\nout=\"$1\"\nsleep 1\nhead -c 1048576 /dev/zero > \"$out/x.log\"\n",
     );
     let spec = DaemonSpec {
-        extra_global: format!("jobs_dir = {}\n", disk.path.display()),
+        extra_global: format!("jobs_dir = {}\nmin_free = 1M\n", disk.path.display()),
         ..spec
     };
     let daemon = TestDaemon::start("full-disk", &spec);
@@ -376,23 +377,76 @@ async fn a_full_disk_delays_a_job_record_but_never_leaves_it_running() {
     let capture = write_file(&scripts, "small.pcap", b"small");
     let first = submit(&mut client, &capture, None).await;
     wait_running(&mut client, &first).await;
-    let filler = disk.fill();
-    // The job fails writing its log and its record cannot say so.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let stuck = client
-        .call("status", json!({ "job_id": first }))
+    let filler = disk.fill_completely();
+    // The job fails writing its log; the disk stays full, and the job still ends: its record
+    // is written in the space of the reserve.
+    let failed = wait_done(&mut client, &first, Duration::from_secs(15)).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["error"]["kind"], "disk_full", "{failed}");
+    assert!(filler.exists());
+    assert!(
+        daemon.stderr().contains("released the reserve"),
+        "{}",
+        daemon.stderr()
+    );
+    // Below min_free: refused at once, nothing stored, and the pool says why it waits.
+    let refused = client
+        .submit_files(
+            std::slice::from_ref(&capture),
+            None,
+            Default::default(),
+            &mut |_, _| {},
+        )
         .await
-        .unwrap();
-    assert_eq!(stuck["state"], "running", "{stuck}");
-    assert!(daemon.stderr().contains("retrying"), "{}", daemon.stderr());
+        .expect_err("an upload on a full disk is refused");
+    match &refused {
+        pcapd::client::ClientError::Server { code, message } => {
+            assert_eq!(code, "disk_full", "{message}");
+            assert!(message.contains("min_free"), "{message}");
+            assert!(
+                !message.contains(&*disk.path.to_string_lossy()),
+                "{message}"
+            );
+        }
+        other => panic!("expected disk_full, got {other:?}"),
+    }
+    let mut client = daemon.client().await;
+    let pool = client.call("pool", json!({})).await.unwrap();
+    assert_eq!(pool["dispatch_paused"], json!(["disk_low"]), "{pool}");
+    assert_eq!(pool["disk"]["low"], true, "{pool}");
+    assert!(
+        daemon.stderr().contains("below min_free"),
+        "{}",
+        daemon.stderr()
+    );
+    // Space returns: uploads and dispatch resume by themselves.
     std::fs::remove_file(&filler).unwrap();
-    let settled = wait_done(&mut client, &first, Duration::from_secs(15)).await;
-    assert_eq!(settled["state"], "failed", "{settled}");
-    assert!(settled["error"]["message"].is_string(), "{settled}");
-    // And the pool works again.
-    let next = submit(&mut client, &capture, None).await;
+    let start = Instant::now();
+    let next = loop {
+        match client
+            .submit_files(
+                std::slice::from_ref(&capture),
+                None,
+                Default::default(),
+                &mut |_, _| {},
+            )
+            .await
+        {
+            Ok(answer) => break answer["job_id"].as_str().unwrap().to_owned(),
+            Err(e) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "still refused: {e}"
+                );
+                client = daemon.client().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
     let done = wait_done(&mut client, &next, Duration::from_secs(15)).await;
     assert_eq!(done["state"], "done", "{done}");
+    let pool = client.call("pool", json!({})).await.unwrap();
+    assert_eq!(pool["dispatch_paused"], json!([]), "{pool}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

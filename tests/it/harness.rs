@@ -443,6 +443,21 @@ impl SmallDisk {
         while file.write_all(&block).is_ok() {}
         filler
     }
+
+    /// Like [`SmallDisk::fill`], down to the last byte (not even a small record fits).
+    pub fn fill_completely(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.fill();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&filler)
+            .unwrap();
+        for size in [4096, 512, 1] {
+            let block = vec![0u8; size];
+            while file.write_all(&block).is_ok() {}
+        }
+        filler
+    }
 }
 
 impl Drop for SmallDisk {

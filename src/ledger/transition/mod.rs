@@ -50,6 +50,9 @@ pub struct Finish {
     /// The output steps a done job starts with, in the same write as `done`.
     pub forwarding: Option<Forwarding>,
     pub export: Option<Export>,
+    /// `jobs_dir`'s file system was below `min_free` when the run ended: a failure is
+    /// recorded as `disk_full`.
+    pub disk_full: bool,
 }
 
 /// What [`apply`] did.
@@ -146,6 +149,7 @@ fn finish_run(
         logs,
         forwarding,
         export,
+        disk_full,
     } = finish;
     match outcome {
         JobOutcome::Done {
@@ -159,8 +163,16 @@ fn finish_run(
         JobOutcome::Cancelled => record.cancel(now),
         JobOutcome::TimedOut { after } => record.finish_timed_out(now, timed_out_message(after)),
         outcome => {
-            let error = run_error(&outcome, record, job_dir)
+            let mut error = run_error(&outcome, record, job_dir)
                 .expect("every outcome but done, cancelled and timed out is an error");
+            if disk_full {
+                error.kind = ErrorKind::DiskFull;
+                error.message = crate::protocol::client_message(&format!(
+                    "disk full: jobs_dir's file system is below min_free, so the job's logs \
+                     could not be written ({})",
+                    error.message
+                ));
+            }
             record.finish_failed(now, error)
         }
     }

@@ -81,7 +81,39 @@ fn finish(outcome: JobOutcome) -> Transition {
         }],
         forwarding: Some(Forwarding::pending()),
         export: None,
+        disk_full: false,
     })
+}
+
+#[test]
+fn a_failure_on_a_full_disk_is_disk_full_and_keeps_its_cause() {
+    for outcome in outcomes() {
+        let mut record = record_in(JobState::Running);
+        let Transition::Finished(mut finish) = finish(outcome.clone()) else {
+            unreachable!()
+        };
+        finish.disk_full = true;
+        apply(
+            &mut record,
+            Transition::Finished(finish),
+            Timestamp::now(),
+            Path::new(JOB_DIR),
+        )
+        .unwrap();
+        let failure = matches!(
+            outcome,
+            JobOutcome::Failed { .. }
+                | JobOutcome::Crashed { .. }
+                | JobOutcome::ProtocolError { .. }
+        );
+        let kind = record.error.as_ref().map(|e| e.kind);
+        if failure {
+            assert_eq!(kind, Some(ErrorKind::DiskFull), "{outcome:?}");
+            assert!(record.error.unwrap().message.starts_with("disk full"));
+        } else {
+            assert_ne!(kind, Some(ErrorKind::DiskFull), "{outcome:?}");
+        }
+    }
 }
 
 const JOB_DIR: &str = "/srv/jobs/J";

@@ -26,6 +26,7 @@ __all__ = [
     "PcapdError",
     "AuthError",
     "QueueFull",
+    "DiskFull",
     "NotFound",
     "JobNotFound",
     "LogNotFound",
@@ -81,6 +82,11 @@ class QueueFull(PcapdError):
     @property
     def hint(self) -> str:
         return self.message
+
+
+class DiskFull(PcapdError):
+    """``disk_full``: the daemon's disk is below its ``min_free``. Nothing was stored; submit
+    again once the operator has freed space (the daemon resumes by itself)."""
 
 
 class NotFound(PcapdError):
@@ -170,6 +176,7 @@ class ConfigError(PcapdError):
 
 _BY_CODE: Dict[str, Type[PcapdError]] = {
     "queue_full": QueueFull,
+    "disk_full": DiskFull,
     "not_found": NotFound,
     "upload_too_large": UploadTooLarge,
     "upload_failed": UploadFailed,
