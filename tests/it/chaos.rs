@@ -5,7 +5,11 @@
 //! summary line gives the counts and pcapd's fds and RSS.
 //!
 //! The short run is part of the suite; the long one (64 clients, 10,000 jobs by default) is
-//! `cargo test --test it chaos::long -- --ignored --nocapture` (`CHAOS_JOBS`, `CHAOS_CLIENTS`).
+//! `cargo test --test it chaos::long -- --ignored --nocapture` (`CHAOS_JOBS`, `CHAOS_CLIENTS`),
+//! and `chaos::memory` is the same without killing pcapd (so nothing resets its memory).
+//! Every run samples pcapd's RSS (anonymous part and threads too) every two seconds and
+//! asserts it ends at most [`MAX_RSS_KIB`], and (long runs) does not rise while the queue
+//! settles.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +44,42 @@ const KINDS: [&[u8]; 5] = [
     b"CRSH job",
 ];
 
+/// The most resident memory pcapd may end a chaos run with.
+const MAX_RSS_KIB: u64 = 64 * 1024;
+
+/// One look at pcapd's memory.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at_secs: f64,
+    rss_kib: u64,
+    anon_kib: u64,
+    threads: u64,
+}
+
+fn status_field(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn sample(pid: u32, start: Instant) -> Sample {
+    Sample {
+        at_secs: start.elapsed().as_secs_f64(),
+        rss_kib: status_field(pid, "VmRSS:"),
+        anon_kib: status_field(pid, "RssAnon:"),
+        threads: status_field(pid, "Threads:"),
+    }
+}
+
 struct Figures {
+    /// Every two seconds over the run, and from when the settle phase began.
+    samples: Vec<Sample>,
+    settle_from_secs: f64,
     acknowledged: usize,
     by_state: BTreeMap<String, usize>,
     done_twice: usize,
@@ -57,14 +96,7 @@ fn fd_count(pid: u32) -> usize {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    status_field(pid, "VmRSS:")
 }
 
 /// Live processes running `needle` (in their command line).
@@ -92,7 +124,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn run_chaos(jobs: usize, clients: usize) -> Figures {
+async fn run_chaos(jobs: usize, clients: usize, kill_pcapd: bool) -> Figures {
     // Small enough to fill at will, big enough for every job kept (a job takes ~4 pages).
     let disk = SmallDisk::mount("chaos-disk", &format!("{}k", (jobs * 32).max(64 * 1024)));
     let dir = temp_dir("chaos");
@@ -129,6 +161,19 @@ async fn run_chaos(jobs: usize, clients: usize) -> Figures {
     drop(warm);
     let start_fds = fd_count(first_pid);
     let start_rss = rss_kib(first_pid);
+    let run_start = Instant::now();
+    let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (daemon, samples, sampling) = (daemon.clone(), samples.clone(), sampling.clone());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::SeqCst) {
+                let pid = daemon.lock().unwrap().pid();
+                samples.lock().unwrap().push(sample(pid, run_start));
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
 
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -203,7 +248,7 @@ async fn run_chaos(jobs: usize, clients: usize) -> Figures {
         let pid = daemon.lock().unwrap().pid();
         let workers = children_of(pid);
         match round % 12 {
-            0 => {
+            0 if kill_pcapd => {
                 // pcapd itself, mid-everything.
                 let mut d = daemon.lock().unwrap();
                 d.signal(Signal::SIGKILL);
@@ -240,6 +285,7 @@ async fn run_chaos(jobs: usize, clients: usize) -> Figures {
     }
 
     // Everything acknowledged must settle by itself now.
+    let settle_from_secs = run_start.elapsed().as_secs_f64();
     let ids = acknowledged.lock().unwrap().clone();
     let mut client = Client::connect(settings.clone()).await.unwrap();
     // A job is stuck when nothing settles for SETTLE_STALL: the queue left by the faults can
@@ -287,6 +333,9 @@ async fn run_chaos(jobs: usize, clients: usize) -> Figures {
     let pid = daemon.lock().unwrap().pid();
     let end_fds = fd_count(pid);
     let end_rss = rss_kib(pid);
+    sampling.store(false, Ordering::SeqCst);
+    let _ = sampler.await;
+    let samples = samples.lock().unwrap().clone();
     drop(client);
     {
         let mut d = daemon.lock().unwrap();
@@ -296,6 +345,8 @@ async fn run_chaos(jobs: usize, clients: usize) -> Figures {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let orphans = processes_running(&script.display().to_string());
     Figures {
+        samples,
+        settle_from_secs,
         acknowledged: ids.len(),
         by_state,
         done_twice,
@@ -329,16 +380,50 @@ fn report(figures: &Figures) {
     assert_eq!(figures.orphans, 0, "no analyzer outlives pcapd");
     let terminal: usize = figures.by_state.values().sum();
     assert_eq!(terminal, figures.acknowledged, "none lost");
+    assert!(figures.faults > 0, "faults were injected");
+    println!("pcapd memory (s: RSS KiB, anonymous KiB, threads):");
+    let step = (figures.samples.len() / 30).max(1);
+    for s in figures.samples.iter().step_by(step) {
+        println!(
+            "  {:>7.0}: {:>7} {:>7} {:>3}",
+            s.at_secs, s.rss_kib, s.anon_kib, s.threads
+        );
+    }
     assert!(
-        figures.restarts > 0 && figures.faults > 0,
-        "faults were injected"
+        figures.rss_kib.1 <= MAX_RSS_KIB,
+        "pcapd ends at {} KiB, over {MAX_RSS_KIB} KiB",
+        figures.rss_kib.1
+    );
+}
+
+/// Long runs: RSS over the last third of the settle phase is not above its first third's
+/// by more than a tenth (a leak shows as a steady rise there: no new submissions come in).
+fn assert_flat_while_settling(figures: &Figures) {
+    let settle: Vec<&Sample> = figures
+        .samples
+        .iter()
+        .filter(|s| s.at_secs >= figures.settle_from_secs)
+        .collect();
+    if settle.len() < 9 {
+        return; // too short to tell
+    }
+    let third = settle.len() / 3;
+    let mean = |part: &[&Sample]| part.iter().map(|s| s.rss_kib).sum::<u64>() / part.len() as u64;
+    let (first, last) = (
+        mean(&settle[..third]),
+        mean(&settle[settle.len() - third..]),
+    );
+    assert!(
+        last <= first + first / 10,
+        "RSS rises while settling: {first} KiB -> {last} KiB"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn short() {
-    let figures = run_chaos(150, 8).await;
+    let figures = run_chaos(150, 8, true).await;
     report(&figures);
+    assert!(figures.restarts > 0, "pcapd was killed and restarted");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -350,6 +435,24 @@ async fn long() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let figures = run_chaos(env("CHAOS_JOBS", 10_000), env("CHAOS_CLIENTS", 64)).await;
+    let figures = run_chaos(env("CHAOS_JOBS", 10_000), env("CHAOS_CLIENTS", 64), true).await;
     report(&figures);
+    assert_flat_while_settling(&figures);
+}
+
+/// The fault paths without killing pcapd: its memory must stay bounded over thousands of
+/// jobs (`CHAOS_JOBS`, default 3,000; `CHAOS_CLIENTS`, default 64).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "memory soak: cargo test --test it chaos::memory -- --ignored --nocapture"]
+async fn memory() {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let figures = run_chaos(env("CHAOS_JOBS", 3_000), env("CHAOS_CLIENTS", 64), false).await;
+    report(&figures);
+    assert_eq!(figures.restarts, 0);
+    assert_flat_while_settling(&figures);
 }
