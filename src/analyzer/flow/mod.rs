@@ -9,7 +9,7 @@
 //! space and stream reassembly), `direction` (who is the originator), `expiry` (when
 //! connections are due).
 //!
-//! Connections live in a slab indexed by a hash map from their direction-agnostic key, so
+//! Connections live in a slab indexed by a compact hash index (`index`) of their direction-agnostic key, so
 //! nothing is moved when the map grows and a packet costs one lookup. Memory is proportional
 //! to live connections: every 10 s of capture time the connections whose timers fired are
 //! removed, found through the expiry queue rather than by scanning the table.
@@ -18,16 +18,16 @@ mod conn;
 pub mod direction;
 mod expiry;
 mod history;
+mod index;
 mod slab;
 pub mod tcp;
 mod tcp_rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::app::{self, AppOutput, ConnInfo, Transport};
 use super::decode::{self, IpPacket, ACK, SYN};
-use super::hash::FxBuildHasher;
 use super::log::LogSink;
 use super::uid::UidGenerator;
 use super::weird::WeirdLog;
@@ -35,6 +35,7 @@ use conn::{secs, AppState, Conn, ConnKey, Detection, Proto, TCP_ATTEMPT_DELAY_NS
 use direction::{flip_at_creation, ntp_mode_says_flip};
 use expiry::{Due, ExpiryQueue};
 use history::Once;
+use index::{key_hash, FlowIndex};
 use slab::{Slab, Slot};
 use tcp::{EndpointState, StreamEvent};
 use tcp_rules::Segment;
@@ -56,7 +57,7 @@ pub struct TableOptions {
 
 /// The connection table of one analysis run.
 pub struct FlowTable {
-    index: HashMap<ConnKey, Slot, FxBuildHasher>,
+    index: FlowIndex,
     /// Live connections.
     slots: Slab<Conn>,
     expiry: ExpiryQueue,
@@ -74,7 +75,7 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(opts: TableOptions) -> Self {
         FlowTable {
-            index: HashMap::default(),
+            index: FlowIndex::default(),
             slots: Slab::default(),
             expiry: ExpiryQueue::default(),
             ends: Ends {
@@ -216,7 +217,7 @@ impl FlowTable {
         due.sort_unstable();
         for &(_, slot) in &due {
             if let Some(conn) = self.slots.get(slot) {
-                self.index.remove(&conn.key);
+                self.index.remove(key_hash(&conn.key), slot);
             }
             self.end_slot(slot, sink);
         }
@@ -234,10 +235,14 @@ impl FlowTable {
         reuse: impl FnOnce(&Conn) -> bool,
         sink: &mut dyn LogSink,
     ) -> Option<Slot> {
-        let slot = *self.index.get(key)?;
+        let hash = key_hash(key);
+        let slots = &self.slots;
+        let slot = self
+            .index
+            .find(hash, |s| slots.get(s).is_some_and(|c| c.key == *key))?;
         let conn = self.slots.get(slot)?;
         if reuse(conn) || conn.expired(now_ns) {
-            self.index.remove(key);
+            self.index.remove(hash, slot);
             self.end_slot(slot, sink);
             return None;
         }
@@ -275,7 +280,7 @@ impl FlowTable {
             conn.flip();
         }
         let slot = self.slots.insert(conn);
-        self.index.insert(key, slot);
+        self.index.insert(key_hash(&key), slot);
         slot
     }
 
