@@ -16,16 +16,17 @@ pub mod flow;
 pub mod frag;
 pub mod hash;
 pub mod log;
+mod prefetch;
 pub mod uid;
 pub mod weird;
 pub mod writer;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub use crate::config::LogFormat;
-use capture::{CaptureError, CaptureReader, MergedCapture};
+use capture::{CaptureError, CaptureReader, MergedCapture, RawPacket};
 use decode::DecodeIssue;
 use flow::{FlowTable, TableOptions};
 use frag::{FragOutcome, Reassembler};
@@ -205,6 +206,17 @@ fn release_consumed(maps: &[memmap2::Mmap], released: &mut [usize], positions: &
     }
 }
 
+/// Packets read ahead of the one being processed, for prefetching.
+const LOOKAHEAD: usize = 8;
+
+/// Decodes a packet read ahead just far enough to prefetch its flow's index entry; the hash,
+/// or `None` if it is not a plain TCP or UDP packet. Errors are left to the real decoding.
+fn prefetch_hint(table: &FlowTable, pkt: &RawPacket<'_>) -> Option<u32> {
+    let (version, l3) = decode::link_to_ip(pkt.link_type, pkt.data).ok()?;
+    let ip = decode::parse_ip(version, l3, false).ok()?;
+    table.prefetch_index(&ip)
+}
+
 fn run(
     inputs: &[(&Path, &[u8])],
     opts: &AnalyzeOptions,
@@ -233,7 +245,24 @@ fn run(
     let mut unknown_link_types = BTreeSet::new();
     let mut last_frag_expiry_ns = i64::MIN;
 
-    while let Some((_, pkt)) = merged.next_packet() {
+    // Packets read ahead, each with its flow-key hash once its index entry was prefetched:
+    // the index entry of a packet is asked for LOOKAHEAD packets before it is processed, its
+    // connection half as many before (see `FlowTable::prefetch_index`).
+    let mut ahead: VecDeque<(RawPacket<'_>, Option<u32>)> = VecDeque::with_capacity(LOOKAHEAD);
+    loop {
+        while ahead.len() < LOOKAHEAD {
+            let Some((_, next)) = merged.next_packet() else {
+                break;
+            };
+            let hash = prefetch_hint(&table, &next);
+            ahead.push_back((next, hash));
+        }
+        if let Some(&(_, Some(hash))) = ahead.get(LOOKAHEAD / 2) {
+            table.prefetch_conn(hash);
+        }
+        let Some((pkt, _)) = ahead.pop_front() else {
+            break;
+        };
         summary.packets += 1;
         if summary.packets % 4096 == 0 {
             let done = merged.position() as u64;

@@ -74,6 +74,20 @@ impl FlowIndex {
         }
     }
 
+    /// Starts loading the entry where a probe for `hash` begins.
+    #[inline]
+    pub fn prefetch(&self, hash: u32) {
+        if let Some(e) = self.entries.get(hash as usize & self.mask()) {
+            crate::analyzer::prefetch::line(e);
+        }
+    }
+
+    /// The slot of the first entry with `hash`, keys not compared (a guess, for prefetching).
+    #[inline]
+    pub fn first_with_hash(&self, hash: u32) -> Option<Slot> {
+        self.find(hash, |_| true)
+    }
+
     /// Adds `slot` under `hash`; the caller knows its key is not in the index.
     pub fn insert(&mut self, hash: u32, slot: Slot) {
         debug_assert!(slot < u32::MAX, "slot {slot} does not fit an entry");
@@ -203,6 +217,11 @@ mod tests {
             }
             for (&slot, &hash) in &model {
                 assert_eq!(index.find(hash, |s| s == slot), Some(slot));
+                index.prefetch(hash);
+                let first = index
+                    .first_with_hash(hash)
+                    .expect("an entry with this hash");
+                assert_eq!(model.get(&first), Some(&hash));
             }
             index.clear();
             assert_eq!(index.find(1, |_| true), None);

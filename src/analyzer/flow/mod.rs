@@ -124,6 +124,29 @@ impl FlowTable {
         }
     }
 
+    /// The first half of a prefetch for a packet that comes a few packets later: the hash of
+    /// its connection's key (TCP and UDP; `None` for anything else), whose index entry starts
+    /// loading now. [`FlowTable::prefetch_conn`] with that hash, a little later, starts
+    /// loading the connection. Hints only: the packet is processed as if none were given.
+    pub fn prefetch_index(&self, ip: &IpPacket<'_>) -> Option<u32> {
+        if !matches!(ip.proto, 6 | 17) || ip.fragment.is_some() {
+            return None;
+        }
+        let ports = ip.payload.get(..4)?;
+        let sport = u16::from_be_bytes([ports[0], ports[1]]);
+        let dport = u16::from_be_bytes([ports[2], ports[3]]);
+        let hash = key_hash(&ConnKey::new(ip.src, sport, ip.dst, dport, ip.proto));
+        self.index.prefetch(hash);
+        Some(hash)
+    }
+
+    /// The second half: starts loading the connection the index entry of `hash` points to.
+    pub fn prefetch_conn(&self, hash: u32) {
+        if let Some(slot) = self.index.first_with_hash(hash) {
+            self.slots.prefetch(slot);
+        }
+    }
+
     /// A weird about a packet that could not be attributed to a connection.
     pub fn unattached_weird(
         &mut self,
