@@ -267,6 +267,21 @@ fn render_tsv_value(out: &mut Vec<u8>, v: Value<'_>, in_container: bool) {
 
 /// Escapes the separator, the set separator inside containers, and non-printable bytes.
 fn escape_tsv(out: &mut Vec<u8>, bytes: &[u8], in_container: bool) {
+    // Nearly every string needs no escape: checked without early exit, which the compiler
+    // turns into wide compares, then copied whole.
+    let clean = if in_container {
+        bytes.iter().fold(true, |all, &b| {
+            all & ((0x20..0x7f).contains(&b) && b != SET_SEPARATOR)
+        })
+    } else {
+        bytes
+            .iter()
+            .fold(true, |all, &b| all & (0x20..0x7f).contains(&b))
+    };
+    if clean {
+        out.extend_from_slice(bytes);
+        return;
+    }
     // Runs of bytes that need no escape are copied whole.
     let mut clean_from = 0;
     for (i, &b) in bytes.iter().enumerate() {
@@ -376,13 +391,40 @@ pub(crate) fn push_addr(out: &mut Vec<u8>, addr: IpAddr) {
     }
 }
 
+/// Decimal text of every octet value: up to three digits and their count.
+const OCTETS: [([u8; 3], u8); 256] = {
+    let mut table = [([0u8; 3], 0u8); 256];
+    let mut n = 0;
+    while n < 256 {
+        let (h, t, o) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = if n >= 100 {
+            ([b'0' + h, b'0' + t, b'0' + o], 3)
+        } else if n >= 10 {
+            ([b'0' + t, b'0' + o, 0], 2)
+        } else {
+            ([b'0' + o, 0, 0], 1)
+        };
+        n += 1;
+    }
+    table
+};
+
+/// A dotted quad, assembled in a fixed buffer that is appended whole and then cut to length.
 fn push_ipv4(out: &mut Vec<u8>, v4: std::net::Ipv4Addr) {
+    let mut text = [0u8; 16];
+    let mut len = 0;
     for (i, octet) in v4.octets().into_iter().enumerate() {
         if i > 0 {
-            out.push(b'.');
+            text[len] = b'.';
+            len += 1;
         }
-        push_u64(out, octet.into());
+        let (digits, n) = OCTETS[usize::from(octet)];
+        text[len..len + 3].copy_from_slice(&digits);
+        len += usize::from(n);
     }
+    let end = out.len() + len;
+    out.extend_from_slice(&text);
+    out.truncate(end);
 }
 
 /// Groups as lower-case hex without leading zeros, `:` between them.

@@ -42,6 +42,8 @@ use tcp_rules::Segment;
 
 /// How often (in capture time) idle connections are swept out of the table.
 const SWEEP_INTERVAL_NS: i64 = 10 * conn::NS;
+/// How many connections ahead a sweep prefetches (see `prefetch`).
+const SWEEP_PREFETCH: usize = 8;
 /// Application detection gives up after this many payload bytes per side ...
 const DETECT_MAX_BYTES_PER_SIDE: usize = 4096;
 /// ... or this many payload chunks in total (or twice the per-side bytes held in total).
@@ -220,7 +222,14 @@ impl FlowTable {
         let mut entries = std::mem::take(&mut self.entries);
         self.expiry.drain_due(now_ns, &mut entries);
         let mut due = std::mem::take(&mut self.due);
-        for entry in entries.drain(..) {
+        // Connections come up in deadline order, scattered over the slab, and are cold: each
+        // is asked for a few entries before it is looked at (as are their index entries
+        // below), so the misses overlap.
+        for i in 0..entries.len() {
+            if let Some(ahead) = entries.get(i + SWEEP_PREFETCH) {
+                self.slots.prefetch(ahead.slot);
+            }
+            let entry = entries[i];
             let Some(conn) = self.slots.get_mut(entry.slot) else {
                 continue;
             };
@@ -237,8 +246,17 @@ impl FlowTable {
                 self.reschedule(entry.slot);
             }
         }
+        entries.clear();
         due.sort_unstable();
-        for &(_, slot) in &due {
+        for (i, &(_, slot)) in due.iter().enumerate() {
+            if let Some(&(_, further)) = due.get(i + 2 * SWEEP_PREFETCH) {
+                self.slots.prefetch(further);
+            }
+            if let Some(&(_, ahead)) = due.get(i + SWEEP_PREFETCH) {
+                if let Some(conn) = self.slots.get(ahead) {
+                    self.index.prefetch(key_hash(&conn.key));
+                }
+            }
             if let Some(conn) = self.slots.get(slot) {
                 self.index.remove(key_hash(&conn.key), slot);
             }
