@@ -209,12 +209,22 @@ fn release_consumed(maps: &[memmap2::Mmap], released: &mut [usize], positions: &
 /// Packets read ahead of the one being processed, for prefetching.
 const LOOKAHEAD: usize = 8;
 
-/// Decodes a packet read ahead just far enough to prefetch its flow's index entry; the hash,
-/// or `None` if it is not a plain TCP or UDP packet. Errors are left to the real decoding.
-fn prefetch_hint(table: &FlowTable, pkt: &RawPacket<'_>) -> Option<u32> {
-    let (version, l3) = decode::link_to_ip(pkt.link_type, pkt.data).ok()?;
-    let ip = decode::parse_ip(version, l3, false).ok()?;
-    table.prefetch_index(&ip)
+/// Decodes a packet read ahead (as the main loop would, with the same header check) and
+/// prefetches its flow's index entry: the packet, or `None` if decoding failed (the main
+/// loop decodes it again and reports why), and the hash if it is a plain TCP or UDP packet.
+fn decode_ahead<'a>(
+    table: &FlowTable,
+    pkt: &RawPacket<'a>,
+    check_header: bool,
+) -> (Option<decode::IpPacket<'a>>, Option<u32>) {
+    let Ok((version, l3)) = decode::link_to_ip(pkt.link_type, pkt.data) else {
+        return (None, None);
+    };
+    let Ok(ip) = decode::parse_ip(version, l3, check_header) else {
+        return (None, None);
+    };
+    let hash = table.prefetch_index(&ip);
+    (Some(ip), hash)
 }
 
 fn run(
@@ -248,19 +258,20 @@ fn run(
     // Packets read ahead, each with its flow-key hash once its index entry was prefetched:
     // the index entry of a packet is asked for LOOKAHEAD packets before it is processed, its
     // connection half as many before (see `FlowTable::prefetch_index`).
-    let mut ahead: VecDeque<(RawPacket<'_>, Option<u32>)> = VecDeque::with_capacity(LOOKAHEAD);
+    type Ahead<'a> = (RawPacket<'a>, Option<decode::IpPacket<'a>>, Option<u32>);
+    let mut ahead: VecDeque<Ahead<'_>> = VecDeque::with_capacity(LOOKAHEAD);
     loop {
         while ahead.len() < LOOKAHEAD {
             let Some((_, next)) = merged.next_packet() else {
                 break;
             };
-            let hash = prefetch_hint(&table, &next);
-            ahead.push_back((next, hash));
+            let (ip, hash) = decode_ahead(&table, &next, !opts.ignore_checksums);
+            ahead.push_back((next, ip, hash));
         }
-        if let Some(&(_, Some(hash))) = ahead.get(LOOKAHEAD / 2) {
+        if let Some(&(_, _, Some(hash))) = ahead.get(LOOKAHEAD / 2) {
             table.prefetch_conn(hash);
         }
-        let Some((pkt, _)) = ahead.pop_front() else {
+        let Some((pkt, decoded, _)) = ahead.pop_front() else {
             break;
         };
         summary.packets += 1;
@@ -272,23 +283,29 @@ fn run(
                 release(&merged.positions());
             }
         }
-        let (version, l3) = match decode::link_to_ip(pkt.link_type, pkt.data) {
-            Ok(v) => v,
-            Err(DecodeIssue::NotIp) => continue,
-            Err(DecodeIssue::UnknownLinkType) => {
-                unknown_link_types.insert(pkt.link_type);
-                continue;
-            }
-            Err(DecodeIssue::Truncated(name)) => {
-                table.unattached_weird(sink, pkt.ts_ns, None, name, "");
-                continue;
-            }
-        };
-        let ip = match decode::parse_ip(version, l3, !opts.ignore_checksums) {
-            Ok(ip) => ip,
-            Err(name) => {
-                table.unattached_weird(sink, pkt.ts_ns, None, name, "IP");
-                continue;
+        // Decoded when it was read ahead; decoded again here only if that failed, to report why.
+        let ip = match decoded {
+            Some(ip) => ip,
+            None => {
+                let (version, l3) = match decode::link_to_ip(pkt.link_type, pkt.data) {
+                    Ok(v) => v,
+                    Err(DecodeIssue::NotIp) => continue,
+                    Err(DecodeIssue::UnknownLinkType) => {
+                        unknown_link_types.insert(pkt.link_type);
+                        continue;
+                    }
+                    Err(DecodeIssue::Truncated(name)) => {
+                        table.unattached_weird(sink, pkt.ts_ns, None, name, "");
+                        continue;
+                    }
+                };
+                match decode::parse_ip(version, l3, !opts.ignore_checksums) {
+                    Ok(ip) => ip,
+                    Err(name) => {
+                        table.unattached_weird(sink, pkt.ts_ns, None, name, "IP");
+                        continue;
+                    }
+                }
             }
         };
         if ip.bad_header_checksum {
