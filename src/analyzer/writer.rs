@@ -323,14 +323,33 @@ fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     }
     let len = decimal_len(n);
     let mut digits = [0u8; 20];
-    for d in digits[..len].iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
+    // Two digits per division, from a table of "00".."99".
+    let mut at = len;
+    while at >= 2 {
+        let pair = usize::from((n % 100) as u8) * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if at == 1 {
+        digits[0] = b'0' + n as u8;
     }
     let end = out.len() + len;
     out.extend_from_slice(&digits);
     out.truncate(end);
 }
+
+/// "00", "01", ..., "99".
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Number of decimal digits of `n` (1 for 0).
 #[inline]
@@ -453,10 +472,11 @@ fn push_fixed6(out: &mut Vec<u8>, v: f64) {
             out.push(b'.');
             let fraction = micros % 1_000_000;
             let mut digits = [b'0'; 6];
-            let mut rest = fraction;
-            for d in digits.iter_mut().rev() {
-                *d = b'0' + (rest % 10) as u8;
-                rest /= 10;
+            let mut rest = fraction as usize;
+            for at in [4, 2, 0] {
+                let pair = rest % 100 * 2;
+                rest /= 100;
+                digits[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
             }
             out.extend_from_slice(&digits);
         }
