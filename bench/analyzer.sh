@@ -39,6 +39,7 @@ http_size=${HTTP_SIZE:-300M}
 tls_size=${TLS_SIZE:-300M}
 # A user's captures: each file is a workload of its own, named by its position.
 declare -A user_file
+user_files=$#
 if [ $# -gt 0 ]; then
     workloads=""
     n=0
@@ -192,7 +193,7 @@ done
 captures_intro="Captures (\`mixed\`, \`http\`, \`tls\`: \`gencap --kind KIND --seed $seed\` with \`--size\` $size,
 $http_size and $tls_size; \`dns\`, \`scan\`, \`beacon\`: \`bench/smallflows.py --seed $seed\`, a
 generator independent of pcapd's own):"
-[ ${#user_file[@]} -eq 0 ] || captures_intro="Captures given on the command line:"
+[ "$user_files" -eq 0 ] || captures_intro="Captures given on the command line:"
 
 report=$(cat <<REPORT
 <!-- analyzer-bench:start (written by bench/analyzer.sh; edits here are overwritten) -->
@@ -219,7 +220,7 @@ REPORT
 echo
 echo "$report"
 
-if [ ${#user_file[@]} -eq 0 ]; then
+if [ "$user_files" -eq 0 ]; then
     write_doc_section analyzer-bench "$report"
     echo
     echo "== wrote the analyzer section of docs/benchmarks.md"

@@ -7,6 +7,7 @@
 //! producers hand to the writer; `conn_log` and `weird` own their logs' schemas.
 //! docs/analyzer.md describes the semantics and what is not handled.
 
+mod addr_text;
 pub mod app;
 pub mod bytes;
 pub mod capture;

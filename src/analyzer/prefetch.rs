@@ -11,11 +11,13 @@ const LINE: usize = 64;
 #[inline(always)]
 pub fn line<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch instruction is a hint; it never faults and reads nothing the program
-    // sees, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
-    };
+    {
+        // SAFETY: a prefetch instruction is a hint; it never faults and reads nothing the
+        // program sees, whatever the address.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch(p.cast::<i8>(), core::arch::x86_64::_MM_HINT_T0)
+        };
+    }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
@@ -25,7 +27,7 @@ pub fn line<T>(p: *const T) {
 pub fn object<T>(value: &T) {
     let start = (value as *const T).cast::<u8>();
     let mut offset = 0;
-    while offset < std::mem::size_of::<T>() {
+    while offset < size_of::<T>() {
         line(start.wrapping_add(offset));
         offset += LINE;
     }

@@ -20,9 +20,9 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use super::{escape_bytes, escape_owned, AppAnalyzer, AppOutput, ConnInfo, Transport};
+use crate::analyzer::addr_text::push_addr;
 use crate::analyzer::bytes::be16;
 use crate::analyzer::log::{Enum, Interval, LogSink, Time, Vector};
-use crate::analyzer::writer::push_addr;
 use consts::{netbios_opcode_name, opcode_name, qclass_name, qtype_name, rcode_name};
 pub use log::{DnsRow, DNS_SCHEMA};
 use parser::{parse_message, Answer, Header, Naptr, RData, HEADER_LEN};
