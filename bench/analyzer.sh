@@ -3,11 +3,15 @@
 # the same run, on the same machine, over several workloads:
 #
 #   mixed   gencap --kind mixed (HTTP/TLS-heavy office uplink, big transfers)     SIZE, default 1G
+#   http    gencap --kind http: HTTP only, bodies up to 256 KiB                    HTTP_SIZE, default 300M
+#   tls     gencap --kind tls: TLS handshakes and application data               TLS_SIZE, default 300M
 #   dns     bench/smallflows.py dns: DNS over UDP, about one flow per query         2,000,000 packets
 #   scan    bench/smallflows.py scan: SYN scan, SYN/RST and unanswered SYNs          2,250,000 packets
 #   beacon  bench/smallflows.py beacon: many short TCP connections with tiny bodies 1,500,000 packets
 #
 #   bench/analyzer.sh                                 # every workload
+#   bench/analyzer.sh FILE...                         # your own captures instead (table printed,
+#                                                     # docs/benchmarks.md left alone)
 #   WORKLOADS="dns scan" bench/analyzer.sh            # some of them
 #   BASE=/tmp/pcapd-before bench/analyzer.sh          # also time an older pcapd build (same run)
 #   SIZE=4G SEED=7 bench/analyzer.sh                  # another mixed capture
@@ -15,13 +19,13 @@
 # The smallflows captures are written by a separate Python generator, not by pcapd's own
 # synthesizer, so the figures do not rest on one generator. Captures are cached in bench/out/
 # (gitignored). Each capture is read once before timing (page cache), then timed with
-# /usr/bin/time -v:
+# /usr/bin/time -v (the seed is SEED, default 1, for every generated capture):
 #   pcapd analyze -C --logs conn -o DIR FILE     (conn.log only)
 #   pcapd analyze -C -o DIR FILE                 (all logs)
 #   tshark -n -q -r FILE -z conv,tcp -z conv,udp (tshark's conversation table: the anchor)
-# and prints a Markdown table (CPU seconds, MB/s and packets/s per CPU-second, CPU µs per
-# connection, peak RSS, CPU ratio to tshark), which also replaces the analyzer section of
-# docs/benchmarks.md. Exits non-zero if a measured command failed; the rows that ran are kept.
+# and prints a Markdown table (CPU seconds, MB/s, packets/s and new connections/s per
+# CPU-second, CPU µs per connection, peak RSS, CPU ratio to tshark), which also replaces the
+# analyzer section of docs/benchmarks.md (not for FILE arguments). Exits non-zero if a measured command failed; the rows that ran are kept.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +34,22 @@ cd "$root"
 source bench/lib.sh
 size=${SIZE:-1G}
 seed=${SEED:-1}
-workloads=${WORKLOADS:-mixed dns scan beacon}
+workloads=${WORKLOADS:-mixed http tls dns scan beacon}
+http_size=${HTTP_SIZE:-300M}
+tls_size=${TLS_SIZE:-300M}
+# A user's captures: each file is a workload of its own, named by its position.
+declare -A user_file
+user_files=$#
+if [ $# -gt 0 ]; then
+    workloads=""
+    n=0
+    for f in "$@"; do
+        [ -r "$f" ] || { echo "bench/analyzer.sh: cannot read $f" >&2; exit 2; }
+        n=$((n + 1))
+        user_file[file$n]=$f
+        workloads="$workloads file$n"
+    done
+fi
 base=${BASE:-}
 out=bench/out
 mkdir -p "$out"
@@ -60,15 +79,27 @@ fi
 # capture_for WORKLOAD: makes the workload's capture once and prints its path.
 capture_for() {
     local w=$1 f
+    if [ -n "${user_file[$w]:-}" ]; then
+        echo "${user_file[$w]}"
+        return
+    fi
     case "$w" in
         mixed)
             f=$out/bench-$size-seed$seed.pcap
             [ -s "$f" ] || "$gencap" --kind mixed --size "$size" --seed "$seed" "$f" 2> "$f.stats" >&2
             ;;
+        http)
+            f=$out/http-$http_size-seed$seed.pcap
+            [ -s "$f" ] || "$gencap" --kind http --size "$http_size" --seed "$seed" "$f" 2> "$f.stats" >&2
+            ;;
+        tls)
+            f=$out/tls-$tls_size-seed$seed.pcap
+            [ -s "$f" ] || "$gencap" --kind tls --size "$tls_size" --seed "$seed" "$f" 2> "$f.stats" >&2
+            ;;
         dns) f=$out/dns.pcap; [ -s "$f" ] || python3 bench/smallflows.py dns --packets 2000000 --seed "$seed" "$f" ;;
         scan) f=$out/scan.pcap; [ -s "$f" ] || python3 bench/smallflows.py scan --packets 2250000 --seed "$seed" "$f" ;;
         beacon) f=$out/beacon.pcap; [ -s "$f" ] || python3 bench/smallflows.py beacon --packets 1500000 --seed "$seed" "$f" ;;
-        *) echo "unknown workload $w (mixed, dns, scan, beacon)" >&2; return 1 ;;
+        *) echo "unknown workload $w (mixed, http, tls, dns, scan, beacon)" >&2; return 1 ;;
     esac
     echo "$f"
 }
@@ -136,14 +167,15 @@ table=$(awk -v sizes="$sizes" '
       if ($2 == "tshark" && $6 == "ok") tshark_cpu[$1] = $4
       if ($2 == "pcapd-conn" && $7 != "-") flows[$1] = $7 }
     END {
-        print "| capture | command | CPU s | MB/s per core | packets/s per core | CPU µs per connection | peak RSS MiB | tshark CPU ÷ this |"
-        print "|---|---|---:|---:|---:|---:|---:|---:|"
+        print "| capture | command | CPU s | MB/s per core | packets/s per core | connections/s per core | CPU µs per connection | peak RSS MiB | tshark CPU ÷ this |"
+        print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
         for (i = 1; i <= NR; i++) {
-            if (status[i] != "ok") { printf "| %s | %s | failed | | | | | |\n", w[i], label[name[i]]; continue }
+            if (status[i] != "ok") { printf "| %s | %s | failed | | | | | | |\n", w[i], label[name[i]]; continue }
             c = cpu[i] > 0 ? cpu[i] : 0.001
             per_flow = flows[w[i]] > 0 ? sprintf("%.2f", c * 1e6 / flows[w[i]]) : "–"
+            flow_rate = flows[w[i]] > 0 ? sprintf("%.0f", flows[w[i]] / c) : "–"
             ratio = tshark_cpu[w[i]] > 0 ? sprintf("%.1f×", tshark_cpu[w[i]] / c) : "–"
-            printf "| %s | %s | %.2f | %.0f | %.0f | %s | %.0f | %s |\n", w[i], label[name[i]], c, bytes[w[i]] / 1e6 / c, pkts[w[i]] / c, per_flow, rss[i] / 1024, ratio
+            printf "| %s | %s | %.2f | %.0f | %.0f | %s | %s | %.0f | %s |\n", w[i], label[name[i]], c, bytes[w[i]] / 1e6 / c, pkts[w[i]] / c, flow_rate, per_flow, rss[i] / 1024, ratio
         }
     }' "$results")
 
@@ -155,8 +187,13 @@ today=$(date -u +%Y-%m-%d)
 captures_text=""
 for w in $workloads; do
     captures_text="$captures_text
-- \`$w\`: ${cap_bytes[$w]} bytes, ${cap_packets[$w]:-?} packets"
+- \`$w\`: ${user_file[$w]:+\`${user_file[$w]}\`, }${cap_bytes[$w]} bytes, ${cap_packets[$w]:-?} packets"
 done
+
+captures_intro="Captures (\`mixed\`, \`http\`, \`tls\`: \`gencap --kind KIND --seed $seed\` with \`--size\` $size,
+$http_size and $tls_size; \`dns\`, \`scan\`, \`beacon\`: \`bench/smallflows.py --seed $seed\`, a
+generator independent of pcapd's own):"
+[ "$user_files" -eq 0 ] || captures_intro="Captures given on the command line:"
 
 report=$(cat <<REPORT
 <!-- analyzer-bench:start (written by bench/analyzer.sh; edits here are overwritten) -->
@@ -165,14 +202,14 @@ report=$(cat <<REPORT
 Measured $today on $cores CPUs ($cpu_model), $tshark_version, $rustc_version.
 pcapd binary: \`$pcapd\`${base:+; \`BASE\` = \`$base\` (the build before the change under test)}.
 
-Captures (\`mixed\`: \`gencap --kind mixed --size $size --seed $seed\`; \`dns\`, \`scan\`,
-\`beacon\`: \`bench/smallflows.py\`, a generator independent of pcapd's own):
+$captures_intro
 $captures_text
 
 $table
 
 CPU is user + system time, so per-core figures do not depend on how many cores a command
-could use; "CPU µs per connection" divides by the connections pcapd logged; the last column
+could use; "connections/s" and "CPU µs per connection" use the connections pcapd logged
+(every one is a new flow); the last column
 is how many times more CPU tshark needed for the same capture in the same run. MB/s are 10^6
 bytes of capture file. Every capture is read once before timing (page cache). Peak RSS is
 \`/usr/bin/time -v\`'s maximum resident set. Rerun with \`bench/analyzer.sh\`.
@@ -183,7 +220,9 @@ REPORT
 echo
 echo "$report"
 
-write_doc_section analyzer-bench "$report"
-echo
-echo "== wrote the analyzer section of docs/benchmarks.md"
+if [ "$user_files" -eq 0 ]; then
+    write_doc_section analyzer-bench "$report"
+    echo
+    echo "== wrote the analyzer section of docs/benchmarks.md"
+fi
 exit "$failed"

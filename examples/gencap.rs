@@ -5,7 +5,8 @@
 //! cargo run --release --example gencap -- --kind sample-http --format pcapng OUT.pcapng
 //! ```
 //!
-//! `--kind` picks a preset: `mixed` (everything, large bodies, 64 concurrent sessions) or one
+//! `--kind` picks a preset: `mixed` (everything, large bodies, 64 concurrent sessions), `http`
+//! or `tls` (one protocol only, the analyzer benchmark's HTTP- and TLS-heavy mixes), or one
 //! of the small-sample presets used for `share/pcapd/samples/`. The same arguments always
 //! produce the same bytes.
 
@@ -24,6 +25,10 @@ use pcapd::synth::{
 enum Kind {
     /// All traffic kinds, bodies up to 1 MiB, 64 concurrent sessions.
     Mixed,
+    /// HTTP only, bodies up to 256 KiB, 64 concurrent sessions (the HTTP-heavy benchmark).
+    Http,
+    /// TLS only, up to 256 KiB of application data, 64 concurrent sessions (TLS-heavy).
+    Tls,
     /// HTTP/1.1 over TCP: keep-alive, POST, chunked, 304/404/301, a few retransmissions.
     SampleHttp,
     /// DNS over UDP (A/AAAA/CNAME, NXDOMAIN, unanswered) and over TCP.
@@ -87,6 +92,8 @@ fn parse_size(text: &str) -> Result<u64> {
 fn preset(kind: Kind) -> TrafficConfig {
     match kind {
         Kind::Mixed => Preset::Mixed,
+        Kind::Http => Preset::Http,
+        Kind::Tls => Preset::Tls,
         Kind::SampleHttp => Preset::SampleHttp,
         Kind::SampleDns => Preset::SampleDns,
         Kind::SampleTls => Preset::SampleTls,

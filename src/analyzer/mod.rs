@@ -7,6 +7,7 @@
 //! producers hand to the writer; `conn_log` and `weird` own their logs' schemas.
 //! docs/analyzer.md describes the semantics and what is not handled.
 
+mod addr_text;
 pub mod app;
 pub mod bytes;
 pub mod capture;
@@ -16,16 +17,17 @@ pub mod flow;
 pub mod frag;
 pub mod hash;
 pub mod log;
+mod prefetch;
 pub mod uid;
 pub mod weird;
 pub mod writer;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub use crate::config::LogFormat;
-use capture::{CaptureError, CaptureReader, MergedCapture};
+use capture::{CaptureError, CaptureReader, MergedCapture, RawPacket};
 use decode::DecodeIssue;
 use flow::{FlowTable, TableOptions};
 use frag::{FragOutcome, Reassembler};
@@ -205,6 +207,27 @@ fn release_consumed(maps: &[memmap2::Mmap], released: &mut [usize], positions: &
     }
 }
 
+/// Packets read ahead of the one being processed, for prefetching.
+const LOOKAHEAD: usize = 8;
+
+/// Decodes a packet read ahead (as the main loop would, with the same header check) and
+/// prefetches its flow's index entry: the packet, or `None` if decoding failed (the main
+/// loop decodes it again and reports why), and the hash if it is a plain TCP or UDP packet.
+fn decode_ahead<'a>(
+    table: &FlowTable,
+    pkt: &RawPacket<'a>,
+    check_header: bool,
+) -> (Option<decode::IpPacket<'a>>, Option<u32>) {
+    let Ok((version, l3)) = decode::link_to_ip(pkt.link_type, pkt.data) else {
+        return (None, None);
+    };
+    let Ok(ip) = decode::parse_ip(version, l3, check_header) else {
+        return (None, None);
+    };
+    let hash = table.prefetch_index(&ip);
+    (Some(ip), hash)
+}
+
 fn run(
     inputs: &[(&Path, &[u8])],
     opts: &AnalyzeOptions,
@@ -233,7 +256,25 @@ fn run(
     let mut unknown_link_types = BTreeSet::new();
     let mut last_frag_expiry_ns = i64::MIN;
 
-    while let Some((_, pkt)) = merged.next_packet() {
+    // Packets read ahead, each with its flow-key hash once its index entry was prefetched:
+    // the index entry of a packet is asked for LOOKAHEAD packets before it is processed, its
+    // connection half as many before (see `FlowTable::prefetch_index`).
+    type Ahead<'a> = (RawPacket<'a>, Option<decode::IpPacket<'a>>, Option<u32>);
+    let mut ahead: VecDeque<Ahead<'_>> = VecDeque::with_capacity(LOOKAHEAD);
+    loop {
+        while ahead.len() < LOOKAHEAD {
+            let Some((_, next)) = merged.next_packet() else {
+                break;
+            };
+            let (ip, hash) = decode_ahead(&table, &next, !opts.ignore_checksums);
+            ahead.push_back((next, ip, hash));
+        }
+        if let Some(&(_, _, Some(hash))) = ahead.get(LOOKAHEAD / 2) {
+            table.prefetch_conn(hash);
+        }
+        let Some((pkt, decoded, _)) = ahead.pop_front() else {
+            break;
+        };
         summary.packets += 1;
         if summary.packets % 4096 == 0 {
             let done = merged.position() as u64;
@@ -243,23 +284,29 @@ fn run(
                 release(&merged.positions());
             }
         }
-        let (version, l3) = match decode::link_to_ip(pkt.link_type, pkt.data) {
-            Ok(v) => v,
-            Err(DecodeIssue::NotIp) => continue,
-            Err(DecodeIssue::UnknownLinkType) => {
-                unknown_link_types.insert(pkt.link_type);
-                continue;
-            }
-            Err(DecodeIssue::Truncated(name)) => {
-                table.unattached_weird(sink, pkt.ts_ns, None, name, "");
-                continue;
-            }
-        };
-        let ip = match decode::parse_ip(version, l3, !opts.ignore_checksums) {
-            Ok(ip) => ip,
-            Err(name) => {
-                table.unattached_weird(sink, pkt.ts_ns, None, name, "IP");
-                continue;
+        // Decoded when it was read ahead; decoded again here only if that failed, to report why.
+        let ip = match decoded {
+            Some(ip) => ip,
+            None => {
+                let (version, l3) = match decode::link_to_ip(pkt.link_type, pkt.data) {
+                    Ok(v) => v,
+                    Err(DecodeIssue::NotIp) => continue,
+                    Err(DecodeIssue::UnknownLinkType) => {
+                        unknown_link_types.insert(pkt.link_type);
+                        continue;
+                    }
+                    Err(DecodeIssue::Truncated(name)) => {
+                        table.unattached_weird(sink, pkt.ts_ns, None, name, "");
+                        continue;
+                    }
+                };
+                match decode::parse_ip(version, l3, !opts.ignore_checksums) {
+                    Ok(ip) => ip,
+                    Err(name) => {
+                        table.unattached_weird(sink, pkt.ts_ns, None, name, "IP");
+                        continue;
+                    }
+                }
             }
         };
         if ip.bad_header_checksum {

@@ -186,6 +186,12 @@ impl Default for TrafficConfig {
 pub enum Preset {
     /// All traffic kinds, bodies up to 1 MiB, 64 concurrent sessions.
     Mixed,
+    /// HTTP only (the analyzer benchmark's HTTP-heavy mix): bodies up to 256 KiB, 64
+    /// concurrent sessions.
+    Http,
+    /// TLS only (the benchmark's TLS-heavy mix): handshakes with SNI and ALPN, then up to
+    /// 256 KiB of application data, 64 concurrent sessions.
+    Tls,
     /// HTTP/1.1 over TCP: keep-alive, POST, chunked, 304/404/301, a few retransmissions.
     SampleHttp,
     /// DNS over UDP (A/AAAA/CNAME, NXDOMAIN, unanswered) and over TCP.
@@ -209,6 +215,16 @@ impl Preset {
         };
         match self {
             Preset::Mixed => TrafficConfig::default(),
+            Preset::Http => TrafficConfig {
+                mix: TrafficMix::HTTP,
+                max_body_bytes: 256 << 10,
+                ..TrafficConfig::default()
+            },
+            Preset::Tls => TrafficConfig {
+                mix: TrafficMix::TLS,
+                max_body_bytes: 256 << 10,
+                ..TrafficConfig::default()
+            },
             Preset::SampleHttp => TrafficConfig {
                 mix: TrafficMix::HTTP,
                 ..sample

@@ -3,7 +3,8 @@
 //! kills them), `bui_monitor` runs `backend = burp` against the anchor's fake burp,
 //! `accuracy` scores the builtin analyzer against Zeek's own logs, `rsyslog` runs a real
 //! rsyslogd as the receiver of the syslog forwarder's tests; `store` checks the job index
-//! across kills and deletion; `harness` starts daemons and reports their stderr on failure.
+//! across kills and deletion; `neutrality` checks that the analyzer's logs stay byte for byte
+//! what `tests/it/neutrality.tsv` recorded; `harness` starts daemons and reports their stderr on failure.
 
 mod accuracy;
 mod bui_monitor;
@@ -14,6 +15,7 @@ mod daemon;
 mod forwarding;
 mod gateway;
 mod harness;
+mod neutrality;
 mod rsyslog;
 mod security;
 mod store;

@@ -172,6 +172,16 @@ pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
     s
 }
 
+/// [`escape_bytes`] of a buffer the caller gives up: a name that needs no escape (nearly
+/// every one) becomes the string without a copy.
+pub(crate) fn escape_owned(bytes: Vec<u8>) -> String {
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        String::from_utf8(bytes).unwrap_or_else(|e| escape_bytes(e.as_bytes()))
+    } else {
+        escape_bytes(&bytes)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::net::{IpAddr, Ipv4Addr};
@@ -367,5 +377,7 @@ pub(crate) mod tests {
     #[test]
     fn escape_bytes_matches_zeek_rendering() {
         assert_eq!(escape_bytes(b"a b\t\xff"), "a b\\x09\\xff");
+        assert_eq!(escape_owned(b"a b\t\xff".to_vec()), "a b\\x09\\xff");
+        assert_eq!(escape_owned(b"www.example.com".to_vec()), "www.example.com");
     }
 }

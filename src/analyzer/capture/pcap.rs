@@ -79,6 +79,11 @@ impl<'a> PcapReader<'a> {
             return Ok(None);
         };
         self.pos = body + caplen as usize;
+        // The next record's header and the start of its frame (the link, IP and transport
+        // headers read as soon as it is pulled) start loading now.
+        let next = self.data.as_ptr().wrapping_add(self.pos);
+        crate::analyzer::prefetch::line(next);
+        crate::analyzer::prefetch::line(next.wrapping_add(64));
         let ts_ns = i64::from(ts_sec) * 1_000_000_000 + i64::from(ts_frac) * self.frac_to_ns;
         Ok(Some(RawPacket {
             ts_ns,

@@ -9,7 +9,7 @@
 //! space and stream reassembly), `direction` (who is the originator), `expiry` (when
 //! connections are due).
 //!
-//! Connections live in a slab indexed by a hash map from their direction-agnostic key, so
+//! Connections live in a slab indexed by a compact hash index (`index`) of their direction-agnostic key, so
 //! nothing is moved when the map grows and a packet costs one lookup. Memory is proportional
 //! to live connections: every 10 s of capture time the connections whose timers fired are
 //! removed, found through the expiry queue rather than by scanning the table.
@@ -18,16 +18,16 @@ mod conn;
 pub mod direction;
 mod expiry;
 mod history;
+mod index;
 mod slab;
 pub mod tcp;
 mod tcp_rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::app::{self, AppOutput, ConnInfo, Transport};
 use super::decode::{self, IpPacket, ACK, SYN};
-use super::hash::FxBuildHasher;
 use super::log::LogSink;
 use super::uid::UidGenerator;
 use super::weird::WeirdLog;
@@ -35,12 +35,15 @@ use conn::{secs, AppState, Conn, ConnKey, Detection, Proto, TCP_ATTEMPT_DELAY_NS
 use direction::{flip_at_creation, ntp_mode_says_flip};
 use expiry::{Due, ExpiryQueue};
 use history::Once;
+use index::{key_hash, FlowIndex};
 use slab::{Slab, Slot};
 use tcp::{EndpointState, StreamEvent};
 use tcp_rules::Segment;
 
 /// How often (in capture time) idle connections are swept out of the table.
 const SWEEP_INTERVAL_NS: i64 = 10 * conn::NS;
+/// How many connections ahead a sweep prefetches (see `prefetch`).
+const SWEEP_PREFETCH: usize = 8;
 /// Application detection gives up after this many payload bytes per side ...
 const DETECT_MAX_BYTES_PER_SIDE: usize = 4096;
 /// ... or this many payload chunks in total (or twice the per-side bytes held in total).
@@ -56,7 +59,7 @@ pub struct TableOptions {
 
 /// The connection table of one analysis run.
 pub struct FlowTable {
-    index: HashMap<ConnKey, Slot, FxBuildHasher>,
+    index: FlowIndex,
     /// Live connections.
     slots: Slab<Conn>,
     expiry: ExpiryQueue,
@@ -74,7 +77,7 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(opts: TableOptions) -> Self {
         FlowTable {
-            index: HashMap::default(),
+            index: FlowIndex::default(),
             slots: Slab::default(),
             expiry: ExpiryQueue::default(),
             ends: Ends {
@@ -120,6 +123,29 @@ impl FlowTable {
         };
         if let Some(slot) = slot {
             self.reschedule(slot);
+        }
+    }
+
+    /// The first half of a prefetch for a packet that comes a few packets later: the hash of
+    /// its connection's key (TCP and UDP; `None` for anything else), whose index entry starts
+    /// loading now. [`FlowTable::prefetch_conn`] with that hash, a little later, starts
+    /// loading the connection. Hints only: the packet is processed as if none were given.
+    pub fn prefetch_index(&self, ip: &IpPacket<'_>) -> Option<u32> {
+        if !matches!(ip.proto, 6 | 17) || ip.fragment.is_some() {
+            return None;
+        }
+        let ports = ip.payload.get(..4)?;
+        let sport = u16::from_be_bytes([ports[0], ports[1]]);
+        let dport = u16::from_be_bytes([ports[2], ports[3]]);
+        let hash = key_hash(&ConnKey::new(ip.src, sport, ip.dst, dport, ip.proto));
+        self.index.prefetch(hash);
+        Some(hash)
+    }
+
+    /// The second half: starts loading the connection the index entry of `hash` points to.
+    pub fn prefetch_conn(&self, hash: u32) {
+        if let Some(slot) = self.index.first_with_hash(hash) {
+            self.slots.prefetch(slot);
         }
     }
 
@@ -196,7 +222,14 @@ impl FlowTable {
         let mut entries = std::mem::take(&mut self.entries);
         self.expiry.drain_due(now_ns, &mut entries);
         let mut due = std::mem::take(&mut self.due);
-        for entry in entries.drain(..) {
+        // Connections come up in deadline order, scattered over the slab, and are cold: each
+        // is asked for a few entries before it is looked at (as are their index entries
+        // below), so the misses overlap.
+        for i in 0..entries.len() {
+            if let Some(ahead) = entries.get(i + SWEEP_PREFETCH) {
+                self.slots.prefetch(ahead.slot);
+            }
+            let entry = entries[i];
             let Some(conn) = self.slots.get_mut(entry.slot) else {
                 continue;
             };
@@ -213,10 +246,19 @@ impl FlowTable {
                 self.reschedule(entry.slot);
             }
         }
+        entries.clear();
         due.sort_unstable();
-        for &(_, slot) in &due {
+        for (i, &(_, slot)) in due.iter().enumerate() {
+            if let Some(&(_, further)) = due.get(i + 2 * SWEEP_PREFETCH) {
+                self.slots.prefetch(further);
+            }
+            if let Some(&(_, ahead)) = due.get(i + SWEEP_PREFETCH) {
+                if let Some(conn) = self.slots.get(ahead) {
+                    self.index.prefetch(key_hash(&conn.key));
+                }
+            }
             if let Some(conn) = self.slots.get(slot) {
-                self.index.remove(&conn.key);
+                self.index.remove(key_hash(&conn.key), slot);
             }
             self.end_slot(slot, sink);
         }
@@ -234,10 +276,14 @@ impl FlowTable {
         reuse: impl FnOnce(&Conn) -> bool,
         sink: &mut dyn LogSink,
     ) -> Option<Slot> {
-        let slot = *self.index.get(key)?;
+        let hash = key_hash(key);
+        let slots = &self.slots;
+        let slot = self
+            .index
+            .find(hash, |s| slots.get(s).is_some_and(|c| c.key == *key))?;
         let conn = self.slots.get(slot)?;
         if reuse(conn) || conn.expired(now_ns) {
-            self.index.remove(key);
+            self.index.remove(hash, slot);
             self.end_slot(slot, sink);
             return None;
         }
@@ -275,7 +321,7 @@ impl FlowTable {
             conn.flip();
         }
         let slot = self.slots.insert(conn);
-        self.index.insert(key, slot);
+        self.index.insert(key_hash(&key), slot);
         slot
     }
 

@@ -66,6 +66,17 @@ impl<T> Slab<T> {
             .as_mut()
     }
 
+    /// Starts loading the memory of the value in `slot` (see `prefetch`).
+    pub fn prefetch(&self, slot: Slot) {
+        if let Some(entry) = self
+            .chunks
+            .get((slot >> CHUNK_BITS) as usize)
+            .and_then(|chunk| chunk.get(slot as usize & (CHUNK - 1)))
+        {
+            crate::analyzer::prefetch::object(entry);
+        }
+    }
+
     /// Drops the value in `slot` in place and frees the slot.
     pub fn discard(&mut self, slot: Slot) {
         let Some(entry) = self

@@ -17,8 +17,10 @@ mod parser;
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
-use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo, Transport};
+use super::{escape_bytes, escape_owned, AppAnalyzer, AppOutput, ConnInfo, Transport};
+use crate::analyzer::addr_text::push_addr;
 use crate::analyzer::bytes::be16;
 use crate::analyzer::log::{Enum, Interval, LogSink, Time, Vector};
 use consts::{netbios_opcode_name, opcode_name, qclass_name, qtype_name, rcode_name};
@@ -39,8 +41,8 @@ const OP_UPDATE: u8 = 5;
 /// Zeek parses but does not list, or whose data did not decode.
 fn render_answer(answer: &Answer<'_>) -> Option<String> {
     Some(match answer.data.as_ref()? {
-        RData::A(a) => a.to_string(),
-        RData::Aaaa(a) => a.to_string(),
+        RData::A(a) => addr_string(IpAddr::V4(*a)),
+        RData::Aaaa(a) => addr_string(IpAddr::V6(*a)),
         RData::Name(name) => escape_bytes(name),
         RData::Text { spf, strings } => {
             let tag = if *spf { "SPF" } else { "TXT" };
@@ -68,7 +70,7 @@ fn render_answer(answer: &Answer<'_>) -> Option<String> {
         } => format!("DS {algorithm} {digest_type}"),
         RData::Nsec { next } => format!(
             "NSEC {} {}",
-            escape_bytes(&answer.owner),
+            escape_bytes(&answer.owner.decode()),
             escape_bytes(next)
         ),
         RData::Nsec3 => "NSEC3".to_owned(),
@@ -87,6 +89,13 @@ fn render_answer(answer: &Answer<'_>) -> Option<String> {
         RData::Opaque => return None,
         RData::Unknown(rtype) => format!("<unknown type={rtype}>"),
     })
+}
+
+/// An address as the logs write it.
+fn addr_string(addr: IpAddr) -> String {
+    let mut text = Vec::with_capacity(39);
+    push_addr(&mut text, addr);
+    String::from_utf8(text).unwrap_or_default()
 }
 
 fn render_naptr(n: &Naptr<'_>) -> String {
@@ -229,7 +238,7 @@ impl DnsAnalyzer {
         msg: &[u8],
         out: &mut AppOutput<'_>,
     ) {
-        let parsed = match parse_message(msg) {
+        let mut parsed = match parse_message(msg) {
             Ok(m) => m,
             Err(weird) => {
                 out.weirds.push((weird, String::new()));
@@ -267,7 +276,7 @@ impl DnsAnalyzer {
                 rec.rejected = true;
             }
         }
-        for q in &parsed.questions {
+        for q in std::mem::take(&mut parsed.questions) {
             if !h.qr {
                 rec.rd = h.rd;
                 rec.tc = h.tc;
@@ -275,16 +284,16 @@ impl DnsAnalyzer {
                 rec.qtype = Some(q.qtype);
                 rec.qtype_name = Some(qtype_name(q.qtype));
                 rec.z = h.z;
-                let mut name = Cow::Borrowed(q.name.as_slice());
+                let mut name = q.name;
                 if conn.resp_p == 137 {
                     if let Some(decoded) = decode_netbios_name(&name) {
-                        name = Cow::Owned(decoded);
+                        name = decoded;
                     }
                     if q.qtype == 33 {
                         rec.qtype_name = Some(Cow::Borrowed("NBSTAT"));
                     }
                 }
-                rec.query = Some(escape_bytes(&name));
+                rec.query = Some(escape_owned(name));
             } else if h.ancount == 0 && h.nscount == 0 && h.arcount == 0 {
                 rec.rejected = true;
             }
@@ -292,7 +301,7 @@ impl DnsAnalyzer {
         if h.qr {
             for a in &parsed.answers {
                 if rec.query.is_none() {
-                    rec.query = Some(escape_bytes(&a.owner));
+                    rec.query = Some(escape_bytes(&a.owner.decode()));
                 }
                 rec.aa = h.aa;
                 rec.ra = h.ra;
@@ -354,6 +363,11 @@ impl DnsAnalyzer {
             if let Some(old) = queue.pop_front() {
                 old.write(conn, out.logs);
             }
+        }
+        if queue.capacity() == 0 {
+            // Room for one record, not the four a first push reserves: most connections
+            // never hold more than their one query.
+            queue.reserve_exact(1);
         }
         queue.push_back(rec);
     }
@@ -470,10 +484,9 @@ pub(crate) fn looks_like_dns(data: &[u8], port_hint: bool) -> bool {
     if h.qdcount > 16 {
         return false;
     }
-    let Some(question) = parser::first_question(data) else {
+    let Some((_qtype, qclass)) = parser::first_question(data) else {
         return false;
     };
-    let qclass = question.qclass;
     // IN, CH, HS, NONE, ANY; mDNS sets the top bit (unicast-response / cache-flush).
     let class_ok = matches!(qclass & 0x7fff, 1 | 3 | 4 | 254 | 255);
     if port_hint {

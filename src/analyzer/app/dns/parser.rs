@@ -75,9 +75,20 @@ impl NameError {
 ///
 /// Loop protection: every compression pointer must point strictly before the start of the
 /// run of labels it ends, so run starts strictly decrease and decoding terminates.
-pub(crate) fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), NameError> {
+pub(crate) fn read_name(msg: &[u8], pos: usize) -> Result<(Vec<u8>, usize), NameError> {
     // Room for a typical name, so appending labels rarely reallocates.
     let mut name = Vec::with_capacity(64);
+    let end = walk_name(msg, pos, Some(&mut name))?;
+    Ok((name, end))
+}
+
+/// Walks the name at `pos` as [`read_name`] does, appending it to `name` if given (checks
+/// and errors are the same either way); returns the offset just past it.
+fn walk_name(
+    msg: &[u8],
+    mut pos: usize,
+    mut name: Option<&mut Vec<u8>>,
+) -> Result<usize, NameError> {
     let mut end_after_first_pointer = None;
     let mut run_start = pos;
     loop {
@@ -85,17 +96,18 @@ pub(crate) fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), 
         match len & 0xc0 {
             0x00 => {
                 if len == 0 {
-                    let end = end_after_first_pointer.unwrap_or(pos + 1);
-                    return Ok((name, end));
+                    return Ok(end_after_first_pointer.unwrap_or(pos + 1));
                 }
                 let label = msg
                     .get(pos + 1..pos + 1 + len)
                     .ok_or(NameError::LabelPastEnd)?;
-                if name.len() < MAX_NAME_LEN {
-                    if !name.is_empty() {
-                        name.push(b'.');
+                if let Some(name) = name.as_deref_mut() {
+                    if name.len() < MAX_NAME_LEN {
+                        if !name.is_empty() {
+                            name.push(b'.');
+                        }
+                        name.extend(label.iter().map(u8::to_ascii_lowercase));
                     }
-                    name.extend(label.iter().map(u8::to_ascii_lowercase));
                 }
                 pos += 1 + len;
             }
@@ -112,6 +124,32 @@ pub(crate) fn read_name(msg: &[u8], mut pos: usize) -> Result<(Vec<u8>, usize), 
             _ => return Err(NameError::BadLabelType),
         }
     }
+}
+
+/// A name checked but not decoded yet: most owner names of answers are never needed (the
+/// query's name is logged), so they are only walked past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LazyName<'a> {
+    msg: &'a [u8],
+    pos: usize,
+}
+
+impl LazyName<'_> {
+    /// The decoded name (as [`read_name`] gives it).
+    pub(crate) fn decode(&self) -> Vec<u8> {
+        // Walked without error when the answer was parsed, so this decodes the same way.
+        read_name(self.msg, self.pos)
+            .map(|(name, _)| name)
+            .unwrap_or_default()
+    }
+}
+
+/// The name at the reader's position, checked and skipped, not decoded.
+fn lazy_name<'a>(r: &mut ByteReader<'a>) -> Result<LazyName<'a>, NameError> {
+    let pos = r.pos();
+    let end = walk_name(r.data(), pos, None)?;
+    r.seek(end);
+    Ok(LazyName { msg: r.data(), pos })
 }
 
 /// The name at the reader's position; the reader moves past it.
@@ -138,7 +176,7 @@ pub(crate) struct Question {
 /// not decode as its type requires).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Answer<'a> {
-    pub owner: Vec<u8>,
+    pub owner: LazyName<'a>,
     pub ttl: u32,
     pub data: Option<RData<'a>>,
 }
@@ -237,7 +275,7 @@ pub(crate) fn parse_message(msg: &[u8]) -> Result<Message<'_>, &'static str> {
         });
     }
     for _ in 0..header.ancount {
-        let owner = match name(&mut r) {
+        let owner = match lazy_name(&mut r) {
             Ok(n) => n,
             Err(e) => {
                 out.error = Some(e.weird());
@@ -263,15 +301,11 @@ pub(crate) fn parse_message(msg: &[u8]) -> Result<Message<'_>, &'static str> {
     Ok(out)
 }
 
-/// The first question of a message, if it decodes.
-pub(crate) fn first_question(msg: &[u8]) -> Option<Question> {
+/// Type and class of the first question of a message, if its name is well formed.
+pub(crate) fn first_question(msg: &[u8]) -> Option<(u16, u16)> {
     let mut r = ByteReader::at(msg, HEADER_LEN);
-    let name = name(&mut r).ok()?;
-    Some(Question {
-        name,
-        qtype: r.u16()?,
-        qclass: r.u16()?,
-    })
+    lazy_name(&mut r).ok()?;
+    Some((r.u16()?, r.u16()?))
 }
 
 /// Decodes the data of one record at `start..end` of `msg` (names may point anywhere
@@ -399,5 +433,9 @@ mod tests {
         let mut msg = vec![0u8; 12];
         msg.extend_from_slice(b"\x03WwW\x02Ex\x00");
         assert_eq!(read_name(&msg, 12).map(|n| n.0), Ok(b"www.ex".to_vec()));
+        let mut r = ByteReader::at(&msg, 12);
+        let lazy = lazy_name(&mut r).unwrap();
+        assert_eq!((lazy.decode(), r.pos()), (b"www.ex".to_vec(), msg.len()));
+        assert_eq!(first_question(&msg), None);
     }
 }
