@@ -110,6 +110,7 @@ pub(super) async fn start_core(
         .clone()
         .start(recovery.requeue, shutdown.clone(), tracker)
         .await;
+    tracker.spawn(super::memory::trim_loop(shutdown.clone()));
     tracker.spawn(retention_loop(
         ledger.clone(),
         live.clone(),

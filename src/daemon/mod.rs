@@ -8,6 +8,7 @@
 mod core;
 mod error;
 mod events;
+mod memory;
 mod reload;
 pub mod run;
 mod setup;

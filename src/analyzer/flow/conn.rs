@@ -3,10 +3,11 @@
 
 use std::net::IpAddr;
 
+use super::conn_state::{tcp_conn_state, udp_conn_state};
 use super::history::{History, Scaled};
 use super::tcp::{Endpoint, EndpointState};
 use crate::analyzer::app::{AppAnalyzer, ConnInfo};
-use crate::analyzer::conn_log::{tcp_conn_state, udp_conn_state, ConnDuration, ConnSummary};
+use crate::analyzer::conn_log::{ConnDuration, ConnSummary};
 use crate::analyzer::weird::WeirdConn;
 
 pub const NS: i64 = 1_000_000_000;

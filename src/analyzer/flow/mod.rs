@@ -4,7 +4,8 @@
 //! (end of connection after the close/reset delay, connection-attempt timeout, inactivity
 //! timeout, reuse of the 5-tuple, or end of capture).
 //!
-//! Layout: `conn` (one connection: key, sides, timers, its conn.log summary), `history`
+//! Layout: `conn` (one connection: key, sides, timers, its conn.log summary), `conn_state`
+//! (Zeek's `conn_state` decision), `history`
 //! (history letters), `tcp_rules` (the per-segment TCP rules), `tcp` (endpoint sequence
 //! space and stream reassembly), `direction` (who is the originator), `expiry` (when
 //! connections are due).
@@ -15,6 +16,7 @@
 //! removed, found through the expiry queue rather than by scanning the table.
 
 mod conn;
+mod conn_state;
 pub mod direction;
 mod expiry;
 mod history;
