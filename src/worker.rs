@@ -279,6 +279,7 @@ mod tests {
             command: command.map(str::to_string),
             ignore_checksums: true,
             max_line: 4096,
+            extract: Default::default(),
         }
     }
 

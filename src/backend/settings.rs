@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BackendKind, CommandConfig, LogFormat, ZeekConfig};
+use crate::config::{BackendKind, CommandConfig, ExtractConfig, LogFormat, ZeekConfig};
 
 /// The analyzers a worker can run (`burp` children are not `pcapd worker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +65,9 @@ pub struct WorkerSettings {
     pub ignore_checksums: bool,
     /// Longest job line accepted on stdin.
     pub max_line: usize,
+    /// `[Extract]`: files the builtin analyzer writes under the job's `extract_files/`.
+    #[serde(default)]
+    pub extract: ExtractConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +105,14 @@ impl WorkerSettings {
             command: command.command.clone(),
             ignore_checksums,
             max_line,
+            extract: ExtractConfig::default(),
         })
+    }
+
+    /// The same settings with `[Extract]` as configured.
+    pub fn with_extract(mut self, extract: &ExtractConfig) -> WorkerSettings {
+        self.extract = extract.clone();
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -131,6 +141,10 @@ mod tests {
             command: Some("true".into()),
             ignore_checksums: true,
             max_line: 4096,
+            extract: ExtractConfig {
+                mime: vec!["application/*".into()],
+                ..ExtractConfig::default()
+            },
         };
         let parsed = WorkerSettings::from_json(&original.to_json()).expect("parses");
         assert_eq!(parsed, original);

@@ -183,6 +183,8 @@ pub enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        extract: ExtractArgs,
         /// Capture files (pcap or pcapng), read as one capture in time order.
         #[arg(required = true, value_name = "CAPTURE")]
         captures: Vec<PathBuf>,
@@ -275,8 +277,17 @@ pub fn run(cli: Cli) -> i32 {
             json_logs,
             logs,
             json,
+            extract,
             captures,
-        } => analyze(&out, ignore_checksums, json_logs, logs, json, &captures),
+        } => analyze(
+            &out,
+            ignore_checksums,
+            json_logs,
+            logs,
+            json,
+            &extract,
+            &captures,
+        ),
         command => {
             // One thread: the daemon's work is I/O and bookkeeping (the analyzers are its
             // children, blocking store work runs on tokio's blocking pool). A multi-thread
@@ -387,16 +398,52 @@ async fn run_async(command: Command) -> i32 {
     }
 }
 
+/// `pcapd analyze`'s `[Extract]` flags (docs/files.md); without `--extract` nothing is
+/// extracted.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExtractArgs {
+    /// Write the files of these MIME types (globs, comma-separated; * = all) under
+    /// DIR/extract_files/.
+    #[arg(long, value_name = "GLOBS")]
+    extract: Option<String>,
+    /// Sources to extract from: HTTP, SMTP, FTP (default all).
+    #[arg(long, value_name = "LIST")]
+    extract_sources: Option<String>,
+    /// Bytes written per file, e.g. 10M (default 100M); the rest is cut off.
+    #[arg(long, value_name = "SIZE")]
+    extract_max_file: Option<String>,
+    /// Bytes written per run (default 1G).
+    #[arg(long, value_name = "SIZE")]
+    extract_max_total: Option<String>,
+    /// flat or mime (extract_files/<type>/<subtype>/…).
+    #[arg(long, value_name = "LAYOUT")]
+    extract_layout: Option<String>,
+}
+
 fn analyze(
     out: &std::path::Path,
     ignore_checksums: bool,
     json_logs: bool,
     logs: Option<Vec<String>>,
     json: bool,
+    extract: &ExtractArgs,
     captures: &[PathBuf],
 ) -> i32 {
     use crate::analyzer::{analyze, AnalyzeOptions};
-    use crate::config::LogFormat;
+    use crate::config::{ExtractConfig, LogFormat};
+    let extract = match ExtractConfig::from_flags(
+        extract.extract.as_deref(),
+        extract.extract_sources.as_deref(),
+        extract.extract_max_file.as_deref(),
+        extract.extract_max_total.as_deref(),
+        extract.extract_layout.as_deref(),
+    ) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pcapd analyze: {e}");
+            return crate::exit::EXIT_CONFIG;
+        }
+    };
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!("pcapd analyze: cannot create {}: {e}", out.display());
         return 1;
@@ -415,6 +462,7 @@ fn analyze(
                 return crate::exit::EXIT_CONFIG;
             }
         },
+        extract,
     };
     match analyze(captures, out, &opts, &mut |_, _| {}) {
         Ok(summary) => {

@@ -108,6 +108,7 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     pub cluster: Option<ClusterConfig>,
     pub jobs: JobsConfig,
+    pub extract: ExtractConfig,
 }
 
 /// `[Global]`: bui-monitor's keys plus pcapd's listener and storage keys.
@@ -308,6 +309,100 @@ pub struct JobsConfig {
     pub max_disk: u64,
     /// `dedupe`: identical captures + options return the existing job, default false.
     pub dedupe: bool,
+}
+
+/// `[Extract]`: which files carried by the traffic are written under a job's
+/// `extract_files/` (docs/files.md). The default (`mime` empty) extracts nothing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExtractConfig {
+    /// `mime`: MIME type globs (`*` any run of characters, `*` alone = every file, also
+    /// those without a type); empty = no extraction.
+    pub mime: Vec<String>,
+    /// `sources`: the files.log sources extracted from (`HTTP`, `SMTP`, `FTP`), default all.
+    pub sources: Vec<String>,
+    /// `max_file`: bytes written per file (Zeek's `FileExtract::default_limit`); the rest is
+    /// cut and the file flagged `extracted_cutoff`.
+    pub max_file: u64,
+    /// `max_total`: bytes written per job; files past it are cut the same way.
+    pub max_total: u64,
+    /// `layout`: flat, or by MIME type (`extract_files/<type>/<subtype>/…`, BroAPT's store).
+    pub layout: ExtractLayout,
+}
+
+/// `[Extract] layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractLayout {
+    Flat,
+    Mime,
+}
+
+/// The sources `[Extract] sources` accepts.
+pub const EXTRACT_SOURCES: &[&str] = &["HTTP", "SMTP", "FTP"];
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        ExtractConfig {
+            mime: Vec::new(),
+            sources: EXTRACT_SOURCES.iter().map(|s| s.to_string()).collect(),
+            max_file: 100 << 20,
+            max_total: 1 << 30,
+            layout: ExtractLayout::Flat,
+        }
+    }
+}
+
+impl ExtractConfig {
+    /// `[Extract]` from command-line values (`pcapd analyze --extract …`), checked as the
+    /// config file's keys are; `None` keeps a key's default. The error names the flag.
+    pub fn from_flags(
+        mime: Option<&str>,
+        sources: Option<&str>,
+        max_file: Option<&str>,
+        max_total: Option<&str>,
+        layout: Option<&str>,
+    ) -> Result<ExtractConfig, String> {
+        let mut config = ExtractConfig::default();
+        let problem = |flag: &str, value: &str, p: values::ValueProblem| {
+            format!("--{flag} {value}: {} (valid: {})", p.problem, p.valid)
+        };
+        if let Some(v) = mime {
+            config.mime = parse::parse_mime_globs(v).map_err(|p| problem("extract", v, p))?;
+        }
+        if let Some(v) = sources {
+            config.sources =
+                parse::parse_extract_sources(v).map_err(|p| problem("extract-sources", v, p))?;
+        }
+        for (flag, value, slot) in [
+            ("extract-max-file", max_file, &mut config.max_file),
+            ("extract-max-total", max_total, &mut config.max_total),
+        ] {
+            if let Some(v) = value {
+                *slot = values::parse_size(v)
+                    .and_then(|n| {
+                        if n == 0 {
+                            Err(values::ValueProblem::new("too small", "at least 1 byte"))
+                        } else {
+                            Ok(n)
+                        }
+                    })
+                    .map_err(|p| problem(flag, v, p))?;
+            }
+        }
+        if let Some(v) = layout {
+            config.layout = values::parse_choice(
+                v,
+                &[("flat", ExtractLayout::Flat), ("mime", ExtractLayout::Mime)],
+            )
+            .map_err(|p| problem("extract-layout", v, p))?;
+        }
+        Ok(config)
+    }
+
+    /// Whether any file can be extracted at all.
+    pub fn enabled(&self) -> bool {
+        !self.mime.is_empty() && !self.sources.is_empty()
+    }
 }
 
 /// Where `pcapd serve` and the client commands look for a config file when `-c` is not given.

@@ -33,7 +33,8 @@ use super::values::{
 };
 use super::{
     default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, ExportMode,
-    HttpConfig, LogFormat, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp,
+    ExtractConfig, ExtractLayout, HttpConfig, LogFormat, SyslogConfig, SyslogFormat, SyslogFraming,
+    SyslogProto, SyslogTimestamp, EXTRACT_SOURCES,
 };
 
 /// A section pcapd knows and the keys it takes, in the order the sample config lists them.
@@ -146,6 +147,10 @@ pub(crate) const SECTIONS: &[SectionSpec] = &[
     SectionSpec {
         name: "Jobs",
         keys: &["keep", "max_disk", "dedupe"],
+    },
+    SectionSpec {
+        name: "Extract",
+        keys: &["mime", "sources", "max_file", "max_total", "layout"],
     },
 ];
 
@@ -614,6 +619,7 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
         config.jobs.dedupe = jobs.boolean("dedupe", defaults.dedupe);
         jobs.finish();
     }
+    config.extract = read_extract(&mut raw, file, &mut errors);
 
     check_rules(&config, file, &mut errors);
     if errors.is_empty() {
@@ -621,6 +627,71 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+fn read_extract(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) -> ExtractConfig {
+    let mut section = Section::new(raw, "Extract", file, errors);
+    let defaults = ExtractConfig::default();
+    let mime = section.value("mime", defaults.mime.clone(), parse_mime_globs);
+    let sources = section.value("sources", defaults.sources.clone(), parse_extract_sources);
+    let extract = ExtractConfig {
+        mime,
+        sources,
+        max_file: section.size("max_file", defaults.max_file, 1),
+        max_total: section.size("max_total", defaults.max_total, 1),
+        layout: section.choice(
+            "layout",
+            defaults.layout,
+            &[("flat", ExtractLayout::Flat), ("mime", ExtractLayout::Mime)],
+        ),
+    };
+    section.finish();
+    extract
+}
+
+/// `[Extract] mime`: a comma-separated list of MIME type globs.
+pub(crate) fn parse_mime_globs(text: &str) -> Result<Vec<String>, ValueProblem> {
+    let globs = parse_list(text);
+    match globs.iter().find(|g| !valid_mime_glob(g)) {
+        Some(bad) => Err(ValueProblem::new(
+            format!("`{bad}` is not a MIME type glob"),
+            "MIME types or globs such as application/pdf, application/*, * (comma-separated)",
+        )),
+        None => Ok(globs),
+    }
+}
+
+/// `[Extract] sources`: a comma-separated list of known sources, any case.
+pub(crate) fn parse_extract_sources(text: &str) -> Result<Vec<String>, ValueProblem> {
+    let mut sources = Vec::new();
+    for item in parse_list(text) {
+        let Some(known) = EXTRACT_SOURCES
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(&item))
+        else {
+            return Err(ValueProblem::new(
+                format!("unknown source `{item}`"),
+                EXTRACT_SOURCES.join(", "),
+            ));
+        };
+        sources.push(known.to_string());
+    }
+    Ok(sources)
+}
+
+/// A MIME type glob: `*`, or type and subtype of token characters where `*` may stand for any
+/// run of them.
+pub(crate) fn valid_mime_glob(glob: &str) -> bool {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-*".contains(&b))
+    };
+    glob == "*"
+        || glob
+            .split_once('/')
+            .is_some_and(|(t, s)| token(t) && token(s))
 }
 
 fn read_global(
@@ -1294,7 +1365,7 @@ mod tests {
             errors[1].to_string(),
             format!(
                 "{FILE}: [monitor]: unknown section (valid: [Global], [Worker], [Burp], [Zeek], \
-                 [Command], [Output], [Syslog], [Http], [Cluster], [Jobs])"
+                 [Command], [Output], [Syslog], [Http], [Cluster], [Jobs], [Extract])"
             )
         );
     }
@@ -1714,6 +1785,39 @@ mod tests {
                 location("Global", "password"),
             ]
         );
+    }
+
+    #[test]
+    fn extract_section_reads_globs_sources_sizes_and_layout() {
+        let base = "[Global]\nssl = false\npassword = x\n";
+        let config = parse(base).unwrap();
+        assert!(!config.extract.enabled());
+        assert_eq!(config.extract.max_file, 100 << 20);
+        let config = parse(&format!(
+            "{base}[Extract]\nmime = application/*, text/plain\nsources = http\nmax_file = 10M\n\
+             max_total = 1G\nlayout = mime\n"
+        ))
+        .unwrap();
+        assert_eq!(config.extract.mime, ["application/*", "text/plain"]);
+        assert_eq!(config.extract.sources, ["HTTP"]);
+        assert_eq!(config.extract.max_file, 10 << 20);
+        assert_eq!(config.extract.layout, ExtractLayout::Mime);
+        assert!(config.extract.enabled());
+        let errors = errors_of(&format!(
+            "{base}[Extract]\nmime = pdf\nsources = GOPHER\nmax_file = 0\nlayout = tree\n"
+        ));
+        assert_eq!(
+            locations(&errors),
+            [
+                location("Extract", "mime"),
+                location("Extract", "sources"),
+                location("Extract", "max_file"),
+                location("Extract", "layout"),
+            ],
+            "{}",
+            ConfigErrors(errors.clone())
+        );
+        assert!(errors[0].problem.contains("`pdf`"), "{}", errors[0].problem);
     }
 
     #[test]

@@ -439,7 +439,8 @@ fn pool_settings(config: &Config) -> Result<PoolSettings, DaemonError> {
         &config.command,
         false,
         config.worker.max_line,
-    )?;
+    )?
+    .with_extract(&config.extract);
     let json = settings.to_json();
     Ok(PoolSettings {
         size: config.global.pool,

@@ -162,7 +162,7 @@ impl EntityFiles {
     fn push(&mut self, file: &FileState) {
         self.fuids.push(file.fuid.clone());
         self.filenames.extend(file.filename.clone());
-        self.mime_types.extend(file.mime);
+        self.mime_types.extend(file.mime());
     }
 }
 
@@ -673,7 +673,13 @@ impl HttpAnalyzer {
             let filename = s
                 .header("CONTENT-DISPOSITION")
                 .and_then(disposition_filename);
+            // Sizes on the wire say nothing of a decoded file's size: Zeek sets none then.
+            let encoded = s.header("CONTENT-ENCODING").is_some_and(|e| {
+                let e = e.trim_ascii().to_ascii_lowercase();
+                matches!(e.as_slice(), b"gzip" | b"x-gzip" | b"deflate")
+            });
             let total = match range {
+                _ if encoded => None,
                 Some(Some((_, total))) => total,
                 _ => s
                     .header("CONTENT-LENGTH")
