@@ -21,6 +21,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod detect;
 pub mod exit;
 pub mod http;
 pub mod jobs;

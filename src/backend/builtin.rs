@@ -40,6 +40,7 @@ impl Builtin {
                 packets: summary.packets,
                 bytes: summary.bytes,
                 warnings: summary.warnings,
+                files_extracted: summary.files_extracted,
             }),
             Err(e) => {
                 let kind = match e.kind() {

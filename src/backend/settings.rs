@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BackendKind, CommandConfig, ExtractConfig, LogFormat, ZeekConfig};
+use crate::config::{
+    BackendKind, CommandConfig, DetectConfig, ExtractConfig, LogFormat, ZeekConfig,
+};
 
 /// The analyzers a worker can run (`burp` children are not `pcapd worker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +70,9 @@ pub struct WorkerSettings {
     /// `[Extract]`: files the builtin analyzer writes under the job's `extract_files/`.
     #[serde(default)]
     pub extract: ExtractConfig,
+    /// `[Detect]` and the detectors run on extracted files after each job.
+    #[serde(default)]
+    pub detect: DetectConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,12 +111,14 @@ impl WorkerSettings {
             ignore_checksums,
             max_line,
             extract: ExtractConfig::default(),
+            detect: DetectConfig::default(),
         })
     }
 
-    /// The same settings with `[Extract]` as configured.
-    pub fn with_extract(mut self, extract: &ExtractConfig) -> WorkerSettings {
+    /// The same settings with `[Extract]` and `[Detect]` as configured.
+    pub fn with_files(mut self, extract: &ExtractConfig, detect: &DetectConfig) -> WorkerSettings {
         self.extract = extract.clone();
+        self.detect = detect.clone();
         self
     }
 
@@ -144,6 +151,16 @@ mod tests {
             extract: ExtractConfig {
                 mime: vec!["application/*".into()],
                 ..ExtractConfig::default()
+            },
+            detect: DetectConfig {
+                detectors: vec![crate::config::DetectorConfig {
+                    name: "yara".into(),
+                    mime: vec!["*".into()],
+                    command: "yara /r.yar {file}".into(),
+                    hit_exit: None,
+                    hit_output: true,
+                }],
+                ..DetectConfig::default()
             },
         };
         let parsed = WorkerSettings::from_json(&original.to_json()).expect("parses");

@@ -17,8 +17,8 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::{
-    BackendKind, BurpConfig, CommandConfig, Config, ConfigError, ExportMode, ExtractConfig,
-    GlobalConfig, JobsConfig, LogFormat, OutputConfig, WorkerConfig, ZeekConfig,
+    BackendKind, BurpConfig, CommandConfig, Config, ConfigError, DetectConfig, ExportMode,
+    ExtractConfig, GlobalConfig, JobsConfig, LogFormat, OutputConfig, WorkerConfig, ZeekConfig,
 };
 
 /// The certificate file inside the state directory (embedded defaults).
@@ -191,6 +191,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             dedupe: false,
         },
         extract: ExtractConfig::default(),
+        detect: DetectConfig::default(),
     }
 }
 

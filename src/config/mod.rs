@@ -109,6 +109,7 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     pub jobs: JobsConfig,
     pub extract: ExtractConfig,
+    pub detect: DetectConfig,
 }
 
 /// `[Global]`: bui-monitor's keys plus pcapd's listener and storage keys.
@@ -336,6 +337,46 @@ pub enum ExtractLayout {
     Flat,
     Mime,
 }
+
+/// `[Detect]` and the `[Detector NAME]` sections: commands run on each extracted file of
+/// the MIME types they name, after the analysis, in the job's worker slot (docs/files.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DetectConfig {
+    /// `[Detect] timeout`: per file and detector, default 60s.
+    pub timeout: Duration,
+    /// `[Detect] max_output`: bytes of a detector's output kept, default 64K; the rest is read
+    /// and dropped.
+    pub max_output: u64,
+    pub detectors: Vec<DetectorConfig>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            timeout: Duration::from_secs(60),
+            max_output: 64 << 10,
+            detectors: Vec::new(),
+        }
+    }
+}
+
+/// One `[Detector NAME]` section.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DetectorConfig {
+    pub name: String,
+    /// `mime`: globs of the types it runs on, default `*`.
+    pub mime: Vec<String>,
+    /// `command`: run by `/bin/sh -c` with `{file}`, `{mime}`, `{fuid}` replaced
+    /// (shell-quoted).
+    pub command: String,
+    /// `hit_exit`: the exit status that means "found"; 0 means clean, any other an error.
+    pub hit_exit: Option<i32>,
+    /// `hit_output`: any output (with exit 0) means "found".
+    pub hit_output: bool,
+}
+
+/// The placeholders a detector's command may use.
+pub const DETECTOR_PLACEHOLDERS: &[&str] = &["file", "mime", "fuid"];
 
 /// The sources `[Extract] sources` accepts.
 pub const EXTRACT_SOURCES: &[&str] = &["HTTP", "SMTP", "FTP"];

@@ -32,9 +32,10 @@ use super::values::{
     parse_ip, parse_list, parse_listen_port, parse_port, parse_size, ValueProblem,
 };
 use super::{
-    default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, ExportMode,
-    ExtractConfig, ExtractLayout, HttpConfig, LogFormat, SyslogConfig, SyslogFormat, SyslogFraming,
-    SyslogProto, SyslogTimestamp, EXTRACT_SOURCES,
+    default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, DetectConfig,
+    DetectorConfig, ExportMode, ExtractConfig, ExtractLayout, HttpConfig, LogFormat, SyslogConfig,
+    SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp, DETECTOR_PLACEHOLDERS,
+    EXTRACT_SOURCES,
 };
 
 /// A section pcapd knows and the keys it takes, in the order the sample config lists them.
@@ -152,7 +153,19 @@ pub(crate) const SECTIONS: &[SectionSpec] = &[
         name: "Extract",
         keys: &["mime", "sources", "max_file", "max_total", "layout"],
     },
+    SectionSpec {
+        name: "Detect",
+        keys: &["timeout", "max_output"],
+    },
+    // `[Detector NAME]`, any number of them (read_raw keeps them by NAME).
+    SectionSpec {
+        name: DETECTOR_SECTION,
+        keys: &["mime", "command", "hit_exit", "hit_output"],
+    },
 ];
+
+/// The section name prefix of a detector: `[Detector clamav]`.
+const DETECTOR_SECTION: &str = "Detector";
 
 /// Where configparser files keys that come before any section header. A header cannot
 /// produce this name by accident (it holds a NUL).
@@ -230,6 +243,8 @@ type RawEntries = BTreeMap<String, Option<String>>;
 /// Phase one's result: the known sections present in the file, by canonical name.
 pub(crate) struct RawConfig {
     sections: BTreeMap<&'static str, RawEntries>,
+    /// `[Detector NAME]` sections by NAME, in file order of their names.
+    detectors: BTreeMap<String, RawEntries>,
 }
 
 impl RawConfig {
@@ -240,6 +255,13 @@ impl RawConfig {
     /// The keys written in `section` (lowercased), for the sample-config test.
     #[cfg(test)]
     pub(crate) fn keys(&self, section: &str) -> Vec<String> {
+        if section == DETECTOR_SECTION {
+            return self
+                .detectors
+                .values()
+                .flat_map(|entries| entries.keys().cloned())
+                .collect();
+        }
         self.sections
             .get(section)
             .map(|entries| entries.keys().cloned().collect())
@@ -278,7 +300,22 @@ pub(crate) fn read_raw(
         .collect();
 
     let mut sections = BTreeMap::new();
+    let mut detectors = BTreeMap::new();
     for (name, entries) in map {
+        if let Some(detector) = detector_name(&name) {
+            match detector {
+                Ok(detector) => {
+                    detectors.insert(detector, entries);
+                }
+                Err(problem) => errors.push(ConfigError {
+                    section: Some(name),
+                    problem,
+                    valid: Some("[Detector NAME], NAME of letters, digits, _ and -".to_string()),
+                    ..ConfigError::file_problem(file, "")
+                }),
+            }
+            continue;
+        }
         if name == BEFORE_ANY_SECTION {
             for (key, value) in &entries {
                 errors.push(key_error(
@@ -307,7 +344,27 @@ pub(crate) fn read_raw(
             }),
         }
     }
-    Some(RawConfig { sections })
+    Some(RawConfig {
+        sections,
+        detectors,
+    })
+}
+
+/// `Some` for a `[Detector …]` header: its NAME, or what is wrong with it.
+fn detector_name(section: &str) -> Option<Result<String, String>> {
+    let rest = section
+        .strip_prefix(&DETECTOR_SECTION.to_ascii_lowercase())
+        .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))?;
+    let name = rest.trim();
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    Some(if valid {
+        Ok(name.to_string())
+    } else {
+        Err("a detector section needs a NAME".to_string())
+    })
 }
 
 /// configparser keeps the last of two settings of one key silently; Python's ConfigParser
@@ -403,6 +460,8 @@ fn key_error(
 struct Section<'a> {
     file: &'a Path,
     name: &'static str,
+    /// The name errors give (`Detector clamav` for a detector's section).
+    shown: String,
     entries: RawEntries,
     errors: &'a mut Vec<ConfigError>,
 }
@@ -417,7 +476,24 @@ impl<'a> Section<'a> {
         Section {
             file,
             name,
+            shown: name.to_string(),
             entries: raw.sections.remove(name).unwrap_or_default(),
+            errors,
+        }
+    }
+
+    /// The section of detector `detector`.
+    fn detector(
+        detector: &str,
+        entries: RawEntries,
+        file: &'a Path,
+        errors: &'a mut Vec<ConfigError>,
+    ) -> Section<'a> {
+        Section {
+            file,
+            name: DETECTOR_SECTION,
+            shown: format!("{DETECTOR_SECTION} {detector}"),
+            entries,
             errors,
         }
     }
@@ -431,7 +507,7 @@ impl<'a> Section<'a> {
     ) {
         self.errors.push(key_error(
             self.file,
-            Some(self.name),
+            Some(&self.shown),
             key,
             value,
             problem,
@@ -568,7 +644,7 @@ impl<'a> Section<'a> {
         for (key, value) in &self.entries {
             self.errors.push(key_error(
                 self.file,
-                Some(self.name),
+                Some(&self.shown),
                 key,
                 value.as_deref(),
                 "unknown key",
@@ -620,6 +696,7 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
         jobs.finish();
     }
     config.extract = read_extract(&mut raw, file, &mut errors);
+    config.detect = read_detect(&mut raw, file, &mut errors);
 
     check_rules(&config, file, &mut errors);
     if errors.is_empty() {
@@ -647,6 +724,82 @@ fn read_extract(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>)
     };
     section.finish();
     extract
+}
+
+fn read_detect(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) -> DetectConfig {
+    let defaults = DetectConfig::default();
+    let mut section = Section::new(raw, "Detect", file, errors);
+    let timeout = section.positive_duration("timeout", defaults.timeout);
+    let max_output = section.size("max_output", defaults.max_output, 1);
+    section.finish();
+    let mut detectors = Vec::new();
+    for (name, entries) in std::mem::take(&mut raw.detectors) {
+        let mut section = Section::detector(&name, entries, file, errors);
+        let mime = section.value("mime", vec!["*".to_string()], parse_mime_globs);
+        let command_given = section.entries.contains_key("command");
+        let command = section.value("command", None, |text| {
+            check_placeholders(text).map(|()| Some(text.to_string()))
+        });
+        let hit_exit = section.value("hit_exit", None, |text| {
+            parse_integer(text, 1, 255).map(|n| Some(n as i32))
+        });
+        let hit_output = section.boolean("hit_output", false);
+        if !command_given {
+            section.error(
+                "command",
+                None,
+                "is required",
+                Some("the command run on each file, with {file}, {mime}, {fuid}".to_string()),
+            );
+        }
+        if hit_exit.is_none() && !hit_output {
+            section.error(
+                "hit_exit",
+                None,
+                "a detector needs hit_exit or hit_output = true",
+                Some(
+                    "hit_exit = STATUS (e.g. 1 for clamscan) or hit_output = true (yara)"
+                        .to_string(),
+                ),
+            );
+        }
+        section.finish();
+        if let Some(command) = command {
+            detectors.push(DetectorConfig {
+                name,
+                mime,
+                command,
+                hit_exit,
+                hit_output,
+            });
+        }
+    }
+    DetectConfig {
+        timeout,
+        max_output,
+        detectors,
+    }
+}
+
+/// A detector's command may name only `{file}`, `{mime}` and `{fuid}`.
+fn check_placeholders(command: &str) -> Result<(), ValueProblem> {
+    let mut rest = command;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            break;
+        };
+        let name = &after[..close];
+        let word = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if word && !DETECTOR_PLACEHOLDERS.contains(&name) {
+            return Err(ValueProblem::new(
+                format!("unknown placeholder {{{name}}}"),
+                "{file}, {mime}, {fuid}",
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
 }
 
 /// `[Extract] mime`: a comma-separated list of MIME type globs.
@@ -1365,7 +1518,7 @@ mod tests {
             errors[1].to_string(),
             format!(
                 "{FILE}: [monitor]: unknown section (valid: [Global], [Worker], [Burp], [Zeek], \
-                 [Command], [Output], [Syslog], [Http], [Cluster], [Jobs], [Extract])"
+                 [Command], [Output], [Syslog], [Http], [Cluster], [Jobs], [Extract], [Detect], [Detector])"
             )
         );
     }
@@ -1818,6 +1971,46 @@ mod tests {
             ConfigErrors(errors.clone())
         );
         assert!(errors[0].problem.contains("`pdf`"), "{}", errors[0].problem);
+    }
+
+    #[test]
+    fn detector_sections_are_read_by_name_and_checked() {
+        let base = "[Global]\nssl = false\npassword = x\n";
+        let config = parse(&format!(
+            "{base}[Detect]\ntimeout = 5s\n[Detector clamav]\nmime = application/x-dosexec, application/pdf\n\
+             command = clamscan --no-summary -d /sigs {{file}}\nhit_exit = 1\n\
+             [Detector yara]\ncommand = yara /r.yar {{file}}\nhit_output = true\n"
+        ))
+        .unwrap();
+        let d = &config.detect;
+        assert_eq!(d.timeout, Duration::from_secs(5));
+        assert_eq!(d.detectors.len(), 2);
+        assert_eq!(d.detectors[0].name, "clamav");
+        assert_eq!(d.detectors[0].hit_exit, Some(1));
+        assert_eq!(d.detectors[1].mime, ["*"]);
+        assert!(d.detectors[1].hit_output);
+        let errors = errors_of(&format!(
+            "{base}[Detector a]\ncommand = scan {{path}}\nhit_exit = 1\n[Detector b]\nmime = *\n\
+             [Detector]\ncommand = x\n[Detector c]\ncommand = x {{file}}\nbogus = 1\n"
+        ));
+        assert_eq!(
+            locations(&errors),
+            [
+                location("detector", ""),
+                location("Detector a", "command"),
+                location("Detector b", "command"),
+                location("Detector b", "hit_exit"),
+                location("Detector c", "hit_exit"),
+                location("Detector c", "bogus"),
+            ],
+            "{}",
+            ConfigErrors(errors.clone())
+        );
+        assert!(
+            errors[1].problem.contains("{path}"),
+            "{}",
+            errors[1].problem
+        );
     }
 
     #[test]

@@ -440,7 +440,7 @@ fn pool_settings(config: &Config) -> Result<PoolSettings, DaemonError> {
         false,
         config.worker.max_line,
     )?
-    .with_extract(&config.extract);
+    .with_files(&config.extract, &config.detect);
     let json = settings.to_json();
     Ok(PoolSettings {
         size: config.global.pool,

@@ -87,7 +87,7 @@ impl Drop for ExtractScope {
 }
 
 /// Whether `mime` (None = no type found) matches one of `globs`.
-pub(crate) fn mime_matches(globs: &[String], mime: Option<&str>) -> bool {
+pub fn mime_matches(globs: &[String], mime: Option<&str>) -> bool {
     globs.iter().any(|g| match mime {
         _ if g == "*" => true,
         Some(m) => glob_match(g.as_bytes(), m.as_bytes()),

@@ -23,7 +23,7 @@ use flate2::write::{GzDecoder, ZlibDecoder};
 
 use super::{AppOutput, ConnInfo};
 use crate::analyzer::log::{Interval, Set, Time};
-pub use extract::{ExtractScope, ExtractStats, EXTRACT_DIR};
+pub use extract::{mime_matches, ExtractScope, ExtractStats, EXTRACT_DIR};
 use extract::{Extracted, Extraction};
 use hash::{Digests, Hashes};
 pub use log::{FilesRow, FILES_SCHEMA};
