@@ -114,7 +114,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -139,10 +139,10 @@ fn chunked(data: &[u8], size: usize) -> Vec<u8> {
 }
 
 /// A payload the capture carries and what the analyzer must say of it.
-struct Known {
-    what: &'static str,
-    body: Vec<u8>,
-    mime: &'static str,
+pub struct Known {
+    pub what: &'static str,
+    pub body: Vec<u8>,
+    pub mime: &'static str,
 }
 
 fn exe() -> Vec<u8> {
@@ -198,7 +198,7 @@ fn ok(content_type: &str, extra: &str, len: Option<usize>) -> String {
 }
 
 /// The capture of every known payload: returns its path and the payloads.
-fn known_capture(dir: &Path, with_upload: bool) -> (PathBuf, Vec<Known>) {
+pub fn known_capture(dir: &Path, with_upload: bool) -> (PathBuf, Vec<Known>) {
     let path = dir.join("files.pcap");
     let mut sink = PcapWriter::new(BufWriter::new(File::create(&path).unwrap())).unwrap();
     let mut known = Vec::new();
@@ -334,7 +334,7 @@ fn known_capture(dir: &Path, with_upload: bool) -> (PathBuf, Vec<Known>) {
 }
 
 /// files.log as rows of column name → value.
-fn files_log(out: &Path) -> Vec<BTreeMap<String, String>> {
+pub fn files_log(out: &Path) -> Vec<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(out.join("files.log")).expect("files.log written");
     let fields: Vec<String> = text
         .lines()
@@ -355,7 +355,7 @@ fn files_log(out: &Path) -> Vec<BTreeMap<String, String>> {
         .collect()
 }
 
-fn run(capture: &Path, out: &Path, extract: ExtractConfig) -> AnalyzeSummary {
+pub fn run(capture: &Path, out: &Path, extract: ExtractConfig) -> AnalyzeSummary {
     let opts = AnalyzeOptions {
         extract,
         ..AnalyzeOptions::default()
@@ -363,7 +363,7 @@ fn run(capture: &Path, out: &Path, extract: ExtractConfig) -> AnalyzeSummary {
     analyze(&[capture.to_path_buf()], out, &opts, &mut |_, _| {}).expect("analysis runs")
 }
 
-fn extract_all(layout: ExtractLayout) -> ExtractConfig {
+pub fn extract_all(layout: ExtractLayout) -> ExtractConfig {
     ExtractConfig {
         mime: vec!["*".into()],
         layout,

@@ -11,6 +11,7 @@ mod burp_ui;
 mod chaos;
 mod cluster;
 mod daemon;
+mod detect;
 mod files;
 mod forwarding;
 mod gateway;
