@@ -340,6 +340,68 @@ pub async fn logs(conn: &ConnArgs, job_id: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// Lists a job's extracted files; with `out`, downloads each under it.
+pub async fn files(conn: &ConnArgs, job_id: &str, out: Option<&std::path::Path>) -> Result<i32> {
+    let mut client = connect(conn).await?;
+    let answer = client.call("files", json!({ "job_id": job_id })).await?;
+    let files = answer["files"].as_array().cloned().unwrap_or_default();
+    if let Some(dir) = out {
+        for file in &files {
+            let name = file["name"].as_str().unwrap_or_default();
+            // The daemon's names are extract_files/ and plain components; checked again here.
+            let safe = std::path::Path::new(name)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !safe {
+                anyhow::bail!("the daemon listed a file name that leaves the directory: {name:?}");
+            }
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let mut target = {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o640)
+                    .open(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?
+            };
+            let mut offset = 0u64;
+            loop {
+                let chunk = client
+                    .call_raw(
+                        "fetch",
+                        json!({ "job_id": job_id, "log": name, "offset": offset }),
+                    )
+                    .await?;
+                if chunk.is_empty() {
+                    break;
+                }
+                offset += chunk.len() as u64;
+                target
+                    .write_all(&chunk)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+    }
+    if conn.json {
+        print_json(&answer);
+    } else {
+        for file in &files {
+            println!(
+                "{:>12} bytes  {}",
+                file["bytes"],
+                file["name"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    Ok(0)
+}
+
 /// Streams a log to stdout in chunks.
 pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
     if conn.json {

@@ -136,7 +136,16 @@ pub enum Command {
         conn: ConnArgs,
         job_id: String,
     },
-    /// Write one log of a job to stdout.
+    /// List the files a job extracted (docs/files.md); with --out, download them all.
+    Files {
+        #[command(flatten)]
+        conn: ConnArgs,
+        job_id: String,
+        /// Write every file under DIR (names as listed: extract_files/…), mode 0640.
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Write one log (or extracted file: extract_files/…) of a job to stdout.
     Fetch {
         #[command(flatten)]
         conn: ConnArgs,
@@ -316,6 +325,7 @@ fn wants_json(command: &Command) -> bool {
         | Command::Wait { conn, .. }
         | Command::List { conn, .. }
         | Command::Logs { conn, .. }
+        | Command::Files { conn, .. }
         | Command::Fetch { conn, .. }
         | Command::Cancel { conn, .. }
         | Command::Pool { conn }
@@ -370,6 +380,9 @@ async fn run_async(command: Command) -> i32 {
             limit,
         } => client_cmds::list(&conn, state.as_deref(), tag.as_deref(), limit).await,
         Command::Logs { conn, job_id } => client_cmds::logs(&conn, &job_id).await,
+        Command::Files { conn, job_id, out } => {
+            client_cmds::files(&conn, &job_id, out.as_deref()).await
+        }
         Command::Fetch { conn, job_id, log } => client_cmds::fetch(&conn, &job_id, &log).await,
         Command::Cancel { conn, job_id } => client_cmds::cancel(&conn, &job_id).await,
         Command::Pool { conn } => client_cmds::pool(&conn).await,

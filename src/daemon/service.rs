@@ -43,6 +43,7 @@ impl Daemon {
             Command::Wait { job_id, timeout } => record_json(&self.wait(&job_id, timeout).await?),
             Command::List(filter) => json!({ "jobs": self.list(filter).await? }),
             Command::Logs(id) => self.logs(id).await?,
+            Command::Files(id) => self.files(id).await?,
             Command::Fetch(args) => return self.fetch(args).await.map(Answer::Bytes),
             Command::Cancel(id) => record_json(&self.cancel(&id).await?),
             Command::Pool => serde_json::to_value(self.pool_status().await).unwrap_or(Value::Null),
@@ -265,6 +266,18 @@ impl Daemon {
         })
         .await?;
         Ok(json!({ "job_id": id.as_str(), "logs": logs }))
+    }
+
+    /// The job's extracted files (docs/files.md): names `fetch` takes, and sizes.
+    async fn files(&self, id: JobId) -> Result<Value, ServiceError> {
+        let store = self.store.clone();
+        let id2 = id.clone();
+        let files = blocking(move || {
+            store.load(&id2)?;
+            store.extracted_files(&id2)
+        })
+        .await?;
+        Ok(json!({ "job_id": id.as_str(), "files": files }))
     }
 
     async fn fetch(&self, args: FetchArgs) -> Result<Vec<u8>, ServiceError> {

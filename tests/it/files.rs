@@ -11,6 +11,7 @@ use std::io::{BufWriter, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -585,4 +586,106 @@ fn max_total_bounds_a_job_and_globs_choose_types() {
     };
     assert_eq!(run(&capture, &none, extract).files_extracted, 0);
     assert!(!none.join("extract_files").exists());
+}
+
+/// Both doors and the CLI: `files` and `fetch extract_files/…` over TLS, `GET /jobs/ID/files`
+/// and `GET /jobs/ID/files/NAME` (with ranges) over HTTP, `pcapd files JOB -o DIR`.
+#[tokio::test(flavor = "multi_thread")]
+async fn extracted_files_come_out_through_both_doors_and_the_cli() {
+    use crate::gateway::{gateway_spec, Gateway};
+    use crate::harness::{wait_done, TestDaemon};
+    use serde_json::json;
+
+    let dir = temp_dir("files-doors");
+    let (capture, known) = known_capture(&dir, true);
+    let daemon = TestDaemon::start(
+        "files-doors",
+        &gateway_spec("[Extract]\nmime = application/*\nlayout = mime\n"),
+    );
+    let mut client = daemon.client().await;
+    let answer = client
+        .submit_files(
+            std::slice::from_ref(&capture),
+            None,
+            Default::default(),
+            &mut |_, _| {},
+        )
+        .await
+        .unwrap();
+    let id = answer["job_id"].as_str().unwrap().to_owned();
+    let job = wait_done(&mut client, &id, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "done", "{job}");
+    let logs_dir = daemon.dir.join("state/jobs").join(&id).join("logs");
+
+    // TLS: the list, then each file by fetch.
+    let listed = client.call("files", json!({ "job_id": id })).await.unwrap();
+    let files = listed["files"].as_array().unwrap().clone();
+    let wanted: BTreeSet<String> = known
+        .iter()
+        .filter(|k| k.mime.starts_with("application/"))
+        .map(|k| sha256_hex(&k.body))
+        .collect();
+    assert_eq!(files.len(), wanted.len(), "{listed}");
+    let mut got = BTreeSet::new();
+    for f in &files {
+        let name = f["name"].as_str().unwrap();
+        assert!(name.starts_with("extract_files/application/"), "{name}");
+        let bytes = client
+            .call_raw("fetch", json!({ "job_id": id, "log": name }))
+            .await
+            .unwrap();
+        assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap());
+        assert_eq!(bytes, std::fs::read(logs_dir.join(name)).unwrap());
+        got.insert(sha256_hex(&bytes));
+    }
+    assert_eq!(got, wanted);
+    let escape = client
+        .call_raw(
+            "fetch",
+            json!({ "job_id": id, "log": "extract_files/../job.json" }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(escape.code(), Some("bad_request"), "{escape}");
+
+    // HTTP: the same list, a file whole and in part.
+    let gw = Gateway::new(&daemon);
+    let http_list = gw.curl(&format!("/jobs/{id}/files"), &[]).json();
+    assert_eq!(http_list["files"], listed["files"]);
+    let name = files[0]["name"].as_str().unwrap();
+    let rest = name.strip_prefix("extract_files/").unwrap();
+    let on_disk = std::fs::read(logs_dir.join(name)).unwrap();
+    let whole = gw.curl(&format!("/jobs/{id}/files/{rest}"), &[]);
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.body, on_disk);
+    assert_eq!(
+        whole.header("content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+    let part = gw.curl(
+        &format!("/jobs/{id}/files/{rest}"),
+        &["-H", "Range: bytes=100-1099"],
+    );
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, on_disk[100..1100]);
+    let missing = gw.curl(&format!("/jobs/{id}/files/application/pdf/nothing"), &[]);
+    assert_eq!(missing.status, 404);
+
+    // The CLI: the list, and every file downloaded.
+    let out = dir.join("downloaded");
+    let cli = daemon.cli(&["files", &id, "-o", out.to_str().unwrap()]);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let text = String::from_utf8_lossy(&cli.stdout);
+    for f in &files {
+        let name = f["name"].as_str().unwrap();
+        assert!(text.contains(name), "{text}");
+        assert_eq!(
+            std::fs::read(out.join(name)).unwrap(),
+            std::fs::read(logs_dir.join(name)).unwrap()
+        );
+    }
 }
