@@ -181,6 +181,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             format: LogFormat::Tsv,
             export_dir: None,
             export_mode: ExportMode::Copy,
+            export_files: false,
         },
         syslog: None,
         http: None,

@@ -237,6 +237,8 @@ pub struct OutputConfig {
     pub export_dir: Option<PathBuf>,
     /// `export_mode`, default copy.
     pub export_mode: ExportMode,
+    /// `export_files`: export the job's `extract_files/` with its logs, default false.
+    pub export_files: bool,
 }
 
 /// `[Syslog]`, present = forwarding on.

@@ -109,7 +109,7 @@ pub(crate) const SECTIONS: &[SectionSpec] = &[
     },
     SectionSpec {
         name: "Output",
-        keys: &["format", "export_dir", "export_mode"],
+        keys: &["format", "export_dir", "export_mode", "export_files"],
     },
     SectionSpec {
         name: "Syslog",
@@ -973,6 +973,7 @@ fn read_outputs(
     output.format = section.choice("format", output.format, LOG_FORMATS);
     output.export_dir = section.path("export_dir");
     output.export_mode = section.choice("export_mode", output.export_mode, EXPORT_MODES);
+    output.export_files = section.boolean("export_files", output.export_files);
     section.finish();
 }
 
