@@ -171,6 +171,13 @@ pub fn analyze(
     let mut sink = LogWriterSet::to_dir(out_dir, opts.format, opts.only_logs.clone());
     let mut released = vec![0usize; maps.len()];
     let mut release = |positions: &[usize]| release_consumed(&maps, &mut released, positions);
+    // Digests nobody would see (no files.log, no extraction) are not computed.
+    let files_logged = opts
+        .only_logs
+        .as_ref()
+        .is_none_or(|only| only.contains("files"));
+    let _skip_hashing =
+        (!files_logged && !opts.extract.enabled()).then(app::files::SkipHashing::enter);
     let scope = opts.extract.enabled().then(|| {
         app::files::ExtractScope::enter(&opts.extract, &out_dir.join(app::files::EXTRACT_DIR))
     });

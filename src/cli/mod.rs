@@ -415,6 +415,11 @@ async fn run_async(command: Command) -> i32 {
 /// extracted.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ExtractArgs {
+    /// Take [Extract], [Detect] and [Detector NAME] from this pcapd config file (other
+    /// sections are not read); the --extract flags override its [Extract] keys. Detectors run
+    /// on the extracted files after the analysis and write DIR/detect.log.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Write the files of these MIME types (globs, comma-separated; * = all) under
     /// DIR/extract_files/.
     #[arg(long, value_name = "GLOBS")]
@@ -443,8 +448,24 @@ fn analyze(
     captures: &[PathBuf],
 ) -> i32 {
     use crate::analyzer::{analyze, AnalyzeOptions};
-    use crate::config::{ExtractConfig, LogFormat};
+    use crate::config::{Config, DetectConfig, ExtractConfig, LogFormat};
+    let (base, detect) = match &extract.config {
+        Some(path) => match Config::load_files_sections(path) {
+            Ok(sections) => sections,
+            Err(e) => {
+                eprintln!("pcapd analyze: {e}");
+                return crate::exit::EXIT_CONFIG;
+            }
+        },
+        None => (ExtractConfig::default(), DetectConfig::default()),
+    };
+    let format = if json_logs {
+        LogFormat::Json
+    } else {
+        LogFormat::Tsv
+    };
     let extract = match ExtractConfig::from_flags(
+        base,
         extract.extract.as_deref(),
         extract.extract_sources.as_deref(),
         extract.extract_max_file.as_deref(),
@@ -463,11 +484,7 @@ fn analyze(
     }
     let opts = AnalyzeOptions {
         ignore_checksums,
-        format: if json_logs {
-            LogFormat::Json
-        } else {
-            LogFormat::Tsv
-        },
+        format,
         only_logs: match logs.map(only_logs).transpose() {
             Ok(only) => only,
             Err(e) => {
@@ -478,11 +495,28 @@ fn analyze(
         extract,
     };
     match analyze(captures, out, &opts, &mut |_, _| {}) {
-        Ok(summary) => {
+        Ok(mut summary) => {
+            let mut detected = None;
+            if !detect.detectors.is_empty() {
+                match crate::detect::run_detectors(out, format, &detect) {
+                    Ok(d) => {
+                        summary.logs.extend(d.logs.iter().cloned());
+                        detected = Some(d);
+                    }
+                    Err(e) => summary.warnings.push(format!("detectors did not run: {e}")),
+                }
+            }
             if json {
+                let mut value = serde_json::to_value(&summary).unwrap_or_default();
+                if let Some(d) = &detected {
+                    value["detect"] = serde_json::json!({
+                        "files": d.files, "runs": d.runs, "hits": d.hits,
+                        "errors": d.errors, "timeouts": d.timeouts,
+                    });
+                }
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
                 );
             } else {
                 println!(
@@ -492,6 +526,18 @@ fn analyze(
                     summary.connections,
                     summary.logs.join(" ")
                 );
+                if summary.files_extracted > 0 {
+                    println!(
+                        "{} files extracted ({} cut off)",
+                        summary.files_extracted, summary.files_cutoff
+                    );
+                }
+                if let Some(d) = &detected {
+                    println!(
+                        "detectors: {} runs, {} hits, {} errors, {} timeouts",
+                        d.runs, d.hits, d.errors, d.timeouts
+                    );
+                }
                 for w in &summary.warnings {
                     eprintln!("warning: {w}");
                 }

@@ -399,13 +399,14 @@ impl ExtractConfig {
     /// `[Extract]` from command-line values (`pcapd analyze --extract …`), checked as the
     /// config file's keys are; `None` keeps a key's default. The error names the flag.
     pub fn from_flags(
+        base: ExtractConfig,
         mime: Option<&str>,
         sources: Option<&str>,
         max_file: Option<&str>,
         max_total: Option<&str>,
         layout: Option<&str>,
     ) -> Result<ExtractConfig, String> {
-        let mut config = ExtractConfig::default();
+        let mut config = base;
         let problem = |flag: &str, value: &str, p: values::ValueProblem| {
             format!("--{flag} {value}: {} (valid: {})", p.problem, p.valid)
         };
@@ -542,6 +543,19 @@ impl Config {
             )])
         })?;
         Config::parse(&text, path)
+    }
+
+    /// Only the files sections of a config file (`[Extract]`, `[Detect]`, `[Detector NAME]`),
+    /// for `pcapd analyze --config`: other known sections are not read, so a file without
+    /// the daemon's credentials will do.
+    pub fn load_files_sections(path: &Path) -> Result<(ExtractConfig, DetectConfig), ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigErrors(vec![ConfigError::file_problem(
+                path,
+                format!("cannot read the config file: {error}"),
+            )])
+        })?;
+        parse::parse_files_sections(&text, path)
     }
 
     /// Same as [`Config::load`], from text (`path` is used in messages and for the

@@ -706,6 +706,25 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
     }
 }
 
+/// `[Extract]` and the detector sections of `text`, nothing else read.
+pub(crate) fn parse_files_sections(
+    text: &str,
+    file: &Path,
+) -> Result<(ExtractConfig, DetectConfig), ConfigErrors> {
+    let mut errors = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Some(mut raw) = read_raw(text, file, &mut errors) else {
+        return Err(ConfigErrors(errors));
+    };
+    let extract = read_extract(&mut raw, file, &mut errors);
+    let detect = read_detect(&mut raw, file, &mut errors);
+    if errors.is_empty() {
+        Ok((extract, detect))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
 fn read_extract(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) -> ExtractConfig {
     let mut section = Section::new(raw, "Extract", file, errors);
     let defaults = ExtractConfig::default();

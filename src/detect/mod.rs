@@ -113,6 +113,12 @@ pub fn run_detectors(
     format: LogFormat,
     config: &DetectConfig,
 ) -> Result<DetectSummary, DetectError> {
+    // Detectors run in `out` and get absolute paths, whatever the caller's directory.
+    let absolute = std::path::absolute(out).map_err(|source| DetectError::Write {
+        path: out.display().to_string(),
+        source,
+    })?;
+    let out = absolute.as_path();
     let files = extracted_files(&out.join("files.log"))?;
     let mut summary = DetectSummary {
         files: files.len() as u64,

@@ -689,3 +689,71 @@ async fn extracted_files_come_out_through_both_doors_and_the_cli() {
         );
     }
 }
+
+/// `pcapd analyze` standalone: [Extract] and a detector from a config file, a flag on top.
+#[test]
+fn analyze_cli_extracts_and_detects_from_a_config_file() {
+    let dir = temp_dir("files-cli");
+    let (capture, known) = known_capture(&dir, false);
+    let rules = dir.join("r.yar");
+    std::fs::write(
+        &rules,
+        "rule catalog { strings: $a = \"/Type /Catalog\" condition: $a }\n",
+    )
+    .unwrap();
+    let cfg = dir.join("files.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[Extract]\nmime = application/*\n[Detector yara]\ncommand = yara {} {{file}}\nhit_output = true\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let run = Command::new(crate::harness::PCAPD)
+        .args(["analyze", "--json", "-o"])
+        .arg(&out)
+        .arg("-c")
+        .arg(&cfg)
+        .args(["--extract-layout", "mime"])
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let applications = known
+        .iter()
+        .filter(|k| k.mime.starts_with("application/"))
+        .count();
+    assert_eq!(summary["files_extracted"], applications as u64);
+    assert_eq!(summary["detect"]["runs"], applications as u64);
+    assert_eq!(summary["detect"]["hits"], 1, "{summary}");
+    assert!(out.join("extract_files/application/pdf").is_dir());
+    let detect = std::fs::read_to_string(out.join("detect.log")).unwrap();
+    assert!(detect.contains("\tyara\thit\t"), "{detect}");
+    // A bad config is refused with its location.
+    std::fs::write(
+        &cfg,
+        "[Detector y]\ncommand = yara {rules} {file}\nhit_output = true\n",
+    )
+    .unwrap();
+    let refused = Command::new(crate::harness::PCAPD)
+        .args(["analyze", "-o"])
+        .arg(&out)
+        .arg("-c")
+        .arg(&cfg)
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("[Detector y] command") && err.contains("{rules}"),
+        "{err}"
+    );
+}

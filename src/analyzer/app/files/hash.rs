@@ -2,11 +2,35 @@
 //! `base/files/hash` analyzers as `frameworks/files/hash-all-files` attaches them).
 //!
 //! As in Zeek, a file that lost bytes (a gap) gets no hashes: the digest of what was seen
-//! would name a file that never existed. An empty file gets none either.
+//! would name a file that never existed. An empty file gets none either. A run that writes
+//! no files.log and extracts nothing (`pcapd analyze --logs conn,http`) skips hashing
+//! ([`SkipHashing`]): nobody would see the digests.
+
+use std::cell::Cell;
 
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+
+thread_local! {
+    static SKIP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Hashing off for the files started on this thread until dropped.
+pub struct SkipHashing(());
+
+impl SkipHashing {
+    pub fn enter() -> SkipHashing {
+        SKIP.with(|s| s.set(true));
+        SkipHashing(())
+    }
+}
+
+impl Drop for SkipHashing {
+    fn drop(&mut self) {
+        SKIP.with(|s| s.set(false));
+    }
+}
 
 /// Running digests of one file.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +52,14 @@ pub(crate) struct Digests {
 }
 
 impl Hashes {
+    /// Digests for a new file, unless hashing is skipped on this thread.
+    pub(crate) fn new() -> Hashes {
+        Hashes {
+            broken: SKIP.with(Cell::get),
+            ..Hashes::default()
+        }
+    }
+
     pub(crate) fn update(&mut self, data: &[u8]) {
         if self.broken || data.is_empty() {
             return;
@@ -83,6 +115,18 @@ mod tests {
             d.sha256,
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn skipped_hashing_gives_no_digests() {
+        let skip = SkipHashing::enter();
+        let mut h = Hashes::new();
+        h.update(b"abc");
+        assert_eq!(h.finish(), None);
+        drop(skip);
+        let mut h = Hashes::new();
+        h.update(b"abc");
+        assert!(h.finish().is_some());
     }
 
     #[test]

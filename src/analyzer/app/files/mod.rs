@@ -25,6 +25,7 @@ use super::{AppOutput, ConnInfo};
 use crate::analyzer::log::{Interval, Set, Time};
 pub use extract::{mime_matches, ExtractScope, ExtractStats, EXTRACT_DIR};
 use extract::{Extracted, Extraction};
+pub use hash::SkipHashing;
 use hash::{Digests, Hashes};
 pub use log::{FilesRow, FILES_SCHEMA};
 use magic::sniff_mime;
@@ -60,6 +61,7 @@ impl Tap {
     fn new(pending: Pending) -> Self {
         Tap {
             pending: Some(pending),
+            hashes: Hashes::new(),
             ..Tap::default()
         }
     }
