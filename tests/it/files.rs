@@ -306,7 +306,11 @@ pub fn known_capture(dir: &Path, with_upload: bool) -> (PathBuf, Vec<Known>) {
     });
 
     if with_upload {
-        let file = pdf().into_iter().chain(text(10)).collect::<Vec<u8>>();
+        // Past 1 MiB: the parts of an upload stream through, none is held whole.
+        let file = pdf()
+            .into_iter()
+            .chain(noise(2_500_000, 13))
+            .collect::<Vec<u8>>();
         let mut form = b"--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"upload.pdf\"\r\nContent-Type: application/pdf\r\n\r\n".to_vec();
         form.extend_from_slice(&file);
         form.extend_from_slice(b"\r\n--XyZ--\r\n");

@@ -29,7 +29,7 @@ pub use hash::SkipHashing;
 use hash::{Digests, Hashes};
 pub use log::{FilesRow, FILES_SCHEMA};
 use magic::sniff_mime;
-pub(crate) use multipart::{disposition_filename, multipart_parts};
+pub(crate) use multipart::{disposition_filename, MultipartSplitter, PartEvent};
 
 /// Bytes of a body kept for MIME sniffing (Zeek's default BOF buffer).
 pub(crate) const SNIFF_LEN: usize = 4096;
@@ -229,6 +229,11 @@ impl FileState {
     /// Decoded bytes seen so far.
     pub(crate) fn seen(&self) -> u64 {
         self.decoder.tap().len
+    }
+
+    /// Bytes counted missing so far.
+    pub(crate) fn missing(&self) -> u64 {
+        self.missing
     }
 
     /// The MIME type, once settled.
