@@ -370,22 +370,9 @@ pub async fn files(conn: &ConnArgs, job_id: &str, out: Option<&std::path::Path>)
                     .open(&path)
                     .with_context(|| format!("cannot create {}", path.display()))?
             };
-            let mut offset = 0u64;
-            loop {
-                let chunk = client
-                    .call_raw(
-                        "fetch",
-                        json!({ "job_id": job_id, "log": name, "offset": offset }),
-                    )
-                    .await?;
-                if chunk.is_empty() {
-                    break;
-                }
-                offset += chunk.len() as u64;
-                target
-                    .write_all(&chunk)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-            }
+            fetch_into(&mut client, job_id, name, &mut target)
+                .await
+                .with_context(|| format!("writing {}", path.display()))?;
         }
     }
     if conn.json {
@@ -412,22 +399,34 @@ pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
     }
     let mut client = connect(conn).await?;
     let mut out = std::io::stdout().lock();
+    fetch_into(&mut client, job_id, log, &mut out)
+        .await
+        .context("writing to stdout")?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// Writes log (or extracted file) `name` of a job into `out`, chunk by chunk.
+async fn fetch_into(
+    client: &mut crate::client::Client,
+    job_id: &str,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
     let mut offset = 0u64;
     loop {
         let chunk = client
             .call_raw(
                 "fetch",
-                json!({ "job_id": job_id, "log": log, "offset": offset }),
+                json!({ "job_id": job_id, "log": name, "offset": offset }),
             )
             .await?;
         if chunk.is_empty() {
-            break;
+            return Ok(());
         }
         offset += chunk.len() as u64;
-        out.write_all(&chunk).context("cannot write to stdout")?;
+        out.write_all(&chunk)?;
     }
-    out.flush()?;
-    Ok(0)
 }
 
 pub async fn cancel(conn: &ConnArgs, job_id: &str) -> Result<i32> {

@@ -13,7 +13,7 @@ use pcapd::config::{DetectConfig, DetectorConfig, ExtractLayout, LogFormat};
 use pcapd::detect::run_detectors;
 use serde_json::json;
 
-use crate::files::{extract_all, files_log, known_capture, run, sha256_hex, Known};
+use crate::files::{extract_all, files_log, known_capture, run, sha256_hex, tsv_log, Known};
 use crate::harness::{temp_dir, wait_done, DaemonSpec, TestDaemon};
 
 fn require(tool: &str) {
@@ -37,24 +37,7 @@ fn detector(name: &str, mime: &[&str], command: String, hit_exit: Option<i32>) -
 
 /// detect.log rows (column → value).
 fn detect_log(out: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(out.join("detect.log")).expect("detect.log written");
-    let fields: Vec<String> = text
-        .lines()
-        .find_map(|l| l.strip_prefix("#fields\t"))
-        .expect("#fields header")
-        .split('\t')
-        .map(str::to_string)
-        .collect();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            fields
-                .iter()
-                .cloned()
-                .zip(l.split('\t').map(str::to_string))
-                .collect()
-        })
-        .collect()
+    tsv_log(&out.join("detect.log"))
 }
 
 /// The verdict of `detector` on the file carrying `payload`.

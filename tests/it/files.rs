@@ -340,7 +340,13 @@ pub fn known_capture(dir: &Path, with_upload: bool) -> (PathBuf, Vec<Known>) {
 
 /// files.log as rows of column name → value.
 pub fn files_log(out: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(out.join("files.log")).expect("files.log written");
+    tsv_log(&out.join("files.log"))
+}
+
+/// A Zeek TSV log as rows of column name → value.
+pub fn tsv_log(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{} not written: {e}", path.display()));
     let fields: Vec<String> = text
         .lines()
         .find_map(|l| l.strip_prefix("#fields\t"))

@@ -142,8 +142,8 @@ static MAGIC: LazyLock<Magic> = LazyLock::new(|| {
         .unwrap_or_else(|e| panic!("{e}"))
 });
 
-/// The MIME type Zeek's signatures give a file starting with `head` (its BOF buffer).
-pub(crate) fn sniff_mime(head: &[u8]) -> Option<&'static str> {
+/// The signature that decides the type of a file starting with `head` (its BOF buffer).
+fn deciding(head: &[u8]) -> Option<&'static Signature> {
     let magic = &*MAGIC;
     magic
         .set
@@ -151,20 +151,11 @@ pub(crate) fn sniff_mime(head: &[u8]) -> Option<&'static str> {
         .iter()
         .map(|i| &magic.sigs[i])
         .max_by(|a, b| a.strength.cmp(&b.strength).then(b.mime.cmp(a.mime)))
-        .map(|s| s.mime)
 }
 
-/// The name of the signature that decided `head`'s type (for tests and diagnostics).
-#[cfg(test)]
-fn deciding_signature(head: &[u8]) -> Option<&'static str> {
-    let magic = &*MAGIC;
-    magic
-        .set
-        .matches(head)
-        .iter()
-        .map(|i| &magic.sigs[i])
-        .max_by(|a, b| a.strength.cmp(&b.strength).then(b.mime.cmp(a.mime)))
-        .map(|s| s.name)
+/// The MIME type Zeek's signatures give a file starting with `head` (its BOF buffer).
+pub(crate) fn sniff_mime(head: &[u8]) -> Option<&'static str> {
+    deciding(head).map(|s| s.mime)
 }
 
 #[cfg(test)]
@@ -225,7 +216,7 @@ mod tests {
                 Some(*want),
                 "{:?} decided by {:?}",
                 String::from_utf8_lossy(data),
-                deciding_signature(data)
+                deciding(data).map(|s| s.name)
             );
         }
         assert_eq!(sniff_mime(b"short"), None);

@@ -1215,7 +1215,11 @@ mod tests {
         .into_bytes();
         head.extend_from_slice(body);
         let mut r = Run::new();
-        r.send(1.0, true, b"GET /f HTTP/1.1\r\nRange: bytes=10-14,20-26\r\n\r\n");
+        r.send(
+            1.0,
+            true,
+            b"GET /f HTTP/1.1\r\nRange: bytes=10-14,20-26\r\n\r\n",
+        );
         let (a, b) = head.split_at(70);
         r.send(1.1, false, a);
         r.send(1.2, false, b);
@@ -1227,7 +1231,11 @@ mod tests {
         assert_eq!(row[16], OwnedValue::Count(100));
         assert_eq!(row[17], OwnedValue::Count(15));
         assert_eq!(row[19], OwnedValue::Bool(true));
-        assert_eq!(row[10], OwnedValue::Unset, "no MIME type without the first byte");
+        assert_eq!(
+            row[10],
+            OwnedValue::Unset,
+            "no MIME type without the first byte"
+        );
     }
 
     #[test]
