@@ -176,8 +176,12 @@ pub fn analyze(
         .only_logs
         .as_ref()
         .is_none_or(|only| only.contains("files"));
-    let _skip_hashing =
-        (!files_logged && !opts.extract.enabled()).then(app::files::SkipHashing::enter);
+    let digests = if files_logged || opts.extract.enabled() {
+        app::files::DigestSet::from_names(&opts.extract.hashes)
+    } else {
+        app::files::DigestSet::NONE
+    };
+    let _hashing = app::files::HashScope::enter(digests);
     let scope = opts.extract.enabled().then(|| {
         app::files::ExtractScope::enter(&opts.extract, &out_dir.join(app::files::EXTRACT_DIR))
     });

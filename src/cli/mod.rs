@@ -436,6 +436,9 @@ pub struct ExtractArgs {
     /// flat or mime (extract_files/<type>/<subtype>/…).
     #[arg(long, value_name = "LAYOUT")]
     extract_layout: Option<String>,
+    /// Digests files.log gets: md5, sha1, sha256 (comma-separated; default all) or none.
+    #[arg(long, value_name = "LIST")]
+    hashes: Option<String>,
 }
 
 fn analyze(
@@ -471,6 +474,7 @@ fn analyze(
         extract.extract_max_file.as_deref(),
         extract.extract_max_total.as_deref(),
         extract.extract_layout.as_deref(),
+        extract.hashes.as_deref(),
     ) {
         Ok(config) => config,
         Err(e) => {

@@ -330,6 +330,16 @@ pub struct ExtractConfig {
     pub max_total: u64,
     /// `layout`: flat, or by MIME type (`extract_files/<type>/<subtype>/…`, BroAPT's store).
     pub layout: ExtractLayout,
+    /// `hashes`: the digests files.log gets for every file (`md5`, `sha1`, `sha256`; `none`).
+    #[serde(default = "all_hashes")]
+    pub hashes: Vec<String>,
+}
+
+/// The digests `[Extract] hashes` accepts, and its default (Zeek's `hash-all-files`).
+pub const FILE_HASHES: &[&str] = &["md5", "sha1", "sha256"];
+
+fn all_hashes() -> Vec<String> {
+    FILE_HASHES.iter().map(|h| h.to_string()).collect()
 }
 
 /// `[Extract] layout`.
@@ -391,6 +401,7 @@ impl Default for ExtractConfig {
             max_file: 100 << 20,
             max_total: 1 << 30,
             layout: ExtractLayout::Flat,
+            hashes: all_hashes(),
         }
     }
 }
@@ -405,6 +416,7 @@ impl ExtractConfig {
         max_file: Option<&str>,
         max_total: Option<&str>,
         layout: Option<&str>,
+        hashes: Option<&str>,
     ) -> Result<ExtractConfig, String> {
         let mut config = base;
         let problem = |flag: &str, value: &str, p: values::ValueProblem| {
@@ -432,6 +444,9 @@ impl ExtractConfig {
                     })
                     .map_err(|p| problem(flag, v, p))?;
             }
+        }
+        if let Some(v) = hashes {
+            config.hashes = parse::parse_hashes(v).map_err(|p| problem("hashes", v, p))?;
         }
         if let Some(v) = layout {
             config.layout = values::parse_choice(

@@ -35,7 +35,7 @@ use super::{
     default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, DetectConfig,
     DetectorConfig, ExportMode, ExtractConfig, ExtractLayout, HttpConfig, LogFormat, SyslogConfig,
     SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp, DETECTOR_PLACEHOLDERS,
-    EXTRACT_SOURCES,
+    EXTRACT_SOURCES, FILE_HASHES,
 };
 
 /// A section pcapd knows and the keys it takes, in the order the sample config lists them.
@@ -151,7 +151,14 @@ pub(crate) const SECTIONS: &[SectionSpec] = &[
     },
     SectionSpec {
         name: "Extract",
-        keys: &["mime", "sources", "max_file", "max_total", "layout"],
+        keys: &[
+            "mime",
+            "sources",
+            "max_file",
+            "max_total",
+            "layout",
+            "hashes",
+        ],
     },
     SectionSpec {
         name: "Detect",
@@ -740,9 +747,30 @@ fn read_extract(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>)
             defaults.layout,
             &[("flat", ExtractLayout::Flat), ("mime", ExtractLayout::Mime)],
         ),
+        hashes: section.value("hashes", defaults.hashes.clone(), parse_hashes),
     };
     section.finish();
     extract
+}
+
+/// `[Extract] hashes`: digest names, comma-separated, or `none`.
+pub(crate) fn parse_hashes(text: &str) -> Result<Vec<String>, ValueProblem> {
+    let names = parse_list(text);
+    if names.len() == 1 && names[0].eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut hashes = Vec::new();
+    for name in names {
+        let lower = name.to_ascii_lowercase();
+        if !FILE_HASHES.contains(&lower.as_str()) {
+            return Err(ValueProblem::new(
+                format!("unknown digest `{name}`"),
+                "md5, sha1, sha256 (comma-separated), or none",
+            ));
+        }
+        hashes.push(lower);
+    }
+    Ok(hashes)
 }
 
 fn read_detect(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) -> DetectConfig {
@@ -1976,6 +2004,13 @@ mod tests {
         assert_eq!(config.extract.max_file, 10 << 20);
         assert_eq!(config.extract.layout, ExtractLayout::Mime);
         assert!(config.extract.enabled());
+        assert_eq!(config.extract.hashes, ["md5", "sha1", "sha256"]);
+        let config = parse(&format!("{base}[Extract]\nhashes = SHA256\n")).unwrap();
+        assert_eq!(config.extract.hashes, ["sha256"]);
+        let config = parse(&format!("{base}[Extract]\nhashes = none\n")).unwrap();
+        assert!(config.extract.hashes.is_empty());
+        let errors = errors_of(&format!("{base}[Extract]\nhashes = sha512\n"));
+        assert_eq!(locations(&errors), [location("Extract", "hashes")]);
         let errors = errors_of(&format!(
             "{base}[Extract]\nmime = pdf\nsources = GOPHER\nmax_file = 0\nlayout = tree\n"
         ));

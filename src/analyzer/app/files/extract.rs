@@ -15,7 +15,7 @@
 
 use std::cell::RefCell;
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,9 @@ pub const EXTRACT_DIR: &str = "extract_files";
 /// Mode of an extracted file: readable by the group, never executable.
 const FILE_MODE: u32 = 0o640;
 const DIR_MODE: u32 = 0o750;
+
+/// Bytes gathered before a write to an extracted file: bodies arrive a segment at a time.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Directory of files of no known type under `layout = mime`.
 const UNKNOWN_TYPE_DIR: &str = "unknown";
@@ -142,7 +145,7 @@ pub(crate) fn begin(
             Ok(file) => {
                 scope.stats.files += 1;
                 Some(Extraction {
-                    file,
+                    file: BufWriter::with_capacity(WRITE_BUFFER, file),
                     name: relative,
                     limit: config.max_file,
                     size: 0,
@@ -194,7 +197,7 @@ fn reserve(want: u64) -> u64 {
 /// One file being written.
 #[derive(Debug)]
 pub(crate) struct Extraction {
-    file: File,
+    file: BufWriter<File>,
     /// Path under `extract_files/`, as files.log's `extracted` gives it.
     pub name: String,
     limit: u64,
@@ -272,7 +275,12 @@ impl Extraction {
     /// Closes the file (a trailing hole gets its length).
     pub(crate) fn finish(self) -> Extracted {
         let mut cutoff = self.cutoff;
-        if let Err(e) = self.file.set_len(self.size) {
+        let closed = self
+            .file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.set_len(self.size));
+        if let Err(e) = closed {
             let warning = format!("extracting {}: {e}", self.name);
             SCOPE.with(|s| {
                 if let Some(scope) = s.borrow_mut().as_mut() {

@@ -25,7 +25,7 @@ use super::{AppOutput, ConnInfo};
 use crate::analyzer::log::{Interval, Set, Time};
 pub use extract::{mime_matches, ExtractScope, ExtractStats, EXTRACT_DIR};
 use extract::{Extracted, Extraction};
-pub use hash::SkipHashing;
+pub use hash::{DigestSet, HashScope};
 use hash::{Digests, Hashes};
 pub use log::{FilesRow, FILES_SCHEMA};
 use magic::sniff_mime;
@@ -299,9 +299,9 @@ impl FileState {
             overflow_bytes: 0,
             timedout: timed_out,
             parent_fuid: None,
-            md5: digests.map(|d| d.md5.as_str()),
-            sha1: digests.map(|d| d.sha1.as_str()),
-            sha256: digests.map(|d| d.sha256.as_str()),
+            md5: digests.and_then(|d| d.md5.as_deref()),
+            sha1: digests.and_then(|d| d.sha1.as_deref()),
+            sha256: digests.and_then(|d| d.sha256.as_deref()),
             extracted: extracted.map(|x| x.name.as_str()),
             extracted_cutoff: extracted.map(|x| x.cutoff),
             extracted_size: extracted.and_then(|x| x.size),
