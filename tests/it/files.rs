@@ -427,15 +427,20 @@ fn known_payloads_are_hashed_typed_and_extracted_byte_for_byte() {
     assert!(!out.join("etc").exists() && !dir.join("etc").exists());
     assert_eq!(summary.files_extracted, rows.len() as u64);
     assert_eq!(summary.files_cutoff, 0);
-    // Without [Extract], hashes are still there and nothing is written.
+    // Without [Extract], hashes are still there (the chosen ones) and nothing is written.
     let plain = dir.join("plain");
-    let summary = run(&capture, &plain, ExtractConfig::default());
+    let only_sha256 = ExtractConfig {
+        hashes: vec!["sha256".into()],
+        ..ExtractConfig::default()
+    };
+    let summary = run(&capture, &plain, only_sha256);
     assert_eq!(summary.files_extracted, 0);
     assert!(!plain.join("extract_files").exists());
     let rows = files_log(&plain);
     assert!(rows
         .iter()
         .all(|r| r["extracted"] == "-" && r["sha256"].len() == 64));
+    assert!(rows.iter().all(|r| r["md5"] == "-" && r["sha1"] == "-"));
 }
 
 #[test]
