@@ -30,7 +30,8 @@ const FILE_MODE: u32 = 0o640;
 const DIR_MODE: u32 = 0o750;
 
 /// Bytes gathered before a write to an extracted file: bodies arrive a segment at a time.
-const WRITE_BUFFER: usize = 256 * 1024;
+/// Below malloc's mmap threshold, so that a buffer per file costs no page faults.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Directory of files of no known type under `layout = mime`.
 const UNKNOWN_TYPE_DIR: &str = "unknown";
