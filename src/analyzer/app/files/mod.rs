@@ -251,7 +251,7 @@ impl FileState {
 
     /// `len` body bytes were never seen: decoding cannot go on, sniffing uses what it has.
     pub(crate) fn gap(&mut self, len: u64) {
-        self.missing += len;
+        self.missing = self.missing.saturating_add(len);
         self.decoder.stop();
         self.decoder.tap_mut().gap(len);
     }
@@ -271,7 +271,9 @@ impl FileState {
         let seen = self.seen();
         // A file that ended short of its announced size stayed open until Zeek's file
         // timeout.
-        let timed_out = self.total.is_some_and(|t| seen + self.missing < t);
+        let timed_out = self
+            .total
+            .is_some_and(|t| seen.saturating_add(self.missing) < t);
         let digests = self.digests.as_ref();
         let extracted = self.extracted.as_ref();
         // Zeek lists the analyzers attached to the file. The hash analyzers are left out

@@ -749,7 +749,7 @@ impl HttpAnalyzer {
                         r.file = Some(FileState::new(fuid, ts, None, start != 0, None, total));
                     }
                     let Some(f) = r.file.as_mut() else { continue };
-                    let offset = f.seen() + f.missing();
+                    let offset = f.seen().saturating_add(f.missing());
                     if start > offset {
                         f.gap(start - offset);
                         r.skip = 0;
