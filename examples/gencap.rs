@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use pcapd::synth::{
+use pcapd_synth::{
     generate, GenStats, PacketSink, PcapWriter, PcapngWriter, Preset, SessionKind, TrafficConfig,
 };
 

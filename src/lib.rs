@@ -3,7 +3,7 @@
 //! The library's public face is what the binary, the tests, the examples and the fuzz
 //! targets use: the command line (`cli`), the client (`client`), the configuration
 //! (`config`), the wire formats (`protocol`), TLS setup (`tls`), the job store (`jobs`), the
-//! builtin analyzer (`analyzer`) and the traffic generator (`synth`). Everything else is the
+//! builtin analyzer (`analyzer`), and the detectors (`detect`). Everything else is the
 //! daemon's inside; `docs/design.md` says how it fits together.
 //!
 //! - `daemon`: the composition root (start, reload, drain) and the pool-event task
@@ -13,11 +13,13 @@
 //! - `jobs`: job records, their state machine, the on-disk store and its SQLite index
 //! - `cluster`: the shared queue on Redis Streams; `output`: syslog forwarding and export
 //! - `pool`: the supervised pool of children; `worker`, `backend`: the child and its analyzers
-//! - `analyzer`: the builtin Zeek-compatible analyzer
+//! - `analyzer`: the builtin Zeek-compatible analyzer; `detect`: detectors on extracted files
 //! - `disk`: free space against `min_free`
 //! - leaves: `tls`, `time`, `durable` (atomic files), `backoff`, `addr_range`, `exit`,
 //!   `systemd`
-//! - `synth`: deterministic traffic generator (samples, tests, benchmarks)
+//!
+//! The traffic generator for samples, tests and benchmarks is a crate of its own
+//! (`synth/`, `pcapd-synth`).
 mod addr_range;
 pub mod analyzer;
 mod backend;
@@ -27,6 +29,7 @@ pub mod client;
 mod cluster;
 pub mod config;
 mod daemon;
+pub mod detect;
 mod disk;
 mod dispatch;
 mod durable;
@@ -39,7 +42,6 @@ mod pool;
 pub mod protocol;
 mod server;
 mod service;
-pub mod synth;
 mod systemd;
 mod time;
 pub mod tls;

@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, Write};
 
-use crate::backend::{Backend, JobFailure, JobInput, WorkerSettings};
+use crate::backend::{Backend, JobFailure, JobInput, JobResult, WorkerSettings};
 use crate::exit::{EXIT_CANNOT_START, EXIT_FAILURE};
 use crate::protocol::worker::{
     excerpt, Done, Failed, FailureKind, JobRequest, Progress, Ready, WorkerMessage,
@@ -160,17 +160,52 @@ fn run_job<W: Write>(
         return Err(e);
     }
     Ok(match result {
-        Ok(result) => WorkerMessage::Done {
-            job: job.clone(),
-            done: Done {
-                logs: result.logs,
-                packets: result.packets,
-                bytes: result.bytes,
-                warnings: result.warnings,
-            },
-        },
+        Ok(mut result) => {
+            let detect_hits = detect(settings, &request.out, &mut result);
+            WorkerMessage::Done {
+                job: job.clone(),
+                done: Done {
+                    logs: result.logs,
+                    packets: result.packets,
+                    bytes: result.bytes,
+                    warnings: result.warnings,
+                    files_extracted: result.files_extracted,
+                    detect_hits,
+                },
+            }
+        }
         Err(failure) => failed(failure),
     })
+}
+
+/// Runs the configured detectors on what the job extracted (docs/files.md); returns the
+/// hits. Detection that cannot run is a warning of the job, not a failure: the logs stand.
+fn detect(settings: &WorkerSettings, out: &std::path::Path, result: &mut JobResult) -> u64 {
+    if settings.detect.detectors.is_empty() {
+        return 0;
+    }
+    match crate::detect::run_detectors(out, settings.format.into(), &settings.detect) {
+        Ok(summary) => {
+            result.files_extracted = result.files_extracted.max(summary.files);
+            for log in summary.logs {
+                if !result.logs.contains(&log) {
+                    result.logs.push(log);
+                }
+            }
+            result.logs.sort();
+            if summary.errors + summary.timeouts > 0 {
+                result.warnings.push(format!(
+                    "detectors: {} errors, {} timeouts in {} runs (detect.log)",
+                    summary.errors, summary.timeouts, summary.runs
+                ));
+            }
+            summary.hits
+        }
+        Err(e) => {
+            result.warnings.push(format!("detectors did not run: {e}"));
+            0
+        }
+    }
 }
 
 /// Captures must be readable regular files; the log directory is created if missing.
@@ -280,6 +315,8 @@ mod tests {
             command: command.map(str::to_string),
             ignore_checksums: true,
             max_line: 4096,
+            extract: Default::default(),
+            detect: Default::default(),
         }
     }
 
@@ -348,6 +385,8 @@ mod tests {
                     packets: 0,
                     bytes: 8,
                     warnings: vec![],
+                    files_extracted: 0,
+                    detect_hits: 0,
                 }
             }
         );

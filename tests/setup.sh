@@ -55,6 +55,11 @@ compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gn
 have_cmd strace || missing+=(strace)
 have_cmd systemd-analyze || missing+=(systemd)
 have_cmd setpriv || missing+=(util-linux)
+# tests/it/files.rs: tshark's --export-objects cross-checks extraction; yara and ClamAV's
+# clamscan are the real detectors (rules and signatures written by the tests).
+have_cmd tshark || missing+=(tshark)
+have_cmd yara || missing+=(yara)
+have_cmd clamscan || missing+=(clamav)
 
 # The venv is made with Debian's python3 (its venv module needs python3-venv for ensurepip).
 py=/usr/bin/python3

@@ -9,7 +9,7 @@ use pcapd::analyzer::{analyze_bytes, AnalyzeOptions, LogFormat};
 
 fuzz_target!(|data: &[u8]| {
     for ignore_checksums in [false, true] {
-        let opts = AnalyzeOptions { ignore_checksums, format: LogFormat::Tsv, only_logs: None };
+        let opts = AnalyzeOptions { ignore_checksums, format: LogFormat::Tsv, only_logs: None, ..AnalyzeOptions::default() };
         let _ = analyze_bytes(data, &opts);
     }
 });

@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::config::ExtractConfig;
 pub use crate::config::LogFormat;
 use capture::{CaptureError, CaptureReader, MergedCapture, RawPacket};
 use decode::DecodeIssue;
@@ -53,6 +54,8 @@ pub struct AnalyzeOptions {
     pub format: LogFormat,
     /// None = all logs; Some(set) = only these log paths, e.g. {"conn"}
     pub only_logs: Option<BTreeSet<String>>,
+    /// Which files are written under `<out_dir>/extract_files/` (`[Extract]`).
+    pub extract: ExtractConfig,
 }
 
 impl Default for AnalyzeOptions {
@@ -61,6 +64,7 @@ impl Default for AnalyzeOptions {
             ignore_checksums: false,
             format: LogFormat::Tsv,
             only_logs: None,
+            extract: ExtractConfig::default(),
         }
     }
 }
@@ -76,6 +80,9 @@ pub struct AnalyzeSummary {
     pub connections: u64,
     /// Connections per service, "-" for none.
     pub services: BTreeMap<String, u64>,
+    /// Files written under `extract_files/`, and how many of them were cut off.
+    pub files_extracted: u64,
+    pub files_cutoff: u64,
     pub warnings: Vec<String>,
 }
 
@@ -166,7 +173,27 @@ pub fn analyze(
     let mut sink = LogWriterSet::to_dir(out_dir, opts.format, opts.only_logs.clone());
     let mut released = vec![0usize; maps.len()];
     let mut release = |positions: &[usize]| release_consumed(&maps, &mut released, positions);
+    // Digests nobody would see (no files.log, no extraction) are not computed.
+    let files_logged = opts
+        .only_logs
+        .as_ref()
+        .is_none_or(|only| only.contains("files"));
+    let digests = if files_logged || opts.extract.enabled() {
+        app::files::DigestSet::from_names(&opts.extract.hashes)
+    } else {
+        app::files::DigestSet::NONE
+    };
+    let _hashing = app::files::HashScope::enter(digests);
+    let scope = opts.extract.enabled().then(|| {
+        app::files::ExtractScope::enter(&opts.extract, &out_dir.join(app::files::EXTRACT_DIR))
+    });
     let mut summary = run(&inputs, opts, &mut sink, progress, &mut release)?;
+    if let Some(scope) = scope {
+        let stats = scope.finish();
+        summary.files_extracted = stats.files;
+        summary.files_cutoff = stats.cutoff;
+        summary.warnings.extend(stats.warnings);
+    }
     summary.logs = sink
         .finish()
         .map_err(|(path, source)| AnalyzeError::Output { path, source })?;

@@ -7,16 +7,18 @@
 use super::WorkerSettings;
 use super::{JobFailure, JobInput, JobResult, StartError};
 use crate::analyzer::{analyze, AnalyzeOptions};
-use crate::config::LogFormat;
+use crate::config::{ExtractConfig, LogFormat};
 use crate::protocol::worker::FailureKind;
 
 pub struct Builtin {
     format: LogFormat,
+    extract: ExtractConfig,
 }
 
 pub fn start(settings: &WorkerSettings) -> Result<Builtin, StartError> {
     Ok(Builtin {
         format: settings.format.into(),
+        extract: settings.extract.clone(),
     })
 }
 
@@ -30,6 +32,7 @@ impl Builtin {
             ignore_checksums: job.ignore_checksums,
             format: self.format,
             only_logs: None,
+            extract: self.extract.clone(),
         };
         match analyze(job.pcaps, job.out, &opts, progress) {
             Ok(summary) => Ok(JobResult {
@@ -37,6 +40,7 @@ impl Builtin {
                 packets: summary.packets,
                 bytes: summary.bytes,
                 warnings: summary.warnings,
+                files_extracted: summary.files_extracted,
             }),
             Err(e) => {
                 let kind = match e.kind() {

@@ -74,6 +74,8 @@ pub fn run_in_log_dir(
         packets: 0,
         bytes: input_bytes(job),
         warnings: Vec::new(),
+        // Counted from files.log when detectors run (src/detect).
+        files_extracted: 0,
     })
 }
 

@@ -8,7 +8,7 @@
 
 mod builtin;
 pub mod burp;
-mod command;
+pub(crate) mod command;
 mod external;
 pub(crate) mod settings;
 mod zeek;
@@ -36,6 +36,8 @@ pub struct JobResult {
     /// Input bytes consumed.
     pub bytes: u64,
     pub warnings: Vec<String>,
+    /// Files written under `extract_files/` (the builtin analyzer's `[Extract]`).
+    pub files_extracted: u64,
 }
 
 /// Why a job failed.

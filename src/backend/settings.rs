@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BackendKind, CommandConfig, LogFormat, ZeekConfig};
+use crate::config::{
+    BackendKind, CommandConfig, DetectConfig, ExtractConfig, LogFormat, ZeekConfig,
+};
 
 /// The analyzers a worker can run (`burp` children are not `pcapd worker`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +67,12 @@ pub struct WorkerSettings {
     pub ignore_checksums: bool,
     /// Longest job line accepted on stdin.
     pub max_line: usize,
+    /// `[Extract]`: files the builtin analyzer writes under the job's `extract_files/`.
+    #[serde(default)]
+    pub extract: ExtractConfig,
+    /// `[Detect]` and the detectors run on extracted files after each job.
+    #[serde(default)]
+    pub detect: DetectConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +110,16 @@ impl WorkerSettings {
             command: command.command.clone(),
             ignore_checksums,
             max_line,
+            extract: ExtractConfig::default(),
+            detect: DetectConfig::default(),
         })
+    }
+
+    /// The same settings with `[Extract]` and `[Detect]` as configured.
+    pub fn with_files(mut self, extract: &ExtractConfig, detect: &DetectConfig) -> WorkerSettings {
+        self.extract = extract.clone();
+        self.detect = detect.clone();
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -131,6 +148,20 @@ mod tests {
             command: Some("true".into()),
             ignore_checksums: true,
             max_line: 4096,
+            extract: ExtractConfig {
+                mime: vec!["application/*".into()],
+                ..ExtractConfig::default()
+            },
+            detect: DetectConfig {
+                detectors: vec![crate::config::DetectorConfig {
+                    name: "yara".into(),
+                    mime: vec!["*".into()],
+                    command: "yara /r.yar {file}".into(),
+                    hit_exit: None,
+                    hit_output: true,
+                }],
+                ..DetectConfig::default()
+            },
         };
         let parsed = WorkerSettings::from_json(&original.to_json()).expect("parses");
         assert_eq!(parsed, original);

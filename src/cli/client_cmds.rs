@@ -340,6 +340,55 @@ pub async fn logs(conn: &ConnArgs, job_id: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// Lists a job's extracted files; with `out`, downloads each under it.
+pub async fn files(conn: &ConnArgs, job_id: &str, out: Option<&Path>) -> Result<i32> {
+    let mut client = connect(conn).await?;
+    let answer = client.call("files", json!({ "job_id": job_id })).await?;
+    let files = answer["files"].as_array().cloned().unwrap_or_default();
+    if let Some(dir) = out {
+        for file in &files {
+            let name = file["name"].as_str().unwrap_or_default();
+            // The daemon's names are extract_files/ and plain components; checked again here.
+            let safe = Path::new(name)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !safe {
+                anyhow::bail!("the daemon listed a file name that leaves the directory: {name:?}");
+            }
+            let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            let mut target = {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o640)
+                    .open(&path)
+                    .with_context(|| format!("cannot create {}", path.display()))?
+            };
+            fetch_into(&mut client, job_id, name, &mut target)
+                .await
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    if conn.json {
+        print_json(&answer);
+    } else {
+        for file in &files {
+            println!(
+                "{:>12} bytes  {}",
+                file["bytes"],
+                file["name"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    Ok(0)
+}
+
 /// Streams a log to stdout in chunks.
 pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
     if conn.json {
@@ -350,22 +399,34 @@ pub async fn fetch(conn: &ConnArgs, job_id: &str, log: &str) -> Result<i32> {
     }
     let mut client = connect(conn).await?;
     let mut out = std::io::stdout().lock();
+    fetch_into(&mut client, job_id, log, &mut out)
+        .await
+        .context("writing to stdout")?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// Writes log (or extracted file) `name` of a job into `out`, chunk by chunk.
+async fn fetch_into(
+    client: &mut Client,
+    job_id: &str,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
     let mut offset = 0u64;
     loop {
         let chunk = client
             .call_raw(
                 "fetch",
-                json!({ "job_id": job_id, "log": log, "offset": offset }),
+                json!({ "job_id": job_id, "log": name, "offset": offset }),
             )
             .await?;
         if chunk.is_empty() {
-            break;
+            return Ok(());
         }
         offset += chunk.len() as u64;
-        out.write_all(&chunk).context("cannot write to stdout")?;
+        out.write_all(&chunk)?;
     }
-    out.flush()?;
-    Ok(0)
 }
 
 pub async fn cancel(conn: &ConnArgs, job_id: &str) -> Result<i32> {

@@ -138,7 +138,16 @@ pub enum Command {
         conn: ConnArgs,
         job_id: String,
     },
-    /// Write one log of a job to stdout.
+    /// List the files a job extracted (docs/files.md); with --out, download them all.
+    Files {
+        #[command(flatten)]
+        conn: ConnArgs,
+        job_id: String,
+        /// Write every file under DIR (names as listed: extract_files/…), mode 0640.
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Write one log (or extracted file: extract_files/…) of a job to stdout.
     Fetch {
         #[command(flatten)]
         conn: ConnArgs,
@@ -185,6 +194,8 @@ pub enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        extract: ExtractArgs,
         /// Capture files (pcap or pcapng), read as one capture in time order.
         #[arg(required = true, value_name = "CAPTURE")]
         captures: Vec<PathBuf>,
@@ -283,8 +294,17 @@ pub fn run(cli: Cli) -> i32 {
             json_logs,
             logs,
             json,
+            extract,
             captures,
-        } => analyze(&out, ignore_checksums, json_logs, logs, json, &captures),
+        } => analyze(
+            &out,
+            ignore_checksums,
+            json_logs,
+            logs,
+            json,
+            &extract,
+            &captures,
+        ),
         command => {
             // One thread: the daemon's work is I/O and bookkeeping (the analyzers are its
             // children, blocking store work runs on tokio's blocking pool). A multi-thread
@@ -323,6 +343,7 @@ fn wants_json(command: &Command) -> bool {
         | Command::Wait { conn, .. }
         | Command::List { conn, .. }
         | Command::Logs { conn, .. }
+        | Command::Files { conn, .. }
         | Command::Fetch { conn, .. }
         | Command::Cancel { conn, .. }
         | Command::Pool { conn }
@@ -377,6 +398,9 @@ async fn run_async(command: Command) -> i32 {
             limit,
         } => client_cmds::list(&conn, state.as_deref(), tag.as_deref(), limit).await,
         Command::Logs { conn, job_id } => client_cmds::logs(&conn, &job_id).await,
+        Command::Files { conn, job_id, out } => {
+            client_cmds::files(&conn, &job_id, out.as_deref()).await
+        }
         Command::Fetch { conn, job_id, log } => client_cmds::fetch(&conn, &job_id, &log).await,
         Command::Cancel { conn, job_id } => client_cmds::cancel(&conn, &job_id).await,
         Command::Pool { conn } => client_cmds::pool(&conn).await,
@@ -408,27 +432,84 @@ async fn run_async(command: Command) -> i32 {
     }
 }
 
+/// `pcapd analyze`'s `[Extract]` flags (docs/files.md); without `--extract` nothing is
+/// extracted.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExtractArgs {
+    /// Take [Extract], [Detect] and [Detector NAME] from this pcapd config file (other
+    /// sections are not read); the --extract flags override its [Extract] keys. Detectors run
+    /// on the extracted files after the analysis and write DIR/detect.log.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write the files of these MIME types (globs, comma-separated; * = all) under
+    /// DIR/extract_files/.
+    #[arg(long, value_name = "GLOBS")]
+    extract: Option<String>,
+    /// Sources to extract from: HTTP, SMTP, FTP (default all).
+    #[arg(long, value_name = "LIST")]
+    extract_sources: Option<String>,
+    /// Bytes written per file, e.g. 10M (default 100M); the rest is cut off.
+    #[arg(long, value_name = "SIZE")]
+    extract_max_file: Option<String>,
+    /// Bytes written per run (default 1G).
+    #[arg(long, value_name = "SIZE")]
+    extract_max_total: Option<String>,
+    /// flat or mime (extract_files/<type>/<subtype>/…).
+    #[arg(long, value_name = "LAYOUT")]
+    extract_layout: Option<String>,
+    /// Digests files.log gets: md5, sha1, sha256 (comma-separated; default all) or none.
+    #[arg(long, value_name = "LIST")]
+    hashes: Option<String>,
+}
+
 fn analyze(
     out: &std::path::Path,
     ignore_checksums: bool,
     json_logs: bool,
     logs: Option<Vec<String>>,
     json: bool,
+    extract: &ExtractArgs,
     captures: &[PathBuf],
 ) -> i32 {
     use crate::analyzer::{analyze, AnalyzeOptions};
-    use crate::config::LogFormat;
+    use crate::config::{Config, DetectConfig, ExtractConfig, LogFormat};
+    let (base, detect) = match &extract.config {
+        Some(path) => match Config::load_files_sections(path) {
+            Ok(sections) => sections,
+            Err(e) => {
+                eprintln!("pcapd analyze: {e}");
+                return crate::exit::EXIT_CONFIG;
+            }
+        },
+        None => (ExtractConfig::default(), DetectConfig::default()),
+    };
+    let format = if json_logs {
+        LogFormat::Json
+    } else {
+        LogFormat::Tsv
+    };
+    let extract = match ExtractConfig::from_flags(
+        base,
+        extract.extract.as_deref(),
+        extract.extract_sources.as_deref(),
+        extract.extract_max_file.as_deref(),
+        extract.extract_max_total.as_deref(),
+        extract.extract_layout.as_deref(),
+        extract.hashes.as_deref(),
+    ) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("pcapd analyze: {e}");
+            return crate::exit::EXIT_CONFIG;
+        }
+    };
     if let Err(e) = std::fs::create_dir_all(out) {
         eprintln!("pcapd analyze: cannot create {}: {e}", out.display());
         return 1;
     }
     let opts = AnalyzeOptions {
         ignore_checksums,
-        format: if json_logs {
-            LogFormat::Json
-        } else {
-            LogFormat::Tsv
-        },
+        format,
         only_logs: match logs.map(only_logs).transpose() {
             Ok(only) => only,
             Err(e) => {
@@ -436,13 +517,31 @@ fn analyze(
                 return crate::exit::EXIT_CONFIG;
             }
         },
+        extract,
     };
     match analyze(captures, out, &opts, &mut |_, _| {}) {
-        Ok(summary) => {
+        Ok(mut summary) => {
+            let mut detected = None;
+            if !detect.detectors.is_empty() {
+                match crate::detect::run_detectors(out, format, &detect) {
+                    Ok(d) => {
+                        summary.logs.extend(d.logs.iter().cloned());
+                        detected = Some(d);
+                    }
+                    Err(e) => summary.warnings.push(format!("detectors did not run: {e}")),
+                }
+            }
             if json {
+                let mut value = serde_json::to_value(&summary).unwrap_or_default();
+                if let Some(d) = &detected {
+                    value["detect"] = serde_json::json!({
+                        "files": d.files, "runs": d.runs, "hits": d.hits,
+                        "errors": d.errors, "timeouts": d.timeouts,
+                    });
+                }
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
                 );
             } else {
                 println!(
@@ -452,6 +551,18 @@ fn analyze(
                     summary.connections,
                     summary.logs.join(" ")
                 );
+                if summary.files_extracted > 0 {
+                    println!(
+                        "{} files extracted ({} cut off)",
+                        summary.files_extracted, summary.files_cutoff
+                    );
+                }
+                if let Some(d) = &detected {
+                    println!(
+                        "detectors: {} runs, {} hits, {} errors, {} timeouts",
+                        d.runs, d.hits, d.errors, d.timeouts
+                    );
+                }
                 for w in &summary.warnings {
                     eprintln!("warning: {w}");
                 }

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::{Config, ConfigError, ConfigErrors, SyslogProto};
+use super::{BackendKind, Config, ConfigError, ConfigErrors, SyslogProto};
 // `check-config`'s exit code for a bad file: EX_USAGE, as linkerd2-proxy and sysexits use.
 use crate::exit::EXIT_CONFIG;
 use crate::tls::TlsError;
@@ -18,10 +18,11 @@ use crate::tls::TlsError;
 /// and `serve` refuse the same files with the same messages: the TLS certificate and key
 /// (PEM, the key the certificate's) of either front door, and `[Syslog] ca`.
 pub fn check_files(config: &Config) -> Result<(), ConfigErrors> {
-    let errors: Vec<ConfigError> = [check_tls(config), check_syslog_ca(config)]
+    let mut errors: Vec<ConfigError> = [check_tls(config), check_syslog_ca(config)]
         .into_iter()
         .filter_map(Result::err)
         .collect();
+    errors.extend(check_detectors(config));
     if errors.is_empty() {
         Ok(())
     } else {
@@ -61,6 +62,57 @@ fn check_syslog_ca(config: &Config) -> Result<(), ConfigError> {
             ),
         }),
     }
+}
+
+/// Shell words that run no program of their own (`exec` runs the next word).
+const SHELL_BUILTINS: &[&str] = &[
+    ":", ".", "[", "cd", "command", "echo", "eval", "false", "kill", "printf", "read", "set",
+    "test", "true", "ulimit", "umask",
+];
+
+/// The program a detector's command runs first, if the check can tell (a plain first word).
+fn detector_program(command: &str) -> Option<&str> {
+    let mut words = command.split_whitespace();
+    let mut first = words.next()?;
+    while first == "exec" {
+        first = words.next()?;
+    }
+    let plain = first
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(&b));
+    (plain && !SHELL_BUILTINS.contains(&first)).then_some(first)
+}
+
+/// Whether `program` is an executable file: a path as given, a name on `PATH`.
+fn executable(program: &str) -> bool {
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return is_exec(Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| is_exec(&dir.join(program))))
+}
+
+/// Each detector's program must exist and be executable (as `serve` would find it).
+fn check_detectors(config: &Config) -> Vec<ConfigError> {
+    config
+        .detect
+        .detectors
+        .iter()
+        .filter_map(|d| {
+            let program = detector_program(&d.command)?;
+            (!executable(program)).then(|| ConfigError {
+                file: source_name(config),
+                section: Some(format!("Detector {}", d.name)),
+                key: Some("command".into()),
+                value: Some(d.command.clone()),
+                problem: format!("{program} is not an executable file (on PATH)"),
+                valid: Some("a command whose program is installed".into()),
+            })
+        })
+        .collect()
 }
 
 fn check_tls(config: &Config) -> Result<(), ConfigError> {
@@ -144,6 +196,21 @@ pub(crate) fn warnings(config: &Config) -> Vec<String> {
         if syslog.ca.is_some() && syslog.proto != SyslogProto::Tls {
             warnings.push("[Syslog] ca is only used with proto = tls; it is ignored".to_string());
         }
+    }
+    let builtin = global.backend == BackendKind::Builtin;
+    if config.extract.enabled() && !builtin {
+        warnings.push(format!(
+            "[Extract] applies to the builtin analyzer; with backend = {} extraction is up to \
+             the analyzer (zeek: extract scripts writing to extract_files/)",
+            global.backend.name()
+        ));
+    }
+    if builtin && !config.detect.detectors.is_empty() && !config.extract.enabled() {
+        warnings.push(
+            "[Detector] sections are set but [Extract] mime is empty: no file will be extracted \
+             for them to examine"
+                .to_string(),
+        );
     }
     warnings
 }
@@ -280,6 +347,38 @@ mod tests {
         let warnings = Config::load(&path).unwrap().warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("ssl = false with bind = 0.0.0.0"));
+    }
+
+    #[test]
+    fn detector_programs_must_be_executable_and_extraction_on() {
+        let dir = TestDir::new("detectors");
+        let script = dir.file("scan.sh", "#!/bin/sh\nexit 0\n", 0o755);
+        let text = format!(
+            "[Global]\nssl = false\npassword = x\n\
+             [Detector ok]\ncommand = exec {} {{file}}\nhit_exit = 1\n\
+             [Detector builtin]\ncommand = test -s {{file}}\nhit_exit = 1\n\
+             [Detector missing]\ncommand = /nonexistent/clamscan {{file}}\nhit_exit = 1\n\
+             [Detector noexec]\ncommand = {} {{file}}\nhit_exit = 1\n",
+            script.display(),
+            dir.file("rules.yar", "rule r { condition: true }\n", 0o644)
+                .display(),
+        );
+        let path = dir.file("pcapd.cfg", &text, 0o600);
+        let (code, _, err) = run_check(&path);
+        assert_eq!(code, EXIT_CONFIG, "{err}");
+        assert!(err.contains("[Detector missing] command"), "{err}");
+        assert!(err.contains("[Detector noexec] command"), "{err}");
+        assert!(
+            !err.contains("[Detector ok]") && !err.contains("[Detector builtin]"),
+            "{err}"
+        );
+        let config = Config::load(&path).unwrap();
+        assert!(warnings(&config)
+            .iter()
+            .any(|w| w.contains("[Extract] mime is empty")));
+        assert_eq!(detector_program("command -v x"), None);
+        assert_eq!(detector_program("exec yara r {file}"), Some("yara"));
+        assert_eq!(detector_program("$SCANNER {file}"), None);
     }
 
     #[test]

@@ -16,8 +16,9 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::{
-    BackendKind, BurpConfig, CommandConfig, Config, ConfigError, ExportMode, GlobalConfig,
-    JobsConfig, LogFormat, MinFree, OutputConfig, WorkerConfig, ZeekConfig,
+    BackendKind, BurpConfig, CommandConfig, Config, ConfigError, DetectConfig, ExportMode,
+    ExtractConfig, GlobalConfig, JobsConfig, LogFormat, MinFree, OutputConfig, WorkerConfig,
+    ZeekConfig,
 };
 
 /// The certificate file inside the state directory (embedded defaults).
@@ -144,7 +145,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             idle_timeout: Duration::from_secs(300),
             auth_delay: Duration::from_secs(1),
             auth_exempt: Vec::new(),
-            min_free: MinFree::Percent(5.0),
+            min_free: MinFree::Default,
         },
         worker: WorkerConfig {
             timeout: Duration::from_secs(600),
@@ -181,6 +182,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             format: LogFormat::Tsv,
             export_dir: None,
             export_mode: ExportMode::Copy,
+            export_files: false,
         },
         syslog: None,
         http: None,
@@ -191,6 +193,8 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
             dedupe: false,
         },
         settings: Default::default(),
+        extract: ExtractConfig::default(),
+        detect: DetectConfig::default(),
     }
 }
 

@@ -24,7 +24,8 @@ pub enum Reload {
 #[derive(Debug)]
 pub struct Key {
     pub name: &'static str,
-    /// As the sample shows it; empty when the default is derived or there is none.
+    /// As the sample shows it; empty when the default is derived or there is none (for a
+    /// detector's keys, the sample's example).
     pub default: &'static str,
     pub reload: Reload,
     /// The sample's explanation lines before the key (none when the key shares the lines of
@@ -36,6 +37,9 @@ pub struct Key {
 #[derive(Debug)]
 pub struct SectionDef {
     pub name: &'static str,
+    /// The header as the sample shows it (`[Detector clamav]` for the detectors' sections,
+    /// which any name may follow).
+    pub header: &'static str,
     /// Turned on by its presence (`[Syslog]`, `[Http]`, `[Cluster]`): the sample shows its
     /// header commented out.
     pub optional: bool,
@@ -70,7 +74,7 @@ pub fn sample() -> String {
             push_doc(&mut text, line);
         }
         let comment = if section.optional { "#" } else { "" };
-        text.push_str(&format!("{comment}[{}]\n", section.name));
+        text.push_str(&format!("{comment}[{}]\n", section.header));
         for key in section.keys {
             for line in key.doc {
                 push_doc(&mut text, line);
@@ -96,6 +100,22 @@ fn push_doc(text: &mut String, line: &str) {
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut changed = Vec::new();
     for section in SECTIONS {
+        if section.header != section.name {
+            // `[KIND NAME]` sections, any number: each added, removed or changed one counts.
+            let old_named: Vec<_> = old.settings.named(section.name).collect();
+            let new_named: Vec<_> = new.settings.named(section.name).collect();
+            for (header, values) in &old_named {
+                if new_named.iter().all(|(h, v)| h != header || v != values) {
+                    changed.push(format!("[{header}]"));
+                }
+            }
+            for (header, _) in &new_named {
+                if old_named.iter().all(|(h, _)| h != header) {
+                    changed.push(format!("[{header}]"));
+                }
+            }
+            continue;
+        }
         if section.optional
             && old.settings.has_section(section.name) != new.settings.has_section(section.name)
         {
@@ -118,6 +138,7 @@ const SAMPLE_INTRO: &str = "## pcapd configuration file (sample)\n##\n## Copy it
 pub const SECTIONS: &[SectionDef] = &[
     SectionDef {
         name: "Global",
+        header: "Global",
         optional: false,
         doc: &[],
         keys: &[
@@ -308,13 +329,14 @@ pub const SECTIONS: &[SectionDef] = &[
             },
             Key {
                 name: "min_free",
-                default: "5%",
+                default: "",
                 reload: Live,
                 doc: &[
                     "Free space to keep on the file system of jobs_dir: a size ('2G') or a share of",
                     "the file system ('5%'). Below it, uploads are refused at once (disk_full; HTTP",
                     "507) and no queued job starts, so running jobs keep room for their results;",
-                    "both resume by themselves when space returns.",
+                    "both resume by themselves when space returns. Empty = 5% of the file system,",
+                    "at most 1G.",
                 ],
             },
             Key {
@@ -333,6 +355,7 @@ pub const SECTIONS: &[SectionDef] = &[
     },
     SectionDef {
         name: "Worker",
+        header: "Worker",
         optional: false,
         doc: &[],
         keys: &[
@@ -457,6 +480,7 @@ pub const SECTIONS: &[SectionDef] = &[
     },
     SectionDef {
         name: "Burp",
+        header: "Burp",
         optional: false,
         doc: &["burp backend specific options (backend = burp), as in bui-monitor"],
         keys: &[
@@ -489,6 +513,7 @@ pub const SECTIONS: &[SectionDef] = &[
     },
     SectionDef {
         name: "Zeek",
+        header: "Zeek",
         optional: false,
         doc: &["zeek backend specific options (backend = zeek)"],
         keys: &[
@@ -520,6 +545,7 @@ pub const SECTIONS: &[SectionDef] = &[
     },
     SectionDef {
         name: "Command",
+        header: "Command",
         optional: false,
         doc: &["command backend specific options (backend = command)"],
         keys: &[
@@ -537,6 +563,7 @@ pub const SECTIONS: &[SectionDef] = &[
     },
     SectionDef {
         name: "Output",
+        header: "Output",
         optional: false,
         doc: &[],
         keys: &[
@@ -565,12 +592,24 @@ pub const SECTIONS: &[SectionDef] = &[
                     "copy or move",
                 ],
             },
+            Key {
+                name: "export_files",
+                default: "false",
+                reload: Restart,
+                doc: &[
+                    "Export the job's extracted files (logs/extract_files/, docs/files.md) with its logs",
+                ],
+            },
         ],
     },
     SectionDef {
         name: "Syslog",
+        header: "Syslog",
         optional: true,
-        doc: &["Forward every log line to a syslog server: uncomment the section header (its presence turns", "forwarding on) and set host."],
+        doc: &[
+            "Forward every log line to a syslog server: uncomment the section header (its presence turns",
+            "forwarding on) and set host.",
+        ],
         keys: &[
             Key {
                 name: "host",
@@ -671,8 +710,13 @@ pub const SECTIONS: &[SectionDef] = &[
     },
     SectionDef {
         name: "Http",
+        header: "Http",
         optional: true,
-        doc: &["The HTTP gateway (Brocapi's POST /submit/pcap, and GET /jobs, /jobs/ID, /jobs/ID/logs,", "/jobs/ID/logs/NAME, /pool, /healthz, DELETE /jobs/ID; see docs/integrations.md):", "uncomment the section header to turn it on."],
+        doc: &[
+            "The HTTP gateway (Brocapi's POST /submit/pcap, and GET /jobs, /jobs/ID, /jobs/ID/logs,",
+            "/jobs/ID/logs/NAME, /pool, /healthz, DELETE /jobs/ID; see docs/integrations.md):",
+            "uncomment the section header to turn it on.",
+        ],
         keys: &[
             Key {
                 name: "port",
@@ -700,8 +744,12 @@ pub const SECTIONS: &[SectionDef] = &[
     },
     SectionDef {
         name: "Cluster",
+        header: "Cluster",
         optional: true,
-        doc: &["Several hosts sharing one job queue on Redis Streams (docs/cluster.md): uncomment the", "section header to turn it on. jobs_dir must then be a file system every host mounts."],
+        doc: &[
+            "Several hosts sharing one job queue on Redis Streams (docs/cluster.md): uncomment the",
+            "section header to turn it on. jobs_dir must then be a file system every host mounts.",
+        ],
         keys: &[
             Key {
                 name: "redis",
@@ -769,6 +817,7 @@ pub const SECTIONS: &[SectionDef] = &[
     },
     SectionDef {
         name: "Jobs",
+        header: "Jobs",
         optional: false,
         doc: &[],
         keys: &[
@@ -794,6 +843,132 @@ pub const SECTIONS: &[SectionDef] = &[
                 reload: Live,
                 doc: &[
                     "A resubmission of identical captures with the same options returns the existing job.",
+                ],
+            },
+        ],
+    },
+    SectionDef {
+        name: "Extract",
+        header: "Extract",
+        optional: false,
+        doc: &[],
+        keys: &[
+            Key {
+                name: "mime",
+                default: "",
+                reload: Restart,
+                doc: &[
+                    "Which files carried by the traffic the builtin analyzer writes under the job's",
+                    "logs/extract_files/ (docs/files.md). MIME type globs, comma-separated: application/pdf,",
+                    "application/*, * (every file, also those without a type). Empty = none.",
+                ],
+            },
+            Key {
+                name: "sources",
+                default: "HTTP, SMTP, FTP",
+                reload: Restart,
+                doc: &[
+                    "The protocols files are taken from: HTTP, SMTP, FTP. Empty = all.",
+                ],
+            },
+            Key {
+                name: "max_file",
+                default: "100M",
+                reload: Restart,
+                doc: &[
+                    "Bytes written per file (Zeek's extract limit); the rest is cut, extracted_cutoff = T.",
+                ],
+            },
+            Key {
+                name: "max_total",
+                default: "1G",
+                reload: Restart,
+                doc: &[
+                    "Bytes written per job; files past it are cut the same way.",
+                ],
+            },
+            Key {
+                name: "layout",
+                default: "flat",
+                reload: Restart,
+                doc: &[
+                    "flat (extract_files/extract-<ts>-<source>-<fuid>) or mime (extract_files/<type>/<subtype>/...)",
+                ],
+            },
+            Key {
+                name: "hashes",
+                default: "md5, sha1, sha256",
+                reload: Restart,
+                doc: &[
+                    "The digests files.log gets for every file (extracted or not): md5, sha1, sha256, or none.",
+                    "MD5 costs the most; sha256 alone keeps the analyzer fastest.",
+                ],
+            },
+        ],
+    },
+    SectionDef {
+        name: "Detect",
+        header: "Detect",
+        optional: false,
+        doc: &[],
+        keys: &[
+            Key {
+                name: "timeout",
+                default: "60s",
+                reload: Restart,
+                doc: &[
+                    "Detectors run on each extracted file after the analysis, in the job's worker slot: at most",
+                    "this long per file and detector (then killed, verdict timeout).",
+                ],
+            },
+            Key {
+                name: "max_output",
+                default: "64K",
+                reload: Restart,
+                doc: &[
+                    "Bytes of a detector's output kept for detect.log; the rest is read and dropped.",
+                ],
+            },
+        ],
+    },
+    SectionDef {
+        name: "Detector",
+        header: "Detector clamav",
+        optional: true,
+        doc: &[
+            "One [Detector NAME] section per detector (any NAME). Its command runs with /bin/sh on each",
+            "extracted file of the MIME types it names; {file}, {mime} and {fuid} are replaced",
+            "(shell-quoted) and given as PCAPD_FILE, PCAPD_MIME and PCAPD_FUID in its environment.",
+        ],
+        keys: &[
+            Key {
+                name: "mime",
+                default: "application/x-dosexec, application/pdf",
+                reload: Restart,
+                doc: &[
+                    "MIME type globs; * = every extracted file",
+                ],
+            },
+            Key {
+                name: "command",
+                default: "clamscan --no-summary -d /etc/pcapd/sigs {file}",
+                reload: Restart,
+                doc: &[],
+            },
+            Key {
+                name: "hit_exit",
+                default: "1",
+                reload: Restart,
+                doc: &[
+                    "This exit status means \"found\"; 0 = clean; any other = error",
+                ],
+            },
+            Key {
+                name: "hit_output",
+                default: "false",
+                reload: Restart,
+                doc: &[
+                    "Any output (with exit 0) means \"found\"",
                 ],
             },
         ],

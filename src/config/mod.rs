@@ -111,6 +111,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     pub cluster: Option<ClusterConfig>,
     pub jobs: JobsConfig,
+    pub extract: ExtractConfig,
+    pub detect: DetectConfig,
     /// The keys as the file wrote them, for the reload diff ([`keys::restart_only_changes`]).
     pub(crate) settings: Settings,
 }
@@ -119,18 +121,19 @@ pub struct Config {
 /// mean the default).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Settings {
-    sections: std::collections::BTreeMap<&'static str, std::collections::BTreeMap<String, String>>,
+    /// By the section's header as written in canonical case (`Global`, `Detector clamav`).
+    sections: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl Settings {
-    pub(crate) fn add_section(&mut self, section: &'static str) {
-        self.sections.entry(section).or_default();
+    pub(crate) fn add_section(&mut self, section: &str) {
+        self.sections.entry(section.to_owned()).or_default();
     }
 
-    pub(crate) fn set(&mut self, section: &'static str, key: &str, value: &str) {
+    pub(crate) fn set(&mut self, section: &str, key: &str, value: &str) {
         if !value.is_empty() {
             self.sections
-                .entry(section)
+                .entry(section.to_owned())
                 .or_default()
                 .insert(key.to_owned(), value.to_owned());
         }
@@ -142,6 +145,18 @@ impl Settings {
 
     pub fn get(&self, section: &str, key: &str) -> Option<&str> {
         self.sections.get(section)?.get(key).map(String::as_str)
+    }
+
+    /// The headers of the sections `[KIND NAME]` (the detectors'), with their values.
+    pub fn named(
+        &self,
+        kind: &str,
+    ) -> impl Iterator<Item = (&str, &std::collections::BTreeMap<String, String>)> {
+        let prefix = format!("{kind} ");
+        self.sections
+            .iter()
+            .filter(move |(header, _)| header.starts_with(&prefix))
+            .map(|(header, values)| (header.as_str(), values))
     }
 }
 
@@ -195,7 +210,8 @@ pub struct GlobalConfig {
     /// `auth_exempt`: sources whose wrong passwords never hold back other checks from the
     /// same address (they are still answered late), default none.
     pub auth_exempt: Vec<AddrRange>,
-    /// `min_free`: free space `jobs_dir`'s file system keeps, default 5%: below it uploads are
+    /// `min_free`: free space `jobs_dir`'s file system keeps, default 5% of it and at most
+    /// 1 GiB: below it uploads are
     /// refused (`disk_full`) and no job starts.
     pub min_free: MinFree,
 }
@@ -203,6 +219,9 @@ pub struct GlobalConfig {
 /// Free space to keep: bytes, or a share of the file system's size.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MinFree {
+    /// The default: 5% of the file system, at most 1 GiB (small disks, like a tmpfs, keep
+    /// their share; big ones do not hold back tens of gigabytes).
+    Default,
     Bytes(u64),
     /// Percent of the file system's size, 0 to 100.
     Percent(f64),
@@ -212,6 +231,7 @@ impl MinFree {
     /// The bytes to keep on a file system of `total` bytes.
     pub fn bytes_of(self, total: u64) -> u64 {
         match self {
+            MinFree::Default => (total / 20).min(1 << 30),
             MinFree::Bytes(bytes) => bytes,
             MinFree::Percent(percent) => (total as f64 * percent / 100.0) as u64,
         }
@@ -291,6 +311,8 @@ pub struct OutputConfig {
     pub export_dir: Option<PathBuf>,
     /// `export_mode`, default copy.
     pub export_mode: ExportMode,
+    /// `export_files`: export the job's `extract_files/` with its logs, default false.
+    pub export_files: bool,
 }
 
 /// `[Syslog]`, present = forwarding on.
@@ -364,6 +386,156 @@ pub struct JobsConfig {
     pub max_disk: u64,
     /// `dedupe`: identical captures + options return the existing job, default false.
     pub dedupe: bool,
+}
+
+/// `[Extract]`: which files carried by the traffic are written under a job's
+/// `extract_files/` (docs/files.md). The default (`mime` empty) extracts nothing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExtractConfig {
+    /// `mime`: MIME type globs (`*` any run of characters, `*` alone = every file, also
+    /// those without a type); empty = no extraction.
+    pub mime: Vec<String>,
+    /// `sources`: the files.log sources extracted from (`HTTP`, `SMTP`, `FTP`), default all.
+    pub sources: Vec<String>,
+    /// `max_file`: bytes written per file (Zeek's `FileExtract::default_limit`); the rest is
+    /// cut and the file flagged `extracted_cutoff`.
+    pub max_file: u64,
+    /// `max_total`: bytes written per job; files past it are cut the same way.
+    pub max_total: u64,
+    /// `layout`: flat, or by MIME type (`extract_files/<type>/<subtype>/…`, BroAPT's store).
+    pub layout: ExtractLayout,
+    /// `hashes`: the digests files.log gets for every file (`md5`, `sha1`, `sha256`; `none`).
+    #[serde(default = "all_hashes")]
+    pub hashes: Vec<String>,
+}
+
+/// The digests `[Extract] hashes` accepts, and its default (Zeek's `hash-all-files`).
+pub const FILE_HASHES: &[&str] = &["md5", "sha1", "sha256"];
+
+fn all_hashes() -> Vec<String> {
+    FILE_HASHES.iter().map(|h| h.to_string()).collect()
+}
+
+/// `[Extract] layout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractLayout {
+    Flat,
+    Mime,
+}
+
+/// `[Detect]` and the `[Detector NAME]` sections: commands run on each extracted file of
+/// the MIME types they name, after the analysis, in the job's worker slot (docs/files.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DetectConfig {
+    /// `[Detect] timeout`: per file and detector, default 60s.
+    pub timeout: Duration,
+    /// `[Detect] max_output`: bytes of a detector's output kept, default 64K; the rest is read
+    /// and dropped.
+    pub max_output: u64,
+    pub detectors: Vec<DetectorConfig>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            timeout: Duration::from_secs(60),
+            max_output: 64 << 10,
+            detectors: Vec::new(),
+        }
+    }
+}
+
+/// One `[Detector NAME]` section.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DetectorConfig {
+    pub name: String,
+    /// `mime`: globs of the types it runs on, default `*`.
+    pub mime: Vec<String>,
+    /// `command`: run by `/bin/sh -c` with `{file}`, `{mime}`, `{fuid}` replaced
+    /// (shell-quoted).
+    pub command: String,
+    /// `hit_exit`: the exit status that means "found"; 0 means clean, any other an error.
+    pub hit_exit: Option<i32>,
+    /// `hit_output`: any output (with exit 0) means "found".
+    pub hit_output: bool,
+}
+
+/// The placeholders a detector's command may use.
+pub const DETECTOR_PLACEHOLDERS: &[&str] = &["file", "mime", "fuid"];
+
+/// The sources `[Extract] sources` accepts.
+pub const EXTRACT_SOURCES: &[&str] = &["HTTP", "SMTP", "FTP"];
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        ExtractConfig {
+            mime: Vec::new(),
+            sources: EXTRACT_SOURCES.iter().map(|s| s.to_string()).collect(),
+            max_file: 100 << 20,
+            max_total: 1 << 30,
+            layout: ExtractLayout::Flat,
+            hashes: all_hashes(),
+        }
+    }
+}
+
+impl ExtractConfig {
+    /// `[Extract]` from command-line values (`pcapd analyze --extract …`), checked as the
+    /// config file's keys are; `None` keeps a key's default. The error names the flag.
+    pub fn from_flags(
+        base: ExtractConfig,
+        mime: Option<&str>,
+        sources: Option<&str>,
+        max_file: Option<&str>,
+        max_total: Option<&str>,
+        layout: Option<&str>,
+        hashes: Option<&str>,
+    ) -> Result<ExtractConfig, String> {
+        let mut config = base;
+        let problem = |flag: &str, value: &str, p: values::ValueProblem| {
+            format!("--{flag} {value}: {} (valid: {})", p.problem, p.valid)
+        };
+        if let Some(v) = mime {
+            config.mime = parse::parse_mime_globs(v).map_err(|p| problem("extract", v, p))?;
+        }
+        if let Some(v) = sources {
+            config.sources =
+                parse::parse_extract_sources(v).map_err(|p| problem("extract-sources", v, p))?;
+        }
+        for (flag, value, slot) in [
+            ("extract-max-file", max_file, &mut config.max_file),
+            ("extract-max-total", max_total, &mut config.max_total),
+        ] {
+            if let Some(v) = value {
+                *slot = values::parse_size(v)
+                    .and_then(|n| {
+                        if n == 0 {
+                            Err(values::ValueProblem::new("too small", "at least 1 byte"))
+                        } else {
+                            Ok(n)
+                        }
+                    })
+                    .map_err(|p| problem(flag, v, p))?;
+            }
+        }
+        if let Some(v) = hashes {
+            config.hashes = parse::parse_hashes(v).map_err(|p| problem("hashes", v, p))?;
+        }
+        if let Some(v) = layout {
+            config.layout = values::parse_choice(
+                v,
+                &[("flat", ExtractLayout::Flat), ("mime", ExtractLayout::Mime)],
+            )
+            .map_err(|p| problem("extract-layout", v, p))?;
+        }
+        Ok(config)
+    }
+
+    /// Whether any file can be extracted at all.
+    pub fn enabled(&self) -> bool {
+        !self.mime.is_empty() && !self.sources.is_empty()
+    }
 }
 
 /// Where `pcapd serve` and the client commands look for a config file when `-c` is not given.
@@ -474,6 +646,19 @@ impl Config {
             )])
         })?;
         Config::parse(&text, path)
+    }
+
+    /// Only the files sections of a config file (`[Extract]`, `[Detect]`, `[Detector NAME]`),
+    /// for `pcapd analyze --config`: other known sections are not read, so a file without
+    /// the daemon's credentials will do.
+    pub fn load_files_sections(path: &Path) -> Result<(ExtractConfig, DetectConfig), ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigErrors(vec![ConfigError::file_problem(
+                path,
+                format!("cannot read the config file: {error}"),
+            )])
+        })?;
+        parse::parse_files_sections(&text, path)
     }
 
     /// Same as [`Config::load`], from text (`path` is used in messages and for the

@@ -33,10 +33,14 @@ use super::values::{
     parse_ip, parse_list, parse_listen_port, parse_min_free, parse_port, parse_size, ValueProblem,
 };
 use super::{
-    default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, ExportMode,
-    HttpConfig, LogFormat, Settings, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto,
-    SyslogTimestamp,
+    default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, DetectConfig,
+    DetectorConfig, ExportMode, ExtractConfig, ExtractLayout, HttpConfig, LogFormat, Settings,
+    SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp, DETECTOR_PLACEHOLDERS,
+    EXTRACT_SOURCES, FILE_HASHES,
 };
+
+/// The section name prefix of a detector: `[Detector clamav]`.
+const DETECTOR_SECTION: &str = "Detector";
 
 /// Where configparser files keys that come before any section header. A header cannot
 /// produce this name by accident (it holds a NUL).
@@ -114,6 +118,8 @@ type RawEntries = BTreeMap<String, Option<String>>;
 /// Phase one's result: the known sections present in the file, by canonical name.
 pub(crate) struct RawConfig {
     sections: BTreeMap<&'static str, RawEntries>,
+    /// `[Detector NAME]` sections by NAME, in file order of their names.
+    detectors: BTreeMap<String, RawEntries>,
 }
 
 impl RawConfig {
@@ -124,11 +130,16 @@ impl RawConfig {
     /// The sections present and the values written, as the reload diff compares them.
     fn settings(&self) -> Settings {
         let mut settings = Settings::default();
-        for (section, entries) in &self.sections {
-            settings.add_section(section);
+        let detectors = self
+            .detectors
+            .iter()
+            .map(|(name, entries)| (format!("{DETECTOR_SECTION} {name}"), entries));
+        let sections = self.sections.iter().map(|(s, e)| (s.to_string(), e));
+        for (section, entries) in sections.chain(detectors) {
+            settings.add_section(&section);
             for (key, value) in entries {
                 if let Some(value) = value {
-                    settings.set(section, key, value);
+                    settings.set(&section, key, value);
                 }
             }
         }
@@ -138,6 +149,13 @@ impl RawConfig {
     /// The keys written in `section` (lowercased), for the sample-config test.
     #[cfg(test)]
     pub(crate) fn keys(&self, section: &str) -> Vec<String> {
+        if section == DETECTOR_SECTION {
+            return self
+                .detectors
+                .values()
+                .flat_map(|entries| entries.keys().cloned())
+                .collect();
+        }
         self.sections
             .get(section)
             .map(|entries| entries.keys().cloned().collect())
@@ -176,7 +194,22 @@ pub(crate) fn read_raw(
         .collect();
 
     let mut sections = BTreeMap::new();
+    let mut detectors = BTreeMap::new();
     for (name, entries) in map {
+        if let Some(detector) = detector_name(&name) {
+            match detector {
+                Ok(detector) => {
+                    detectors.insert(detector, entries);
+                }
+                Err(problem) => errors.push(ConfigError {
+                    section: Some(name),
+                    problem,
+                    valid: Some("[Detector NAME], NAME of letters, digits, _ and -".to_string()),
+                    ..ConfigError::file_problem(file, "")
+                }),
+            }
+            continue;
+        }
         if name == BEFORE_ANY_SECTION {
             for (key, value) in &entries {
                 errors.push(key_error(
@@ -205,7 +238,27 @@ pub(crate) fn read_raw(
             }),
         }
     }
-    Some(RawConfig { sections })
+    Some(RawConfig {
+        sections,
+        detectors,
+    })
+}
+
+/// `Some` for a `[Detector …]` header: its NAME, or what is wrong with it.
+fn detector_name(section: &str) -> Option<Result<String, String>> {
+    let rest = section
+        .strip_prefix(&DETECTOR_SECTION.to_ascii_lowercase())
+        .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))?;
+    let name = rest.trim();
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    Some(if valid {
+        Ok(name.to_string())
+    } else {
+        Err("a detector section needs a NAME".to_string())
+    })
 }
 
 /// configparser keeps the last of two settings of one key silently; Python's ConfigParser
@@ -298,6 +351,8 @@ fn key_error(
 struct Section<'a> {
     file: &'a Path,
     name: &'static str,
+    /// The name errors give (`Detector clamav` for a detector's section).
+    shown: String,
     entries: RawEntries,
     errors: &'a mut Vec<ConfigError>,
 }
@@ -312,7 +367,24 @@ impl<'a> Section<'a> {
         Section {
             file,
             name,
+            shown: name.to_string(),
             entries: raw.sections.remove(name).unwrap_or_default(),
+            errors,
+        }
+    }
+
+    /// The section of detector `detector`.
+    fn detector(
+        detector: &str,
+        entries: RawEntries,
+        file: &'a Path,
+        errors: &'a mut Vec<ConfigError>,
+    ) -> Section<'a> {
+        Section {
+            file,
+            name: DETECTOR_SECTION,
+            shown: format!("{DETECTOR_SECTION} {detector}"),
+            entries,
             errors,
         }
     }
@@ -326,7 +398,7 @@ impl<'a> Section<'a> {
     ) {
         self.errors.push(key_error(
             self.file,
-            Some(self.name),
+            Some(&self.shown),
             key,
             value,
             problem,
@@ -463,7 +535,7 @@ impl<'a> Section<'a> {
         for (key, value) in &self.entries {
             self.errors.push(key_error(
                 self.file,
-                Some(self.name),
+                Some(&self.shown),
                 key,
                 value.as_deref(),
                 "unknown key",
@@ -515,6 +587,8 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
         config.jobs.dedupe = jobs.boolean("dedupe", defaults.dedupe);
         jobs.finish();
     }
+    config.extract = read_extract(&mut raw, file, &mut errors);
+    config.detect = read_detect(&mut raw, file, &mut errors);
 
     check_rules(&config, file, &mut errors);
     if errors.is_empty() {
@@ -522,6 +596,187 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// `[Extract]` and the detector sections of `text`, nothing else read.
+pub(crate) fn parse_files_sections(
+    text: &str,
+    file: &Path,
+) -> Result<(ExtractConfig, DetectConfig), ConfigErrors> {
+    let mut errors = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Some(mut raw) = read_raw(text, file, &mut errors) else {
+        return Err(ConfigErrors(errors));
+    };
+    let extract = read_extract(&mut raw, file, &mut errors);
+    let detect = read_detect(&mut raw, file, &mut errors);
+    if errors.is_empty() {
+        Ok((extract, detect))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn read_extract(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) -> ExtractConfig {
+    let mut section = Section::new(raw, "Extract", file, errors);
+    let defaults = ExtractConfig::default();
+    let mime = section.value("mime", defaults.mime.clone(), parse_mime_globs);
+    let sources = section.value("sources", defaults.sources.clone(), parse_extract_sources);
+    let extract = ExtractConfig {
+        mime,
+        sources,
+        max_file: section.size("max_file", defaults.max_file, 1),
+        max_total: section.size("max_total", defaults.max_total, 1),
+        layout: section.choice(
+            "layout",
+            defaults.layout,
+            &[("flat", ExtractLayout::Flat), ("mime", ExtractLayout::Mime)],
+        ),
+        hashes: section.value("hashes", defaults.hashes.clone(), parse_hashes),
+    };
+    section.finish();
+    extract
+}
+
+/// `[Extract] hashes`: digest names, comma-separated, or `none`.
+pub(crate) fn parse_hashes(text: &str) -> Result<Vec<String>, ValueProblem> {
+    let names = parse_list(text);
+    if names.len() == 1 && names[0].eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut hashes = Vec::new();
+    for name in names {
+        let lower = name.to_ascii_lowercase();
+        if !FILE_HASHES.contains(&lower.as_str()) {
+            return Err(ValueProblem::new(
+                format!("unknown digest `{name}`"),
+                "md5, sha1, sha256 (comma-separated), or none",
+            ));
+        }
+        hashes.push(lower);
+    }
+    Ok(hashes)
+}
+
+fn read_detect(raw: &mut RawConfig, file: &Path, errors: &mut Vec<ConfigError>) -> DetectConfig {
+    let defaults = DetectConfig::default();
+    let mut section = Section::new(raw, "Detect", file, errors);
+    let timeout = section.positive_duration("timeout", defaults.timeout);
+    let max_output = section.size("max_output", defaults.max_output, 1);
+    section.finish();
+    let mut detectors = Vec::new();
+    for (name, entries) in std::mem::take(&mut raw.detectors) {
+        let mut section = Section::detector(&name, entries, file, errors);
+        let mime = section.value("mime", vec!["*".to_string()], parse_mime_globs);
+        let command_given = section.entries.contains_key("command");
+        let command = section.value("command", None, |text| {
+            check_placeholders(text).map(|()| Some(text.to_string()))
+        });
+        let hit_exit = section.value("hit_exit", None, |text| {
+            parse_integer(text, 1, 255).map(|n| Some(n as i32))
+        });
+        let hit_output = section.boolean("hit_output", false);
+        if !command_given {
+            section.error(
+                "command",
+                None,
+                "is required",
+                Some("the command run on each file, with {file}, {mime}, {fuid}".to_string()),
+            );
+        }
+        if hit_exit.is_none() && !hit_output {
+            section.error(
+                "hit_exit",
+                None,
+                "a detector needs hit_exit or hit_output = true",
+                Some(
+                    "hit_exit = STATUS (e.g. 1 for clamscan) or hit_output = true (yara)"
+                        .to_string(),
+                ),
+            );
+        }
+        section.finish();
+        if let Some(command) = command {
+            detectors.push(DetectorConfig {
+                name,
+                mime,
+                command,
+                hit_exit,
+                hit_output,
+            });
+        }
+    }
+    DetectConfig {
+        timeout,
+        max_output,
+        detectors,
+    }
+}
+
+/// A detector's command may name only `{file}`, `{mime}` and `{fuid}`.
+fn check_placeholders(command: &str) -> Result<(), ValueProblem> {
+    let mut rest = command;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            break;
+        };
+        let name = &after[..close];
+        let word = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if word && !DETECTOR_PLACEHOLDERS.contains(&name) {
+            return Err(ValueProblem::new(
+                format!("unknown placeholder {{{name}}}"),
+                "{file}, {mime}, {fuid}",
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+/// `[Extract] mime`: a comma-separated list of MIME type globs.
+pub(crate) fn parse_mime_globs(text: &str) -> Result<Vec<String>, ValueProblem> {
+    let globs = parse_list(text);
+    match globs.iter().find(|g| !valid_mime_glob(g)) {
+        Some(bad) => Err(ValueProblem::new(
+            format!("`{bad}` is not a MIME type glob"),
+            "MIME types or globs such as application/pdf, application/*, * (comma-separated)",
+        )),
+        None => Ok(globs),
+    }
+}
+
+/// `[Extract] sources`: a comma-separated list of known sources, any case.
+pub(crate) fn parse_extract_sources(text: &str) -> Result<Vec<String>, ValueProblem> {
+    let mut sources = Vec::new();
+    for item in parse_list(text) {
+        let Some(known) = EXTRACT_SOURCES
+            .iter()
+            .find(|s| s.eq_ignore_ascii_case(&item))
+        else {
+            return Err(ValueProblem::new(
+                format!("unknown source `{item}`"),
+                EXTRACT_SOURCES.join(", "),
+            ));
+        };
+        sources.push(known.to_string());
+    }
+    Ok(sources)
+}
+
+/// A MIME type glob: `*`, or type and subtype of token characters where `*` may stand for any
+/// run of them.
+pub(crate) fn valid_mime_glob(glob: &str) -> bool {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-*".contains(&b))
+    };
+    glob == "*"
+        || glob
+            .split_once('/')
+            .is_some_and(|(t, s)| token(t) && token(s))
 }
 
 fn read_global(
@@ -651,6 +906,7 @@ fn read_outputs(
     output.format = section.choice("format", output.format, LOG_FORMATS);
     output.export_dir = section.path("export_dir");
     output.export_mode = section.choice("export_mode", output.export_mode, EXPORT_MODES);
+    output.export_files = section.boolean("export_files", output.export_files);
     section.finish();
 }
 
@@ -1196,7 +1452,7 @@ mod tests {
             errors[1].to_string(),
             format!(
                 "{FILE}: [monitor]: unknown section (valid: [Global], [Worker], [Burp], [Zeek], \
-                 [Command], [Output], [Syslog], [Http], [Cluster], [Jobs])"
+                 [Command], [Output], [Syslog], [Http], [Cluster], [Jobs], [Extract], [Detect], [Detector])"
             )
         );
     }
@@ -1616,6 +1872,86 @@ mod tests {
                 location("Global", "sslkey"),
                 location("Global", "password"),
             ]
+        );
+    }
+
+    #[test]
+    fn extract_section_reads_globs_sources_sizes_and_layout() {
+        let base = "[Global]\nssl = false\npassword = x\n";
+        let config = parse(base).unwrap();
+        assert!(!config.extract.enabled());
+        assert_eq!(config.extract.max_file, 100 << 20);
+        let config = parse(&format!(
+            "{base}[Extract]\nmime = application/*, text/plain\nsources = http\nmax_file = 10M\n\
+             max_total = 1G\nlayout = mime\n"
+        ))
+        .unwrap();
+        assert_eq!(config.extract.mime, ["application/*", "text/plain"]);
+        assert_eq!(config.extract.sources, ["HTTP"]);
+        assert_eq!(config.extract.max_file, 10 << 20);
+        assert_eq!(config.extract.layout, ExtractLayout::Mime);
+        assert!(config.extract.enabled());
+        assert_eq!(config.extract.hashes, ["md5", "sha1", "sha256"]);
+        let config = parse(&format!("{base}[Extract]\nhashes = SHA256\n")).unwrap();
+        assert_eq!(config.extract.hashes, ["sha256"]);
+        let config = parse(&format!("{base}[Extract]\nhashes = none\n")).unwrap();
+        assert!(config.extract.hashes.is_empty());
+        let errors = errors_of(&format!("{base}[Extract]\nhashes = sha512\n"));
+        assert_eq!(locations(&errors), [location("Extract", "hashes")]);
+        let errors = errors_of(&format!(
+            "{base}[Extract]\nmime = pdf\nsources = GOPHER\nmax_file = 0\nlayout = tree\n"
+        ));
+        assert_eq!(
+            locations(&errors),
+            [
+                location("Extract", "mime"),
+                location("Extract", "sources"),
+                location("Extract", "max_file"),
+                location("Extract", "layout"),
+            ],
+            "{}",
+            ConfigErrors(errors.clone())
+        );
+        assert!(errors[0].problem.contains("`pdf`"), "{}", errors[0].problem);
+    }
+
+    #[test]
+    fn detector_sections_are_read_by_name_and_checked() {
+        let base = "[Global]\nssl = false\npassword = x\n";
+        let config = parse(&format!(
+            "{base}[Detect]\ntimeout = 5s\n[Detector clamav]\nmime = application/x-dosexec, application/pdf\n\
+             command = clamscan --no-summary -d /sigs {{file}}\nhit_exit = 1\n\
+             [Detector yara]\ncommand = yara /r.yar {{file}}\nhit_output = true\n"
+        ))
+        .unwrap();
+        let d = &config.detect;
+        assert_eq!(d.timeout, Duration::from_secs(5));
+        assert_eq!(d.detectors.len(), 2);
+        assert_eq!(d.detectors[0].name, "clamav");
+        assert_eq!(d.detectors[0].hit_exit, Some(1));
+        assert_eq!(d.detectors[1].mime, ["*"]);
+        assert!(d.detectors[1].hit_output);
+        let errors = errors_of(&format!(
+            "{base}[Detector a]\ncommand = scan {{path}}\nhit_exit = 1\n[Detector b]\nmime = *\n\
+             [Detector]\ncommand = x\n[Detector c]\ncommand = x {{file}}\nbogus = 1\n"
+        ));
+        assert_eq!(
+            locations(&errors),
+            [
+                location("detector", ""),
+                location("Detector a", "command"),
+                location("Detector b", "command"),
+                location("Detector b", "hit_exit"),
+                location("Detector c", "hit_exit"),
+                location("Detector c", "bogus"),
+            ],
+            "{}",
+            ConfigErrors(errors.clone())
+        );
+        assert!(
+            errors[1].problem.contains("{path}"),
+            "{}",
+            errors[1].problem
         );
     }
 

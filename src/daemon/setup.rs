@@ -150,7 +150,8 @@ pub(super) fn pool_settings(config: &Config) -> Result<PoolSettings, DaemonError
         &config.command,
         false,
         config.worker.max_line,
-    )?;
+    )?
+    .with_files(&config.extract, &config.detect);
     let json = settings.to_json();
     Ok(PoolSettings {
         size: config.global.pool,

@@ -91,10 +91,21 @@ pub async fn route(
                 .await
                 .unwrap_or_else(error)
         }
+        (["jobs", id, "files"], &Method::GET) => {
+            command(service, job_id(id).map(Command::Files)).await
+        }
+        // An extracted file: `extract_files/` and its path below (docs/files.md).
+        (["jobs", id, "files", rest @ ..], &Method::GET) if !rest.is_empty() => {
+            let name = format!("extract_files/{}", rest.join("/"));
+            return log_file(service, id, &name, &request)
+                .await
+                .unwrap_or_else(error);
+        }
         (["pool"], &Method::GET) => command(service, Ok(Command::Pool)).await,
         (["jobs"] | ["pool"] | ["jobs", _, "logs"] | ["jobs", _, "logs", _], _) => {
             return not_allowed("GET")
         }
+        (["jobs", _, "files", ..], _) => return not_allowed("GET"),
         _ => Err(ServiceError::new(
             ErrorCode::NotFound,
             format!("no route {path:?} (see docs/integrations.md)"),
@@ -358,7 +369,9 @@ async fn log_file(
     let body = StreamBody::new(frames).boxed();
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    let content_type = if name.ends_with(".json") {
+    let content_type = if name.starts_with("extract_files/") {
+        "application/octet-stream"
+    } else if name.ends_with(".json") {
         "application/x-ndjson"
     } else {
         "text/plain; charset=utf-8"

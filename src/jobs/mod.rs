@@ -22,8 +22,9 @@ pub use crate::time::Timestamp;
 pub use error::{PathRejection, StoreError};
 pub use maintenance::Recovery;
 pub use model::{
-    is_row, validate_tag, ClusterState, ErrorKind, Export, Forwarding, JobError, JobFile, JobId,
-    JobRecord, JobState, LogInfo, OutputState, Progress, TagError, Transition, TransitionError,
+    is_row, validate_tag, ClusterState, ErrorKind, Export, ExtractedCounts, Forwarding, JobError,
+    JobFile, JobId, JobRecord, JobState, LogInfo, OutputState, Progress, TagError, Transition,
+    TransitionError,
 };
 pub use store::{Indexing, JobStore, ListFilter, WorkerAccess, MAX_LOG_READ};
 pub use upload::{FileDecl, PendingJob, MAX_FILES_PER_JOB};

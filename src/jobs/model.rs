@@ -375,6 +375,18 @@ pub struct JobRecord {
     /// With `[Cluster]`: who published, owns and ran the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterState>,
+    /// A done job that extracted files (`[Extract]`): how many, and the detectors' hits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extracted: Option<ExtractedCounts>,
+}
+
+/// What a done job's analysis got out of its traffic (docs/files.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtractedCounts {
+    /// Files written under `extract_files/`.
+    pub files: u64,
+    /// Detector results that were hits (`detect.log`, verdict `hit`).
+    pub detect_hits: u64,
 }
 
 /// A transition that is not legal from the job's current state.
@@ -420,6 +432,7 @@ impl JobRecord {
             forwarding: None,
             export: None,
             cluster: None,
+            extracted: None,
         }
     }
 

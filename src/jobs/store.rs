@@ -503,25 +503,55 @@ impl JobStore {
     /// The path of log `name` of a job. `name` must be a plain file name of an existing
     /// regular file in the job's `logs/` (no separators, no `..`, no symlinks).
     pub fn log_path(&self, id: &JobId, name: &str) -> Result<PathBuf, StoreError> {
-        let plain = !name.is_empty()
-            && name != "."
-            && name != ".."
-            && !name.contains(['/', '\\', '\0'])
-            && !name.starts_with(super::fsutil::TEMP_PREFIX);
-        if !plain {
+        // An extracted file is `extract_files/` and plain names below it (docs/files.md).
+        let parts: Vec<&str> = match name.strip_prefix(EXTRACT_FILES_PREFIX) {
+            Some(rest) => std::iter::once(EXTRACT_FILES_DIR)
+                .chain(rest.split('/'))
+                .collect(),
+            None => vec![name],
+        };
+        let plain = |part: &str| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && !part.contains(['/', '\\', '\0'])
+                && !part.starts_with(super::fsutil::TEMP_PREFIX)
+        };
+        if parts.len() > MAX_EXTRACT_DEPTH + 1 || !parts.iter().all(|part| plain(part)) {
             return Err(StoreError::BadLogName(name.to_owned()));
         }
         if !self.job_dir(id).is_dir() {
             return Err(StoreError::NotFound(id.clone()));
         }
-        let path = self.logs_dir(id).join(name);
-        match fs::symlink_metadata(&path) {
-            Ok(metadata) if metadata.is_file() => Ok(path),
-            _ => Err(StoreError::LogNotFound {
-                job_id: id.clone(),
-                name: name.to_owned(),
-            }),
+        let not_found = || StoreError::LogNotFound {
+            job_id: id.clone(),
+            name: name.to_owned(),
+        };
+        let mut path = self.logs_dir(id);
+        for (i, part) in parts.iter().enumerate() {
+            path.push(part);
+            // Never through a link: each directory and the file itself are what they seem.
+            let last = i + 1 == parts.len();
+            match fs::symlink_metadata(&path) {
+                Ok(metadata) if last && metadata.is_file() => {}
+                Ok(metadata) if !last && metadata.is_dir() => {}
+                _ => return Err(not_found()),
+            }
         }
+        Ok(path)
+    }
+
+    /// The files under the job's `logs/extract_files/` (regular files, links not followed),
+    /// named as [`JobStore::log_path`] takes them, sorted.
+    pub fn extracted_files(&self, id: &JobId) -> Result<Vec<ExtractedInfo>, StoreError> {
+        if !self.job_dir(id).is_dir() {
+            return Err(StoreError::NotFound(id.clone()));
+        }
+        let mut files = Vec::new();
+        let root = self.logs_dir(id).join(EXTRACT_FILES_DIR);
+        walk_extracted(&root, EXTRACT_FILES_DIR, MAX_EXTRACT_DEPTH, &mut files)?;
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
     }
 
     /// The regular files in the job's `logs/`, by name, with byte and line counts. A last
@@ -584,6 +614,50 @@ impl JobStore {
             .map_err(StoreError::io(&path))?;
         Ok(bytes)
     }
+}
+
+/// The directory of extracted files in a job's `logs/` (the analyzers' `extract_files/`).
+pub const EXTRACT_FILES_DIR: &str = "extract_files";
+const EXTRACT_FILES_PREFIX: &str = "extract_files/";
+/// Directory levels below `extract_files/` looked at (`<type>/<subtype>/<file>`).
+const MAX_EXTRACT_DEPTH: usize = 3;
+
+/// One extracted file: its name (`extract_files/…`) and size.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExtractedInfo {
+    pub name: String,
+    pub bytes: u64,
+}
+
+fn walk_extracted(
+    dir: &Path,
+    name: &str,
+    depth: usize,
+    out: &mut Vec<ExtractedInfo>,
+) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(StoreError::io(dir)(error)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(StoreError::io(dir))?;
+        let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let path = entry.path();
+        let metadata = fs::symlink_metadata(&path).map_err(StoreError::io(&path))?;
+        let child = format!("{name}/{file}");
+        if metadata.is_file() {
+            out.push(ExtractedInfo {
+                name: child,
+                bytes: metadata.len(),
+            });
+        } else if metadata.is_dir() && depth > 1 {
+            walk_extracted(&path, &child, depth - 1, out)?;
+        }
+    }
+    Ok(())
 }
 
 fn matches_filter(job: &JobRecord, filter: &ListFilter, since: Option<Timestamp>) -> bool {

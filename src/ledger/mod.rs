@@ -170,6 +170,20 @@ impl JobLedger {
         .await
     }
 
+    /// The files extracted from a job's traffic (the job must exist).
+    pub async fn extracted_files(
+        &self,
+        id: &JobId,
+    ) -> Result<Vec<crate::jobs::store::ExtractedInfo>, StoreError> {
+        let store = self.store.clone();
+        let id = id.clone();
+        blocking(move || {
+            store.load(&id)?;
+            store.extracted_files(&id)
+        })
+        .await
+    }
+
     /// Like [`JobLedger::logs`], for a job that just finished: what is there, or nothing.
     pub async fn scan_logs(&self, id: &JobId) -> Vec<LogInfo> {
         let store = self.store.clone();

@@ -40,6 +40,11 @@ pub fn export_logs(
     for name in logs {
         let source = logs_dir.join(name);
         let staged = staged_logs.join(name);
+        if fs::symlink_metadata(&source).is_ok_and(|m| m.is_dir()) {
+            // extract_files/ ([Output] export_files): its tree, links never followed.
+            copy_tree(&source, &staged)?;
+            continue;
+        }
         let moved = mode == ExportMode::Move && fs::rename(&source, &staged).is_ok();
         if !moved {
             fs::copy(&source, &staged)?;
@@ -53,13 +58,36 @@ pub fn export_logs(
     fs::remove_dir(&staging)?;
     if mode == ExportMode::Move {
         for name in logs {
-            match fs::remove_file(logs_dir.join(name)) {
+            let path = logs_dir.join(name);
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                fs::remove_dir_all(&path)?;
+                continue;
+            }
+            match fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
         }
     }
     Ok(target)
+}
+
+/// Copies the regular files and directories under `from` into `to` (created), each file
+/// synced; anything else (a link) is skipped.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            fs::copy(entry.path(), &target)?;
+            fs::File::open(&target)?.sync_all()?;
+        }
+    }
+    sync_dir(to)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -116,6 +144,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(again, target);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn extracted_files_go_with_the_logs_as_a_tree() {
+        let dir = scratch("tree");
+        let files = dir.join("logs/extract_files/application/pdf");
+        fs::create_dir_all(&files).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", files.join("link")).unwrap();
+        let logs = vec!["conn.log".to_string(), "extract_files".to_string()];
+        for (mode, job) in [(ExportMode::Copy, "j3"), (ExportMode::Move, "j4")] {
+            fs::write(files.join("extract-1-HTTP-F1"), "%PDF").unwrap();
+            if !dir.join("logs/conn.log").exists() {
+                fs::write(dir.join("logs/conn.log"), "a\tb\n").unwrap();
+            }
+            let target = export_logs(
+                &dir.join("export"),
+                "t",
+                job,
+                &dir.join("logs"),
+                &logs,
+                mode,
+            )
+            .unwrap();
+            let exported = target.join("extract_files/application/pdf");
+            assert_eq!(
+                fs::read_to_string(exported.join("extract-1-HTTP-F1")).unwrap(),
+                "%PDF"
+            );
+            assert!(!exported.join("link").exists(), "links are not exported");
+            if mode == ExportMode::Copy {
+                fs::create_dir_all(&files).unwrap();
+            }
+        }
+        assert!(!dir.join("logs/extract_files").exists(), "moved");
         fs::remove_dir_all(&dir).unwrap();
     }
 

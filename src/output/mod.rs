@@ -35,6 +35,8 @@ const CHANNEL_JOBS: usize = 1024;
 pub struct OutputSettings {
     forwarder: Option<Forwarder>,
     export: Option<(std::path::PathBuf, ExportMode)>,
+    /// `[Output] export_files`: `extract_files/` goes with the logs.
+    export_files: bool,
 }
 
 impl OutputSettings {
@@ -56,7 +58,11 @@ impl OutputSettings {
             .export_dir
             .clone()
             .map(|dir| (dir, config.output.export_mode));
-        Ok(OutputSettings { forwarder, export })
+        Ok(OutputSettings {
+            forwarder,
+            export,
+            export_files: config.output.export_files,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -246,8 +252,12 @@ impl OutputTask {
         }
         let id = record.job_id.clone();
         let group = record.tag.clone().unwrap_or_else(|| id.to_string());
-        let logs: Vec<String> = record.logs.iter().map(|l| l.name.clone()).collect();
+        let mut logs: Vec<String> = record.logs.iter().map(|l| l.name.clone()).collect();
         let (dir, mode, logs_dir) = (dir.clone(), *mode, self.ledger.logs_dir(&id));
+        let extracted = crate::jobs::store::EXTRACT_FILES_DIR;
+        if self.settings.export_files && logs_dir.join(extracted).is_dir() {
+            logs.push(extracted.to_string());
+        }
         let id_text = id.to_string();
         let result =
             blocking(move || export::export_logs(&dir, &group, &id_text, &logs_dir, &logs, mode))

@@ -129,6 +129,9 @@ pub enum JobOutcome {
         logs: Vec<String>,
         packets: u64,
         warnings: Vec<String>,
+        /// Files the analysis extracted, and detector hits on them.
+        files_extracted: u64,
+        detect_hits: u64,
     },
     /// The worker answered `failed`.
     Failed {

@@ -239,6 +239,8 @@ fn done_with_x_log() -> JobOutcome {
         logs: vec!["x.log".into()],
         packets: 7,
         warnings: vec![],
+        files_extracted: 0,
+        detect_hits: 0,
     }
 }
 

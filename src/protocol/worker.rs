@@ -46,6 +46,16 @@ pub struct Done {
     pub bytes: u64,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Files written under the job's `extract_files/` (docs/files.md).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_extracted: u64,
+    /// Detector verdicts `hit` in detect.log.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub detect_hits: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Body of `{"job": ID, "failed": …}`.
@@ -223,6 +233,8 @@ mod tests {
                     packets: 3,
                     bytes: 10,
                     warnings: vec![],
+                    files_extracted: 2,
+                    detect_hits: 1,
                 },
             },
             WorkerMessage::Failed {

@@ -11,6 +11,7 @@ use super::intake::Submitted;
 use super::upload::DeclaredUpload;
 use crate::cluster::ClusterStatus;
 use crate::disk::DiskStatus;
+use crate::jobs::store::ExtractedInfo;
 use crate::jobs::{JobId, JobRecord, LogInfo};
 use crate::pool::PoolStatus;
 
@@ -20,6 +21,8 @@ pub enum Answer {
     Submitted(Submitted),
     Jobs(JobList),
     Logs(JobLogs),
+    /// `files`: what the job's analysis extracted (docs/files.md).
+    Files(JobFiles),
     /// A log's bytes (`fetch`).
     Bytes(Vec<u8>),
     /// A submission whose declared files are to be streamed next.
@@ -44,6 +47,7 @@ impl Answer {
             Answer::Submitted(submitted) => serde_json::to_value(submitted),
             Answer::Jobs(list) => serde_json::to_value(list),
             Answer::Logs(logs) => serde_json::to_value(logs),
+            Answer::Files(files) => serde_json::to_value(files),
             Answer::Pool(pool) => serde_json::to_value(pool),
             Answer::Cluster(cluster) => serde_json::to_value(cluster),
             Answer::Ping(ping) => serde_json::to_value(ping),
@@ -76,6 +80,13 @@ pub struct JobList {
 pub struct JobLogs {
     pub job_id: JobId,
     pub logs: Vec<LogInfo>,
+}
+
+/// The files under the job's `extract_files/`: names `fetch` takes, and sizes.
+#[derive(Debug, Serialize)]
+pub struct JobFiles {
+    pub job_id: JobId,
+    pub files: Vec<ExtractedInfo>,
 }
 
 #[derive(Debug, Serialize)]

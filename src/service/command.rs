@@ -33,6 +33,8 @@ pub enum Command {
     },
     List(ListFilter),
     Logs(JobId),
+    /// The files under the job's `extract_files/` (docs/files.md); fetched with `Fetch`.
+    Files(JobId),
     Fetch(FetchArgs),
     Cancel(JobId),
     Pool,
@@ -171,6 +173,9 @@ impl Command {
                     .and_then(|a| job_id(&a.job_id).map(Command::Status)),
                 "logs" => {
                     args::<RawJob>(func, kwargs).and_then(|a| job_id(&a.job_id).map(Command::Logs))
+                }
+                "files" => {
+                    args::<RawJob>(func, kwargs).and_then(|a| job_id(&a.job_id).map(Command::Files))
                 }
                 "cancel" => args::<RawJob>(func, kwargs)
                     .and_then(|a| job_id(&a.job_id).map(Command::Cancel)),

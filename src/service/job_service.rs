@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::answer::{Answer, DaemonFigures, JobList, JobLogs, Ping, PoolAnswer};
+use super::answer::{Answer, DaemonFigures, JobFiles, JobList, JobLogs, Ping, PoolAnswer};
 use super::intake::Intake;
 use super::monitor::BurpMonitor;
 use super::upload::{DeclaredUpload, StreamUpload};
@@ -126,6 +126,10 @@ impl JobService {
             }),
             Command::Logs(id) => Answer::Logs(JobLogs {
                 logs: self.ledger.logs(&id).await?,
+                job_id: id,
+            }),
+            Command::Files(id) => Answer::Files(JobFiles {
+                files: self.ledger.extracted_files(&id).await?,
                 job_id: id,
             }),
             Command::Fetch(args) => Answer::Bytes(self.fetch(args).await?),

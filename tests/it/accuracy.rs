@@ -63,6 +63,8 @@ fn run_case(case: &Path) {
         ignore_checksums,
         format: LogFormat::Tsv,
         only_logs: None,
+        // Zeek's default scripts extract nothing.
+        ..AnalyzeOptions::default()
     };
     let summary = analyze(&[case.join(trace)], &out, &opts, &mut |_, _| {})
         .unwrap_or_else(|e| panic!("analyzing {}: {e}", case.display()));

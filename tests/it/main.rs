@@ -12,6 +12,8 @@ mod burp_ui;
 mod chaos;
 mod cluster;
 mod daemon;
+mod detect;
+mod files;
 mod forwarding;
 mod gateway;
 mod harness;

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::jobs::{
-    ClusterState, ErrorKind, Export, Forwarding, JobError, JobRecord, JobState, LogInfo, Timestamp,
-    TransitionError,
+    ClusterState, ErrorKind, Export, ExtractedCounts, Forwarding, JobError, JobRecord, JobState,
+    LogInfo, Timestamp, TransitionError,
 };
 use crate::pool::{ChildExit, JobOutcome};
 use crate::protocol::worker::FailureKind;
@@ -153,11 +153,20 @@ fn finish_run(
     } = finish;
     match outcome {
         JobOutcome::Done {
-            packets, warnings, ..
+            packets,
+            warnings,
+            files_extracted,
+            detect_hits,
+            ..
         } => {
             record.finish_done(now, logs, packets, warnings)?;
             record.forwarding = forwarding;
             record.export = export;
+            record.extracted =
+                (files_extracted > 0 || detect_hits > 0).then_some(ExtractedCounts {
+                    files: files_extracted,
+                    detect_hits,
+                });
             Ok(())
         }
         JobOutcome::Cancelled => record.cancel(now),

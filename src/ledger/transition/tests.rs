@@ -22,6 +22,8 @@ fn outcomes() -> Vec<JobOutcome> {
             logs: vec!["conn.log".into()],
             packets: 7,
             warnings: vec!["w".into()],
+            files_extracted: 3,
+            detect_hits: 1,
         },
         JobOutcome::Failed {
             kind: FailureKind::BadInput,
@@ -188,6 +190,13 @@ fn done_keeps_logs_and_starts_outputs_in_the_same_write() {
     assert_eq!(record.warnings, vec!["w".to_string()]);
     assert_eq!(record.logs.len(), 1);
     assert_eq!(record.forwarding, Some(Forwarding::pending()));
+    assert_eq!(
+        record.extracted,
+        Some(ExtractedCounts {
+            files: 3,
+            detect_hits: 1
+        })
+    );
 }
 
 #[test]

@@ -663,6 +663,8 @@ async fn follow_job(
                             logs: done.logs,
                             packets: done.packets,
                             warnings: done.warnings,
+                            files_extracted: done.files_extracted,
+                            detect_hits: done.detect_hits,
                         });
                     }
                     WorkerMessage::Failed { failed, .. } => {

@@ -159,6 +159,11 @@ def _logs(func: str, body: bytes) -> List[LogInfo]:
     return [LogInfo.from_dict(x) for x in logs if isinstance(x, dict)]
 
 
+def _files(func: str, body: bytes) -> List[LogInfo]:
+    files = _object(func, body).get("files") or []
+    return [LogInfo.from_dict(x) for x in files if isinstance(x, dict)]
+
+
 def _pool(func: str, body: bytes) -> PoolStatus:
     return PoolStatus.from_dict(_object(func, body))
 
@@ -234,6 +239,11 @@ def list_jobs(state: Optional[str], tag: Optional[str], limit: Optional[int], si
 
 def logs(job_id: str) -> Call[List[LogInfo]]:
     return _function("logs", _logs, {"job_id": job_id})
+
+
+def files(job_id: str) -> Call[List[LogInfo]]:
+    """The files a job extracted: names ``extract_files/…`` that ``fetch`` takes, and sizes."""
+    return _function("files", _files, {"job_id": job_id})
 
 
 def fetch(job_id: str, log: str, offset: int, length: Optional[int]) -> Call[bytes]:

@@ -397,6 +397,10 @@ class AsyncClient(_core.ClientBase):
         """The logs a job produced."""
         return await self._run(_calls.logs(job_id))
 
+    async def files(self, job_id: str) -> List[LogInfo]:
+        """The files a job extracted (``extract_files/…``; fetch or save them by that name)."""
+        return await self._run(_calls.files(job_id))
+
     async def fetch(
         self, job_id: str, log: str, offset: int = 0, length: Optional[int] = None
     ) -> AsyncIterator[bytes]:

@@ -401,6 +401,10 @@ class Client(_core.ClientBase):
         """The logs a job produced (name, bytes, lines)."""
         return self._run(_calls.logs(job_id))
 
+    def files(self, job_id: str) -> List[LogInfo]:
+        """The files a job extracted (``extract_files/…``; fetch or save them by that name)."""
+        return self._run(_calls.files(job_id))
+
     def fetch(self, job_id: str, log: str, offset: int = 0, length: Optional[int] = None) -> Iterator[bytes]:
         """The bytes of one log, as an iterator of chunks (each at most ``length`` bytes,
         daemon default and maximum 16 MiB) from ``offset``.

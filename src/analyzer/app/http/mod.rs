@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::files::{disposition_filename, multipart_parts, FileState};
+use super::files::{disposition_filename, FileState, MultipartSplitter, PartEvent};
 use super::text::contains;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{LogSink, Set, Time, Vector};
@@ -112,16 +112,29 @@ impl Side {
     }
 }
 
-/// Most bytes of a multipart body kept for splitting; parts past it are not analyzed.
-const MAX_MULTIPART: usize = 1024 * 1024;
+/// Most parts of one multipart body analyzed as files; later parts are not.
+const MAX_PARTS: usize = 1000;
 
-/// A multipart body being collected.
+/// A multipart body being split: each non-empty part is a file, streamed as it arrives;
+/// the parts of a `multipart/byteranges` response are ranges of one file.
 #[derive(Debug)]
 struct Multipart {
-    boundary: Vec<u8>,
-    body: Vec<u8>,
-    first_ts: f64,
-    last_ts: f64,
+    splitter: MultipartSplitter,
+    byteranges: Option<Byteranges>,
+    /// The part being read: its file once it has content, its name until then.
+    current: Option<FileState>,
+    name: Option<Option<String>>,
+    /// Parts done, logged with the message.
+    done: Vec<FileState>,
+}
+
+/// The one file a `multipart/byteranges` response carries, its parts placed by their
+/// Content-Range: bytes before a part's start are missing, bytes already seen are skipped.
+#[derive(Debug, Default)]
+struct Byteranges {
+    file: Option<FileState>,
+    /// Bytes of the current part to drop (they overlap what was delivered).
+    skip: u64,
 }
 
 /// One http.log line under construction (Zeek's `HTTP::Info`).
@@ -162,7 +175,7 @@ impl EntityFiles {
     fn push(&mut self, file: &FileState) {
         self.fuids.push(file.fuid.clone());
         self.filenames.extend(file.filename.clone());
-        self.mime_types.extend(file.mime);
+        self.mime_types.extend(file.mime());
     }
 }
 
@@ -647,19 +660,25 @@ impl HttpAnalyzer {
         let s = &mut self.sides[side];
         if s.file.is_none() && s.multipart.is_none() {
             if let Some(boundary) = s.header("CONTENT-TYPE").and_then(multipart_boundary) {
+                let byteranges = s.header("CONTENT-TYPE").is_some_and(|t| {
+                    t.trim_ascii_start()
+                        .to_ascii_lowercase()
+                        .starts_with(b"multipart/byteranges")
+                });
                 s.multipart = Some(Multipart {
-                    boundary,
-                    body: Vec::new(),
-                    first_ts: ts,
-                    last_ts: ts,
+                    byteranges: byteranges.then(Byteranges::default),
+                    splitter: MultipartSplitter::new(&boundary),
+                    current: None,
+                    name: None,
+                    done: Vec::new(),
                 });
             }
         }
-        if let Some(m) = s.multipart.as_mut() {
-            let room = MAX_MULTIPART.saturating_sub(m.body.len());
-            m.body.extend_from_slice(&data[..data.len().min(room)]);
-            m.last_ts = ts;
+        if let Some(mut m) = s.multipart.take() {
             s.body_len += data.len() as u64;
+            let events = m.splitter.feed(data);
+            self.parts(conn, ts, &mut m, events, weirds);
+            self.sides[side].multipart = Some(m);
             return;
         }
         if self.sides[side].file.is_none() {
@@ -673,7 +692,13 @@ impl HttpAnalyzer {
             let filename = s
                 .header("CONTENT-DISPOSITION")
                 .and_then(disposition_filename);
+            // Sizes on the wire say nothing of a decoded file's size: Zeek sets none then.
+            let encoded = s.header("CONTENT-ENCODING").is_some_and(|e| {
+                let e = e.trim_ascii().to_ascii_lowercase();
+                matches!(e.as_slice(), b"gzip" | b"x-gzip" | b"deflate")
+            });
             let total = match range {
+                _ if encoded => None,
                 Some(Some((_, total))) => total,
                 _ => s
                     .header("CONTENT-LENGTH")
@@ -699,6 +724,124 @@ impl HttpAnalyzer {
         }
     }
 
+    /// The parts of a `multipart/byteranges` body into its one file (Zeek gives the ranges of
+    /// a file one fuid): a range past what was delivered leaves the bytes before it missing
+    /// (from offset 0 for the first), one that overlaps is skipped as far as it does.
+    fn ranges(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        r: &mut Byteranges,
+        events: Vec<PartEvent>,
+        weirds: &mut Vec<(&'static str, String)>,
+    ) {
+        for event in events {
+            match event {
+                PartEvent::Start { content_range, .. } => {
+                    let range = content_range.as_deref().and_then(parse_content_range);
+                    let Some((start, total)) = range else {
+                        // A part that does not say where it goes cannot be placed.
+                        r.skip = u64::MAX;
+                        continue;
+                    };
+                    if r.file.is_none() {
+                        let fuid = self.new_fuid(conn);
+                        r.file = Some(FileState::new(fuid, ts, None, start != 0, None, total));
+                    }
+                    let Some(f) = r.file.as_mut() else { continue };
+                    let offset = f.seen().saturating_add(f.missing());
+                    if start > offset {
+                        f.gap(start - offset);
+                        r.skip = 0;
+                    } else {
+                        r.skip = offset - start;
+                    }
+                }
+                PartEvent::Data(bytes) => {
+                    let Some(f) = r.file.as_mut() else { continue };
+                    let skip = usize::try_from(r.skip)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len());
+                    r.skip -= skip as u64;
+                    f.data(ts, &bytes[skip..], weirds);
+                }
+                PartEvent::End => r.skip = 0,
+            }
+        }
+    }
+
+    /// Bytes of a multipart body were lost: the part being read keeps what it had and counts
+    /// them missing; no later part can be framed.
+    fn multipart_gap(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        len: u64,
+        weirds: &mut Vec<(&'static str, String)>,
+    ) {
+        let Some(mut m) = self.sides[side].multipart.take() else {
+            return;
+        };
+        let mut events = m.splitter.stop();
+        let ended = events.last() == Some(&PartEvent::End);
+        if ended {
+            events.pop();
+        }
+        self.parts(conn, ts, &mut m, events, weirds);
+        if let Some(f) = m.current.as_mut() {
+            f.gap(len);
+        }
+        if let Some(f) = m.byteranges.as_mut().and_then(|r| r.file.as_mut()) {
+            f.gap(len);
+        }
+        if ended {
+            self.parts(conn, ts, &mut m, vec![PartEvent::End], weirds);
+        }
+        self.sides[side].multipart = Some(m);
+    }
+
+    /// Applies what the multipart splitter found: a file per non-empty part.
+    fn parts(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        m: &mut Multipart,
+        events: Vec<PartEvent>,
+        weirds: &mut Vec<(&'static str, String)>,
+    ) {
+        if let Some(ranges) = m.byteranges.as_mut() {
+            self.ranges(conn, ts, ranges, events, weirds);
+            return;
+        }
+        for event in events {
+            match event {
+                PartEvent::Start { filename, .. } => m.name = Some(filename),
+                PartEvent::Data(bytes) => {
+                    if m.current.is_none() {
+                        let Some(name) = m.name.take() else { continue };
+                        if m.done.len() >= MAX_PARTS {
+                            continue;
+                        }
+                        let fuid = self.new_fuid(conn);
+                        m.current = Some(FileState::new(fuid, ts, None, false, name, None));
+                    }
+                    if let Some(f) = m.current.as_mut() {
+                        f.data(ts, &bytes, weirds);
+                    }
+                }
+                PartEvent::End => {
+                    m.name = None;
+                    // Zeek analyzes every non-empty MIME part as a file of its own.
+                    if let Some(mut f) = m.current.take() {
+                        f.end();
+                        m.done.push(f);
+                    }
+                }
+            }
+        }
+    }
+
     /// End of one message on `side`: record body length and files; a final response logs
     /// its transaction.
     fn message_done(&mut self, conn: &ConnInfo, ts: f64, side: usize, out: &mut AppOutput<'_>) {
@@ -718,15 +861,11 @@ impl HttpAnalyzer {
         s.header_count = 0;
         s.header_bytes = 0;
         let mut files: Vec<FileState> = file.into_iter().collect();
-        if let Some(m) = multipart {
-            // Zeek analyzes every non-empty MIME part as a file of its own.
-            for part in multipart_parts(&m.body, &m.boundary) {
-                if part.content.is_empty() {
-                    continue;
-                }
-                let fuid = self.new_fuid(conn);
-                let mut f = FileState::new(fuid, m.first_ts, None, false, part.filename, None);
-                f.data(m.last_ts, part.content, out.weirds);
+        if let Some(mut m) = multipart {
+            let events = m.splitter.finish();
+            self.parts(conn, ts, &mut m, events, out.weirds);
+            files.extend(m.done);
+            if let Some(mut f) = m.byteranges.and_then(|r| r.file) {
                 f.end();
                 files.push(f);
             }
@@ -788,6 +927,14 @@ impl AppAnalyzer for HttpAnalyzer {
 
     fn gap(&mut self, conn: &ConnInfo, ts: f64, is_orig: bool, len: u64, out: &mut AppOutput<'_>) {
         let side = if is_orig { ORIG } else { RESP };
+        let in_body = match self.sides[side].phase {
+            Phase::Body(Body::Length(n)) | Phase::Body(Body::ChunkData(n)) => Some(len.min(n)),
+            Phase::Body(Body::UntilClose) => Some(len),
+            _ => None,
+        };
+        if let Some(missing) = in_body {
+            self.multipart_gap(conn, ts, side, missing, out.weirds);
+        }
         let s = &mut self.sides[side];
         match s.phase {
             // Inside a body of known extent the bytes are missing, not the framing.
@@ -1056,6 +1203,39 @@ mod tests {
         r.send(1.0, true, b"GET /a b.html HTTP/1.1\r\n\r\n");
         r.finish(9.0);
         assert_eq!(r.http()[0][9], s("/a b.html"));
+    }
+
+    #[test]
+    fn byteranges_are_one_file_with_the_gaps_missing() {
+        let body = b"--R\r\nContent-Range: bytes 10-14/100\r\n\r\nabcde\r\n--R\r\nContent-Range: bytes 20-24/100\r\n\r\nfghij\r\n--R\r\nContent-Range: bytes 22-26/100\r\n\r\nhijkl\r\n--R--\r\n";
+        let mut head = format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Type: multipart/byteranges; boundary=R\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        head.extend_from_slice(body);
+        let mut r = Run::new();
+        r.send(
+            1.0,
+            true,
+            b"GET /f HTTP/1.1\r\nRange: bytes=10-14,20-26\r\n\r\n",
+        );
+        let (a, b) = head.split_at(70);
+        r.send(1.1, false, a);
+        r.send(1.2, false, b);
+        let files = r.sink.of("files");
+        assert_eq!(files.len(), 1);
+        let row = files[0];
+        // seen: abcde fghij kl (the overlap hij dropped); missing: 0..10 and 15..20.
+        assert_eq!(row[15], OwnedValue::Count(12), "{row:?}");
+        assert_eq!(row[16], OwnedValue::Count(100));
+        assert_eq!(row[17], OwnedValue::Count(15));
+        assert_eq!(row[19], OwnedValue::Bool(true));
+        assert_eq!(
+            row[10],
+            OwnedValue::Unset,
+            "no MIME type without the first byte"
+        );
     }
 
     #[test]

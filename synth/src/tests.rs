@@ -257,7 +257,7 @@ fn invalid_config_is_rejected_before_writing_packets() {
 /// `bench/make-samples.sh` regenerates them.
 #[test]
 fn shipped_samples_are_reproducible_from_their_presets() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/share/pcapd/samples");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../share/pcapd/samples");
     let cases = [
         ("http.pcap", Preset::SampleHttp, 2),
         ("dns.pcap", Preset::SampleDns, 3),
