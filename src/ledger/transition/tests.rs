@@ -95,13 +95,7 @@ fn a_failure_on_a_full_disk_is_disk_full_and_keeps_its_cause() {
             unreachable!()
         };
         finish.disk_full = true;
-        apply(
-            &mut record,
-            Transition::Finished(finish),
-            Timestamp::now(),
-            Path::new(JOB_DIR),
-        )
-        .unwrap();
+        apply_now(&mut record, Transition::Finished(finish)).unwrap();
         let failure = matches!(
             outcome,
             JobOutcome::Failed { .. }
@@ -120,18 +114,17 @@ fn a_failure_on_a_full_disk_is_disk_full_and_keeps_its_cause() {
 
 const JOB_DIR: &str = "/srv/jobs/J";
 
+fn apply_now(record: &mut JobRecord, transition: Transition) -> Result<Effect, TransitionError> {
+    apply(record, transition, Timestamp::now(), Path::new(JOB_DIR))
+}
+
 #[test]
 fn every_outcome_in_every_state() {
     for state in STATES {
         for outcome in outcomes() {
             let mut record = record_in(state);
             let before = record.clone();
-            let result = apply(
-                &mut record,
-                finish(outcome.clone()),
-                Timestamp::now(),
-                Path::new(JOB_DIR),
-            );
+            let result = apply_now(&mut record, finish(outcome.clone()));
             let case = format!("{outcome:?} in {state:?}");
             if state.is_terminal() {
                 assert_eq!(result, Ok(Effect::Unchanged), "{case}");
@@ -179,13 +172,7 @@ fn every_outcome_in_every_state() {
 fn done_keeps_logs_and_starts_outputs_in_the_same_write() {
     let mut record = record_in(JobState::Running);
     let outcome = outcomes().remove(0);
-    apply(
-        &mut record,
-        finish(outcome),
-        Timestamp::now(),
-        Path::new(JOB_DIR),
-    )
-    .unwrap();
+    apply_now(&mut record, finish(outcome)).unwrap();
     assert_eq!(record.packets, Some(7));
     assert_eq!(record.warnings, vec!["w".to_string()]);
     assert_eq!(record.logs.len(), 1);
@@ -210,13 +197,7 @@ fn crash_keeps_exit_code_and_signal() {
             exit,
             message: "gone".into(),
         };
-        apply(
-            &mut record,
-            finish(outcome),
-            Timestamp::now(),
-            Path::new(JOB_DIR),
-        )
-        .unwrap();
+        apply_now(&mut record, finish(outcome)).unwrap();
         let error = record.error.unwrap();
         assert_eq!((error.exit_code, error.signal), (code, signal));
     }
@@ -226,13 +207,7 @@ fn crash_keeps_exit_code_and_signal() {
 fn failure_messages_name_the_clients_files() {
     let mut record = record_in(JobState::Running);
     let outcome = outcomes().remove(1);
-    apply(
-        &mut record,
-        finish(outcome),
-        Timestamp::now(),
-        Path::new(JOB_DIR),
-    )
-    .unwrap();
+    apply_now(&mut record, finish(outcome)).unwrap();
     assert_eq!(record.error.unwrap().message, "capture.pcap: truncated");
 }
 
@@ -252,12 +227,7 @@ fn a_settled_job_is_left_alone_by_every_move() {
         for transition in moves.clone() {
             let mut record = record_in(state);
             let before = record.clone();
-            let effect = apply(
-                &mut record,
-                transition,
-                Timestamp::now(),
-                Path::new(JOB_DIR),
-            );
+            let effect = apply_now(&mut record, transition);
             assert_eq!(effect, Ok(Effect::Unchanged));
             assert_eq!(record, before);
         }
@@ -267,20 +237,10 @@ fn a_settled_job_is_left_alone_by_every_move() {
 #[test]
 fn return_to_queue_of_a_queued_job_is_no_change() {
     let mut record = record_in(JobState::Queued);
-    let effect = apply(
-        &mut record,
-        Transition::ReturnToQueue,
-        Timestamp::now(),
-        Path::new(JOB_DIR),
-    );
+    let effect = apply_now(&mut record, Transition::ReturnToQueue);
     assert_eq!(effect, Ok(Effect::Unchanged));
     let mut running = record_in(JobState::Running);
-    let effect = apply(
-        &mut running,
-        Transition::ReturnToQueue,
-        Timestamp::now(),
-        Path::new(JOB_DIR),
-    );
+    let effect = apply_now(&mut running, Transition::ReturnToQueue);
     assert_eq!(effect, Ok(Effect::Changed));
     assert_eq!(running.state, JobState::Queued);
 }
@@ -289,33 +249,21 @@ fn return_to_queue_of_a_queued_job_is_no_change() {
 fn setting_what_is_already_set_is_no_change() {
     let mut record = record_in(JobState::Done);
     record.cluster = Some(fresh_cluster());
-    let effect = apply(
-        &mut record,
-        Transition::SetPublished(true),
-        Timestamp::now(),
-        Path::new(JOB_DIR),
-    );
+    let effect = apply_now(&mut record, Transition::SetPublished(true));
     assert_eq!(effect, Ok(Effect::Unchanged));
-    let effect = apply(
-        &mut record,
-        Transition::SetPublished(false),
-        Timestamp::now(),
-        Path::new(JOB_DIR),
-    );
+    let effect = apply_now(&mut record, Transition::SetPublished(false));
     assert_eq!(effect, Ok(Effect::Changed));
 }
 
 #[test]
 fn claim_gives_a_record_without_cluster_state_one() {
     let mut record = record_in(JobState::Queued);
-    apply(
+    apply_now(
         &mut record,
         Transition::Claim {
             node: "b".into(),
             fresh: fresh_cluster(),
         },
-        Timestamp::now(),
-        Path::new(JOB_DIR),
     )
     .unwrap();
     let cluster = record.cluster.unwrap();
