@@ -37,6 +37,7 @@ mod exit;
 mod http;
 pub mod jobs;
 mod ledger;
+mod metrics;
 mod output;
 mod pool;
 pub mod protocol;

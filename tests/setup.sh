@@ -60,6 +60,8 @@ have_cmd setpriv || missing+=(util-linux)
 have_cmd tshark || missing+=(tshark)
 have_cmd yara || missing+=(yara)
 have_cmd clamscan || missing+=(clamav)
+# tests/it/metrics.rs: a real Prometheus scrapes the daemon; promtool lints the exposition.
+{ [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing+=(prometheus)
 
 # The venv is made with Debian's python3 (its venv module needs python3-venv for ensurepip).
 py=/usr/bin/python3

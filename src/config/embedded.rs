@@ -34,6 +34,8 @@ const CREDENTIALS_LOCK_FILE: &str = ".credentials.lock";
 pub(crate) const DEFAULT_PORT: u16 = 11111;
 /// `[Http] port` when the section leaves it out.
 pub(crate) const DEFAULT_HTTP_PORT: u16 = 8080;
+/// `[Metrics] port` when the section leaves it out.
+pub(crate) const DEFAULT_METRICS_PORT: u16 = 9550;
 /// `[Syslog] port` for udp and tcp (RFC 5426, RFC 6587).
 pub(crate) const SYSLOG_PORT: u16 = 514;
 /// `[Syslog] port` for tls (RFC 5425).
@@ -186,6 +188,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
         },
         syslog: None,
         http: None,
+        metrics: None,
         cluster: None,
         jobs: JobsConfig {
             keep: Duration::from_secs(7 * 86400),

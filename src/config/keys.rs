@@ -740,6 +740,39 @@ pub const SECTIONS: &[SectionDef] = &[
                     "Empty = [Global] ssl (the gateway uses [Global] sslcert and sslkey)",
                 ],
             },
+            Key {
+                name: "metrics_auth",
+                default: "true",
+                reload: Restart,
+                doc: &[
+                    "GET /metrics (Prometheus) needs the password like the other routes; false lets a",
+                    "scraper on a trusted network in without it",
+                ],
+            },
+        ],
+    },
+    SectionDef {
+        name: "Metrics",
+        header: "Metrics",
+        optional: true,
+        doc: &[
+            "Prometheus metrics (GET /metrics, docs/operations.md) on a port of their own, plain HTTP",
+            "without a password: for a daemon without [Http], or to keep scrapers off the gateway.",
+            "Uncomment the section header to turn it on; bind it where only the scraper reaches.",
+        ],
+        keys: &[
+            Key {
+                name: "port",
+                default: "9550",
+                reload: Restart,
+                doc: &[],
+            },
+            Key {
+                name: "bind",
+                default: "127.0.0.1",
+                reload: Restart,
+                doc: &[],
+            },
         ],
     },
     SectionDef {

@@ -109,6 +109,8 @@ pub struct Config {
     pub output: OutputConfig,
     pub syslog: Option<SyslogConfig>,
     pub http: Option<HttpConfig>,
+    /// `[Metrics]`, present = a metrics port of its own.
+    pub metrics: Option<MetricsConfig>,
     pub cluster: Option<ClusterConfig>,
     pub jobs: JobsConfig,
     pub extract: ExtractConfig,
@@ -354,6 +356,18 @@ pub struct HttpConfig {
     pub bind: IpAddr,
     /// `ssl`, default `[Global] ssl`; uses `[Global] sslcert`/`sslkey`.
     pub ssl: bool,
+    /// `metrics_auth`, default true: `GET /metrics` needs the password like the other routes.
+    pub metrics_auth: bool,
+}
+
+/// `[Metrics]`, present = Prometheus metrics on a port of their own (plain HTTP, no
+/// password: bind it where only the scraper reaches).
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// `port`, default 9550.
+    pub port: u16,
+    /// `bind`, default 127.0.0.1.
+    pub bind: IpAddr,
 }
 
 /// `[Cluster]`, present = this host shares one job queue (Redis Streams) with others.

@@ -13,7 +13,7 @@
 //! config can list keys without values.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,9 +21,9 @@ use configparser::ini::{Ini, IniDefault};
 
 use super::embedded::{
     file_defaults, DEFAULT_CLAIM_AFTER, DEFAULT_CLUSTER_GROUP, DEFAULT_CLUSTER_HEARTBEAT,
-    DEFAULT_CLUSTER_STREAM, DEFAULT_HTTP_PORT, DEFAULT_MAX_DELIVERIES, DEFAULT_SYSLOG_EXCLUDE,
-    DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_PREFIX, DEFAULT_SYSLOG_SEVERITY, SYSLOG_PORT,
-    SYSLOG_TLS_PORT,
+    DEFAULT_CLUSTER_STREAM, DEFAULT_HTTP_PORT, DEFAULT_MAX_DELIVERIES, DEFAULT_METRICS_PORT,
+    DEFAULT_SYSLOG_EXCLUDE, DEFAULT_SYSLOG_FACILITY, DEFAULT_SYSLOG_PREFIX,
+    DEFAULT_SYSLOG_SEVERITY, SYSLOG_PORT, SYSLOG_TLS_PORT,
 };
 use crate::addr_range::AddrRange;
 
@@ -34,9 +34,9 @@ use super::values::{
 };
 use super::{
     default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, DetectConfig,
-    DetectorConfig, ExportMode, ExtractConfig, ExtractLayout, HttpConfig, LogFormat, Settings,
-    SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp, DETECTOR_PLACEHOLDERS,
-    EXTRACT_SOURCES, FILE_HASHES,
+    DetectorConfig, ExportMode, ExtractConfig, ExtractLayout, HttpConfig, LogFormat, MetricsConfig,
+    Settings, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp,
+    DETECTOR_PLACEHOLDERS, EXTRACT_SOURCES, FILE_HASHES,
 };
 
 /// The section name prefix of a detector: `[Detector clamav]`.
@@ -556,6 +556,7 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
     let syslog_present = raw.contains("Syslog");
     let http_present = raw.contains("Http");
     let cluster_present = raw.contains("Cluster");
+    let metrics_present = raw.contains("Metrics");
 
     let mut config = file_defaults(default_state_dir());
     config.source = Some(file.to_path_buf());
@@ -573,8 +574,17 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
             port: http.listen_port("port", DEFAULT_HTTP_PORT),
             bind: http.ip("bind", config.global.bind),
             ssl: http.boolean("ssl", config.global.ssl),
+            metrics_auth: http.boolean("metrics_auth", true),
         });
         http.finish();
+    }
+    if metrics_present {
+        let mut metrics = Section::new(&mut raw, "Metrics", file, &mut errors);
+        config.metrics = Some(MetricsConfig {
+            port: metrics.listen_port("port", DEFAULT_METRICS_PORT),
+            bind: metrics.ip("bind", IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        });
+        metrics.finish();
     }
     if cluster_present {
         config.cluster = Some(read_cluster(&mut raw, file, &mut errors));
@@ -1195,16 +1205,29 @@ fn check_rules(config: &Config, file: &Path, errors: &mut Vec<ConfigError>) {
         }
     }
 
+    // Listeners on overlapping addresses need ports of their own (0: any free port).
+    let mut listeners = vec![("Global", global.bind, global.port)];
     if let Some(http) = &config.http {
-        let overlapping =
-            http.bind == global.bind || http.bind.is_unspecified() || global.bind.is_unspecified();
-        if http.port == global.port && http.port != 0 && overlapping {
+        listeners.push(("Http", http.bind, http.port));
+    }
+    if let Some(metrics) = &config.metrics {
+        listeners.push(("Metrics", metrics.bind, metrics.port));
+    }
+    for (index, &(section, bind, port)) in listeners.iter().enumerate() {
+        let clash = listeners[..index]
+            .iter()
+            .find(|&&(_, other_bind, other_port)| {
+                let overlapping =
+                    bind == other_bind || bind.is_unspecified() || other_bind.is_unspecified();
+                port == other_port && port != 0 && overlapping
+            });
+        if let Some((other, _, _)) = clash {
             error(
-                "Http",
+                section,
                 "port",
-                Some(&http.port.to_string()),
-                "the same port as [Global] port",
-                Some("a port the main listener does not use"),
+                Some(&port.to_string()),
+                &format!("the same port as [{other}] port"),
+                Some("a port no other listener uses"),
             );
         }
     }
@@ -1452,7 +1475,7 @@ mod tests {
             errors[1].to_string(),
             format!(
                 "{FILE}: [monitor]: unknown section (valid: [Global], [Worker], [Burp], [Zeek], \
-                 [Command], [Output], [Syslog], [Http], [Cluster], [Jobs], [Extract], [Detect], [Detector])"
+                 [Command], [Output], [Syslog], [Http], [Metrics], [Cluster], [Jobs], [Extract], [Detect], [Detector])"
             )
         );
     }

@@ -15,6 +15,7 @@ use crate::disk::DiskWatch;
 use crate::dispatch::{ClusterDispatch, Dispatch, LocalDispatch};
 use crate::jobs::JobStore;
 use crate::ledger::{blocking, Fence, JobLedger};
+use crate::metrics::Metrics;
 use crate::pool::{self, PoolHandle};
 use crate::server::auth::Auth;
 use crate::service::{BurpMonitor, JobService, Parts};
@@ -27,6 +28,7 @@ pub(super) struct Core {
     pub dispatch: Arc<dyn Dispatch>,
     pub auth: Arc<Auth>,
     pub live: Arc<LiveConfig>,
+    pub metrics: Arc<Metrics>,
     /// Stops the pool-event task (after the drain).
     pub stop_events: CancellationToken,
 }
@@ -45,7 +47,8 @@ pub(super) async fn start_core(
         .as_ref()
         .map(|c| Arc::new(crate::cluster::Claims::new(c)));
     let fence = claims.clone().map(|c| c as Arc<dyn Fence>);
-    let ledger = Arc::new(JobLedger::new(store, fence));
+    let metrics = Arc::new(Metrics::new());
+    let ledger = Arc::new(JobLedger::new(store, fence, metrics.clone()));
     // With [Cluster] the records are shared: other hosts' running jobs and uploads are not
     // this host's to recover. Its own unfinished jobs come back as its pending stream entries.
     let recovery = if claims.is_none() {
@@ -84,6 +87,7 @@ pub(super) async fn start_core(
     let outputs = Arc::new(crate::output::Outputs::start(
         output_settings,
         ledger.clone(),
+        metrics.clone(),
         shutdown.clone(),
         tracker,
     ));
@@ -126,6 +130,7 @@ pub(super) async fn start_core(
         pool: pool.clone(),
         disk,
         monitor: BurpMonitor::new(burp_client_version),
+        metrics: metrics.clone(),
         shutdown: shutdown.clone(),
     }));
     Ok(Core {
@@ -135,6 +140,7 @@ pub(super) async fn start_core(
         dispatch,
         auth,
         live,
+        metrics,
         stop_events,
     })
 }

@@ -23,7 +23,8 @@ use super::setup::{
     conn_limits, listener_limits, load_config, open_store, tls_acceptor, write_listen_addr,
 };
 use crate::config::Config;
-use crate::http::GatewayHandler;
+use crate::http::{GatewayHandler, RouteSet};
+use crate::metrics::{Door, DoorCounter};
 use crate::server::{run_listener, ProtocolHandler};
 
 /// What the daemon reports once it accepts connections.
@@ -32,6 +33,8 @@ pub struct Ready {
     pub addr: SocketAddr,
     /// The HTTP gateway's address, with `[Http]`.
     pub http_addr: Option<SocketAddr>,
+    /// The metrics port's address, with `[Metrics]`.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// `pcapd serve`: runs until SIGTERM/SIGINT. Returns the exit code.
@@ -72,6 +75,9 @@ pub async fn serve_main(config_path: Option<PathBuf>) -> Result<i32, DaemonError
         if let Some(http) = ready.http_addr {
             println!("pcapd HTTP gateway listening on {http}");
         }
+        if let Some(metrics) = ready.metrics_addr {
+            println!("pcapd metrics listening on {metrics}");
+        }
     })
     .await?;
     Ok(0)
@@ -98,6 +104,7 @@ pub async fn run(
         dispatch,
         auth,
         live,
+        metrics,
         stop_events,
     } = core;
 
@@ -114,13 +121,27 @@ pub async fn run(
             let bound = listener
                 .local_addr()
                 .map_err(|source| DaemonError::Bind { addr, source })?;
-            Some((listener, bound, http.ssl))
+            Some((listener, bound, http.ssl, http.metrics_auth))
+        }
+        None => None,
+    };
+    let metrics_listener = match &config.metrics {
+        Some(m) => {
+            let addr = SocketAddr::new(m.bind, m.port);
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| DaemonError::Bind { addr, source })?;
+            Some((listener, bound))
         }
         None => None,
     };
     let ready = Ready {
         addr,
-        http_addr: http_listener.as_ref().map(|(_, bound, _)| *bound),
+        http_addr: http_listener.as_ref().map(|(_, bound, _, _)| *bound),
+        metrics_addr: metrics_listener.as_ref().map(|(_, bound)| *bound),
     };
     write_listen_addr(&config.global.state_dir, addr);
     let limits = listener_limits(&config);
@@ -134,20 +155,40 @@ pub async fn run(
         tls.clone().filter(|_| config.global.ssl),
         protocol,
         limits,
+        DoorCounter::new(metrics.clone(), Door::Protocol),
         shutdown.clone(),
         connections.clone(),
     ));
-    let http_task = http_listener.map(|(listener, bound, ssl)| {
+    let http_task = http_listener.map(|(listener, bound, ssl, metrics_auth)| {
         tracing::info!(addr = %bound, ssl, "HTTP gateway listening");
         let gateway = Arc::new(GatewayHandler {
             service: service.clone(),
             limits: conn_limits(&config),
+            routes: RouteSet::Gateway { metrics_auth },
         });
         tokio::spawn(run_listener(
             listener,
             tls.clone().filter(|_| ssl),
             gateway,
             limits,
+            DoorCounter::new(metrics.clone(), Door::Http),
+            shutdown.clone(),
+            connections.clone(),
+        ))
+    });
+    let metrics_task = metrics_listener.map(|(listener, bound)| {
+        tracing::info!(addr = %bound, "metrics port listening");
+        let handler = Arc::new(GatewayHandler {
+            service: service.clone(),
+            limits: conn_limits(&config),
+            routes: RouteSet::MetricsOnly,
+        });
+        tokio::spawn(run_listener(
+            listener,
+            None,
+            handler,
+            limits,
+            DoorCounter::new(metrics.clone(), Door::Metrics),
             shutdown.clone(),
             connections.clone(),
         ))
@@ -172,7 +213,7 @@ pub async fn run(
     // Drain: stop accepting, let running jobs finish within `grace`, hand the rest back.
     crate::systemd::notify("STOPPING=1");
     let _ = listen_task.await;
-    if let Some(task) = http_task {
+    for task in [http_task, metrics_task].into_iter().flatten() {
         let _ = task.await;
     }
     let grace = live.get().worker.grace;

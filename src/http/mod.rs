@@ -29,14 +29,16 @@ use crate::server::preauth::PreAuth;
 use crate::server::ConnectionHandler;
 use crate::service::JobService;
 use routes::RouteLimits;
+pub use routes::RouteSet;
 
 /// How often a connection's deadlines are looked at.
 const WATCH_TICK: Duration = Duration::from_millis(250);
 
-/// Serves HTTP connections for the daemon.
+/// Serves HTTP connections for the daemon: the gateway's routes, or the metrics port's.
 pub struct GatewayHandler {
     pub service: Arc<JobService>,
     pub limits: ConnLimits,
+    pub routes: RouteSet,
 }
 
 /// What the deadline watch knows of a connection.
@@ -84,6 +86,7 @@ where
     let route_limits = RouteLimits {
         body_timeout: limits.request_timeout,
     };
+    let route_set = handler.routes;
     let service = {
         let activity = activity.clone();
         service_fn(move |request| {
@@ -91,8 +94,15 @@ where
             async move {
                 lock(&activity).in_flight += 1;
                 let authenticated = || drop(lock(&activity).pre_auth.take());
-                let response =
-                    routes::route(&service, peer, request, route_limits, authenticated).await;
+                let response = routes::route(
+                    &service,
+                    peer,
+                    request,
+                    route_limits,
+                    route_set,
+                    authenticated,
+                )
+                .await;
                 let mut state = lock(&activity);
                 state.in_flight -= 1;
                 state.since = Instant::now();

@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::request::{byte_range, offered_password, part_file_name, query_pairs, RangeRequest};
 use crate::jobs::{JobState, MAX_FILES_PER_JOB};
+use crate::metrics::Format;
 use crate::protocol::ErrorCode;
 use crate::service::command::{job_id, list_filter};
 use crate::service::{Command, JobOptions, ServiceError, Tag};
@@ -46,18 +47,47 @@ pub struct RouteLimits {
     pub body_timeout: Duration,
 }
 
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSet {
+    /// The gateway (`[Http]`): every route; `/metrics` needs the password unless
+    /// `metrics_auth = false`.
+    Gateway { metrics_auth: bool },
+    /// The metrics port (`[Metrics]`): `/metrics` and `/healthz`, no password.
+    MetricsOnly,
+}
+
 /// Answers one request; `authenticated` is called once the password was right.
 pub async fn route(
     service: &JobService,
     peer: SocketAddr,
     request: Request<Incoming>,
     limits: RouteLimits,
+    routes: RouteSet,
     authenticated: impl FnOnce(),
 ) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if segments == ["healthz"] {
         return health(service, request.method());
+    }
+    match (routes, segments.as_slice()) {
+        (
+            RouteSet::MetricsOnly
+            | RouteSet::Gateway {
+                metrics_auth: false,
+            },
+            ["metrics"],
+        ) => {
+            return metrics(service, &request).await;
+        }
+        (RouteSet::MetricsOnly, _) => {
+            return error(ServiceError::new(
+                ErrorCode::NotFound,
+                format!("no route {path:?}: the metrics port serves /metrics and /healthz"),
+            ));
+        }
+        (RouteSet::Gateway { .. }, _) => {}
     }
     let offered = offered_password(
         request
@@ -102,6 +132,7 @@ pub async fn route(
                 .unwrap_or_else(error);
         }
         (["pool"], &Method::GET) => command(service, Ok(Command::Pool)).await,
+        (["metrics"], _) => return metrics(service, &request).await,
         (["jobs"] | ["pool"] | ["jobs", _, "logs"] | ["jobs", _, "logs", _], _) => {
             return not_allowed("GET")
         }
@@ -131,6 +162,21 @@ fn health(service: &JobService, method: &Method) -> Response<Body> {
         &json!({ "status": status }),
     );
     retry_after(&mut response, code);
+    response
+}
+
+/// `GET /metrics`: Prometheus's text format, or OpenMetrics when `Accept` asks for it.
+async fn metrics(service: &JobService, request: &Request<Incoming>) -> Response<Body> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return not_allowed("GET");
+    }
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let mut response = Response::new(full(service.metrics(format).await));
+    set(&mut response, header::CONTENT_TYPE, format.content_type());
     response
 }
 

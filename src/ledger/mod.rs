@@ -24,6 +24,7 @@ use crate::jobs::{
     FileDecl, JobId, JobRecord, JobStore, ListFilter, LogInfo, PendingJob, Progress, Recovery,
     StoreError, Timestamp,
 };
+use crate::metrics::Metrics;
 use crate::pool::JobSpec;
 pub use transition::{Effect, Finish, Transition};
 
@@ -69,6 +70,8 @@ pub struct JobLedger {
     /// would cost an fsync each) and overlaid on what [`JobLedger::load`] returns.
     progress: Mutex<HashMap<JobId, Progress>>,
     fence: Option<Arc<dyn Fence>>,
+    /// Counts jobs started, finished and dead-lettered as their records change.
+    metrics: Arc<Metrics>,
 }
 
 /// Changes `wait`ers may fall behind by before they look at the record again.
@@ -77,13 +80,18 @@ const CHANGE_BACKLOG: usize = 1024;
 impl JobLedger {
     /// A ledger over `store`; with `fence` (cluster mode) run results are written only by
     /// the host that owns the run.
-    pub fn new(store: Arc<JobStore>, fence: Option<Arc<dyn Fence>>) -> JobLedger {
+    pub fn new(
+        store: Arc<JobStore>,
+        fence: Option<Arc<dyn Fence>>,
+        metrics: Arc<Metrics>,
+    ) -> JobLedger {
         let (changes, _) = broadcast::channel(CHANGE_BACKLOG);
         JobLedger {
             store,
             changes,
             progress: Mutex::new(HashMap::new()),
             fence,
+            metrics,
         }
     }
 
@@ -92,13 +100,16 @@ impl JobLedger {
         let store = self.store.clone();
         let fence = self.fence.clone().filter(|_| transition.is_run_result());
         let id2 = id.clone();
-        let recorded = blocking(move || {
+        let dead_letter = matches!(transition, Transition::DeadLetter { .. });
+        let (recorded, before) = blocking(move || {
             let job_dir = store.job_dir(&id2);
             let mut outcome = Recorded::Fenced;
+            let mut before = None;
             store.update_if(&id2, |record| {
                 if fence.as_ref().is_some_and(|f| !f.owns(&id2, record)) {
                     return Ok::<bool, StoreError>(false);
                 }
+                before = Some(record.state);
                 let effect = transition::apply(record, transition, Timestamp::now(), &job_dir)?;
                 outcome = match effect {
                     Effect::Changed => Recorded::Written(record.clone()),
@@ -106,11 +117,17 @@ impl JobLedger {
                 };
                 Ok(effect == Effect::Changed)
             })?;
-            Ok::<Recorded, StoreError>(outcome)
+            Ok::<_, StoreError>((outcome, before))
         })
         .await?;
         match &recorded {
             Recorded::Written(record) => {
+                if let Some(before) = before {
+                    self.metrics.job_changed(before, record);
+                }
+                if dead_letter {
+                    self.metrics.job_dead_lettered();
+                }
                 if record.state.is_terminal() {
                     self.lock_progress().remove(id);
                 }

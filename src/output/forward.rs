@@ -22,6 +22,8 @@ use crate::backoff::Backoff;
 use crate::config::{SyslogConfig, SyslogTimestamp};
 use crate::jobs::{is_row, Forwarding, JobId, JobRecord, OutputState};
 use crate::ledger::{JobLedger, Transition};
+use crate::metrics::Metrics;
+use crate::time::Timestamp;
 
 /// Lines per confirmed round (and so the most a failure sends twice).
 pub const ROUND_LINES: u64 = 5_000;
@@ -53,16 +55,20 @@ pub fn forwarded_logs(config: &SyslogConfig, record: &JobRecord) -> Vec<String> 
     names
 }
 
-/// Writes forwarding progress into the job's record.
+/// Writes forwarding progress into the job's record, and reports it to the metrics.
 pub struct Checkpoint {
     pub ledger: Arc<JobLedger>,
+    pub metrics: Arc<Metrics>,
     pub job_id: JobId,
+    /// When the job finished: forwarding lag counts from here.
+    pub finished_at: Timestamp,
 }
 
 impl Checkpoint {
     /// Records `state`; a record that cannot be written is logged (the next checkpoint, or a
     /// resend after a restart, covers it: delivery is at-least-once).
     pub async fn write(&self, state: &Forwarding) {
+        self.report(state);
         let result = self
             .ledger
             .apply(&self.job_id, Transition::Forwarding(state.clone()))
@@ -71,6 +77,27 @@ impl Checkpoint {
             tracing::error!(job = %self.job_id, error = %e, "cannot record syslog forwarding progress");
         }
     }
+
+    /// Tells the metrics where forwarding stands (no write).
+    pub fn report(&self, state: &Forwarding) {
+        self.metrics
+            .forward_progress(&self.job_id, self.finished_at, remaining(state));
+    }
+
+    /// Forwarding stopped with `state` (delivered, failed for good, or shutdown).
+    pub fn ended(&self, state: &Forwarding) {
+        self.metrics.forward_ended(&self.job_id, remaining(state));
+    }
+
+    /// A round failed and will be retried.
+    fn failed_round(&self) {
+        self.metrics.forward_failed();
+    }
+}
+
+/// Lines not yet confirmed delivered.
+fn remaining(state: &Forwarding) -> u64 {
+    state.total.unwrap_or(0).saturating_sub(state.sent)
 }
 
 /// Why a round did not complete.
@@ -102,6 +129,7 @@ impl Forwarder {
                 .map(|l| l.rows);
             state.total = Some(rows.sum());
         }
+        checkpoint.report(&state);
         let hostname = record
             .tag
             .clone()
@@ -122,6 +150,7 @@ impl Forwarder {
                 }
                 Err(RoundError::Logs(e)) => return failed(state, e),
                 Err(RoundError::Transport(e)) => {
+                    checkpoint.failed_round();
                     let error = e.to_string();
                     if state.state != OutputState::Retrying
                         || state.error.as_deref() != Some(&error)

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ExportMode};
 use crate::jobs::{Export, Forwarding, JobId, JobRecord, OutputState};
 use crate::ledger::{blocking, JobLedger, Transition};
+use crate::metrics::Metrics;
 use forward::{Checkpoint, Forwarder};
 use syslog::MessageFormat;
 use transport::{Endpoint, TransportError};
@@ -100,6 +101,7 @@ impl Outputs {
     pub fn start(
         settings: OutputSettings,
         ledger: Arc<JobLedger>,
+        metrics: Arc<Metrics>,
         shutdown: CancellationToken,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Outputs {
@@ -113,6 +115,7 @@ impl Outputs {
             let task = OutputTask {
                 settings: settings.clone(),
                 ledger,
+                metrics,
                 receiver,
                 rescan: rescan.clone(),
                 wake: wake.clone(),
@@ -146,6 +149,7 @@ impl Outputs {
 struct OutputTask {
     settings: Arc<OutputSettings>,
     ledger: Arc<JobLedger>,
+    metrics: Arc<Metrics>,
     receiver: mpsc::Receiver<JobId>,
     rescan: Arc<AtomicBool>,
     wake: Arc<Notify>,
@@ -213,7 +217,9 @@ impl OutputTask {
             if !state.state.is_settled() {
                 let checkpoint = Checkpoint {
                     ledger: self.ledger.clone(),
+                    metrics: self.metrics.clone(),
                     job_id: id.clone(),
+                    finished_at: record.finished_at.unwrap_or(record.created_at),
                 };
                 let logs_dir = self.ledger.logs_dir(id);
                 let end = forwarder
@@ -232,6 +238,7 @@ impl OutputTask {
                 }
                 let settled = end.state.is_settled();
                 checkpoint.write(&end).await;
+                checkpoint.ended(&end);
                 if !settled {
                     // Shutdown: the next start resumes from the cursor.
                     return;
@@ -273,6 +280,7 @@ impl OutputTask {
             }
             Err(e) => {
                 tracing::error!(job = %id, error = %e, "cannot export logs");
+                self.metrics.export_failed();
                 Export {
                     state: OutputState::Failed,
                     path: None,

@@ -203,6 +203,27 @@ pub enum SlotState {
     Stopping,
 }
 
+impl SlotState {
+    pub const ALL: [SlotState; 5] = [
+        SlotState::Starting,
+        SlotState::Idle,
+        SlotState::Busy,
+        SlotState::Backoff,
+        SlotState::Stopping,
+    ];
+
+    /// The name `pool` answers with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotState::Starting => "starting",
+            SlotState::Idle => "idle",
+            SlotState::Busy => "busy",
+            SlotState::Backoff => "backoff",
+            SlotState::Stopping => "stopping",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SlotStatus {
     pub slot: usize,
@@ -213,6 +234,8 @@ pub struct SlotStatus {
     pub jobs_done: u64,
     /// Children started in this slot after its first (crash, breach, timeout, cancel, recycling).
     pub restarts: u64,
+    /// Runs in this slot whose child crashed (retried or not).
+    pub crashes: u64,
     /// When the current child started, unix seconds.
     pub started: Option<u64>,
 }
@@ -246,6 +269,14 @@ pub enum PauseReason {
 
 impl PauseReason {
     pub const ALL: [PauseReason; 2] = [PauseReason::RecordUnwritten, PauseReason::DiskLow];
+
+    /// The name `pool` answers with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::RecordUnwritten => "record_unwritten",
+            PauseReason::DiskLow => "disk_low",
+        }
+    }
 
     pub(super) fn bit(self) -> u8 {
         match self {

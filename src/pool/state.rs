@@ -324,12 +324,14 @@ impl Shared {
     pub fn settle(&self, index: usize, job_id: &JobId, outcome: JobOutcome) {
         {
             let mut state = self.lock();
+            let crashed = matches!(outcome, JobOutcome::Crashed { .. });
             match outcome {
                 JobOutcome::TimedOut { .. } => state.counters.timed_out += 1,
                 JobOutcome::Crashed { .. } => state.counters.crashed += 1,
                 _ => {}
             }
             if let Some(entry) = state.slots.get_mut(&index) {
+                entry.status.crashes += u64::from(crashed);
                 entry.status.jobs_done += 1;
                 entry.status.job = None;
             }
@@ -345,6 +347,7 @@ impl Shared {
         let mut state = self.lock();
         state.counters.crashed += 1;
         if let Some(entry) = state.slots.get_mut(&index) {
+            entry.status.crashes += 1;
             entry.status.job = None;
         }
     }
@@ -492,6 +495,7 @@ fn new_entry(index: usize, tx: mpsc::UnboundedSender<SlotCommand>) -> SlotEntry 
             job: None,
             jobs_done: 0,
             restarts: 0,
+            crashes: 0,
             started: None,
         },
         retiring: false,

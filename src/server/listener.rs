@@ -20,6 +20,7 @@ use super::conn::{serve_connection, ConnEnd, ConnLimits};
 use super::preauth::{PreAuth, PreAuthPool};
 use super::Service;
 use crate::backoff::Backoff;
+use crate::metrics::DoorCounter;
 use crate::tls::ReloadableAcceptor;
 
 /// Listener-wide limits.
@@ -73,6 +74,7 @@ pub async fn run_listener<H: ConnectionHandler>(
     tls: Option<ReloadableAcceptor>,
     handler: Arc<H>,
     limits: ListenerLimits,
+    door: DoorCounter,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -104,12 +106,14 @@ pub async fn run_listener<H: ConnectionHandler>(
         let shutdown = shutdown.clone();
         let pre_auth = unauthenticated.admit();
         let evicted = pre_auth.eviction();
+        let open = door.opened();
         tracker.spawn(async move {
             let end = tokio::select! {
                 end = handle(socket, peer, tls, handler, limits, shutdown, pre_auth) => end,
                 _ = evicted.cancelled() => ConnEnd::Evicted,
             };
             tracing::debug!(%peer, ?end, "connection closed");
+            drop(open);
             drop(permit);
         });
     }

@@ -16,6 +16,7 @@ use crate::disk::{DiskStatus, DiskWatch};
 use crate::dispatch::Dispatch;
 use crate::jobs::{JobId, JobRecord, JobState, PendingJob};
 use crate::ledger::{Committed, JobLedger};
+use crate::metrics::Metrics;
 use crate::pool::{PoolHandle, Rejected};
 use crate::protocol::ErrorCode;
 
@@ -25,6 +26,7 @@ pub struct Intake {
     dispatch: Arc<dyn Dispatch>,
     pool: PoolHandle,
     disk: Arc<DiskWatch>,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     accepted: AtomicU64,
     /// Submissions refused with `queue_full` before they reached the pool.
@@ -38,6 +40,7 @@ impl Intake {
         dispatch: Arc<dyn Dispatch>,
         pool: PoolHandle,
         disk: Arc<DiskWatch>,
+        metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Intake {
         Intake {
@@ -46,6 +49,7 @@ impl Intake {
             dispatch,
             pool,
             disk,
+            metrics,
             shutdown,
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -60,6 +64,17 @@ impl Intake {
     /// Submissions refused for a full queue before they were stored.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Counts a submission step that failed (once per submission: the caller that gives up
+    /// on it reports it).
+    pub fn refused(&self, error: &ServiceError) {
+        self.metrics.job_refused(error.code);
+    }
+
+    /// Counts capture bytes stored from an upload.
+    pub fn stored(&self, bytes: usize) {
+        self.metrics.upload_bytes(bytes as u64);
     }
 
     /// Everything that refuses a submission before a byte of it is stored.
@@ -108,6 +123,7 @@ impl Intake {
         match self.dispatch.accept(&record).await {
             Ok(()) => {
                 self.accepted.fetch_add(1, Ordering::Relaxed);
+                self.metrics.job_accepted();
                 tracing::info!(job = %record.job_id, tag = record.tag.as_deref().unwrap_or("-"), files = record.files.len(), "job accepted");
                 Ok(Submitted::of(&record))
             }

@@ -20,12 +20,15 @@ use crate::disk::{DiskStatus, DiskWatch};
 use crate::dispatch::{ClusterStatusError, Dispatch};
 use crate::jobs::{JobId, JobRecord};
 use crate::ledger::{blocking, JobLedger, Transition};
+use crate::metrics::{ClusterView, Format, Metrics, Snapshot};
 use crate::pool::{CancelOutcome, PoolHandle, PoolStatus};
 use crate::protocol::ErrorCode;
 use crate::server::auth::Auth;
 
 /// How long `cancel` of a running job waits for its child to be stopped and recorded.
 const CANCEL_SETTLE: Duration = Duration::from_secs(30);
+/// How long a scrape waits for the cluster's Redis.
+const CLUSTER_SCRAPE: Duration = Duration::from_secs(2);
 /// `wait` looks at the record at least this often (progress is not broadcast).
 const WAIT_POLL: Duration = Duration::from_secs(1);
 
@@ -48,6 +51,7 @@ pub struct Parts {
     pub pool: PoolHandle,
     pub disk: Arc<DiskWatch>,
     pub monitor: BurpMonitor,
+    pub metrics: Arc<Metrics>,
     /// Cancelled when the daemon starts to drain.
     pub shutdown: CancellationToken,
 }
@@ -61,6 +65,7 @@ pub struct JobService {
     pool: PoolHandle,
     disk: Arc<DiskWatch>,
     monitor: BurpMonitor,
+    metrics: Arc<Metrics>,
     started: Instant,
     shutdown: CancellationToken,
 }
@@ -73,6 +78,7 @@ impl JobService {
             parts.dispatch.clone(),
             parts.pool.clone(),
             parts.disk.clone(),
+            parts.metrics.clone(),
             parts.shutdown.clone(),
         ));
         JobService {
@@ -84,6 +90,7 @@ impl JobService {
             pool: parts.pool,
             disk: parts.disk,
             monitor: parts.monitor,
+            metrics: parts.metrics,
             started: Instant::now(),
             shutdown: parts.shutdown,
         }
@@ -116,7 +123,12 @@ impl JobService {
     /// Runs one command.
     pub async fn execute(&self, command: Command) -> Result<Answer, ServiceError> {
         Ok(match command {
-            Command::Submit(args) => return self.submit(args).await,
+            Command::Submit(args) => {
+                return self
+                    .submit(args)
+                    .await
+                    .inspect_err(|e| self.intake.refused(e))
+            }
             Command::Status(id) => Answer::Job(Box::new(self.ledger.load(&id).await?)),
             Command::Wait { job_id, timeout } => {
                 Answer::Job(Box::new(self.wait(&job_id, timeout).await?))
@@ -169,6 +181,29 @@ impl JobService {
                 return self.monitor.query(&self.pool, &query, cache).await;
             }
         })
+    }
+
+    /// The Prometheus exposition (`GET /metrics`): the event counters and the state now.
+    pub async fn metrics(&self, format: Format) -> String {
+        // A scrape must answer even when Redis does not: the cluster's figures then say so.
+        let cluster =
+            match tokio::time::timeout(CLUSTER_SCRAPE, self.dispatch.cluster_status()).await {
+                Ok(Ok(status)) => ClusterView::Up(Box::new(status)),
+                Ok(Err(ClusterStatusError::NotClustered)) => ClusterView::Off,
+                Ok(Err(ClusterStatusError::Unreachable(_))) | Err(_) => ClusterView::Unreachable,
+            };
+        let config = self.config.get();
+        let snapshot = Snapshot {
+            version: env!("CARGO_PKG_VERSION"),
+            backend: config.global.backend.name(),
+            pool: self.pool_status().await,
+            queue_capacity: config.global.max_queue,
+            disk: self.disk_status().await,
+            cluster,
+            auth_failures: self.auth.failures_total(),
+            draining: self.is_draining(),
+        };
+        self.metrics.render(&snapshot, format)
     }
 
     fn uptime_secs(&self) -> f64 {
@@ -255,9 +290,12 @@ impl JobService {
         tag: Option<Tag>,
         options: JobOptions,
     ) -> Result<StreamUpload, ServiceError> {
-        self.intake.admit()?;
-        let tag = tag.map(Tag::into_inner);
-        let pending = self.ledger.begin_stream(tag, options.clone()).await?;
+        let opened = async {
+            self.intake.admit()?;
+            let tag = tag.map(Tag::into_inner);
+            Ok(self.ledger.begin_stream(tag, options.clone()).await?)
+        };
+        let pending = opened.await.inspect_err(|e| self.intake.refused(e))?;
         Ok(StreamUpload::new(
             self.intake.clone(),
             self.config.get().global.max_upload,

@@ -40,13 +40,21 @@ impl Upload {
         })
         .await;
         self.pending = Some(pending);
-        Ok(result?)
+        result.map_err(|e| {
+            let e = ServiceError::from(e);
+            self.intake.refused(&e);
+            e
+        })
     }
 
     async fn finish(mut self) -> Result<Submitted, ServiceError> {
         let pending = self.pending.take().ok_or_else(finished)?;
         let options = std::mem::take(&mut self.options);
-        self.intake.settle(pending, options).await
+        let intake = self.intake.clone();
+        intake
+            .settle(pending, options)
+            .await
+            .inspect_err(|e| intake.refused(e))
     }
 }
 
@@ -79,9 +87,12 @@ impl DeclaredUpload {
 
     /// Stores the next chunk of file `index`; hands the buffer back for reuse.
     pub async fn write(&mut self, index: usize, data: Vec<u8>) -> Result<Vec<u8>, ServiceError> {
-        self.upload
+        let data = self
+            .upload
             .with_pending(move |pending| pending.write_chunk(index, &data).map(|()| data))
-            .await
+            .await?;
+        self.upload.intake.stored(data.len());
+        Ok(data)
     }
 
     pub async fn finish(self) -> Result<Submitted, ServiceError> {
@@ -131,9 +142,12 @@ impl StreamUpload {
         let index = self
             .current
             .ok_or_else(|| ServiceError::new(ErrorCode::Internal, "no file is open"))?;
+        let len = data.len();
         self.upload
             .with_pending(move |pending| pending.write_chunk(index, &data))
-            .await
+            .await?;
+        self.upload.intake.stored(len);
+        Ok(())
     }
 
     /// Sets the submission's tag (checked already: [`Tag::parse`]).

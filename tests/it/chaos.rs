@@ -21,7 +21,9 @@ use nix::unistd::Pid;
 use pcapd::client::Client;
 use serde_json::{json, Value};
 
-use crate::harness::{children_of, temp_dir, tls_credentials, write_file, SmallDisk, TestDaemon};
+use crate::harness::{
+    children_of, free_port, temp_dir, tls_credentials, write_file, SmallDisk, TestDaemon,
+};
 
 /// An analyzer that behaves by the capture's first bytes: quick, slow, failing, hanging
 /// past the deadline, or killing its worker.
@@ -114,14 +116,6 @@ fn processes_running(needle: &str) -> usize {
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .filter(|cmd| String::from_utf8_lossy(cmd).contains(needle))
         .count()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn run_chaos(jobs: usize, clients: usize, kill_pcapd: bool) -> Figures {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{temp_dir, write_file, DaemonSpec, TestDaemon};
+use crate::harness::{free_port, temp_dir, write_file, DaemonSpec, TestDaemon};
 
 const CLAIM_AFTER: &str = "2s";
 const HEARTBEAT: &str = "500ms";
@@ -29,14 +29,6 @@ fn redis_server() -> &'static str {
         }
     }
     panic!("redis-server is missing: run tests/setup.sh (it installs Debian's redis-server)")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Redis {

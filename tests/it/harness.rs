@@ -65,6 +65,15 @@ pub fn shared_pcapd() -> &'static Path {
     })
 }
 
+/// A loopback port free now (for servers that cannot be told to pick one themselves).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// What a test daemon runs.
 #[derive(Clone)]
 pub struct DaemonSpec {
@@ -106,6 +115,8 @@ pub struct TestDaemon {
     pub port: u16,
     /// The HTTP gateway's port, when the config has `[Http]`.
     pub http_port: Option<u16>,
+    /// The metrics port, when the config has `[Metrics]`.
+    pub metrics_port: Option<u16>,
     pub child: Option<Child>,
     stderr_path: PathBuf,
     env: Vec<(String, String)>,
@@ -199,6 +210,7 @@ impl TestDaemon {
             cert,
             port: 0,
             http_port: None,
+            metrics_port: None,
             child: None,
             env,
             program,
@@ -227,24 +239,33 @@ impl TestDaemon {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(addr.trim().to_owned());
+                if let Some((what, addr)) = line.split_once(" listening on ") {
+                    let _ = tx.send((what.to_owned(), addr.trim().to_owned()));
                 }
             }
         });
+        let port_of = |addr: &str| -> u16 { addr.rsplit(':').next().unwrap().parse().unwrap() };
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
+            Ok((_, a)) => a,
             Err(_) => {
                 let _ = child.kill();
                 panic!("daemon did not start; stderr:\n{}", self.stderr());
             }
         };
-        self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        // The gateway's line follows at once when there is one.
-        self.http_port = rx
-            .recv_timeout(Duration::from_millis(500))
-            .ok()
-            .map(|a| a.rsplit(':').next().unwrap().parse().unwrap());
+        self.port = port_of(&addr);
+        // The gateway's and the metrics port's lines follow at once when there are any.
+        self.http_port = None;
+        self.metrics_port = None;
+        // (printed together: once one came, the next is not far behind)
+        let mut patience = Duration::from_millis(500);
+        while let Ok((what, addr)) = rx.recv_timeout(patience) {
+            patience = Duration::from_millis(100);
+            if what.ends_with("HTTP gateway") {
+                self.http_port = Some(port_of(&addr));
+            } else if what.ends_with("metrics") {
+                self.metrics_port = Some(port_of(&addr));
+            }
+        }
         self.child = Some(child);
     }
 

@@ -17,6 +17,7 @@ mod files;
 mod forwarding;
 mod gateway;
 mod harness;
+mod metrics;
 mod neutrality;
 mod rsyslog;
 mod security;
