@@ -8,6 +8,9 @@
 #   - a Python venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/venv with Burp-UI's own
 #     code: burp-ui 1.1.1 (the client side, its "parallel" backend) and burp-ui-monitor
 #     1.1.1 (the real bui-monitor that pcapd replaces);
+#   - a venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/api-venv with schemathesis and
+#     openapi-spec-validator (the gateway against docs/openapi.json); cargo-deb (cargo
+#     install), Debian's prometheus, lintian, man-db and dpkg-dev (metrics and packaging);
 #   - for the Python client's tests (contrib/python/tests): Debian's redis-server (celery's
 #     broker), and a second venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/pyclient-venv
 #     with the pins of contrib/python/tests/requirements.txt (pytest, Flask, gunicorn, celery,
@@ -62,6 +65,11 @@ have_cmd yara || missing+=(yara)
 have_cmd clamscan || missing+=(clamav)
 # tests/it/metrics.rs: a real Prometheus scrapes the daemon; promtool lints the exposition.
 { [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; } || missing+=(prometheus)
+# tests/it/packaging.rs: the .deb is checked by lintian, its man pages found by man-db, its
+# dependencies computed by dpkg-shlibdeps (dpkg-dev).
+have_cmd lintian || missing+=(lintian)
+have_cmd man || missing+=(man-db)
+have_cmd dpkg-shlibdeps || missing+=(dpkg-dev)
 
 # The venv is made with Debian's python3 (its venv module needs python3-venv for ensurepip).
 py=/usr/bin/python3
@@ -104,6 +112,19 @@ case "$burp_version" in
     burp-3.*) ;;
     *) die "unexpected burp version '$burp_version' (the tests expect Debian 12's burp 3.1.4)" ;;
 esac
+
+# ---- cargo-deb (packaging/build-deb.sh, tests/it/packaging.rs) -------------------------
+
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+    log="$(mktemp)"
+    if ! cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "cargo install cargo-deb $CARGO_DEB_VERSION failed"
+    fi
+    rm -f "$log"
+    echo "installed (cargo): cargo-deb $CARGO_DEB_VERSION"
+fi
 
 # ---- Python venvs --------------------------------------------------------------------
 
@@ -160,6 +181,25 @@ import burpui_monitor.__main__
     echo "$out" >&2
     die "the venv at $venv cannot import burp-ui / burp-ui-monitor; remove it and rerun"
 fi
+
+# ---- The OpenAPI tools' venv (tests/it/openapi.rs) --------------------------------------
+
+api_venv="$env_dir/api-venv"
+API_PINS=(schemathesis==4.32.5 openapi-spec-validator==0.9.0)
+make_venv "$api_venv"
+mapfile -t api_need < <(unmet_pins "$api_venv" "${API_PINS[@]}")
+if [ "${#api_need[@]}" -gt 0 ]; then
+    log="$env_dir/api-pip-install.log"
+    if ! "$api_venv/bin/python" -m pip install --disable-pip-version-check -q "${API_PINS[@]}" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "pip install ${API_PINS[*]} failed (log: $log)"
+    fi
+    for pin in "${api_need[@]}"; do
+        echo "installed (pip): $pin"
+    done
+fi
+[ -x "$api_venv/bin/schemathesis" ] && [ -x "$api_venv/bin/openapi-spec-validator" ] \
+    || die "the venv at $api_venv lacks schemathesis or openapi-spec-validator; remove it and rerun"
 
 # ---- The Python client's venv (contrib/python/tests) ----------------------------------
 

@@ -5,6 +5,7 @@
 
 pub mod client_cmds;
 pub mod demo;
+pub mod manual;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,8 @@ EXAMPLES:
     pcapd submit --tag sensor1 --wait a.pcap    upload, wait, print the job
     pcapd fetch JOB_ID conn.log | zeek-cut id.orig_h id.resp_h service
     pcapd analyze -o out/ trace.pcap            the builtin analyzer, no daemon
+    pcapd --log-format json serve               log lines as JSON objects, for shippers
+    pcapd completions bash > /etc/bash_completion.d/pcapd
 
 EXIT STATUS:
     0   success
@@ -52,13 +55,29 @@ ENVIRONMENT:
     PCAPD_HOST, PCAPD_PORT, PCAPD_PASSWORD, PCAPD_CA   override client connection settings
     RUST_LOG                                           log filter (default: info)
 
-See docs/ in the source tree: protocol.md, configuration.md, operations.md, analyzer.md.";
+METRICS:
+    Prometheus metrics at GET /metrics on the HTTP gateway ([Http]), or on a port of their
+    own ([Metrics] port, loopback by default); see docs/operations.md.
+
+See pcapd.cfg(5) for the configuration keys, and docs/ in the source tree (installed under
+/usr/share/doc/pcapd): protocol.md, configuration.md, operations.md, analyzer.md.";
 
 #[derive(Debug, Parser)]
 #[command(name = "pcapd", version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER_HELP)]
 pub struct Cli {
+    /// pcapd's own log lines on stderr: text, or json (one JSON object per line, for log
+    /// shippers).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +95,23 @@ pub enum Command {
     },
     /// Print the sample configuration: every section and key, documented, with its default.
     SampleConfig,
+    /// Create a self-signed certificate (cert.pem, key.pem; localhost, 127.0.0.1, ::1) and a
+    /// random password (password) in DIR, mode 0700, unless they are there; print their paths.
+    /// For a config's sslcert, sslkey and password_file (the Debian package runs it).
+    InitCredentials {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Write the man pages (pcapd.1, pcapd-SUBCOMMAND.1, pcapd.cfg.5) into DIR.
+    Manpages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the completion script for a shell (bash, zsh, fish).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
     /// Tour on embedded defaults: start a daemon, submit the sample captures, print a summary.
     Demo {
         /// State directory for the demo daemon (default: a fresh temporary directory).
@@ -267,10 +303,10 @@ fn non_negative_seconds(text: &str) -> Result<f64, String> {
 
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    init_tracing(matches!(
-        cli.command,
-        Command::Worker { .. } | Command::Demo { .. }
-    ));
+    init_tracing(
+        matches!(cli.command, Command::Worker { .. } | Command::Demo { .. }),
+        cli.log_format,
+    );
     match cli.command {
         Command::Worker { settings } => {
             match crate::backend::WorkerSettings::from_json(&settings) {
@@ -286,6 +322,36 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::SampleConfig => {
             print!("{}", crate::config::keys::sample());
+            crate::exit::EXIT_OK
+        }
+        Command::InitCredentials { dir } => {
+            match crate::config::ensure_embedded_credentials(&dir) {
+                Ok(made) => {
+                    println!("sslcert = {}", made.cert.display());
+                    println!("sslkey = {}", made.key.display());
+                    println!("password_file = {}", made.password_file.display());
+                    crate::exit::EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("pcapd init-credentials: {e}");
+                    crate::exit::EXIT_FAILURE
+                }
+            }
+        }
+        Command::Manpages { dir } => match manual::write_man_pages(&dir) {
+            Ok(pages) => {
+                for page in pages {
+                    println!("{}", page.display());
+                }
+                crate::exit::EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("pcapd manpages: cannot write into {}: {e}", dir.display());
+                crate::exit::EXIT_FAILURE
+            }
+        },
+        Command::Completions { shell } => {
+            manual::write_completions(shell, &mut std::io::stdout());
             crate::exit::EXIT_OK
         }
         Command::Analyze {
@@ -409,6 +475,9 @@ async fn run_async(command: Command) -> i32 {
         Command::Worker { .. }
         | Command::CheckConfig { .. }
         | Command::SampleConfig
+        | Command::InitCredentials { .. }
+        | Command::Manpages { .. }
+        | Command::Completions { .. }
         | Command::Analyze { .. } => {
             unreachable!("handled synchronously")
         }
@@ -582,17 +651,21 @@ fn analyze(
 
 /// Logs go to stderr; `RUST_LOG` filters (default `info`). Workers log at `warn` unless told
 /// otherwise, because their stderr is copied into the daemon's log; so does the demo, whose
-/// output is its summary.
-fn init_tracing(quiet: bool) {
+/// output is its summary. `json`: one object per line (`timestamp`, `level`, `fields` with
+/// `message`, the span list), tracing's JSON formatter.
+fn init_tracing(quiet: bool, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Colours for a terminal only: a journal or a log file gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        // Colours for a terminal only: a journal or a log file gets plain text.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }

@@ -7,8 +7,11 @@
 //! | `GET /jobs?state=&tag=&limit=&since=` | `list` |
 //! | `GET /jobs/ID`, `DELETE /jobs/ID` | `status`, `cancel` |
 //! | `GET /jobs/ID/logs`, `GET /jobs/ID/logs/NAME` | `logs`, the log's bytes (ranges) |
+//! | `GET /jobs/ID/files`, `GET /jobs/ID/files/NAME` | `files`, an extracted file's bytes |
 //! | `GET /pool` | `pool` |
+//! | `GET /metrics` | Prometheus metrics (`crate::metrics`) |
 //! | `GET /healthz` (no password) | liveness for load balancers |
+//! | `GET /openapi.json` (no password) | this table as OpenAPI 3.1 (`docs/openapi.json`) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -70,6 +73,9 @@ pub async fn route(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if segments == ["healthz"] {
         return health(service, request.method());
+    }
+    if segments == ["openapi.json"] && routes != RouteSet::MetricsOnly {
+        return openapi(request.method());
     }
     match (routes, segments.as_slice()) {
         (
@@ -162,6 +168,20 @@ fn health(service: &JobService, method: &Method) -> Response<Body> {
         &json!({ "status": status }),
     );
     retry_after(&mut response, code);
+    response
+}
+
+/// The gateway's OpenAPI 3.1 description, kept in `docs/openapi.json` (the tests hold the
+/// gateway to it with schemathesis).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+/// `GET /openapi.json` (no password: it describes, it reveals nothing).
+fn openapi(method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        return not_allowed("GET");
+    }
+    let mut response = Response::new(full(OPENAPI));
+    set(&mut response, header::CONTENT_TYPE, "application/json");
     response
 }
 
@@ -502,4 +522,24 @@ fn not_allowed(allow: &str) -> Response<Body> {
     );
     set(&mut response, header::ALLOW, allow);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OPENAPI;
+
+    #[test]
+    fn the_openapi_document_is_json_of_this_version() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("docs/openapi.json");
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        for path in [
+            "/submit/pcap",
+            "/jobs/{job_id}/logs/{name}",
+            "/metrics",
+            "/healthz",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path}");
+        }
+    }
 }

@@ -19,6 +19,8 @@ mod gateway;
 mod harness;
 mod metrics;
 mod neutrality;
+mod openapi;
+mod packaging;
 mod rsyslog;
 mod security;
 mod store;

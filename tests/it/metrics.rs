@@ -282,3 +282,28 @@ fn prometheus_scrapes_the_job_counters_and_the_queue_while_jobs_run() {
         String::from_utf8_lossy(&exposition)
     );
 }
+
+#[test]
+fn the_alert_rules_in_the_operations_guide_pass_promtool() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+            .unwrap();
+    let rules = guide
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a ```yaml block of alert rules in docs/operations.md");
+    let dir = crate::harness::temp_dir("metrics-rules");
+    let file = write_file(&dir, "rules.yml", rules.as_bytes());
+    let output = Command::new(tool("promtool"))
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
