@@ -180,7 +180,7 @@ mod tests {
             let mut script = Vec::new();
             write_completions(shell, &mut script);
             let script = String::from_utf8(script).unwrap();
-            assert!(script.contains("submit") && script.contains("--ignore-checksums"));
+            assert!(script.contains("submit") && script.contains("ignore-checksums"));
         }
     }
 }
