@@ -224,9 +224,14 @@ async fn list(service: &JobService, query: Option<&str>) -> Result<Value, Servic
             }
             "tag" => tag = Some(value),
             "limit" => {
-                limit = Some(value.parse::<u64>().map_err(|_| {
-                    ServiceError::bad_request(format!("limit {value:?} is not a number"))
-                })?)
+                // A count beyond any store's size is no limit, not an error.
+                let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+                if !digits {
+                    return Err(ServiceError::bad_request(format!(
+                        "limit {value:?} is not a number"
+                    )));
+                }
+                limit = Some(value.parse::<u64>().unwrap_or(u64::MAX))
             }
             _ => since = Some(value),
         }
@@ -304,9 +309,15 @@ async fn receive(
     {
         match field.name() {
             Some("file[]") | Some("file") => {
-                let name = field
-                    .file_name()
-                    .map(part_file_name)
+                // A part without a file name is a form value, not a file (so Flask, and so
+                // Brocapi, treats it): refused rather than taken for a capture.
+                let Some(name) = field.file_name() else {
+                    return Err(ServiceError::bad_request(
+                        "a file[] part without a file name: send captures as files \
+                         (curl -F 'file[]=@x.pcap')",
+                    ));
+                };
+                let name = Some(part_file_name(name))
                     .filter(|n| !n.is_empty())
                     .unwrap_or("upload.pcap")
                     .to_owned();
