@@ -5,16 +5,15 @@
 //!   (the intake), jobs finished, their run time and queue wait, dead letters (the ledger, the
 //!   one writer of job states), upload bytes (the uploads), connections (the listeners),
 //!   forwarded lines and failed rounds (syslog forwarding), export failures;
-//! - **state** is read at scrape time into a [`Snapshot`] (the pool's slots and queue, the
-//!   disk, the cluster's stream, the password check's failures) by the job service, so a
+//! - **state** is read at scrape time (the pool's slots and queue, the disk, the cluster's
+//!   stream, the password check's failures) by the job service (`service/scrape.rs`), so a
 //!   scrape never sees a figure the daemon no longer holds.
 //!
 //! [`Metrics::render`] writes both, with the `pcapd_` prefix, in Prometheus's text format
-//! (0.0.4) or in OpenMetrics when the scraper asks for it. `docs/operations.md` lists every
+//! (0.0.4) or in OpenMetrics when the scraper asks for it. This module depends on nothing
+//! above the job model, so every layer may count through it. `docs/operations.md` lists every
 //! metric. The names follow Prometheus's conventions: `_total` counters, base units
 //! (`_seconds`, `_bytes`), a `state`/`reason` label instead of one metric per value.
-
-mod snapshot;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +28,6 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::jobs::{JobId, JobRecord, JobState};
 use crate::protocol::ErrorCode;
 use crate::time::Timestamp;
-pub use snapshot::{ClusterView, Snapshot};
 
 /// The exposition formats a scraper may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,11 +281,12 @@ impl Metrics {
         self.forwarding.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The exposition: the event counters and `snapshot`'s state, `pcapd_` prefixed.
-    pub fn render(&self, snapshot: &Snapshot, format: Format) -> String {
+    /// The exposition: the event counters and what `state` registers (the figures read at
+    /// this scrape), `pcapd_` prefixed.
+    pub fn render(&self, format: Format, state: impl FnOnce(&mut Registry)) -> String {
         let mut registry = Registry::with_prefix("pcapd");
         self.register_events(&mut registry);
-        snapshot.register(&mut registry);
+        state(&mut registry);
         let mut text = String::new();
         let written = match format {
             Format::PrometheusText => {
@@ -369,7 +368,7 @@ impl Metrics {
         registry.register(
             "forward_backlog_lines",
             "Lines of the jobs being forwarded not yet confirmed delivered",
-            snapshot::gauge(backlog),
+            gauge(backlog),
         );
         registry.register(
             "export_failures",
@@ -438,6 +437,20 @@ fn unix_now() -> f64 {
     Timestamp::now().unix_millis() as f64 / 1000.0
 }
 
+/// A gauge holding `value` (a scrape's reading).
+pub fn gauge(value: u64) -> Gauge {
+    let gauge = Gauge::default();
+    gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+    gauge
+}
+
+/// A counter standing at `value` (a total kept elsewhere, read at the scrape).
+pub fn counter(value: u64) -> Counter {
+    let counter = Counter::default();
+    counter.inc_by(value);
+    counter
+}
+
 fn gauge_f64(value: f64) -> Gauge<f64, std::sync::atomic::AtomicU64> {
     let gauge = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
     gauge.set(value);
@@ -445,4 +458,4 @@ fn gauge_f64(value: f64) -> Gauge<f64, std::sync::atomic::AtomicU64> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

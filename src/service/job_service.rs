@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::answer::{Answer, DaemonFigures, JobFiles, JobList, JobLogs, Ping, PoolAnswer};
 use super::intake::Intake;
 use super::monitor::BurpMonitor;
+use super::scrape::{ClusterView, Snapshot};
 use super::upload::{DeclaredUpload, StreamUpload};
 use super::{CaptureSource, Command, FetchArgs, JobOptions, ServiceError, SubmitArgs, Tag};
 use crate::config::{BackendKind, LiveConfig};
@@ -20,7 +21,7 @@ use crate::disk::{DiskStatus, DiskWatch};
 use crate::dispatch::{ClusterStatusError, Dispatch};
 use crate::jobs::{JobId, JobRecord};
 use crate::ledger::{blocking, JobLedger, Transition};
-use crate::metrics::{ClusterView, Format, Metrics, Snapshot};
+use crate::metrics::{Format, Metrics};
 use crate::pool::{CancelOutcome, PoolHandle, PoolStatus};
 use crate::protocol::ErrorCode;
 use crate::server::auth::Auth;
@@ -203,7 +204,8 @@ impl JobService {
             auth_failures: self.auth.failures_total(),
             draining: self.is_draining(),
         };
-        self.metrics.render(&snapshot, format)
+        self.metrics
+            .render(format, |registry| snapshot.register(registry))
     }
 
     fn uptime_secs(&self) -> f64 {

@@ -13,6 +13,7 @@ pub mod command;
 mod intake;
 mod job_service;
 mod monitor;
+mod scrape;
 mod tls_door;
 mod upload;
 

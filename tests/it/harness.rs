@@ -154,7 +154,7 @@ impl TestDaemon {
             .unwrap_or_default();
         let config = format!(
             "[Global]\nport = 0\nbind = 127.0.0.1\npool = {pool}\nssl = true\nsslcert = {cert}\nsslkey = {key}\n\
-             password_file = {pw}\nbackend = {backend}\nstate_dir = {state}\nauth_delay = 200ms\n{extra_global}\n\
+             password_file = {pw}\nbackend = {backend}\nstate_dir = {state}\n{auth_delay}{extra_global}\n\
              [Worker]\n{worker}\n{command}\n{extra_sections}",
             pool = spec.pool,
             cert = creds.cert.display(),
@@ -162,6 +162,12 @@ impl TestDaemon {
             pw = creds.password_file.display(),
             backend = spec.backend,
             state = dir.join("state").display(),
+            // Short, unless the test sets its own.
+            auth_delay = if spec.extra_global.contains("auth_delay") {
+                ""
+            } else {
+                "auth_delay = 200ms\n"
+            },
             extra_global = spec.extra_global,
             extra_sections = spec.extra_sections,
         );

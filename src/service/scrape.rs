@@ -1,6 +1,5 @@
-//! [`Snapshot`]: the state a scrape reports, read by the job service just before rendering.
-
-use std::sync::atomic::AtomicU64;
+//! [`Snapshot`]: the state a Prometheus scrape reports, read by the job service just before
+//! `Metrics::render` (the event counters are in `crate::metrics`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,6 +10,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::cluster::ClusterStatus;
 use crate::disk::DiskStatus;
+use crate::metrics::{counter, gauge};
 use crate::pool::{PauseReason, PoolStatus, SlotState};
 
 /// What the cluster's stream looked like at the scrape.
@@ -67,7 +67,8 @@ struct NodeLabel {
 }
 
 impl Snapshot {
-    pub(super) fn register(&self, registry: &mut Registry) {
+    /// Registers the figures of this scrape.
+    pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "build",
             "The running pcapd: version and backend, value 1",
@@ -234,15 +235,92 @@ impl Snapshot {
     }
 }
 
-/// A gauge holding `value`.
-pub(super) fn gauge(value: u64) -> Gauge {
-    let gauge = Gauge::default();
-    gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
-    gauge
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::tests::sample;
+    use crate::metrics::{Format, Metrics};
+    use crate::pool::{QueryCounters, SlotStatus};
 
-fn counter(value: u64) -> Counter<u64, AtomicU64> {
-    let counter = Counter::default();
-    counter.inc_by(value);
-    counter
+    fn snapshot() -> Snapshot {
+        let slot = |index: usize, state: SlotState| SlotStatus {
+            slot: index,
+            pid: Some(100 + index as u32),
+            state,
+            job: None,
+            jobs_done: 7,
+            restarts: 2,
+            crashes: 1,
+            started: Some(1),
+        };
+        Snapshot {
+            version: "9.9.9",
+            backend: "builtin",
+            pool: PoolStatus {
+                slots: vec![slot(0, SlotState::Idle), slot(1, SlotState::Busy)],
+                queue_len: 3,
+                max_queue_seen: 5,
+                accepted: 10,
+                rejected: 0,
+                timed_out: 4,
+                crashed: 2,
+                queries: QueryCounters::default(),
+                degraded: false,
+                dispatch_paused: vec![PauseReason::DiskLow],
+            },
+            queue_capacity: 1000,
+            disk: None,
+            cluster: ClusterView::Off,
+            auth_failures: 6,
+            draining: false,
+        }
+    }
+
+    #[test]
+    fn the_names_dashboards_rely_on_are_there() {
+        let metrics = Metrics::new();
+        let text = metrics.render(Format::PrometheusText, |registry| {
+            snapshot().register(registry)
+        });
+        for name in [
+            "pcapd_jobs_accepted_total",
+            "pcapd_jobs_finished_total",
+            "pcapd_queue_jobs",
+            "pcapd_slots",
+            "pcapd_job_duration_seconds",
+            "pcapd_build_info",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} missing from:\n{text}"
+            );
+        }
+        assert_eq!(sample(&text, "pcapd_queue_jobs"), Some(3.0));
+        assert_eq!(sample(&text, "pcapd_queue_capacity"), Some(1000.0));
+        assert_eq!(sample(&text, "pcapd_slots{state=\"idle\"}"), Some(1.0));
+        assert_eq!(sample(&text, "pcapd_slots{state=\"busy\"}"), Some(1.0));
+        assert_eq!(sample(&text, "pcapd_slots{state=\"backoff\"}"), Some(0.0));
+        assert_eq!(
+            sample(&text, "pcapd_slot_crashes_total{slot=\"1\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "pcapd_slot_restarts_total{slot=\"0\"}"),
+            Some(2.0)
+        );
+        assert_eq!(sample(&text, "pcapd_auth_failures_total"), Some(6.0));
+        assert_eq!(
+            sample(&text, "pcapd_dispatch_paused{reason=\"disk_low\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "pcapd_build_info{version=\"9.9.9\",backend=\"builtin\"}"
+            ),
+            Some(1.0)
+        );
+        // No cluster: no cluster figures at all (not zeros that look like an empty queue).
+        assert!(!text.contains("pcapd_cluster_"));
+    }
 }
