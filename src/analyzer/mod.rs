@@ -4,7 +4,8 @@
 //! (link layer, IP, transport headers, checksums) → `frag` (IP reassembly) → `flow`
 //! (connection table, TCP state and reassembly, application analyzers from `app`) →
 //! `writer` (Zeek TSV or JSON lines, one file per log). `log` holds the typed records the
-//! producers hand to the writer; `conn_log` and `weird` own their logs' schemas.
+//! producers hand to the writer; `conn_log` and `weird` own their logs' schemas; `site`
+//! says which addresses Zeek counts as local.
 //! docs/analyzer.md describes the semantics and what is not handled.
 
 mod addr_text;
@@ -18,6 +19,7 @@ pub mod frag;
 pub mod hash;
 pub mod log;
 mod prefetch;
+pub mod site;
 pub mod uid;
 pub mod weird;
 pub mod writer;
@@ -35,12 +37,13 @@ use frag::{FragOutcome, Reassembler};
 use writer::LogWriterSet;
 
 /// Every log the builtin analyzer can write, by `#path` (`conn` → `conn.log`).
-pub fn log_names() -> [&'static str; 6] {
+pub fn log_names() -> [&'static str; 7] {
     [
         conn_log::CONN_SCHEMA.path,
         app::dns::DNS_SCHEMA.path,
         app::files::FILES_SCHEMA.path,
         app::http::HTTP_SCHEMA.path,
+        app::ssh::SSH_SCHEMA.path,
         app::ssl::SSL_SCHEMA.path,
         weird::WEIRD_SCHEMA.path,
     ]
