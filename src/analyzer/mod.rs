@@ -37,7 +37,7 @@ use frag::{FragOutcome, Reassembler};
 use writer::LogWriterSet;
 
 /// Every log the builtin analyzer can write, by `#path` (`conn` → `conn.log`).
-pub fn log_names() -> [&'static str; 7] {
+pub fn log_names() -> [&'static str; 8] {
     [
         conn_log::CONN_SCHEMA.path,
         app::dns::DNS_SCHEMA.path,
@@ -46,6 +46,7 @@ pub fn log_names() -> [&'static str; 7] {
         app::ssh::SSH_SCHEMA.path,
         app::ssl::SSL_SCHEMA.path,
         weird::WEIRD_SCHEMA.path,
+        app::x509::X509_SCHEMA.path,
     ]
 }
 
@@ -187,6 +188,7 @@ pub fn analyze(
         app::files::DigestSet::NONE
     };
     let _hashing = app::files::HashScope::enter(digests);
+    let _certificates = app::x509::X509Scope::enter();
     let scope = opts.extract.enabled().then(|| {
         app::files::ExtractScope::enter(&opts.extract, &out_dir.join(app::files::EXTRACT_DIR))
     });
@@ -207,6 +209,7 @@ pub fn analyze(
 pub fn analyze_bytes(data: &[u8], opts: &AnalyzeOptions) -> Result<AnalyzeSummary, AnalyzeError> {
     let mut sink = LogWriterSet::discarding(opts.format);
     let inputs = [(Path::new("<memory>"), data)];
+    let _certificates = app::x509::X509Scope::enter();
     let mut summary = run(&inputs, opts, &mut sink, &mut |_, _| {}, &mut |_| {})?;
     summary.logs = sink
         .finish()

@@ -7,7 +7,8 @@
 //!
 //! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
 //! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `ssh`
-//! (SSH version and key exchange, authentication guessed from packet sizes), `text`
+//! (SSH version and key exchange, authentication guessed from packet sizes), `x509`
+//! (certificates of TLS handshakes: x509.log, fingerprints, host-name check), `text`
 //! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
 //! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
 //! [`AppAnalyzer`]), `consts.rs` (name tables of Zeek's scripts), `log.rs` (the log's row).
@@ -24,12 +25,14 @@ pub mod http;
 pub mod ssh;
 pub mod ssl;
 mod text;
+pub mod x509;
 
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
 pub use http::{HttpAnalyzer, HTTP_SCHEMA};
 pub use ssh::{SshAnalyzer, SSH_SCHEMA};
 pub use ssl::{SslAnalyzer, SSL_SCHEMA};
+pub use x509::X509_SCHEMA;
 
 /// Transport protocol of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
