@@ -155,7 +155,7 @@ fn name_list(r: &mut ByteReader<'_>) -> Option<Vec<String>> {
     Some(
         raw.split(|&b| b == b',')
             .take(MAX_NAMES)
-            .map(|n| super::super::escape_bytes(n))
+            .map(crate::analyzer::app::escape_bytes)
             .collect(),
     )
 }
