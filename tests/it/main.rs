@@ -22,3 +22,4 @@ mod rsyslog;
 mod security;
 mod store;
 mod systemd;
+mod traffic;
