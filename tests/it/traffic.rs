@@ -23,6 +23,7 @@
 //! programs the tests fail with a hint ("run tests/setup.sh"), they never skip.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -283,9 +284,16 @@ fn ssh_login_success_and_failure_against_openssh() {
             .args(["-D", "-e", "-f"])
             .arg(&config),
     );
-    // Probed before the capture starts, so the probe is not in it.
+    // Probed (up to sshd's version line) before the capture starts, so no data of the
+    // probe is in it.
     sshd.wait_until("listening", |_| {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
+        TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut probe| {
+            let _ = probe.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut banner = [0u8; 256];
+            probe
+                .read(&mut banner)
+                .is_ok_and(|n| banner[..n].starts_with(b"SSH-"))
+        })
     });
     let pcap = dir.join("ssh.pcap");
     let mut tcpdump = capture(&dir, port, &pcap);
