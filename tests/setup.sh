@@ -4,7 +4,8 @@
 #   - Debian's burp 3.1.4 (`burp`, `burp_ca`), openssl, iproute2, procps and hostname
 #     (burp_ca calls `ps` and `hostname`), python3 with venv; strace, systemd-analyze and
 #     setpriv (the systemd unit's test); rsyslog with its TLS driver (rsyslog-gnutls) and
-#     curl;
+#     curl; openssh-server, openssh-client and tcpdump (real SSH and TLS traffic captured on
+#     loopback, tests/it/traffic.rs);
 #   - a Python venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/venv with Burp-UI's own
 #     code: burp-ui 1.1.1 (the client side, its "parallel" backend) and burp-ui-monitor
 #     1.1.1 (the real bui-monitor that pcapd replaces);
@@ -70,6 +71,11 @@ have_cmd clamscan || missing+=(clamav)
 have_cmd lintian || missing+=(lintian)
 have_cmd man || missing+=(man-db)
 have_cmd dpkg-shlibdeps || missing+=(dpkg-dev)
+# tests/it/traffic.rs: real SSH logins (Debian's sshd and ssh) and a TLS 1.2 handshake,
+# captured on loopback with tcpdump.
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+{ have_cmd ssh && have_cmd ssh-keygen; } || missing+=(openssh-client)
+have_cmd tcpdump || missing+=(tcpdump)
 
 # The venv is made with Debian's python3 (its venv module needs python3-venv for ensurepip).
 py=/usr/bin/python3

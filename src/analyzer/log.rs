@@ -158,6 +158,11 @@ impl Element for Enum {
     const VECTOR_TYPE: &'static str = "vector[enum]";
 }
 
+impl Element for IpAddr {
+    const SET_TYPE: &'static str = "set[addr]";
+    const VECTOR_TYPE: &'static str = "vector[addr]";
+}
+
 impl Element for Interval {
     const SET_TYPE: &'static str = "set[interval]";
     const VECTOR_TYPE: &'static str = "vector[interval]";

@@ -4,7 +4,8 @@
 //! (link layer, IP, transport headers, checksums) → `frag` (IP reassembly) → `flow`
 //! (connection table, TCP state and reassembly, application analyzers from `app`) →
 //! `writer` (Zeek TSV or JSON lines, one file per log). `log` holds the typed records the
-//! producers hand to the writer; `conn_log` and `weird` own their logs' schemas.
+//! producers hand to the writer; `conn_log` and `weird` own their logs' schemas; `site`
+//! says which addresses Zeek counts as local.
 //! docs/analyzer.md describes the semantics and what is not handled.
 
 mod addr_text;
@@ -18,6 +19,7 @@ pub mod frag;
 pub mod hash;
 pub mod log;
 mod prefetch;
+pub mod site;
 pub mod uid;
 pub mod weird;
 pub mod writer;
@@ -35,14 +37,16 @@ use frag::{FragOutcome, Reassembler};
 use writer::LogWriterSet;
 
 /// Every log the builtin analyzer can write, by `#path` (`conn` → `conn.log`).
-pub fn log_names() -> [&'static str; 6] {
+pub fn log_names() -> [&'static str; 8] {
     [
         conn_log::CONN_SCHEMA.path,
         app::dns::DNS_SCHEMA.path,
         app::files::FILES_SCHEMA.path,
         app::http::HTTP_SCHEMA.path,
+        app::ssh::SSH_SCHEMA.path,
         app::ssl::SSL_SCHEMA.path,
         weird::WEIRD_SCHEMA.path,
+        app::x509::X509_SCHEMA.path,
     ]
 }
 
@@ -184,6 +188,7 @@ pub fn analyze(
         app::files::DigestSet::NONE
     };
     let _hashing = app::files::HashScope::enter(digests);
+    let _certificates = app::x509::X509Scope::enter();
     let scope = opts.extract.enabled().then(|| {
         app::files::ExtractScope::enter(&opts.extract, &out_dir.join(app::files::EXTRACT_DIR))
     });
@@ -204,6 +209,7 @@ pub fn analyze(
 pub fn analyze_bytes(data: &[u8], opts: &AnalyzeOptions) -> Result<AnalyzeSummary, AnalyzeError> {
     let mut sink = LogWriterSet::discarding(opts.format);
     let inputs = [(Path::new("<memory>"), data)];
+    let _certificates = app::x509::X509Scope::enter();
     let mut summary = run(&inputs, opts, &mut sink, &mut |_, _| {}, &mut |_| {})?;
     summary.logs = sink
         .finish()

@@ -25,3 +25,4 @@ mod rsyslog;
 mod security;
 mod store;
 mod systemd;
+mod traffic;

@@ -1,12 +1,14 @@
-//! Application-layer analyzers (DNS, HTTP, TLS) that the flow table feeds.
+//! Application-layer analyzers (DNS, HTTP, TLS, SSH) that the flow table feeds.
 //!
 //! The flow table owns connections, reassembles TCP streams and calls one
 //! [`AppAnalyzer`] per connection once [`detect`] has picked a protocol from the payload
 //! (never from the port alone). Analyzers write their own logs (`dns.log`, `http.log`,
-//! `ssl.log`, `files.log`) through [`AppOutput`] and report oddities as weirds.
+//! `ssl.log`, `ssh.log`, `files.log`) through [`AppOutput`] and report oddities as weirds.
 //!
 //! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
-//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `text`
+//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `ssh`
+//! (SSH version and key exchange, authentication guessed from packet sizes), `x509`
+//! (certificates of TLS handshakes: x509.log, fingerprints, host-name check), `text`
 //! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
 //! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
 //! [`AppAnalyzer`]), `consts.rs` (name tables of Zeek's scripts), `log.rs` (the log's row).
@@ -20,13 +22,17 @@ use super::uid::Uid;
 pub mod dns;
 pub mod files;
 pub mod http;
+pub mod ssh;
 pub mod ssl;
 mod text;
+pub mod x509;
 
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
 pub use http::{HttpAnalyzer, HTTP_SCHEMA};
+pub use ssh::{SshAnalyzer, SSH_SCHEMA};
 pub use ssl::{SslAnalyzer, SSL_SCHEMA};
+pub use x509::X509_SCHEMA;
 
 /// Transport protocol of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,7 +127,7 @@ pub trait AppAnalyzer: Send {
 ///
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
 /// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
-/// status line), a DNS header with a decodable question (over TCP behind its 2-byte length).
+/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), a DNS header with a decodable question (over TCP behind its 2-byte length).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
 /// nothing.
@@ -138,6 +144,9 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
         Transport::Tcp => {
             if ssl::looks_like_tls(data) {
                 return Some(Box::new(SslAnalyzer::new()));
+            }
+            if ssh::looks_like_ssh(conn, is_orig, data) {
+                return Some(Box::new(SshAnalyzer::new()));
             }
             if http::looks_like_http(is_orig, data) {
                 return Some(Box::new(HttpAnalyzer::new()));
@@ -294,11 +303,31 @@ pub(crate) mod tests {
         }
     }
 
+    /// An SSH side: its version line, a KEXINIT whose ten lists are all `lists`, NEWKEYS
+    /// and a chunk of ciphertext.
+    fn ssh_flight(version: &[u8], lists: &str) -> Vec<u8> {
+        let mut payload = vec![0x11; 16];
+        for _ in 0..10 {
+            payload.extend_from_slice(&(lists.len() as u32).to_be_bytes());
+            payload.extend_from_slice(lists.as_bytes());
+        }
+        payload.extend_from_slice(&[0; 5]);
+        let mut v = version.to_vec();
+        v.extend_from_slice(&((payload.len() + 6) as u32).to_be_bytes());
+        v.extend_from_slice(&[4, 20]);
+        v.extend_from_slice(&payload);
+        v.extend_from_slice(&[0; 4]);
+        v.extend_from_slice(&[0, 0, 0, 12, 10, 21]);
+        v.extend_from_slice(&[0; 10]);
+        v.extend_from_slice(&[0x5a; 48]);
+        v
+    }
+
     /// Mutated and randomly split protocol messages never panic any analyzer, and every
     /// line they write fits its schema (checked by [`Collect`]).
     #[test]
     fn mutated_inputs_are_survived() {
-        let seeds: Vec<(Transport, u16, Vec<u8>, Vec<u8>)> = vec![
+        let mut seeds: Vec<(Transport, u16, Vec<u8>, Vec<u8>)> = vec![
             (
                 Transport::Udp,
                 53,
@@ -318,8 +347,14 @@ pub(crate) mod tests {
                 b"\x16\x03\x03\x00\x2a\x02\x00\x00\x26\x03\x03BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\x00\xc0\x2f\x00\x16\x03\x03\x00\x0a\x0b\x00\x00\x06\x00\x00\x03\x00\x00\x01\x15\x03\x03\x00\x02\x02\x28".to_vec(),
             ),
         ];
+        seeds.push((
+            Transport::Tcp,
+            22,
+            ssh_flight(b"SSH-2.0-C\r\n", "curve25519-sha256,aes128-ctr"),
+            ssh_flight(b"pre\r\nSSH-2.0-S\r\n", "aes128-ctr,curve25519-sha256"),
+        ));
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        for round in 0..2000 {
+        for round in 0..2500 {
             let (transport, port, orig, resp) = &seeds[round % seeds.len()];
             let c = conn(*transport, *port);
             let mutate = |rng: &mut Rng, data: &[u8]| {
@@ -344,6 +379,7 @@ pub(crate) mod tests {
                 Box::new(HttpAnalyzer::new()),
                 Box::new(SslAnalyzer::new()),
                 Box::new(SslAnalyzer::new_dtls()),
+                Box::new(SshAnalyzer::new()),
             ];
             analyzers.extend(detect(&c, true, &orig));
             let mut sink = Collect::default();

@@ -17,8 +17,8 @@ log_row! {
         next_protocol: Option<&'a str>,
         established: bool,
         ssl_history: &'a str,
-        cert_chain_fps: Vector<'a, String>,
-        client_cert_chain_fps: Vector<'a, String>,
+        cert_chain_fps: Option<Vector<'a, String>>,
+        client_cert_chain_fps: Option<Vector<'a, String>>,
         sni_matches_cert: Option<bool>,
     }
 }
@@ -46,8 +46,8 @@ mod tests {
             next_protocol: Some("h2"),
             established: true,
             ssl_history: "CsiI",
-            cert_chain_fps: Vector(&fps),
-            client_cert_chain_fps: Vector(&fps),
+            cert_chain_fps: Some(Vector(&fps)),
+            client_cert_chain_fps: Some(Vector(&fps)),
             sni_matches_cert: Some(true),
         });
     }

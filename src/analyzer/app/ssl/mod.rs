@@ -8,20 +8,20 @@
 //! handshake messages are buffered per side up to [`MAX_BUFFER`]; beyond that the side is
 //! given up with a weird.
 //!
-//! Layout: `parser` reads records and handshake messages into typed values, `x509` finds a
-//! certificate's host names, `consts` holds the name tables of Zeek's `consts.zeek`, `log`
+//! Certificates of clear-text Certificate messages go to `x509` (x509.log, their
+//! fingerprints, the host-name check).
+//!
+//! Layout: `parser` reads records and handshake messages into typed values, `consts` holds the name tables of Zeek's `consts.zeek`, `log`
 //! the ssl.log row; this file is Zeek's semantics (`base/protocols/ssl/main.zeek`):
 //! history letters, resumption, establishment, when the line is written.
 
 mod consts;
 mod log;
 mod parser;
-mod x509;
 
 use std::borrow::Cow;
 
-use sha2::{Digest, Sha256};
-
+use super::x509::{log_certificate, Certificate};
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{Time, Vector};
 use consts::{alert_name, cipher_name, curve_name, handshake_letter, version_name};
@@ -34,7 +34,6 @@ use parser::{
     HANDSHAKE_HEADER_LEN, HS_CERTIFICATE, HS_CLIENT_HELLO, HS_CLIENT_KEY_EXCHANGE, HS_SERVER_HELLO,
     HS_SERVER_KEY_EXCHANGE, RECORD_HEADER_LEN,
 };
-use x509::cert_matches_host;
 
 /// Most bytes buffered per side for an incomplete record or handshake message.
 const MAX_BUFFER: usize = 256 * 1024;
@@ -47,14 +46,6 @@ fn tls_port(conn: &ConnInfo) -> bool {
         super::Transport::Tcp => PORTS.contains(&conn.resp_p),
         super::Transport::Udp => conn.resp_p == 443,
     }
-}
-
-/// Lower-case hex SHA-256 of a certificate, as in `cert_chain_fps`.
-fn sha256_hex(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Parse state of one direction.
@@ -96,10 +87,13 @@ pub struct SslAnalyzer {
     next_protocol: Option<String>,
     established: bool,
     history: String,
+    /// A certificate was seen in either direction: Zeek then sets both chain columns.
+    cert_files: bool,
     cert_fps: Vec<String>,
     client_cert_fps: Vec<String>,
-    /// DER of the server's first certificate, for `sni_matches_cert`.
-    server_cert: Option<Vec<u8>>,
+    /// The server's first certificate (inner `None` if it did not parse), for
+    /// `sni_matches_cert`.
+    server_cert: Option<Option<Certificate>>,
 }
 
 impl SslAnalyzer {
@@ -150,7 +144,7 @@ impl SslAnalyzer {
                     break;
                 };
                 if h.fragment_offset == 0 && h.fragment_length == h.length {
-                    self.handshake(side == 0, h.msg_type, body);
+                    self.handshake(ts, side == 0, h.msg_type, body, out);
                 }
                 rest = &rest[end..];
             }
@@ -274,7 +268,7 @@ impl SslAnalyzer {
                         break;
                     };
                     pos = start + h.length;
-                    self.handshake(is_orig, h.msg_type, body);
+                    self.handshake(ts, is_orig, h.msg_type, body, out);
                 }
                 hs.drain(..pos);
                 if hs.len() > MAX_BUFFER {
@@ -309,7 +303,14 @@ impl SslAnalyzer {
         }
     }
 
-    fn handshake(&mut self, is_orig: bool, msg_type: u8, body: &[u8]) {
+    fn handshake(
+        &mut self,
+        ts: f64,
+        is_orig: bool,
+        msg_type: u8,
+        body: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
         if msg_type == HS_SERVER_HELLO {
             // Like Zeek, the protocol counts as confirmed once the server answers.
             self.confirmed = true;
@@ -321,24 +322,35 @@ impl SslAnalyzer {
         match msg_type {
             HS_CLIENT_HELLO => self.client_hello(body),
             HS_CLIENT_KEY_EXCHANGE if is_orig => self.client_key_exchange_seen = true,
-            HS_CERTIFICATE => {
-                let certs = parse_certificates(body);
-                if !is_orig && self.server_cert.is_none() {
-                    self.server_cert = certs.first().map(|der| der.to_vec());
-                }
-                let fps = certs.iter().map(|der| sha256_hex(der)).collect();
-                if is_orig {
-                    self.client_cert_fps = fps;
-                } else {
-                    self.cert_fps = fps;
-                }
-            }
+            HS_CERTIFICATE => self.certificates(ts, is_orig, body, out),
             HS_SERVER_KEY_EXCHANGE => {
                 if let Some(g) = server_key_exchange_group(body) {
                     self.curve = Some(g);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A Certificate message: each certificate is a file of Zeek's x509 analyzer (the first
+    /// a host certificate), logged to x509.log and listed in the chain columns by its
+    /// fingerprint; one that does not parse is counted but has no fingerprint.
+    fn certificates(&mut self, ts: f64, is_orig: bool, body: &[u8], out: &mut AppOutput<'_>) {
+        for (i, der) in parse_certificates(body).into_iter().enumerate() {
+            self.cert_files = true;
+            let cert = Certificate::parse(der);
+            if let Some(c) = &cert {
+                log_certificate(ts, c, i == 0, is_orig, out);
+                let fps = if is_orig {
+                    &mut self.client_cert_fps
+                } else {
+                    &mut self.cert_fps
+                };
+                fps.push(c.fingerprint.clone());
+            }
+            if !is_orig && self.server_cert.is_none() {
+                self.server_cert = Some(cert);
+            }
         }
     }
 
@@ -406,7 +418,7 @@ impl SslAnalyzer {
         }
         self.logged = true;
         let sni_matches_cert = match (&self.server_name, &self.server_cert) {
-            (Some(name), Some(der)) => Some(cert_matches_host(der, name)),
+            (Some(name), Some(Some(cert))) => Some(cert.matches_host(name)),
             _ => None,
         };
         let version = self.version.map(version_name);
@@ -424,8 +436,8 @@ impl SslAnalyzer {
             next_protocol: self.next_protocol.as_deref(),
             established: self.established,
             ssl_history: &self.history,
-            cert_chain_fps: Vector(&self.cert_fps),
-            client_cert_chain_fps: Vector(&self.client_cert_fps),
+            cert_chain_fps: self.cert_files.then_some(Vector(&self.cert_fps)),
+            client_cert_chain_fps: self.cert_files.then_some(Vector(&self.client_cert_fps)),
             sni_matches_cert,
         });
     }
@@ -482,9 +494,9 @@ impl AppAnalyzer for SslAnalyzer {
 
 #[cfg(test)]
 mod tests {
-    use super::x509::tests::cert;
     use super::*;
     use crate::analyzer::app::tests::{conn, Driver};
+    use crate::analyzer::app::x509::tests::cert;
     use crate::analyzer::app::Transport;
     use crate::analyzer::log::tests::OwnedValue;
 
@@ -600,16 +612,18 @@ mod tests {
         assert_eq!(row[12], s("h2"));
         assert_eq!(row[13], OwnedValue::Bool(true));
         assert_eq!(row[14], s("CsxknGIti"));
-        let fp = |c: &[u8]| -> String {
-            Sha256::digest(c)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        };
-        assert_eq!(row[15], OwnedValue::Vector(vec![s(&fp(&c1)), s(&fp(&c2))]));
+        let fp = |c: &[u8]| s(&crate::analyzer::app::x509::sha256_hex(c));
+        assert_eq!(row[15], OwnedValue::Vector(vec![fp(&c1), fp(&c2)]));
         assert_eq!(row[16], OwnedValue::Vector(vec![]));
         assert_eq!(row[17], OwnedValue::Bool(true));
         assert_eq!(r.a.service(), Some("ssl"));
+        // Each certificate is an x509.log line; the first is the host certificate.
+        let certs = r.sink.of("x509");
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[0][1], fp(&c1));
+        assert_eq!(certs[0][20], OwnedValue::Bool(true));
+        assert_eq!(certs[1][20], OwnedValue::Bool(false));
+        assert_eq!(certs[1][21], OwnedValue::Bool(false));
     }
 
     #[test]
