@@ -85,6 +85,9 @@ pub async fn route(
             },
             ["metrics"],
         ) => {
+            // No password applies: a scraper's kept-alive connection is not held to
+            // login_timeout (idle_timeout still closes it).
+            authenticated();
             return metrics(service, &request).await;
         }
         (RouteSet::MetricsOnly, _) => {
