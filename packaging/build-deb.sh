@@ -39,4 +39,5 @@ credentials=/etc/pcapd/credentials
             -e "0,/^#password_file =\$/s|^#password_file =\$|password_file = $credentials/password|"
 } >"$assets/pcapd.cfg"
 
-cargo deb --no-build --locked "$@"
+# --strip: the release profile keeps line tables for backtraces; the package ships without.
+cargo deb --no-build --locked --strip "$@"
