@@ -11,6 +11,7 @@ mod addr_text;
 pub mod app;
 pub mod bytes;
 pub mod capture;
+pub mod community_id;
 pub mod conn_log;
 pub mod decode;
 pub mod flow;
@@ -56,6 +57,9 @@ pub struct AnalyzeOptions {
     pub only_logs: Option<BTreeSet<String>>,
     /// Which files are written under `<out_dir>/extract_files/` (`[Extract]`).
     pub extract: ExtractConfig,
+    /// conn.log's `community_id` column: its seed, or `None` for no column
+    /// (`[Analyzer] community_id`, `community_id_seed`).
+    pub community_id: Option<u16>,
 }
 
 impl Default for AnalyzeOptions {
@@ -65,6 +69,7 @@ impl Default for AnalyzeOptions {
             format: LogFormat::Tsv,
             only_logs: None,
             extract: ExtractConfig::default(),
+            community_id: Some(0),
         }
     }
 }
@@ -276,6 +281,7 @@ fn run(
         ignore_checksums: opts.ignore_checksums,
         write_conn: sink.wants("conn"),
         write_weird: sink.wants("weird"),
+        community_id: opts.community_id,
     });
     let mut reassembler = Reassembler::default();
     let mut summary = AnalyzeSummary::default();

@@ -57,6 +57,8 @@ pub struct TableOptions {
     pub ignore_checksums: bool,
     pub write_conn: bool,
     pub write_weird: bool,
+    /// The seed of conn.log's `community_id`, or `None` for no such column.
+    pub community_id: Option<u16>,
 }
 
 /// The connection table of one analysis run.
@@ -805,7 +807,7 @@ impl Ends {
             }
         }
         if self.opts.write_conn {
-            conn.summary().write(sink);
+            conn.summary().write(sink, self.opts.community_id);
         }
     }
 }
@@ -840,8 +842,15 @@ fn is_tcp_reuse(conn: &Conn, seq: u32) -> bool {
 
 /// ICMP "ports": the type, and the counterpart type of request/response pairs or the code
 /// of one-way messages.
-fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
-    let counterpart = if v6 {
+pub(crate) fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
+    let counterpart = icmp_counterpart(v6, icmp_type);
+    (u16::from(icmp_type), u16::from(counterpart.unwrap_or(code)))
+}
+
+/// The message type answering (or answered by) `icmp_type`, for Zeek's request/reply pairs
+/// (`ICMP4_counterpart`/`ICMP6_counterpart`); `None` for one-way messages.
+pub(crate) fn icmp_counterpart(v6: bool, icmp_type: u8) -> Option<u8> {
+    if v6 {
         match icmp_type {
             128 => Some(129),
             129 => Some(128),
@@ -871,6 +880,5 @@ fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
             18 => Some(17),
             _ => None,
         }
-    };
-    (u16::from(icmp_type), u16::from(counterpart.unwrap_or(code)))
+    }
 }
