@@ -36,12 +36,13 @@ use frag::{FragOutcome, Reassembler};
 use writer::LogWriterSet;
 
 /// Every log the builtin analyzer can write, by `#path` (`conn` → `conn.log`).
-pub fn log_names() -> [&'static str; 6] {
+pub fn log_names() -> [&'static str; 7] {
     [
         conn_log::CONN_SCHEMA.path,
         app::dns::DNS_SCHEMA.path,
         app::files::FILES_SCHEMA.path,
         app::http::HTTP_SCHEMA.path,
+        app::ntp::NTP_SCHEMA.path,
         app::ssl::SSL_SCHEMA.path,
         weird::WEIRD_SCHEMA.path,
     ]

@@ -1,12 +1,13 @@
-//! Application-layer analyzers (DNS, HTTP, TLS) that the flow table feeds.
+//! Application-layer analyzers (DNS, HTTP, TLS, NTP) that the flow table feeds.
 //!
 //! The flow table owns connections, reassembles TCP streams and calls one
 //! [`AppAnalyzer`] per connection once [`detect`] has picked a protocol from the payload
 //! (never from the port alone). Analyzers write their own logs (`dns.log`, `http.log`,
-//! `ssl.log`, `files.log`) through [`AppOutput`] and report oddities as weirds.
+//! `ssl.log`, `files.log`, `ntp.log`) through [`AppOutput`] and report oddities as weirds.
 //!
 //! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
-//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `text`
+//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `ntp`
+//! (NTP messages), `text`
 //! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
 //! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
 //! [`AppAnalyzer`]), `consts.rs` (name tables of Zeek's scripts), `log.rs` (the log's row).
@@ -20,12 +21,14 @@ use super::uid::Uid;
 pub mod dns;
 pub mod files;
 pub mod http;
+pub mod ntp;
 pub mod ssl;
 mod text;
 
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
 pub use http::{HttpAnalyzer, HTTP_SCHEMA};
+pub use ntp::{NtpAnalyzer, NTP_SCHEMA};
 pub use ssl::{SslAnalyzer, SSL_SCHEMA};
 
 /// Transport protocol of a connection.
@@ -121,7 +124,8 @@ pub trait AppAnalyzer: Send {
 ///
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
 /// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
-/// status line), a DNS header with a decodable question (over TCP behind its 2-byte length).
+/// status line), a DNS header with a decodable question (over TCP behind its 2-byte length),
+/// an NTP message on port 123 (Zeek registers NTP by port only).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
 /// nothing.
@@ -131,6 +135,9 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
         Transport::Udp => {
             if ssl::looks_like_dtls(data) {
                 return Some(Box::new(SslAnalyzer::new_dtls()));
+            }
+            if ntp::looks_like_ntp(conn, data) {
+                return Some(Box::new(NtpAnalyzer::new()));
             }
             dns::looks_like_dns(data, dns_port)
                 .then(|| Box::new(DnsAnalyzer::new()) as Box<dyn AppAnalyzer>)
@@ -344,6 +351,7 @@ pub(crate) mod tests {
                 Box::new(HttpAnalyzer::new()),
                 Box::new(SslAnalyzer::new()),
                 Box::new(SslAnalyzer::new_dtls()),
+                Box::new(NtpAnalyzer::new()),
             ];
             analyzers.extend(detect(&c, true, &orig));
             let mut sink = Collect::default();

@@ -519,20 +519,24 @@ impl FlowTable {
             return Some(slot);
         }
         conn.last_ns = ts_ns;
-        let side = conn.side(is_orig);
+        conn.history.once(is_orig, Once::Data, b'D');
+        // Zeek's NTP analyzer flips the roles while the packet is delivered, before its
+        // ConnSize analyzer counts it: the packet counts under the role it arrived with (see
+        // `Conn::flip_during_udp_delivery`), the NTP analyzer sees it with the new roles. The
+        // DNS response-first flip is the DNS analyzer's (`take_role_flip`).
+        let flow = usize::from(is_orig);
+        let counted_as_orig = is_orig;
+        if !conn.ntp_flipped[flow]
+            && ntp_mode_says_flip(conn.info.orig_p, conn.info.resp_p, is_orig, dg.payload)
+        {
+            conn.ntp_flipped[flow] = true;
+            conn.flip_during_udp_delivery();
+            is_orig = !is_orig;
+        }
+        let side = conn.side(counted_as_orig);
         side.pkts += 1;
         side.ip_bytes += u64::from(ip.ip_len);
         side.payload_bytes += u64::from(dg.payload_len);
-        conn.history.once(is_orig, Once::Data, b'D');
-        if !conn.first_message_checked && !dg.payload.is_empty() {
-            conn.first_message_checked = true;
-            // NTP has no analyzer here, so its mode-based flip is applied by the table; the
-            // DNS response-first flip is the DNS analyzer's (`take_role_flip`).
-            if ntp_mode_says_flip(conn.info.orig_p, conn.info.resp_p, is_orig, dg.payload) {
-                conn.flip();
-                is_orig = !is_orig;
-            }
-        }
         if !dg.payload.is_empty() {
             self.deliver_app(slot, is_orig, ts_ns, dg.payload, sink);
         }
