@@ -36,9 +36,10 @@ use frag::{FragOutcome, Reassembler};
 use writer::LogWriterSet;
 
 /// Every log the builtin analyzer can write, by `#path` (`conn` → `conn.log`).
-pub fn log_names() -> [&'static str; 7] {
+pub fn log_names() -> [&'static str; 8] {
     [
         conn_log::CONN_SCHEMA.path,
+        app::dhcp::DHCP_SCHEMA.path,
         app::dns::DNS_SCHEMA.path,
         app::files::FILES_SCHEMA.path,
         app::http::HTTP_SCHEMA.path,

@@ -1,11 +1,12 @@
-//! Application-layer analyzers (DNS, HTTP, TLS, NTP) that the flow table feeds.
+//! Application-layer analyzers (DNS, HTTP, TLS, NTP, DHCP) that the flow table feeds.
 //!
 //! The flow table owns connections, reassembles TCP streams and calls one
 //! [`AppAnalyzer`] per connection once [`detect`] has picked a protocol from the payload
 //! (never from the port alone). Analyzers write their own logs (`dns.log`, `http.log`,
-//! `ssl.log`, `files.log`, `ntp.log`) through [`AppOutput`] and report oddities as weirds.
+//! `ssl.log`, `files.log`, `ntp.log`, `dhcp.log`) through [`AppOutput`] and report oddities
+//! as weirds; what spans connections (DHCP exchanges) lives in [`SharedState`].
 //!
-//! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
+//! Modules: `dhcp` (DHCP exchanges), `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
 //! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `ntp`
 //! (NTP messages), `text`
 //! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
@@ -18,6 +19,7 @@ use super::bytes::be16;
 use super::log::{ConnId, LogSink};
 use super::uid::Uid;
 
+pub mod dhcp;
 pub mod dns;
 pub mod files;
 pub mod http;
@@ -25,6 +27,7 @@ pub mod ntp;
 pub mod ssl;
 mod text;
 
+pub use dhcp::{DhcpAnalyzer, DHCP_SCHEMA};
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
 pub use http::{HttpAnalyzer, HTTP_SCHEMA};
@@ -69,6 +72,28 @@ pub struct AppOutput<'a> {
     /// Weirds raised by the analyzer: `(name, addl)`; the flow table writes them to
     /// weird.log with the connection's uid and 5-tuple.
     pub weirds: &'a mut Vec<(&'static str, String)>,
+    /// What outlives the connection (DHCP exchanges).
+    pub shared: &'a mut SharedState,
+}
+
+/// What the analyzers keep across connections for one run: a DHCP exchange spans several
+/// connections (broadcasts, then unicast), so its log line is built here. The flow table
+/// owns it, lets it expire with capture time and flushes it at the end.
+#[derive(Debug, Default)]
+pub struct SharedState {
+    pub dhcp: dhcp::Transactions,
+}
+
+impl SharedState {
+    /// Writes what is over by capture time `now` (seconds); cheap when nothing is due.
+    pub fn expire(&mut self, now: f64, logs: &mut dyn LogSink) {
+        self.dhcp.expire(now, logs);
+    }
+
+    /// End of the capture: writes everything still open.
+    pub fn finish(&mut self, logs: &mut dyn LogSink) {
+        self.dhcp.flush(logs);
+    }
 }
 
 /// One application protocol on one connection.
@@ -125,7 +150,8 @@ pub trait AppAnalyzer: Send {
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
 /// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
 /// status line), a DNS header with a decodable question (over TCP behind its 2-byte length),
-/// an NTP message on port 123 (Zeek registers NTP by port only).
+/// an NTP message on port 123 (Zeek registers NTP by port only), a DHCP message (the magic
+/// cookie at offset 236, Zeek's `dhcp_cookie` signature).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
 /// nothing.
@@ -138,6 +164,9 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
             }
             if ntp::looks_like_ntp(conn, data) {
                 return Some(Box::new(NtpAnalyzer::new()));
+            }
+            if dhcp::has_cookie(data) {
+                return Some(Box::new(DhcpAnalyzer::new()));
             }
             dns::looks_like_dns(data, dns_port)
                 .then(|| Box::new(DnsAnalyzer::new()) as Box<dyn AppAnalyzer>)
@@ -227,6 +256,7 @@ pub(crate) mod tests {
         pub c: ConnInfo,
         pub sink: Collect,
         pub weirds: Vec<(&'static str, String)>,
+        pub shared: SharedState,
     }
 
     impl<A: AppAnalyzer> Driver<A> {
@@ -236,6 +266,7 @@ pub(crate) mod tests {
                 c,
                 sink: Collect::default(),
                 weirds: Vec::new(),
+                shared: SharedState::default(),
             }
         }
 
@@ -243,6 +274,7 @@ pub(crate) mod tests {
             let out = AppOutput {
                 logs: &mut self.sink,
                 weirds: &mut self.weirds,
+                shared: &mut self.shared,
             };
             (&mut self.a, &self.c, out)
         }
@@ -352,14 +384,17 @@ pub(crate) mod tests {
                 Box::new(SslAnalyzer::new()),
                 Box::new(SslAnalyzer::new_dtls()),
                 Box::new(NtpAnalyzer::new()),
+                Box::new(DhcpAnalyzer::new()),
             ];
             analyzers.extend(detect(&c, true, &orig));
             let mut sink = Collect::default();
             let mut weirds = Vec::new();
+            let mut shared = SharedState::default();
             for a in analyzers.iter_mut() {
                 let mut out = AppOutput {
                     logs: &mut sink,
                     weirds: &mut weirds,
+                    shared: &mut shared,
                 };
                 for (is_orig, data) in [(true, &orig), (false, &resp)] {
                     let mut rest = &data[..];

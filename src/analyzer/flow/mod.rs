@@ -28,7 +28,7 @@ mod tcp_rules;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::app::{self, AppOutput, ConnInfo, Transport};
+use super::app::{self, AppOutput, ConnInfo, SharedState, Transport};
 use super::decode::{self, IpPacket, ACK, SYN};
 use super::log::LogSink;
 use super::uid::UidGenerator;
@@ -88,6 +88,7 @@ impl FlowTable {
                 opts,
                 weirds: WeirdLog::default(),
                 app_weirds: Vec::new(),
+                shared: SharedState::default(),
                 connections: 0,
                 services: BTreeMap::new(),
             },
@@ -118,6 +119,8 @@ impl FlowTable {
     /// Processes one (reassembled, if fragmented) IP packet.
     pub fn packet(&mut self, ts_ns: i64, ip: &IpPacket<'_>, sink: &mut dyn LogSink) {
         self.sweep(ts_ns, sink);
+        // Before the packet, as Zeek's timers run before its events.
+        self.ends.shared.expire(secs(ts_ns), sink);
         let slot = match ip.proto {
             6 => self.tcp_packet(ts_ns, ip, sink),
             17 => self.udp_packet(ts_ns, ip, sink),
@@ -182,6 +185,7 @@ impl FlowTable {
             self.end_slot(slot, sink);
         }
         self.slots.clear();
+        self.ends.shared.finish(sink);
     }
 
     fn conn(&mut self, slot: Slot) -> Option<&mut Conn> {
@@ -455,6 +459,7 @@ impl FlowTable {
                                 let mut out = AppOutput {
                                     logs: &mut *sink,
                                     weirds: &mut self.ends.app_weirds,
+                                    shared: &mut self.ends.shared,
                                 };
                                 a.gap(&conn.info, secs(ts_ns), side_is_orig, *len, &mut out);
                             }
@@ -610,6 +615,7 @@ impl FlowTable {
         let mut out = AppOutput {
             logs: &mut *sink,
             weirds: &mut self.ends.app_weirds,
+            shared: &mut self.ends.shared,
         };
         match &mut conn.app {
             AppState::Off | AppState::Settled => return,
@@ -736,6 +742,8 @@ struct Ends {
     weirds: WeirdLog,
     /// Weirds an analyzer raised during one call, written by the table.
     app_weirds: Vec<(&'static str, String)>,
+    /// What the analyzers keep across connections (DHCP exchanges).
+    shared: SharedState,
     /// Connections logged so far.
     connections: u64,
     /// Connections per service ("-" for none).
@@ -756,6 +764,7 @@ impl Ends {
                 let mut out = AppOutput {
                     logs: &mut *sink,
                     weirds: &mut self.app_weirds,
+                    shared: &mut self.shared,
                 };
                 for (i, ev) in events.iter().enumerate() {
                     let is_orig = i < split;
@@ -776,6 +785,7 @@ impl Ends {
             let mut out = AppOutput {
                 logs: &mut *sink,
                 weirds: &mut self.app_weirds,
+                shared: &mut self.shared,
             };
             a.finish(&conn.info, secs(conn.last_ns), &mut out);
             if conn.service.is_none() {
