@@ -126,7 +126,16 @@ impl Lab {
         self.spawn(
             &server,
             "tcpdump",
-            &["-i", "pdveth-s", "--immediate-mode", "-U", "-n", "-w", &path, filter],
+            &[
+                "-i",
+                "pdveth-s",
+                "--immediate-mode",
+                "-U",
+                "-n",
+                "-w",
+                &path,
+                filter,
+            ],
             "tcpdump.log",
         );
         let started = Instant::now();

@@ -333,6 +333,34 @@ pub(crate) mod tests {
         }
     }
 
+    /// An NTP message with this first byte (leap, version, mode), a MAC and an extension.
+    fn ntp_message(first: u8) -> Vec<u8> {
+        let mut m = vec![0u8; 48];
+        m[0] = first;
+        m[1] = 2;
+        m[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        let mut ext = vec![0u8; 28];
+        ext[2..4].copy_from_slice(&28u16.to_be_bytes());
+        m.extend_from_slice(&ext);
+        m.extend_from_slice(&[0; 20]);
+        m
+    }
+
+    /// A DHCP message of this type with a host name, client id, lease and domain.
+    fn dhcp_message(msg_type: u8) -> Vec<u8> {
+        let mut m = vec![0u8; 236];
+        m[0] = if msg_type == 2 { 2 } else { 1 };
+        m[4..8].copy_from_slice(&[1, 2, 3, 4]);
+        m[16..20].copy_from_slice(&[10, 0, 0, 9]);
+        m[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        m.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, msg_type, 12, 2, b'h', b'n']);
+        m.extend_from_slice(&[
+            61, 7, 1, 2, 0, 0, 0, 0, 1, 51, 4, 0, 0, 1, 0, 15, 2, b'e', 0,
+        ]);
+        m.extend_from_slice(&[81, 4, 0, 0, 0, b'f', 56, 1, b'm', 255]);
+        m
+    }
+
     /// Mutated and randomly split protocol messages never panic any analyzer, and every
     /// line they write fits its schema (checked by [`Collect`]).
     #[test]
@@ -356,6 +384,8 @@ pub(crate) mod tests {
                 b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x00\x00\x02\xc0\x2f\x01\x00\x00\x00\x14\x03\x03\x00\x01\x01\x17\x03\x03\x00\x02hi".to_vec(),
                 b"\x16\x03\x03\x00\x2a\x02\x00\x00\x26\x03\x03BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\x00\xc0\x2f\x00\x16\x03\x03\x00\x0a\x0b\x00\x00\x06\x00\x00\x03\x00\x00\x01\x15\x03\x03\x00\x02\x02\x28".to_vec(),
             ),
+            (Transport::Udp, 123, ntp_message(0x23), ntp_message(0x24)),
+            (Transport::Udp, 67, dhcp_message(1), dhcp_message(2)),
         ];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..2000 {
@@ -409,6 +439,7 @@ pub(crate) mod tests {
                 }
                 a.finish(&c, 2.0, &mut out);
             }
+            shared.finish(&mut sink);
             assert!(
                 sink.rows.len() <= 40,
                 "round {round}: {} rows",
