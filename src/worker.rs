@@ -317,6 +317,7 @@ mod tests {
             max_line: 4096,
             extract: Default::default(),
             detect: Default::default(),
+            analyzer: Default::default(),
         }
     }
 

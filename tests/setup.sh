@@ -8,7 +8,10 @@
 #     loopback, tests/it/traffic.rs);
 #   - a Python venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/venv with Burp-UI's own
 #     code: burp-ui 1.1.1 (the client side, its "parallel" backend) and burp-ui-monitor
-#     1.1.1 (the real bui-monitor that pcapd replaces);
+#     1.1.1 (the real bui-monitor that pcapd replaces), and communityid 1.5.0 (the Community
+#     ID reference implementation that tests/it/udp_logs.rs checks conn.log against);
+#   - tcpdump, dnsmasq (dnsmasq-base: the binary, no system service) and busybox (udhcpc,
+#     httpd, wget, ping, nc) for the real-traffic tests of tests/it/udp_logs.rs;
 #   - a venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/api-venv with schemathesis and
 #     openapi-spec-validator (the gateway against docs/openapi.json); cargo-deb (cargo
 #     install), Debian's prometheus, lintian, man-db and dpkg-dev (metrics and packaging);
@@ -32,7 +35,7 @@ pyclient_reqs="$root/contrib/python/tests/requirements.txt"
 
 # Burp-UI 1.1.1 and its monitor, as released. Werkzeug is pinned too: burp-ui pins
 # Flask==2.2.3 but not Werkzeug, and Werkzeug 3 breaks `import flask` for Flask 2.2.
-PY_PINS=(burp-ui==1.1.1 burp-ui-monitor==1.1.1 Werkzeug==2.2.3)
+PY_PINS=(burp-ui==1.1.1 burp-ui-monitor==1.1.1 Werkzeug==2.2.3 communityid==1.5.0)
 
 die() {
     echo "tests/setup.sh: error: $*" >&2
@@ -76,6 +79,10 @@ have_cmd dpkg-shlibdeps || missing+=(dpkg-dev)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 { have_cmd ssh && have_cmd ssh-keygen; } || missing+=(openssh-client)
 have_cmd tcpdump || missing+=(tcpdump)
+# tests/it/udp_logs.rs: a DHCP server and client, an HTTP server and client, ping, captured
+# (with the tcpdump above).
+[ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
+have_cmd busybox || missing+=(busybox)
 
 # The venv is made with Debian's python3 (its venv module needs python3-venv for ensurepip).
 py=/usr/bin/python3
@@ -183,9 +190,10 @@ fi
 if ! out="$("$venv/bin/python" -c '
 import burpui.misc.backend.parallel, burpui.config, burpui_monitor.engines.monitor
 import burpui_monitor.__main__
+import communityid
 ' 2>&1)"; then
     echo "$out" >&2
-    die "the venv at $venv cannot import burp-ui / burp-ui-monitor; remove it and rerun"
+    die "the venv at $venv cannot import burp-ui / burp-ui-monitor / communityid; remove it and rerun"
 fi
 
 # ---- The OpenAPI tools' venv (tests/it/openapi.rs) --------------------------------------

@@ -1,9 +1,17 @@
 //! conn.log: its row and schema, and how a [`ConnSummary`] becomes a line. (Zeek's
 //! `conn_state` decision is the flow table's: `flow/conn_state.rs`.)
+//!
+//! `community_id` is the last column, as Zeek's `policy/protocols/conn/community-id-logging`
+//! adds it; with `[Analyzer] community_id = false` the line is written through
+//! [`CONN_SCHEMA_NO_COMMUNITY_ID`], which is the same schema without that column.
 
 use std::net::IpAddr;
 
-use super::log::{log_row, ConnId, Enum, Interval, LogSink, Set, Time};
+use super::community_id::{community_id_v1, Endpoint};
+use super::log::{
+    flatten, log_row, width, ConnId, Enum, FieldSpec, Interval, LogRow, LogSchema, LogSink, Set,
+    Time, Value,
+};
 
 log_row! {
     /// One conn.log line (Zeek's `Conn::Info`, `base/protocols/conn/main.zeek`).
@@ -28,6 +36,42 @@ log_row! {
         /// Tunnels are not decapsulated: always unset.
         tunnel_parents: Option<Set<'a, &'a str>>,
         ip_proto: u64,
+        /// The Community ID v1 of the 5-tuple (`community_id.rs`).
+        community_id: Option<&'a str>,
+    }
+}
+
+/// conn.log's columns with `community_id` (the last one).
+const CONN_FIELDS: &[FieldSpec] = &{
+    const WIDTH: usize = width(<ConnRow<'static>>::COLUMNS);
+    flatten::<WIDTH>(<ConnRow<'static>>::COLUMNS)
+};
+
+/// conn.log without `community_id` (`[Analyzer] community_id = false`): Zeek without the
+/// community-id-logging script.
+pub static CONN_SCHEMA_NO_COMMUNITY_ID: LogSchema = LogSchema {
+    path: "conn",
+    fields: match CONN_FIELDS.split_last() {
+        Some((_, rest)) => rest,
+        None => &[],
+    },
+};
+
+/// A conn.log row written without its last column.
+struct WithoutCommunityId<'r, 'a>(&'r ConnRow<'a>);
+
+impl LogRow for WithoutCommunityId<'_, '_> {
+    fn schema(&self) -> &'static LogSchema {
+        &CONN_SCHEMA_NO_COMMUNITY_ID
+    }
+    fn for_each_value(&self, out: &mut dyn FnMut(Value<'_>)) {
+        let mut left = CONN_SCHEMA_NO_COMMUNITY_ID.fields.len();
+        self.0.for_each_value(&mut |v| {
+            if left > 0 {
+                left -= 1;
+                out(v);
+            }
+        });
     }
 }
 
@@ -94,12 +138,32 @@ impl ConnSummary<'_> {
             resp_ip_bytes: self.resp_ip_bytes,
             tunnel_parents: None,
             ip_proto: u64::from(self.ip_proto),
+            community_id: None,
         }
     }
 
-    /// Writes the conn.log line.
-    pub fn write(&self, sink: &mut dyn LogSink) {
-        sink.write(&self.row());
+    /// Writes the conn.log line; `community_id` is the seed of its Community ID, or `None`
+    /// for a conn.log without that column.
+    pub fn write(&self, sink: &mut dyn LogSink, community_id: Option<u16>) {
+        let row = self.row();
+        match community_id {
+            Some(seed) => {
+                let orig = Endpoint {
+                    addr: self.orig_h,
+                    port: self.orig_p,
+                };
+                let resp = Endpoint {
+                    addr: self.resp_h,
+                    port: self.resp_p,
+                };
+                let id = community_id_v1(seed, self.ip_proto, orig, resp);
+                sink.write(&ConnRow {
+                    community_id: Some(id.as_str()),
+                    ..row
+                });
+            }
+            None => sink.write(&WithoutCommunityId(&row)),
+        }
     }
 }
 
@@ -143,6 +207,7 @@ mod tests {
         row.local_orig = Some(false);
         row.local_resp = Some(false);
         row.tunnel_parents = Some(Set(&["CparentUid"]));
+        row.community_id = Some("1:wCb3OG7yAFWelaUydu0D+125CLM=");
         assert_fully_set_row_matches_schema(&row);
         let values = checked_values(&s.row());
         assert_eq!(values[6], OwnedValue::Enum("tcp".into()));
@@ -160,5 +225,29 @@ mod tests {
             [OwnedValue::Unset, OwnedValue::Unset, OwnedValue::Unset]
         );
         assert_eq!(values[15], OwnedValue::Unset);
+    }
+
+    #[test]
+    fn community_id_is_the_last_column_or_left_out() {
+        use crate::analyzer::app::tests::Collect;
+        let names = |schema: &LogSchema| schema.fields.iter().map(|f| f.name).collect::<Vec<_>>();
+        let with = names(&CONN_SCHEMA);
+        let without = names(&CONN_SCHEMA_NO_COMMUNITY_ID);
+        assert_eq!(with.last(), Some(&"community_id"));
+        assert_eq!(with[..with.len() - 1], without[..]);
+        assert_eq!(without.last(), Some(&"ip_proto"));
+
+        let mut sink = Collect::default();
+        summary().write(&mut sink, Some(0));
+        summary().write(&mut sink, None);
+        let rows = sink.of("conn");
+        assert_eq!(rows[0].len(), with.len());
+        assert_eq!(rows[1].len(), without.len());
+        // 10.0.0.1:40000 > 10.0.0.2:80/tcp, per the spec (SHA-1 of seed, addresses, proto, pad, ports).
+        assert_eq!(
+            rows[0].last(),
+            Some(&OwnedValue::Str("1:3k1SoWXs/FltHw2aBCgUTgbDQF4=".into()))
+        );
+        assert_eq!(rows[0][..without.len()], rows[1][..]);
     }
 }

@@ -12,6 +12,7 @@ mod addr_text;
 pub mod app;
 pub mod bytes;
 pub mod capture;
+pub mod community_id;
 pub mod conn_log;
 pub mod decode;
 pub mod flow;
@@ -37,12 +38,14 @@ use frag::{FragOutcome, Reassembler};
 use writer::LogWriterSet;
 
 /// Every log the builtin analyzer can write, by `#path` (`conn` → `conn.log`).
-pub fn log_names() -> [&'static str; 8] {
+pub fn log_names() -> [&'static str; 10] {
     [
         conn_log::CONN_SCHEMA.path,
+        app::dhcp::DHCP_SCHEMA.path,
         app::dns::DNS_SCHEMA.path,
         app::files::FILES_SCHEMA.path,
         app::http::HTTP_SCHEMA.path,
+        app::ntp::NTP_SCHEMA.path,
         app::ssh::SSH_SCHEMA.path,
         app::ssl::SSL_SCHEMA.path,
         weird::WEIRD_SCHEMA.path,
@@ -60,6 +63,9 @@ pub struct AnalyzeOptions {
     pub only_logs: Option<BTreeSet<String>>,
     /// Which files are written under `<out_dir>/extract_files/` (`[Extract]`).
     pub extract: ExtractConfig,
+    /// conn.log's `community_id` column: its seed, or `None` for no column
+    /// (`[Analyzer] community_id`, `community_id_seed`).
+    pub community_id: Option<u16>,
 }
 
 impl Default for AnalyzeOptions {
@@ -69,6 +75,7 @@ impl Default for AnalyzeOptions {
             format: LogFormat::Tsv,
             only_logs: None,
             extract: ExtractConfig::default(),
+            community_id: Some(0),
         }
     }
 }
@@ -188,7 +195,6 @@ pub fn analyze(
         app::files::DigestSet::NONE
     };
     let _hashing = app::files::HashScope::enter(digests);
-    let _certificates = app::x509::X509Scope::enter();
     let scope = opts.extract.enabled().then(|| {
         app::files::ExtractScope::enter(&opts.extract, &out_dir.join(app::files::EXTRACT_DIR))
     });
@@ -209,7 +215,6 @@ pub fn analyze(
 pub fn analyze_bytes(data: &[u8], opts: &AnalyzeOptions) -> Result<AnalyzeSummary, AnalyzeError> {
     let mut sink = LogWriterSet::discarding(opts.format);
     let inputs = [(Path::new("<memory>"), data)];
-    let _certificates = app::x509::X509Scope::enter();
     let mut summary = run(&inputs, opts, &mut sink, &mut |_, _| {}, &mut |_| {})?;
     summary.logs = sink
         .finish()
@@ -282,6 +287,7 @@ fn run(
         ignore_checksums: opts.ignore_checksums,
         write_conn: sink.wants("conn"),
         write_weird: sink.wants("weird"),
+        community_id: opts.community_id,
     });
     let mut reassembler = Reassembler::default();
     let mut summary = AnalyzeSummary::default();
@@ -810,6 +816,111 @@ mod tests {
             assert_eq!(a, b, "{name}");
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    /// An Ethernet frame carrying an IPv4/UDP datagram (checksum 0: none, valid on IPv4).
+    fn eth_udp(src: ([u8; 4], u16), dst: ([u8; 4], u16), payload: &[u8]) -> Vec<u8> {
+        use crate::analyzer::decode::tests::ipv4;
+        let mut udp = Vec::new();
+        udp.extend_from_slice(&src.1.to_be_bytes());
+        udp.extend_from_slice(&dst.1.to_be_bytes());
+        udp.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(payload);
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&ipv4(src.0, dst.0, 17, &udp));
+        frame
+    }
+
+    /// Zeek's NTP analyzer flips a connection whose first message is a server reply while
+    /// delivering it: that reply still counts for the originator slot, the byte counts and
+    /// the once-per-side history letters do not move (Zeek's `ntp-misordered` baseline).
+    #[test]
+    fn ntp_reply_first_is_flipped_as_zeek_counts_it() {
+        let client = ([192, 168, 1, 95], 123);
+        let server = ([17, 253, 4, 253], 123);
+        let mut reply = vec![0u8; 48];
+        reply[0] = 0x24; // version 4, server
+        reply[1] = 1;
+        let mut request = vec![0u8; 48];
+        request[0] = 0x23; // version 4, client
+        let packets = vec![
+            (1_000_000, eth_udp(server, client, &reply)),
+            (1_500_000, eth_udp(client, server, &request)),
+        ];
+        let (_, rows) = conn_rows("ntp-flip", &[capture(&packets)], &AnalyzeOptions::default());
+        let r = &rows[0];
+        assert_eq!(
+            &r[2..8],
+            &["192.168.1.95", "123", "17.253.4.253", "123", "udp", "ntp"]
+        );
+        assert_eq!(
+            (r[9].as_str(), r[10].as_str(), r[11].as_str()),
+            ("96", "0", "S0")
+        );
+        assert_eq!(&r[15..20], &["D^", "2", "152", "0", "0"]);
+        // community_id, the last column, does not depend on the direction.
+        assert_eq!(r[22], "1:q+E/7GTUdsoN01RZ4wmfdtC0+Bs=");
+    }
+
+    /// A DHCP exchange spans connections and is written when it has been idle 5 s at a
+    /// check (10 s after it began, then every 5 s); the same transaction id after that
+    /// starts a new line.
+    #[test]
+    fn dhcp_exchanges_span_connections_and_expire_with_capture_time() {
+        use crate::analyzer::app::dhcp::DHCP_SCHEMA;
+        let dhcp = |op: u8, msg_type: u8, yiaddr: [u8; 4]| {
+            let mut m = vec![0u8; 236];
+            m[0] = op;
+            m[4..8].copy_from_slice(&7u32.to_be_bytes());
+            m[16..20].copy_from_slice(&yiaddr);
+            m[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+            m.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, msg_type, 255]);
+            m
+        };
+        let client = ([0, 0, 0, 0], 68);
+        let server = ([10, 0, 0, 1], 67);
+        let packets = vec![
+            (
+                1_000_000,
+                eth_udp(client, ([255; 4], 67), &dhcp(1, 1, [0; 4])),
+            ),
+            (
+                1_100_000,
+                eth_udp(server, ([255; 4], 68), &dhcp(2, 2, [10, 0, 0, 9])),
+            ),
+            // 20 s later: the first exchange was written at its check, this one is new.
+            (
+                21_000_000,
+                eth_udp(client, ([255; 4], 67), &dhcp(1, 3, [0; 4])),
+            ),
+        ];
+        let dir = temp_dir("dhcp-expiry");
+        let input = dir.join("in.pcap");
+        std::fs::write(&input, capture(&packets)).expect("write");
+        analyze(
+            &[input],
+            &dir.join("out"),
+            &AnalyzeOptions::default(),
+            &mut |_, _| {},
+        )
+        .expect("runs");
+        let text = std::fs::read_to_string(dir.join("out").join("dhcp.log")).expect("dhcp.log");
+        let fields: Vec<&str> = DHCP_SCHEMA.fields.iter().map(|f| f.name).collect();
+        let col = |row: &str, name: &str| {
+            let i = fields.iter().position(|f| *f == name).expect("column");
+            row.split('\t').nth(i).unwrap_or_default().to_owned()
+        };
+        let rows: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert_eq!(col(rows[0], "msg_types"), "DISCOVER,OFFER");
+        assert_eq!(col(rows[0], "uids").split(',').count(), 2);
+        assert_eq!(col(rows[0], "assigned_addr"), "10.0.0.9");
+        assert_eq!(col(rows[0], "server_addr"), "10.0.0.1");
+        assert_eq!(col(rows[0], "mac"), "02:00:00:00:00:01");
+        assert_eq!(col(rows[1], "msg_types"), "REQUEST");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

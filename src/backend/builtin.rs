@@ -13,12 +13,15 @@ use crate::protocol::worker::FailureKind;
 pub struct Builtin {
     format: LogFormat,
     extract: ExtractConfig,
+    /// conn.log's Community ID seed, `None` for no `community_id` column.
+    community_id: Option<u16>,
 }
 
 pub fn start(settings: &WorkerSettings) -> Result<Builtin, StartError> {
     Ok(Builtin {
         format: settings.format.into(),
         extract: settings.extract.clone(),
+        community_id: settings.analyzer.community_id(),
     })
 }
 
@@ -33,6 +36,7 @@ impl Builtin {
             format: self.format,
             only_logs: None,
             extract: self.extract.clone(),
+            community_id: self.community_id,
         };
         match analyze(job.pcaps, job.out, &opts, progress) {
             Ok(summary) => Ok(JobResult {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{
-    BackendKind, CommandConfig, DetectConfig, ExtractConfig, LogFormat, ZeekConfig,
+    AnalyzerConfig, BackendKind, CommandConfig, DetectConfig, ExtractConfig, LogFormat, ZeekConfig,
 };
 
 /// The analyzers a worker can run (`burp` children are not `pcapd worker`).
@@ -73,6 +73,9 @@ pub struct WorkerSettings {
     /// `[Detect]` and the detectors run on extracted files after each job.
     #[serde(default)]
     pub detect: DetectConfig,
+    /// `[Analyzer]`: options of the builtin analyzer's logs.
+    #[serde(default)]
+    pub analyzer: AnalyzerConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +115,7 @@ impl WorkerSettings {
             max_line,
             extract: ExtractConfig::default(),
             detect: DetectConfig::default(),
+            analyzer: AnalyzerConfig::default(),
         })
     }
 
@@ -119,6 +123,12 @@ impl WorkerSettings {
     pub fn with_files(mut self, extract: &ExtractConfig, detect: &DetectConfig) -> WorkerSettings {
         self.extract = extract.clone();
         self.detect = detect.clone();
+        self
+    }
+
+    /// The same settings with `[Analyzer]` as configured.
+    pub fn with_analyzer(mut self, analyzer: &AnalyzerConfig) -> WorkerSettings {
+        self.analyzer = *analyzer;
         self
     }
 
@@ -161,6 +171,10 @@ mod tests {
                     hit_output: true,
                 }],
                 ..DetectConfig::default()
+            },
+            analyzer: AnalyzerConfig {
+                community_id: false,
+                community_id_seed: 7,
             },
         };
         let parsed = WorkerSettings::from_json(&original.to_json()).expect("parses");

@@ -505,7 +505,7 @@ async fn run_async(command: Command) -> i32 {
 /// extracted.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ExtractArgs {
-    /// Take [Extract], [Detect] and [Detector NAME] from this pcapd config file (other
+    /// Take [Extract], [Detect], [Detector NAME] and [Analyzer] from this pcapd config file (other
     /// sections are not read); the --extract flags override its [Extract] keys. Detectors run
     /// on the extracted files after the analysis and write DIR/detect.log.
     #[arg(short, long, value_name = "FILE")]
@@ -541,8 +541,8 @@ fn analyze(
     captures: &[PathBuf],
 ) -> i32 {
     use crate::analyzer::{analyze, AnalyzeOptions};
-    use crate::config::{Config, DetectConfig, ExtractConfig, LogFormat};
-    let (base, detect) = match &extract.config {
+    use crate::config::{AnalysisSections, Config, ExtractConfig, LogFormat};
+    let sections = match &extract.config {
         Some(path) => match Config::load_files_sections(path) {
             Ok(sections) => sections,
             Err(e) => {
@@ -550,8 +550,13 @@ fn analyze(
                 return crate::exit::EXIT_CONFIG;
             }
         },
-        None => (ExtractConfig::default(), DetectConfig::default()),
+        None => AnalysisSections::default(),
     };
+    let AnalysisSections {
+        extract: base,
+        detect,
+        analyzer,
+    } = sections;
     let format = if json_logs {
         LogFormat::Json
     } else {
@@ -587,6 +592,7 @@ fn analyze(
             }
         },
         extract,
+        community_id: analyzer.community_id(),
     };
     match analyze(captures, out, &opts, &mut |_, _| {}) {
         Ok(mut summary) => {

@@ -16,9 +16,9 @@ use std::time::Duration;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::{
-    BackendKind, BurpConfig, CommandConfig, Config, ConfigError, DetectConfig, ExportMode,
-    ExtractConfig, GlobalConfig, JobsConfig, LogFormat, MinFree, OutputConfig, WorkerConfig,
-    ZeekConfig,
+    AnalyzerConfig, BackendKind, BurpConfig, CommandConfig, Config, ConfigError, DetectConfig,
+    ExportMode, ExtractConfig, GlobalConfig, JobsConfig, LogFormat, MinFree, OutputConfig,
+    WorkerConfig, ZeekConfig,
 };
 
 /// The certificate file inside the state directory (embedded defaults).
@@ -198,6 +198,7 @@ pub(crate) fn file_defaults(state_dir: PathBuf) -> Config {
         settings: Default::default(),
         extract: ExtractConfig::default(),
         detect: DetectConfig::default(),
+        analyzer: AnalyzerConfig::default(),
     }
 }
 

@@ -881,6 +881,31 @@ pub const SECTIONS: &[SectionDef] = &[
         ],
     },
     SectionDef {
+        name: "Analyzer",
+        header: "Analyzer",
+        optional: false,
+        doc: &[],
+        keys: &[
+            Key {
+                name: "community_id",
+                default: "true",
+                reload: Restart,
+                doc: &[
+                    "The builtin analyzer's conn.log ends with community_id, the Community ID v1 flow hash that",
+                    "Suricata, Zeek and Arkime also write (docs/analyzer.md). false = no such column.",
+                ],
+            },
+            Key {
+                name: "community_id_seed",
+                default: "0",
+                reload: Restart,
+                doc: &[
+                    "The Community ID seed, 0-65535: tools whose IDs are joined must use the same one.",
+                ],
+            },
+        ],
+    },
+    SectionDef {
         name: "Extract",
         header: "Extract",
         optional: false,

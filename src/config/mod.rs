@@ -115,6 +115,7 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub extract: ExtractConfig,
     pub detect: DetectConfig,
+    pub analyzer: AnalyzerConfig,
     /// The keys as the file wrote them, for the reload diff ([`keys::restart_only_changes`]).
     pub(crate) settings: Settings,
 }
@@ -402,6 +403,14 @@ pub struct JobsConfig {
     pub dedupe: bool,
 }
 
+/// The sections `pcapd analyze --config` reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnalysisSections {
+    pub extract: ExtractConfig,
+    pub detect: DetectConfig,
+    pub analyzer: AnalyzerConfig,
+}
+
 /// `[Extract]`: which files carried by the traffic are written under a job's
 /// `extract_files/` (docs/files.md). The default (`mime` empty) extracts nothing.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -421,6 +430,33 @@ pub struct ExtractConfig {
     /// `hashes`: the digests files.log gets for every file (`md5`, `sha1`, `sha256`; `none`).
     #[serde(default = "all_hashes")]
     pub hashes: Vec<String>,
+}
+
+/// `[Analyzer]`: options of the builtin analyzer's logs (docs/analyzer.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AnalyzerConfig {
+    /// `community_id`: conn.log ends with the Community ID v1 of each connection (as Zeek's
+    /// `policy/protocols/conn/community-id-logging` adds it), default true.
+    pub community_id: bool,
+    /// `community_id_seed`: the Community ID seed, 0-65535, default 0 (Zeek's
+    /// `CommunityID::seed`).
+    pub community_id_seed: u16,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        AnalyzerConfig {
+            community_id: true,
+            community_id_seed: 0,
+        }
+    }
+}
+
+impl AnalyzerConfig {
+    /// The seed of conn.log's `community_id`, or `None` when the column is off.
+    pub fn community_id(&self) -> Option<u16> {
+        self.community_id.then_some(self.community_id_seed)
+    }
 }
 
 /// The digests `[Extract] hashes` accepts, and its default (Zeek's `hash-all-files`).
@@ -662,10 +698,10 @@ impl Config {
         Config::parse(&text, path)
     }
 
-    /// Only the files sections of a config file (`[Extract]`, `[Detect]`, `[Detector NAME]`),
-    /// for `pcapd analyze --config`: other known sections are not read, so a file without
-    /// the daemon's credentials will do.
-    pub fn load_files_sections(path: &Path) -> Result<(ExtractConfig, DetectConfig), ConfigErrors> {
+    /// Only the analysis sections of a config file (`[Extract]`, `[Detect]`, `[Detector NAME]`,
+    /// `[Analyzer]`), for `pcapd analyze --config`: other known sections are not read, so a
+    /// file without the daemon's credentials will do.
+    pub fn load_files_sections(path: &Path) -> Result<AnalysisSections, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|error| {
             ConfigErrors(vec![ConfigError::file_problem(
                 path,

@@ -33,10 +33,11 @@ use super::values::{
     parse_ip, parse_list, parse_listen_port, parse_min_free, parse_port, parse_size, ValueProblem,
 };
 use super::{
-    default_state_dir, BackendKind, ClusterConfig, Config, ConfigError, ConfigErrors, DetectConfig,
-    DetectorConfig, ExportMode, ExtractConfig, ExtractLayout, HttpConfig, LogFormat, MetricsConfig,
-    Settings, SyslogConfig, SyslogFormat, SyslogFraming, SyslogProto, SyslogTimestamp,
-    DETECTOR_PLACEHOLDERS, EXTRACT_SOURCES, FILE_HASHES,
+    default_state_dir, AnalysisSections, AnalyzerConfig, BackendKind, ClusterConfig, Config,
+    ConfigError, ConfigErrors, DetectConfig, DetectorConfig, ExportMode, ExtractConfig,
+    ExtractLayout, HttpConfig, LogFormat, MetricsConfig, Settings, SyslogConfig, SyslogFormat,
+    SyslogFraming, SyslogProto, SyslogTimestamp, DETECTOR_PLACEHOLDERS, EXTRACT_SOURCES,
+    FILE_HASHES,
 };
 
 /// The section name prefix of a detector: `[Detector clamav]`.
@@ -599,6 +600,7 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
     }
     config.extract = read_extract(&mut raw, file, &mut errors);
     config.detect = read_detect(&mut raw, file, &mut errors);
+    config.analyzer = read_analyzer(&mut raw, file, &mut errors);
 
     check_rules(&config, file, &mut errors);
     if errors.is_empty() {
@@ -608,11 +610,11 @@ pub(crate) fn parse_config(text: &str, file: &Path) -> Result<Config, ConfigErro
     }
 }
 
-/// `[Extract]` and the detector sections of `text`, nothing else read.
+/// `[Extract]`, the detector sections and `[Analyzer]` of `text`, nothing else read.
 pub(crate) fn parse_files_sections(
     text: &str,
     file: &Path,
-) -> Result<(ExtractConfig, DetectConfig), ConfigErrors> {
+) -> Result<AnalysisSections, ConfigErrors> {
     let mut errors = Vec::new();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let Some(mut raw) = read_raw(text, file, &mut errors) else {
@@ -620,10 +622,36 @@ pub(crate) fn parse_files_sections(
     };
     let extract = read_extract(&mut raw, file, &mut errors);
     let detect = read_detect(&mut raw, file, &mut errors);
+    let analyzer = read_analyzer(&mut raw, file, &mut errors);
     if errors.is_empty() {
-        Ok((extract, detect))
+        Ok(AnalysisSections {
+            extract,
+            detect,
+            analyzer,
+        })
     } else {
         Err(ConfigErrors(errors))
+    }
+}
+
+fn read_analyzer(
+    raw: &mut RawConfig,
+    file: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> AnalyzerConfig {
+    let defaults = AnalyzerConfig::default();
+    let mut section = Section::new(raw, "Analyzer", file, errors);
+    let community_id = section.boolean("community_id", defaults.community_id);
+    let seed = section.integer(
+        "community_id_seed",
+        u64::from(defaults.community_id_seed),
+        0,
+        u64::from(u16::MAX),
+    );
+    section.finish();
+    AnalyzerConfig {
+        community_id,
+        community_id_seed: u16::try_from(seed).unwrap_or(defaults.community_id_seed),
     }
 }
 
@@ -1377,9 +1405,13 @@ mod tests {
              [Worker]\ntimeout = 2h\nenv = PATH HOME, TZ\nretries = 2\nmemory_limit = 512M\n\
              [Zeek]\nscripts = local hash-all-files\n\
              [Output]\nformat = json\nexport_mode = move\nexport_dir = /srv/export\n\
-             [Jobs]\nkeep = 0\ndedupe = yes\nmax_disk = 10G\n",
+             [Jobs]\nkeep = 0\ndedupe = yes\nmax_disk = 10G\n\
+             [Analyzer]\ncommunity_id = no\ncommunity_id_seed = 65535\n",
         )
         .unwrap();
+        assert!(!config.analyzer.community_id);
+        assert_eq!(config.analyzer.community_id_seed, 65535);
+        assert_eq!(config.analyzer.community_id(), None);
         assert_eq!(config.global.port, 2000);
         assert_eq!(config.global.bind, "0.0.0.0".parse::<IpAddr>().unwrap());
         assert_eq!(config.global.pool, 3);
@@ -1475,7 +1507,7 @@ mod tests {
             errors[1].to_string(),
             format!(
                 "{FILE}: [monitor]: unknown section (valid: [Global], [Worker], [Burp], [Zeek], \
-                 [Command], [Output], [Syslog], [Http], [Metrics], [Cluster], [Jobs], [Extract], [Detect], [Detector])"
+                 [Command], [Output], [Syslog], [Http], [Metrics], [Cluster], [Jobs], [Analyzer], [Extract], [Detect], [Detector])"
             )
         );
     }

@@ -151,7 +151,8 @@ pub(super) fn pool_settings(config: &Config) -> Result<PoolSettings, DaemonError
         false,
         config.worker.max_line,
     )?
-    .with_files(&config.extract, &config.detect);
+    .with_files(&config.extract, &config.detect)
+    .with_analyzer(&config.analyzer);
     let json = settings.to_json();
     Ok(PoolSettings {
         size: config.global.pool,

@@ -1120,7 +1120,7 @@ fn cli_json_errors_and_bad_log_names_are_precise() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("\"bogus\": no such log (valid: conn, dns"),
+        err.contains("\"bogus\": no such log (valid: conn, dhcp, dns"),
         "{err}"
     );
 }

@@ -4,7 +4,9 @@
 //! `accuracy` scores the builtin analyzer against Zeek's own logs, `rsyslog` runs a real
 //! rsyslogd as the receiver of the syslog forwarder's tests; `store` checks the job index
 //! across kills and deletion; `neutrality` checks that the analyzer's logs stay byte for byte
-//! what `tests/it/neutrality.tsv` recorded; `harness` starts daemons and reports their stderr on failure.
+//! what `tests/it/neutrality.tsv` recorded; `udp_logs` checks dhcp.log and conn.log's
+//! `community_id` on real traffic in network namespaces; `harness` starts daemons and reports
+//! their stderr on failure.
 
 mod accuracy;
 mod bui_monitor;
@@ -26,3 +28,4 @@ mod security;
 mod store;
 mod systemd;
 mod traffic;
+mod udp_logs;

@@ -1,14 +1,16 @@
-//! Application-layer analyzers (DNS, HTTP, TLS, SSH) that the flow table feeds.
+//! Application-layer analyzers (DNS, HTTP, TLS, SSH, NTP, DHCP) that the flow table feeds.
 //!
 //! The flow table owns connections, reassembles TCP streams and calls one
 //! [`AppAnalyzer`] per connection once [`detect`] has picked a protocol from the payload
 //! (never from the port alone). Analyzers write their own logs (`dns.log`, `http.log`,
-//! `ssl.log`, `ssh.log`, `files.log`) through [`AppOutput`] and report oddities as weirds.
+//! `ssl.log`, `ssh.log`, `files.log`, `ntp.log`, `dhcp.log`) through [`AppOutput`] and report
+//! oddities as weirds; what spans connections (DHCP exchanges) lives in [`SharedState`].
 //!
-//! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
-//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `ssh`
-//! (SSH version and key exchange, authentication guessed from packet sizes), `x509`
-//! (certificates of TLS handshakes: x509.log, fingerprints, host-name check), `text`
+//! Modules: `dhcp` (DHCP exchanges), `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions),
+//! `files` (HTTP bodies as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS
+//! handshakes), `ssh` (SSH version and key exchange, authentication guessed from packet
+//! sizes), `x509` (certificates of TLS handshakes: x509.log, fingerprints, host-name check),
+//! `ntp` (NTP messages), `text`
 //! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
 //! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
 //! [`AppAnalyzer`]), `consts.rs` (name tables of Zeek's scripts), `log.rs` (the log's row).
@@ -19,17 +21,21 @@ use super::bytes::be16;
 use super::log::{ConnId, LogSink};
 use super::uid::Uid;
 
+pub mod dhcp;
 pub mod dns;
 pub mod files;
 pub mod http;
+pub mod ntp;
 pub mod ssh;
 pub mod ssl;
 mod text;
 pub mod x509;
 
+pub use dhcp::{DhcpAnalyzer, DHCP_SCHEMA};
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
 pub use http::{HttpAnalyzer, HTTP_SCHEMA};
+pub use ntp::{NtpAnalyzer, NTP_SCHEMA};
 pub use ssh::{SshAnalyzer, SSH_SCHEMA};
 pub use ssl::{SslAnalyzer, SSL_SCHEMA};
 pub use x509::X509_SCHEMA;
@@ -72,6 +78,30 @@ pub struct AppOutput<'a> {
     /// Weirds raised by the analyzer: `(name, addl)`; the flow table writes them to
     /// weird.log with the connection's uid and 5-tuple.
     pub weirds: &'a mut Vec<(&'static str, String)>,
+    /// What outlives the connection (DHCP exchanges).
+    pub shared: &'a mut SharedState,
+}
+
+/// What the analyzers keep across connections for one run: a DHCP exchange spans several
+/// connections (broadcasts, then unicast), so its log line is built here. The flow table
+/// owns it, lets it expire with capture time and flushes it at the end.
+#[derive(Debug, Default)]
+pub struct SharedState {
+    pub dhcp: dhcp::Transactions,
+    /// Certificates x509.log has a line for already.
+    pub certificates: x509::Logged,
+}
+
+impl SharedState {
+    /// Writes what is over by capture time `now` (seconds); cheap when nothing is due.
+    pub fn expire(&mut self, now: f64, logs: &mut dyn LogSink) {
+        self.dhcp.expire(now, logs);
+    }
+
+    /// End of the capture: writes everything still open.
+    pub fn finish(&mut self, logs: &mut dyn LogSink) {
+        self.dhcp.flush(logs);
+    }
 }
 
 /// One application protocol on one connection.
@@ -127,7 +157,10 @@ pub trait AppAnalyzer: Send {
 ///
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
 /// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
-/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), a DNS header with a decodable question (over TCP behind its 2-byte length).
+/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), a DNS header with a
+/// decodable question (over TCP behind its 2-byte length), an NTP message on port 123 (Zeek
+/// registers NTP by port only), a DHCP message (the magic cookie at offset 236, Zeek's
+/// `dhcp_cookie` signature).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
 /// nothing.
@@ -137,6 +170,12 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
         Transport::Udp => {
             if ssl::looks_like_dtls(data) {
                 return Some(Box::new(SslAnalyzer::new_dtls()));
+            }
+            if ntp::looks_like_ntp(conn, data) {
+                return Some(Box::new(NtpAnalyzer::new()));
+            }
+            if dhcp::has_cookie(data) {
+                return Some(Box::new(DhcpAnalyzer::new()));
             }
             dns::looks_like_dns(data, dns_port)
                 .then(|| Box::new(DnsAnalyzer::new()) as Box<dyn AppAnalyzer>)
@@ -229,6 +268,7 @@ pub(crate) mod tests {
         pub c: ConnInfo,
         pub sink: Collect,
         pub weirds: Vec<(&'static str, String)>,
+        pub shared: SharedState,
     }
 
     impl<A: AppAnalyzer> Driver<A> {
@@ -238,6 +278,7 @@ pub(crate) mod tests {
                 c,
                 sink: Collect::default(),
                 weirds: Vec::new(),
+                shared: SharedState::default(),
             }
         }
 
@@ -245,6 +286,7 @@ pub(crate) mod tests {
             let out = AppOutput {
                 logs: &mut self.sink,
                 weirds: &mut self.weirds,
+                shared: &mut self.shared,
             };
             (&mut self.a, &self.c, out)
         }
@@ -323,6 +365,34 @@ pub(crate) mod tests {
         v
     }
 
+    /// An NTP message with this first byte (leap, version, mode), a MAC and an extension.
+    fn ntp_message(first: u8) -> Vec<u8> {
+        let mut m = vec![0u8; 48];
+        m[0] = first;
+        m[1] = 2;
+        m[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        let mut ext = vec![0u8; 28];
+        ext[2..4].copy_from_slice(&28u16.to_be_bytes());
+        m.extend_from_slice(&ext);
+        m.extend_from_slice(&[0; 20]);
+        m
+    }
+
+    /// A DHCP message of this type with a host name, client id, lease and domain.
+    fn dhcp_message(msg_type: u8) -> Vec<u8> {
+        let mut m = vec![0u8; 236];
+        m[0] = if msg_type == 2 { 2 } else { 1 };
+        m[4..8].copy_from_slice(&[1, 2, 3, 4]);
+        m[16..20].copy_from_slice(&[10, 0, 0, 9]);
+        m[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        m.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, msg_type, 12, 2, b'h', b'n']);
+        m.extend_from_slice(&[
+            61, 7, 1, 2, 0, 0, 0, 0, 1, 51, 4, 0, 0, 1, 0, 15, 2, b'e', 0,
+        ]);
+        m.extend_from_slice(&[81, 4, 0, 0, 0, b'f', 56, 1, b'm', 255]);
+        m
+    }
+
     /// Mutated and randomly split protocol messages never panic any analyzer, and every
     /// line they write fits its schema (checked by [`Collect`]).
     #[test]
@@ -346,6 +416,8 @@ pub(crate) mod tests {
                 b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x00\x00\x02\xc0\x2f\x01\x00\x00\x00\x14\x03\x03\x00\x01\x01\x17\x03\x03\x00\x02hi".to_vec(),
                 b"\x16\x03\x03\x00\x2a\x02\x00\x00\x26\x03\x03BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\x00\xc0\x2f\x00\x16\x03\x03\x00\x0a\x0b\x00\x00\x06\x00\x00\x03\x00\x00\x01\x15\x03\x03\x00\x02\x02\x28".to_vec(),
             ),
+            (Transport::Udp, 123, ntp_message(0x23), ntp_message(0x24)),
+            (Transport::Udp, 67, dhcp_message(1), dhcp_message(2)),
         ];
         seeds.push((
             Transport::Tcp,
@@ -380,14 +452,18 @@ pub(crate) mod tests {
                 Box::new(SslAnalyzer::new()),
                 Box::new(SslAnalyzer::new_dtls()),
                 Box::new(SshAnalyzer::new()),
+                Box::new(NtpAnalyzer::new()),
+                Box::new(DhcpAnalyzer::new()),
             ];
             analyzers.extend(detect(&c, true, &orig));
             let mut sink = Collect::default();
             let mut weirds = Vec::new();
+            let mut shared = SharedState::default();
             for a in analyzers.iter_mut() {
                 let mut out = AppOutput {
                     logs: &mut sink,
                     weirds: &mut weirds,
+                    shared: &mut shared,
                 };
                 for (is_orig, data) in [(true, &orig), (false, &resp)] {
                     let mut rest = &data[..];
@@ -402,6 +478,7 @@ pub(crate) mod tests {
                 }
                 a.finish(&c, 2.0, &mut out);
             }
+            shared.finish(&mut sink);
             assert!(
                 sink.rows.len() <= 40,
                 "round {round}: {} rows",

@@ -152,7 +152,9 @@ pub struct Conn {
     pub missed_bytes: u64,
     pub service: Option<&'static str>,
     pub app: AppState,
-    pub first_message_checked: bool,
+    /// NTP: whether a message of each flow (`[resp, orig]`, by the `is_orig` it arrived
+    /// with) already flipped the roles; Zeek's NTP analyzer flips at most once per flow.
+    pub ntp_flipped: [bool; 2],
     pub weirds_logged: Vec<&'static str>,
     pub attempt_deadline_ns: Option<i64>,
     pub remove_at_ns: Option<i64>,
@@ -188,7 +190,7 @@ impl Conn {
             } else {
                 AppState::Undetected
             },
-            first_message_checked: false,
+            ntp_flipped: [false; 2],
             weirds_logged: Vec::new(),
             attempt_deadline_ns: None,
             remove_at_ns: None,
@@ -236,6 +238,21 @@ impl Conn {
         std::mem::swap(&mut self.info.orig_h, &mut self.info.resp_h);
         std::mem::swap(&mut self.info.orig_p, &mut self.info.resp_p);
         self.history.flip();
+    }
+
+    /// Zeek's `FlipRoles` as the NTP analyzer calls it on a UDP connection, in the middle of
+    /// delivering a packet: the addresses and ports swap and `^` is added, but the UDP
+    /// payload byte counts and the history's once-bits stay where they are (Zeek's UDP
+    /// session keeps them by slot, not by endpoint). The packet and IP byte counts of earlier
+    /// packets swap (Zeek's ConnSize analyzer flips them); the caller then counts the packet
+    /// being delivered under the role it arrived with, as Zeek's ConnSize does after the NTP
+    /// analyzer returned.
+    pub fn flip_during_udp_delivery(&mut self) {
+        std::mem::swap(&mut self.info.orig_h, &mut self.info.resp_h);
+        std::mem::swap(&mut self.info.orig_p, &mut self.info.resp_p);
+        std::mem::swap(&mut self.orig.pkts, &mut self.resp.pkts);
+        std::mem::swap(&mut self.orig.ip_bytes, &mut self.resp.ip_bytes);
+        self.history.mark_flip();
     }
 
     fn inactivity_timeout_ns(&self) -> i64 {

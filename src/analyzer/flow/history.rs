@@ -93,6 +93,12 @@ impl History {
         false
     }
 
+    /// `^` alone: the roles were swapped but the once-bits stay with their slots (a UDP
+    /// analyzer's flip, `Conn::flip_during_udp_delivery`).
+    pub fn mark_flip(&mut self) {
+        self.push_byte(b'^');
+    }
+
     /// The roles were swapped (Zeek's `FlipRoles`): the once-bits follow the sides, and a `^`
     /// marks the flip. A connection that began with a SYN-ACK (`H` alone) is rewritten as seen
     /// from the real originator: `^h`.

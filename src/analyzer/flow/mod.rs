@@ -28,7 +28,7 @@ mod tcp_rules;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::app::{self, AppOutput, ConnInfo, Transport};
+use super::app::{self, AppOutput, ConnInfo, SharedState, Transport};
 use super::decode::{self, IpPacket, ACK, SYN};
 use super::log::LogSink;
 use super::uid::UidGenerator;
@@ -57,6 +57,8 @@ pub struct TableOptions {
     pub ignore_checksums: bool,
     pub write_conn: bool,
     pub write_weird: bool,
+    /// The seed of conn.log's `community_id`, or `None` for no such column.
+    pub community_id: Option<u16>,
 }
 
 /// The connection table of one analysis run.
@@ -86,6 +88,7 @@ impl FlowTable {
                 opts,
                 weirds: WeirdLog::default(),
                 app_weirds: Vec::new(),
+                shared: SharedState::default(),
                 connections: 0,
                 services: BTreeMap::new(),
             },
@@ -116,6 +119,8 @@ impl FlowTable {
     /// Processes one (reassembled, if fragmented) IP packet.
     pub fn packet(&mut self, ts_ns: i64, ip: &IpPacket<'_>, sink: &mut dyn LogSink) {
         self.sweep(ts_ns, sink);
+        // Before the packet, as Zeek's timers run before its events.
+        self.ends.shared.expire(secs(ts_ns), sink);
         let slot = match ip.proto {
             6 => self.tcp_packet(ts_ns, ip, sink),
             17 => self.udp_packet(ts_ns, ip, sink),
@@ -180,6 +185,7 @@ impl FlowTable {
             self.end_slot(slot, sink);
         }
         self.slots.clear();
+        self.ends.shared.finish(sink);
     }
 
     fn conn(&mut self, slot: Slot) -> Option<&mut Conn> {
@@ -453,6 +459,7 @@ impl FlowTable {
                                 let mut out = AppOutput {
                                     logs: &mut *sink,
                                     weirds: &mut self.ends.app_weirds,
+                                    shared: &mut self.ends.shared,
                                 };
                                 a.gap(&conn.info, secs(ts_ns), side_is_orig, *len, &mut out);
                             }
@@ -517,20 +524,24 @@ impl FlowTable {
             return Some(slot);
         }
         conn.last_ns = ts_ns;
-        let side = conn.side(is_orig);
+        conn.history.once(is_orig, Once::Data, b'D');
+        // Zeek's NTP analyzer flips the roles while the packet is delivered, before its
+        // ConnSize analyzer counts it: the packet counts under the role it arrived with (see
+        // `Conn::flip_during_udp_delivery`), the NTP analyzer sees it with the new roles. The
+        // DNS response-first flip is the DNS analyzer's (`take_role_flip`).
+        let flow = usize::from(is_orig);
+        let counted_as_orig = is_orig;
+        if !conn.ntp_flipped[flow]
+            && ntp_mode_says_flip(conn.info.orig_p, conn.info.resp_p, is_orig, dg.payload)
+        {
+            conn.ntp_flipped[flow] = true;
+            conn.flip_during_udp_delivery();
+            is_orig = !is_orig;
+        }
+        let side = conn.side(counted_as_orig);
         side.pkts += 1;
         side.ip_bytes += u64::from(ip.ip_len);
         side.payload_bytes += u64::from(dg.payload_len);
-        conn.history.once(is_orig, Once::Data, b'D');
-        if !conn.first_message_checked && !dg.payload.is_empty() {
-            conn.first_message_checked = true;
-            // NTP has no analyzer here, so its mode-based flip is applied by the table; the
-            // DNS response-first flip is the DNS analyzer's (`take_role_flip`).
-            if ntp_mode_says_flip(conn.info.orig_p, conn.info.resp_p, is_orig, dg.payload) {
-                conn.flip();
-                is_orig = !is_orig;
-            }
-        }
         if !dg.payload.is_empty() {
             self.deliver_app(slot, is_orig, ts_ns, dg.payload, sink);
         }
@@ -604,6 +615,7 @@ impl FlowTable {
         let mut out = AppOutput {
             logs: &mut *sink,
             weirds: &mut self.ends.app_weirds,
+            shared: &mut self.ends.shared,
         };
         match &mut conn.app {
             AppState::Off | AppState::Settled => return,
@@ -730,6 +742,8 @@ struct Ends {
     weirds: WeirdLog,
     /// Weirds an analyzer raised during one call, written by the table.
     app_weirds: Vec<(&'static str, String)>,
+    /// What the analyzers keep across connections (DHCP exchanges).
+    shared: SharedState,
     /// Connections logged so far.
     connections: u64,
     /// Connections per service ("-" for none).
@@ -750,6 +764,7 @@ impl Ends {
                 let mut out = AppOutput {
                     logs: &mut *sink,
                     weirds: &mut self.app_weirds,
+                    shared: &mut self.shared,
                 };
                 for (i, ev) in events.iter().enumerate() {
                     let is_orig = i < split;
@@ -770,6 +785,7 @@ impl Ends {
             let mut out = AppOutput {
                 logs: &mut *sink,
                 weirds: &mut self.app_weirds,
+                shared: &mut self.shared,
             };
             a.finish(&conn.info, secs(conn.last_ns), &mut out);
             if conn.service.is_none() {
@@ -805,7 +821,7 @@ impl Ends {
             }
         }
         if self.opts.write_conn {
-            conn.summary().write(sink);
+            conn.summary().write(sink, self.opts.community_id);
         }
     }
 }
@@ -840,8 +856,15 @@ fn is_tcp_reuse(conn: &Conn, seq: u32) -> bool {
 
 /// ICMP "ports": the type, and the counterpart type of request/response pairs or the code
 /// of one-way messages.
-fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
-    let counterpart = if v6 {
+pub(crate) fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
+    let counterpart = icmp_counterpart(v6, icmp_type);
+    (u16::from(icmp_type), u16::from(counterpart.unwrap_or(code)))
+}
+
+/// The message type answering (or answered by) `icmp_type`, for Zeek's request/reply pairs
+/// (`ICMP4_counterpart`/`ICMP6_counterpart`); `None` for one-way messages.
+pub(crate) fn icmp_counterpart(v6: bool, icmp_type: u8) -> Option<u8> {
+    if v6 {
         match icmp_type {
             128 => Some(129),
             129 => Some(128),
@@ -871,6 +894,5 @@ fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
             18 => Some(17),
             _ => None,
         }
-    };
-    (u16::from(icmp_type), u16::from(counterpart.unwrap_or(code)))
+    }
 }

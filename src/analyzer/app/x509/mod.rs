@@ -6,8 +6,8 @@
 //! The TLS analyzer hands over each certificate of a clear-text Certificate message
 //! ([`log_certificate`]). As in Zeek, a certificate is logged once per run for each
 //! (fingerprint, `host_cert`, `client_cert`): Zeek keeps that set for a day of network
-//! time (`X509::relog_known_certificates_after`); here it lives as long as the run, which
-//! [`X509Scope`] delimits.
+//! time (`X509::relog_known_certificates_after`); here it lives as long as the run, in the
+//! run's `SharedState` ([`Logged`]).
 //!
 //! Layout: `parser` walks the DER, `consts` names OIDs as OpenSSL does, `log` is the row;
 //! this file renders values as Zeek prints them.
@@ -16,7 +16,6 @@ mod consts;
 mod log;
 mod parser;
 
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -307,26 +306,10 @@ impl Certificate {
     }
 }
 
-thread_local! {
-    /// (fingerprint, host_cert, client_cert) already logged in this run.
-    static LOGGED: RefCell<HashSet<(String, bool, bool)>> = RefCell::new(HashSet::new());
-}
-
-/// One run's memory of logged certificates: cleared on entry and when dropped.
-pub struct X509Scope(());
-
-impl X509Scope {
-    pub fn enter() -> X509Scope {
-        LOGGED.with(|l| l.borrow_mut().clear());
-        X509Scope(())
-    }
-}
-
-impl Drop for X509Scope {
-    fn drop(&mut self) {
-        LOGGED.with(|l| l.borrow_mut().clear());
-    }
-}
+/// The certificates a run logged already, as (fingerprint, host_cert, client_cert): x509.log
+/// has one line per certificate and role per run, as Zeek's certificate cache gives.
+#[derive(Debug, Default)]
+pub struct Logged(HashSet<(String, bool, bool)>);
 
 /// Writes a certificate's x509.log line unless the run logged it already. `host_cert` is
 /// the first certificate of its Certificate message (Zeek's `application/x-x509-user-cert`),
@@ -339,7 +322,7 @@ pub fn log_certificate(
     out: &mut AppOutput<'_>,
 ) {
     let key = (cert.fingerprint.clone(), host_cert, client_cert);
-    if !LOGGED.with(|l| l.borrow_mut().insert(key)) {
+    if !out.shared.certificates.0.insert(key) {
         return;
     }
     let san = cert.san.as_ref();
@@ -378,6 +361,7 @@ pub fn log_certificate(
 pub(crate) mod tests {
     use super::*;
     use crate::analyzer::app::tests::Collect;
+    use crate::analyzer::app::SharedState;
     use crate::analyzer::log::tests::OwnedValue;
 
     fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
@@ -480,13 +464,14 @@ pub(crate) mod tests {
 
     #[test]
     fn each_certificate_is_logged_once_per_run() {
-        let _scope = X509Scope::enter();
         let c = Certificate::parse(&cert("a", "a")).expect("certificate");
         let mut sink = Collect::default();
         let mut weirds = Vec::new();
+        let mut shared = SharedState::default();
         let mut out = AppOutput {
             logs: &mut sink,
             weirds: &mut weirds,
+            shared: &mut shared,
         };
         log_certificate(1.0, &c, true, false, &mut out);
         log_certificate(2.0, &c, true, false, &mut out);
