@@ -105,12 +105,14 @@ pub async fn route(
             .map(HeaderValue::as_bytes),
     );
     let Some(offered) = offered else {
+        drain_body(request.into_body()).await;
         return unauthorized(
             "this route needs the daemon password (HTTP Basic, any user name, or Bearer)",
         );
     };
     if service.auth().verify(peer.ip(), &offered).await.is_err() {
         tracing::warn!(peer = %peer.ip(), "HTTP authentication failed");
+        drain_body(request.into_body()).await;
         return unauthorized("wrong password");
     }
     authenticated();
@@ -380,6 +382,22 @@ fn form_error(e: multer::Error) -> ServiceError {
         ),
         other => ServiceError::bad_request(format!("malformed multipart form: {other}")),
     }
+}
+
+/// Reads and drops the body of a refused request (an upload without the password), within
+/// [`DRAIN_LIMIT`] and [`DRAIN_TIMEOUT`], so the client reads the answer instead of a reset.
+async fn drain_body(mut body: Incoming) {
+    let mut left = DRAIN_LIMIT;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let read = frame.data_ref().map_or(0, |data| data.len() as u64);
+            left = left.saturating_sub(read);
+            if left == 0 {
+                return;
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads and drops what remains of a refused form, within [`DRAIN_LIMIT`] and
