@@ -7,7 +7,9 @@
 //!
 //! `--kind` picks a preset: `mixed` (everything, large bodies, 64 concurrent sessions), `http`
 //! or `tls` (one protocol only, the analyzer benchmark's HTTP- and TLS-heavy mixes), or one
-//! of the small-sample presets used for `share/pcapd/samples/`. The same arguments always
+//! of the small-sample presets used for `share/pcapd/samples/`; `mail` is SMTP (STARTTLS
+//! for a share, MIME attachments), FTP with its data connections, SSH and some DNS (the
+//! analyzer benchmark's mail mix). The same arguments always
 //! produce the same bytes.
 
 use std::fs::File;
@@ -29,6 +31,8 @@ enum Kind {
     Http,
     /// TLS only, up to 256 KiB of application data, 64 concurrent sessions (TLS-heavy).
     Tls,
+    /// SMTP, FTP (with data connections), SSH and some DNS, transfers up to 1 MiB (mail mix).
+    Mail,
     /// HTTP/1.1 over TCP: keep-alive, POST, chunked, 304/404/301, a few retransmissions.
     SampleHttp,
     /// DNS over UDP (A/AAAA/CNAME, NXDOMAIN, unanswered) and over TCP.
@@ -60,7 +64,8 @@ struct Args {
     /// Sessions in flight at once (overrides the preset).
     #[arg(long)]
     concurrency: Option<usize>,
-    /// Largest HTTP/TLS response body (K, M, G suffixes; overrides the preset).
+    /// Largest HTTP/TLS response body, attachment or file transfer (K, M, G suffixes;
+    /// overrides the preset).
     #[arg(long)]
     max_body: Option<String>,
     /// Output capture file.
@@ -94,6 +99,7 @@ fn preset(kind: Kind) -> TrafficConfig {
         Kind::Mixed => Preset::Mixed,
         Kind::Http => Preset::Http,
         Kind::Tls => Preset::Tls,
+        Kind::Mail => Preset::Mail,
         Kind::SampleHttp => Preset::SampleHttp,
         Kind::SampleDns => Preset::SampleDns,
         Kind::SampleTls => Preset::SampleTls,

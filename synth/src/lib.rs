@@ -2,7 +2,8 @@
 //! captures for tests, samples and benchmarks.
 //!
 //! `generate` keeps `concurrency` sessions alive at once (TCP connections carrying HTTP,
-//! TLS or DNS; DNS/NTP/other UDP; ICMP echo; failed connection attempts), each with its own
+//! TLS, DNS, SMTP, FTP (with its data connections) or SSH; DNS/NTP/other UDP; ICMP echo;
+//! failed connection attempts), each with its own
 //! clock and PRNG stream, and merges their frames in timestamp order through a min-heap keyed
 //! on each session's next frame. Memory stays constant: a session builds at most one bounded
 //! batch of frames ahead, and buffers are recycled. The same `TrafficConfig` always yields
@@ -10,15 +11,19 @@
 //!
 //! Modules: `rng` (xoshiro256**), `capture` (pcap/pcapng writers), `packet` (frames and
 //! checksums), `session` (session trait, outbox), `stream` (lazy payload bytes), `tcp`
-//! (connections), `net` (addresses and names), `http`, `tls`, `dns`, `udp` (applications).
+//! (connections), `net` (addresses and names), `http`, `tls`, `dns`, `udp`, `smtp`, `ftp`,
+//! `ssh` (applications).
 
 pub mod capture;
 mod dns;
+mod ftp;
 mod http;
 mod net;
 pub mod packet;
 pub mod rng;
 mod session;
+mod smtp;
+mod ssh;
 mod stream;
 mod tcp;
 mod tls;
@@ -48,6 +53,9 @@ pub struct TrafficMix {
     pub icmp_echo: u32,
     pub tcp_rejected: u32,
     pub tcp_unanswered: u32,
+    pub smtp: u32,
+    pub ftp: u32,
+    pub ssh: u32,
 }
 
 impl TrafficMix {
@@ -62,6 +70,7 @@ impl TrafficMix {
         icmp_echo: 3,
         tcp_rejected: 4,
         tcp_unanswered: 3,
+        ..TrafficMix::NONE
     };
     pub const HTTP: TrafficMix = TrafficMix::only(SessionKind::Http);
     pub const TLS: TrafficMix = TrafficMix::only(SessionKind::Tls);
@@ -78,6 +87,15 @@ impl TrafficMix {
         icmp_echo: 3,
         ..TrafficMix::NONE
     };
+    /// Mail and file transfer (the benchmark's mail mix): SMTP relay and submission, FTP,
+    /// SSH logins and scp/sftp transfers, and the DNS lookups that go with them.
+    pub const MAIL: TrafficMix = TrafficMix {
+        smtp: 30,
+        ftp: 15,
+        ssh: 15,
+        dns_udp: 25,
+        ..TrafficMix::NONE
+    };
     const NONE: TrafficMix = TrafficMix {
         http: 0,
         tls: 0,
@@ -88,6 +106,9 @@ impl TrafficMix {
         icmp_echo: 0,
         tcp_rejected: 0,
         tcp_unanswered: 0,
+        smtp: 0,
+        ftp: 0,
+        ssh: 0,
     };
 
     const fn only(kind: SessionKind) -> TrafficMix {
@@ -102,6 +123,9 @@ impl TrafficMix {
             SessionKind::IcmpEcho => mix.icmp_echo = 1,
             SessionKind::TcpRejected => mix.tcp_rejected = 1,
             SessionKind::TcpUnanswered => mix.tcp_unanswered = 1,
+            SessionKind::Smtp => mix.smtp = 1,
+            SessionKind::Ftp => mix.ftp = 1,
+            SessionKind::Ssh => mix.ssh = 1,
         }
         mix
     }
@@ -117,6 +141,9 @@ impl TrafficMix {
             SessionKind::IcmpEcho => self.icmp_echo,
             SessionKind::TcpRejected => self.tcp_rejected,
             SessionKind::TcpUnanswered => self.tcp_unanswered,
+            SessionKind::Smtp => self.smtp,
+            SessionKind::Ftp => self.ftp,
+            SessionKind::Ssh => self.ssh,
         }
     }
 
@@ -192,6 +219,9 @@ pub enum Preset {
     /// TLS only (the benchmark's TLS-heavy mix): handshakes with SNI and ALPN, then up to
     /// 256 KiB of application data, 64 concurrent sessions.
     Tls,
+    /// SMTP, FTP and SSH with some DNS (the benchmark's mail mix): attachments, files and
+    /// transfers up to 1 MiB, 64 concurrent sessions.
+    Mail,
     /// HTTP/1.1 over TCP: keep-alive, POST, chunked, 304/404/301, a few retransmissions.
     SampleHttp,
     /// DNS over UDP (A/AAAA/CNAME, NXDOMAIN, unanswered) and over TCP.
@@ -223,6 +253,10 @@ impl Preset {
             Preset::Tls => TrafficConfig {
                 mix: TrafficMix::TLS,
                 max_body_bytes: 256 << 10,
+                ..TrafficConfig::default()
+            },
+            Preset::Mail => TrafficConfig {
+                mix: TrafficMix::MAIL,
                 ..TrafficConfig::default()
             },
             Preset::SampleHttp => TrafficConfig {
@@ -467,6 +501,36 @@ fn new_session(
                 server,
                 rng,
             ))
+        }
+        SessionKind::Smtp => {
+            let port = if rng.chance(700) { 25 } else { 587 };
+            // The domain's mail exchanger when the table has one, as an MX lookup gives.
+            let domain = host.name.split_once('.').map_or("", |(_, d)| d);
+            let mx = network
+                .host_named(&format!("mail.{domain}"))
+                .unwrap_or(&host);
+            let server = network.server(mx, v6, port);
+            let app = smtp::SmtpApp::new(&mx.name, port, cfg.max_body_bytes, rng);
+            Box::new(TcpSession::new(
+                TcpConn::new(client, server, faults, rng),
+                app,
+            ))
+        }
+        SessionKind::Ftp => {
+            let data_ports = network.more_ports(&client, ftp::MAX_TRANSFERS);
+            Box::new(ftp::FtpSession::new(
+                client,
+                network.server(&host, v6, 21),
+                data_ports,
+                faults,
+                cfg.max_body_bytes,
+                rng,
+            ))
+        }
+        SessionKind::Ssh => {
+            let conn = TcpConn::new(client, network.server(&host, v6, 22), faults, rng);
+            let app = ssh::SshApp::new(&host.name, cfg.max_body_bytes, rng);
+            Box::new(TcpSession::new(conn, app))
         }
         SessionKind::TcpRejected | SessionKind::TcpUnanswered => {
             let port = *rng.pick(&[22, 23, 25, 445, 3389, 5900, 8443, 9200]);

@@ -43,6 +43,19 @@ struct Client {
     next_port: u16,
 }
 
+impl Client {
+    /// The next ephemeral port; ports cycle through Linux's range.
+    fn take_port(&mut self) -> u16 {
+        let port = self.next_port;
+        self.next_port = if port >= *EPHEMERAL_PORTS.end() {
+            *EPHEMERAL_PORTS.start()
+        } else {
+            port + 1
+        };
+        port
+    }
+}
+
 pub struct Network {
     clients: Vec<Client>,
     hosts: Vec<Host>,
@@ -52,7 +65,7 @@ pub struct Network {
 }
 
 /// FNV-1a: a stable hash so a name's address never depends on the seed or table order.
-fn fnv1a(text: &str) -> u64 {
+pub fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -120,16 +133,16 @@ impl Network {
         rng.pick(&self.hosts)
     }
 
+    /// The server of that name, if the table has it.
+    pub fn host_named(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
     /// A client endpoint with a fresh ephemeral port (ports cycle through Linux's range).
     pub fn client(&mut self, rng: &mut Rng, v6: bool) -> Endpoint {
         let index = rng.range(0, self.clients.len() as u64 - 1) as usize;
         let client = &mut self.clients[index];
-        let port = client.next_port;
-        client.next_port = if port >= *EPHEMERAL_PORTS.end() {
-            *EPHEMERAL_PORTS.start()
-        } else {
-            port + 1
-        };
+        let port = client.take_port();
         Endpoint {
             mac: client.mac,
             ip: if v6 {
@@ -139,6 +152,15 @@ impl Network {
             },
             port,
         }
+    }
+
+    /// Reserves `n` more ephemeral ports of `client` (a session that opens further
+    /// connections, such as FTP data channels) and returns them.
+    pub fn more_ports(&mut self, client: &Endpoint, n: usize) -> Vec<u16> {
+        let Some(owner) = self.clients.iter_mut().find(|c| c.mac == client.mac) else {
+            return Vec::new();
+        };
+        (0..n).map(|_| owner.take_port()).collect()
     }
 
     /// A server endpoint reached through the gateway.

@@ -30,10 +30,16 @@ pub enum SessionKind {
     TcpRejected,
     /// A TCP SYN never answered, retransmitted by the client.
     TcpUnanswered,
+    /// SMTP on port 25 or 587: EHLO, mail transactions with MIME attachments, STARTTLS.
+    Smtp,
+    /// FTP on port 21 with a separate data connection per transfer (passive or active).
+    Ftp,
+    /// SSH on port 22: version lines, key exchange, encrypted auth and session traffic.
+    Ssh,
 }
 
 impl SessionKind {
-    pub const ALL: [SessionKind; 9] = [
+    pub const ALL: [SessionKind; 12] = [
         SessionKind::Http,
         SessionKind::Tls,
         SessionKind::DnsUdp,
@@ -43,6 +49,9 @@ impl SessionKind {
         SessionKind::IcmpEcho,
         SessionKind::TcpRejected,
         SessionKind::TcpUnanswered,
+        SessionKind::Smtp,
+        SessionKind::Ftp,
+        SessionKind::Ssh,
     ];
 
     pub fn index(self) -> usize {
@@ -60,6 +69,9 @@ impl SessionKind {
             SessionKind::IcmpEcho => "icmp-echo",
             SessionKind::TcpRejected => "tcp-rejected",
             SessionKind::TcpUnanswered => "tcp-unanswered",
+            SessionKind::Smtp => "smtp",
+            SessionKind::Ftp => "ftp",
+            SessionKind::Ssh => "ssh",
         }
     }
 }

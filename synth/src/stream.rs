@@ -1,6 +1,7 @@
 //! Byte streams that one side of a TCP connection sends in a turn, produced lazily so a
 //! multi-megabyte response never sits in memory: literal bytes, random (incompressible)
-//! bytes, repeating text, and TLS application-data records wrapping random ciphertext.
+//! bytes, repeating text, TLS application-data records wrapping random ciphertext, and files
+//! in MIME base64 (76-character lines, as mail clients attach them).
 
 use std::collections::VecDeque;
 
@@ -33,6 +34,48 @@ enum Chunk {
     TlsRecords {
         remaining: u64,
     },
+    /// A file of `remaining` raw bytes (`magic`, then random bytes) in base64 lines of 76
+    /// characters plus CRLF; each line is produced when it is reached.
+    Base64 {
+        magic: &'static [u8],
+        done: u64,
+        remaining: u64,
+    },
+}
+
+/// Raw bytes per 76-character base64 line.
+const BASE64_LINE_RAW: u64 = 57;
+const BASE64_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Bytes of `raw` bytes in base64 lines of 76 characters, each followed by CRLF.
+pub fn base64_lines_len(raw: u64) -> u64 {
+    let rest = raw % BASE64_LINE_RAW;
+    raw / BASE64_LINE_RAW * 78
+        + if rest > 0 {
+            rest.div_ceil(3) * 4 + 2
+        } else {
+            0
+        }
+}
+
+/// Appends the padded base64 encoding of `raw` to `out`.
+pub fn base64_encode(raw: &[u8], out: &mut Vec<u8>) {
+    for group in raw.chunks(3) {
+        let b = [
+            group[0],
+            *group.get(1).unwrap_or(&0),
+            *group.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(BASE64_ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
 }
 
 /// The bytes one side sends in one turn.
@@ -81,6 +124,20 @@ impl ByteStream {
         if body_len > 0 {
             self.chunks.push_back(Chunk::TlsRecords {
                 remaining: body_len,
+            });
+        }
+        self
+    }
+
+    /// A file of `raw_len` bytes starting with `magic` (the rest random), base64-encoded in
+    /// CRLF-terminated lines of 76 characters as a MIME body part carries it.
+    pub fn base64_file(mut self, magic: &'static [u8], raw_len: u64) -> Self {
+        self.len += base64_lines_len(raw_len);
+        if raw_len > 0 {
+            self.chunks.push_back(Chunk::Base64 {
+                magic,
+                done: 0,
+                remaining: raw_len,
             });
         }
         self
@@ -155,6 +212,31 @@ impl ByteStream {
                     });
                     continue;
                 }
+                Chunk::Base64 {
+                    magic,
+                    done,
+                    remaining,
+                } => {
+                    // Split off one line, as for TLS records.
+                    let take = (*remaining).min(BASE64_LINE_RAW) as usize;
+                    let mut raw = [0u8; BASE64_LINE_RAW as usize];
+                    rng.fill(&mut raw[..take]);
+                    let start = usize::try_from(*done).unwrap_or(usize::MAX);
+                    if start < magic.len() {
+                        let from_magic = (magic.len() - start).min(take);
+                        raw[..from_magic].copy_from_slice(&magic[start..start + from_magic]);
+                    }
+                    *done += take as u64;
+                    *remaining -= take as u64;
+                    let mut line = Vec::with_capacity(78);
+                    base64_encode(&raw[..take], &mut line);
+                    line.extend_from_slice(b"\r\n");
+                    if *remaining == 0 {
+                        self.chunks.pop_front();
+                    }
+                    self.chunks.push_front(Chunk::Bytes { data: line, pos: 0 });
+                    continue;
+                }
             };
             written += n;
             self.len -= n as u64;
@@ -167,7 +249,7 @@ impl ByteStream {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn drain(mut stream: ByteStream, step: usize) -> Vec<u8> {
@@ -194,6 +276,54 @@ mod tests {
         assert!(out.starts_with(b"HEADLorem ipsum"));
         assert!(out.ends_with(b"TAIL"));
         assert_eq!(out.len(), 308);
+    }
+
+    /// Decodes padded base64 (test helper).
+    pub fn base64_decode(text: &[u8]) -> Vec<u8> {
+        let value = |c: u8| BASE64_ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+        let mut out = Vec::new();
+        for quad in text.chunks(4) {
+            let pad = quad.iter().filter(|&&c| c == b'=').count();
+            let n = quad
+                .iter()
+                .fold(0u32, |n, &c| n << 6 | if c == b'=' { 0 } else { value(c) });
+            out.extend_from_slice(&n.to_be_bytes()[1..4 - pad]);
+        }
+        out
+    }
+
+    #[test]
+    fn base64_encoding_matches_rfc_4648_vectors() {
+        for (raw, text) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (b"fooba", "Zm9vYmE="),
+            (b"foobar", "Zm9vYmFy"),
+        ] {
+            let mut out = Vec::new();
+            base64_encode(raw, &mut out);
+            assert_eq!(out, text.as_bytes());
+            assert_eq!(base64_decode(text.as_bytes()), raw);
+        }
+    }
+
+    #[test]
+    fn base64_file_is_lines_of_76_that_decode_to_the_magic_and_length() {
+        for raw_len in [1u64, 5, 56, 57, 58, 114, 1000, 4097] {
+            let out = drain(ByteStream::new().base64_file(b"%PDF-1.7\n", raw_len), 1460);
+            assert_eq!(out.len() as u64, base64_lines_len(raw_len));
+            let text = std::str::from_utf8(&out).unwrap();
+            let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+            assert!(lines.iter().all(|l| l.len() <= 76 && !l.is_empty()));
+            assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 76));
+            let decoded = base64_decode(lines.concat().as_bytes());
+            assert_eq!(decoded.len() as u64, raw_len);
+            let magic = &b"%PDF-1.7\n"[..decoded.len().min(9)];
+            assert!(decoded.starts_with(magic));
+        }
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Whole-generator tests: byte-exact determinism, valid checksums on every frame, record
-//! framing and ordering, TCP sequence/acknowledgement consistency, and the session mix.
+//! framing and ordering, TCP sequence/acknowledgement consistency, the session mix, and the
+//! mail mix's protocols as they appear on the wire (SMTP dialogue, FTP data connections to
+//! the announced ports, SSH version lines).
 
 use std::collections::HashMap;
 
@@ -85,6 +87,10 @@ fn every_frame_has_valid_checksums_and_records_are_ordered() {
 fn mixed_config_starts_every_kind_of_session() {
     let (_, stats) = generate_pcap(&small_config(2));
     for kind in SessionKind::ALL {
+        if TrafficMix::MIXED.weight(kind) == 0 {
+            assert_eq!(stats.sessions_of(kind), 0, "{} not in the mix", kind.name());
+            continue;
+        }
         assert!(
             stats.sessions_of(kind) > 0,
             "{} missing: {stats:?}",
@@ -115,11 +121,16 @@ fn tcp_sequence_and_ack_numbers_are_consistent() {
         ..small_config(3)
     };
     let (pcap, _) = generate_pcap(&cfg);
+    check_tcp_consistency(&pcap);
+}
+
+/// The sequence/ACK checks of `tcp_sequence_and_ack_numbers_are_consistent` on one capture.
+fn check_tcp_consistency(pcap: &[u8]) {
     let mut sides: HashMap<(Vec<u8>, Vec<u8>), Side> = HashMap::new();
     let mut handshakes = 0;
     let mut data_segments = 0;
     let mut retransmissions = 0;
-    for (_, frame) in records(&pcap) {
+    for (_, frame) in records(pcap) {
         let v6 = frame[12..14] == [0x86, 0xDD];
         let (ip_len, proto, src, dst) = if v6 {
             (
@@ -286,4 +297,271 @@ fn shipped_samples_are_reproducible_from_their_presets() {
     generate(&cfg, &mut writer).unwrap();
     let shipped = std::fs::read(format!("{dir}/mixed.pcapng")).unwrap();
     assert!(shipped == writer.into_inner(), "mixed.pcapng differs");
+}
+
+/// One TCP segment of a capture: addresses, ports, flags and payload.
+struct Segment<'a> {
+    src: (std::net::IpAddr, u16),
+    dst: (std::net::IpAddr, u16),
+    flags: u8,
+    payload: &'a [u8],
+}
+
+fn tcp_segments(pcap: &[u8]) -> Vec<Segment<'_>> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut out = Vec::new();
+    for (_, frame) in records(pcap) {
+        let v6 = frame[12..14] == [0x86, 0xDD];
+        let (ip_len, proto, src, dst): (usize, u8, IpAddr, IpAddr) = if v6 {
+            let a: [u8; 16] = frame[22..38].try_into().unwrap();
+            let b: [u8; 16] = frame[38..54].try_into().unwrap();
+            (
+                40,
+                frame[20],
+                Ipv6Addr::from(a).into(),
+                Ipv6Addr::from(b).into(),
+            )
+        } else {
+            let a: [u8; 4] = frame[26..30].try_into().unwrap();
+            let b: [u8; 4] = frame[30..34].try_into().unwrap();
+            let hl = usize::from(frame[14] & 0x0F) * 4;
+            (
+                hl,
+                frame[23],
+                Ipv4Addr::from(a).into(),
+                Ipv4Addr::from(b).into(),
+            )
+        };
+        if proto != PROTO_TCP {
+            continue;
+        }
+        let tcp = &frame[14 + ip_len..];
+        let port = |i: usize| u16::from_be_bytes([tcp[i], tcp[i + 1]]);
+        out.push(Segment {
+            src: (src, port(0)),
+            dst: (dst, port(2)),
+            flags: tcp[13],
+            payload: &tcp[usize::from(tcp[12] >> 4) * 4..],
+        });
+    }
+    out
+}
+
+fn mail_config(seed: u64) -> TrafficConfig {
+    TrafficConfig {
+        seed,
+        target_bytes: 4 << 20,
+        concurrency: 24,
+        max_body_bytes: 150_000,
+        ..Preset::Mail.config()
+    }
+}
+
+#[test]
+fn mail_mix_starts_its_kinds_and_keeps_tcp_consistent() {
+    let cfg = TrafficConfig {
+        retransmit_per_mille: 20,
+        capture_loss_per_mille: 0,
+        ..mail_config(4)
+    };
+    let (pcap, stats) = generate_pcap(&cfg);
+    for kind in SessionKind::ALL {
+        assert_eq!(
+            stats.sessions_of(kind) > 0,
+            TrafficMix::MAIL.weight(kind) > 0,
+            "{}: {stats:?}",
+            kind.name()
+        );
+    }
+    check_tcp_consistency(&pcap);
+    for (_, frame) in records(&pcap) {
+        verify_frame_checksums(frame);
+    }
+}
+
+/// Client-to-server payload of each connection to `port`, concatenated in capture order
+/// (no retransmissions or losses in the config used).
+fn streams_to(
+    segments: &[Segment<'_>],
+    port: u16,
+) -> HashMap<(std::net::IpAddr, u16), (Vec<u8>, Vec<u8>)> {
+    let mut out: HashMap<_, (Vec<u8>, Vec<u8>)> = HashMap::new();
+    for seg in segments {
+        if seg.dst.1 == port {
+            out.entry(seg.src)
+                .or_default()
+                .0
+                .extend_from_slice(seg.payload);
+        } else if seg.src.1 == port {
+            out.entry(seg.dst)
+                .or_default()
+                .1
+                .extend_from_slice(seg.payload);
+        }
+    }
+    out
+}
+
+fn clean_mail_capture(seed: u64) -> Vec<u8> {
+    let cfg = TrafficConfig {
+        retransmit_per_mille: 0,
+        capture_loss_per_mille: 0,
+        ..mail_config(seed)
+    };
+    generate_pcap(&cfg).0
+}
+
+#[test]
+fn smtp_dialogues_in_the_capture_are_well_formed() {
+    let pcap = clean_mail_capture(5);
+    let segments = tcp_segments(&pcap);
+    let mut plain = 0;
+    let mut upgraded = 0;
+    for port in [25u16, 587] {
+        for (client, (to_server, to_client)) in streams_to(&segments, port) {
+            let commands = String::from_utf8_lossy(&to_server);
+            let replies = String::from_utf8_lossy(&to_client);
+            assert!(
+                replies.starts_with("220 "),
+                "{client:?}: banner {replies:.40}"
+            );
+            assert!(commands.starts_with("EHLO "), "{client:?}");
+            assert!(replies.contains("\r\n250-STARTTLS\r\n"));
+            if commands.contains("STARTTLS\r\n") {
+                upgraded += 1;
+                assert!(replies.contains("220 2.0.0 Ready to start TLS\r\n"));
+                let hello = to_server
+                    .windows(10)
+                    .position(|w| w == b"STARTTLS\r\n")
+                    .unwrap()
+                    + 10;
+                assert_eq!(
+                    to_server.get(hello),
+                    Some(&22),
+                    "a ClientHello follows STARTTLS"
+                );
+                continue;
+            }
+            plain += 1;
+            assert!(port == 25, "submission always upgrades");
+            let mails = commands.matches("MAIL FROM:<").count();
+            assert!(mails >= 1);
+            assert_eq!(commands.matches("\r\nDATA\r\n").count(), mails);
+            assert_eq!(commands.matches("\r\n.\r\n").count(), mails);
+            assert_eq!(replies.matches("354 ").count(), mails);
+            assert_eq!(replies.matches("250 2.0.0 Ok: queued as").count(), mails);
+            assert!(commands.ends_with("QUIT\r\n") && replies.ends_with("221 2.0.0 Bye\r\n"));
+            for header in [
+                "\r\nFrom: ",
+                "\r\nTo: ",
+                "\r\nSubject: ",
+                "\r\nMessage-ID: <",
+            ] {
+                assert_eq!(commands.matches(header).count(), mails, "{header}");
+            }
+        }
+    }
+    assert!(
+        plain > 0 && upgraded > 0,
+        "{plain} plain, {upgraded} with STARTTLS"
+    );
+}
+
+#[test]
+fn ftp_data_connections_go_to_the_announced_ports() {
+    use std::net::IpAddr;
+    let pcap = clean_mail_capture(6);
+    let segments = tcp_segments(&pcap);
+    // Every announced (address, port), passive from the server's replies, active from the
+    // client's PORT/EPRT, with whether the server connects (active).
+    let mut announced: Vec<((IpAddr, u16), bool)> = Vec::new();
+    let mut transfers = 0;
+    for (client, (to_server, to_client)) in streams_to(&segments, 21) {
+        let commands = String::from_utf8_lossy(&to_server);
+        let replies = String::from_utf8_lossy(&to_client);
+        assert!(replies.starts_with("220"));
+        assert!(commands.starts_with("USER "));
+        let server_ip = segments
+            .iter()
+            .find(|s| s.src == client && s.dst.1 == 21)
+            .unwrap()
+            .dst
+            .0;
+        for line in replies.split("\r\n") {
+            if let Some(rest) = line.strip_prefix("227 Entering Passive Mode (") {
+                let n: Vec<u16> = rest
+                    .trim_end_matches(").")
+                    .split(',')
+                    .map(|x| x.parse().unwrap())
+                    .collect();
+                let ip = IpAddr::from([n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8]);
+                assert_eq!(ip, server_ip);
+                announced.push(((ip, n[4] << 8 | n[5]), false));
+            } else if let Some(rest) = line.strip_prefix("229 Entering Extended Passive Mode (|||")
+            {
+                announced.push((
+                    (server_ip, rest.trim_end_matches("|)").parse().unwrap()),
+                    false,
+                ));
+            } else if line.starts_with("150 ") {
+                transfers += 1;
+            }
+        }
+        for line in commands.split("\r\n") {
+            if let Some(rest) = line.strip_prefix("PORT ") {
+                let n: Vec<u16> = rest.split(',').map(|x| x.parse().unwrap()).collect();
+                let ip = IpAddr::from([n[0] as u8, n[1] as u8, n[2] as u8, n[3] as u8]);
+                assert_eq!(ip, client.0);
+                announced.push(((ip, n[4] << 8 | n[5]), true));
+            } else if let Some(rest) = line.strip_prefix("EPRT |2|") {
+                let (ip, port) = rest.trim_end_matches('|').split_once('|').unwrap();
+                announced.push(((ip.parse().unwrap(), port.parse().unwrap()), true));
+            }
+        }
+        assert_eq!(
+            commands.matches("RETR ").count()
+                + commands.matches("STOR ").count()
+                + commands.matches("LIST").count(),
+            replies.matches("226 ").count()
+        );
+    }
+    assert!(transfers > 5, "{transfers} transfers");
+    assert_eq!(announced.len(), transfers);
+    assert!(
+        announced.iter().any(|(_, active)| *active),
+        "some active transfers"
+    );
+    for (endpoint, active) in announced {
+        let syn = segments
+            .iter()
+            .find(|s| s.dst == endpoint && s.flags & TCP_SYN != 0 && s.flags & TCP_ACK == 0)
+            .unwrap_or_else(|| panic!("no SYN to announced {endpoint:?}"));
+        assert_eq!(
+            syn.src.1 == 20,
+            active,
+            "active data connections come from port 20"
+        );
+        let data: usize = segments
+            .iter()
+            .filter(|s| s.src == endpoint || s.dst == endpoint)
+            .map(|s| s.payload.len())
+            .sum();
+        assert!(data > 0, "the data connection carries the transfer");
+    }
+}
+
+#[test]
+fn ssh_connections_start_with_version_lines() {
+    let pcap = clean_mail_capture(7);
+    let segments = tcp_segments(&pcap);
+    let sessions = streams_to(&segments, 22);
+    assert!(sessions.len() > 3);
+    for (to_server, to_client) in sessions.values() {
+        for side in [to_server, to_client] {
+            let end = side.windows(2).position(|w| w == b"\r\n").unwrap();
+            let line = std::str::from_utf8(&side[..end]).unwrap();
+            assert!(line.starts_with("SSH-2.0-") && line.len() < 255, "{line}");
+            assert_eq!(side[end + 2 + 5], 20, "KEXINIT follows the version line");
+        }
+    }
 }

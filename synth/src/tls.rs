@@ -3,7 +3,8 @@
 //! flight) or TLS 1.2 with TLS_ECDHE_RSA_WITH_AES_*_GCM (ServerHello, Certificate carrying a
 //! real self-signed X.509 certificate, ServerKeyExchange, ServerHelloDone, then
 //! ClientKeyExchange, ChangeCipherSpec and encrypted Finished both ways); then
-//! application-data exchanges and an encrypted close_notify alert.
+//! application-data exchanges and an encrypted close_notify alert. After a STARTTLS (SMTP)
+//! the same handshake runs without ALPN and the client sends the bulk (`TlsApp::upgraded`).
 
 use super::rng::Rng;
 use super::stream::ByteStream;
@@ -104,9 +105,11 @@ pub fn client_hello(sni: &str, alpn: &[&str], session_id: &[u8; 32], rng: &mut R
         protocols.push(proto.len() as u8);
         protocols.extend_from_slice(proto.as_bytes());
     }
-    let mut alpn_data = (protocols.len() as u16).to_be_bytes().to_vec();
-    alpn_data.extend_from_slice(&protocols);
-    extension(&mut ext, 16, &alpn_data);
+    if !protocols.is_empty() {
+        let mut alpn_data = (protocols.len() as u16).to_be_bytes().to_vec();
+        alpn_data.extend_from_slice(&protocols);
+        extension(&mut ext, 16, &alpn_data);
+    }
     extension(&mut ext, 5, &[1, 0, 0, 0, 0]); // status_request: OCSP
     extension(
         &mut ext,
@@ -151,10 +154,12 @@ fn server_hello(
     } else {
         extension(&mut ext, 0xff01, &[0]);
         extension(&mut ext, 11, &[1, 0]);
-        let mut alpn_data = ((alpn.len() + 1) as u16).to_be_bytes().to_vec();
-        alpn_data.push(alpn.len() as u8);
-        alpn_data.extend_from_slice(alpn.as_bytes());
-        extension(&mut ext, 16, &alpn_data);
+        if !alpn.is_empty() {
+            let mut alpn_data = ((alpn.len() + 1) as u16).to_be_bytes().to_vec();
+            alpn_data.push(alpn.len() as u8);
+            alpn_data.extend_from_slice(alpn.as_bytes());
+            extension(&mut ext, 16, &alpn_data);
+        }
         extension(&mut ext, 23, &[]);
     }
     body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
@@ -210,6 +215,9 @@ pub struct TlsApp {
     exchanges_left: u32,
     max_body: u64,
     client_resets: bool,
+    /// Started inside another protocol (STARTTLS): no ALPN, the client sends the big
+    /// records and the server answers briefly, as a mail submission does.
+    upgraded: bool,
 }
 
 impl TlsApp {
@@ -231,6 +239,35 @@ impl TlsApp {
             exchanges_left: rng.range(1, 6) as u32,
             max_body,
             client_resets: rng.chance(80),
+            upgraded: false,
+        }
+    }
+
+    /// The same connection started by STARTTLS inside a plaintext protocol: no ALPN, bulk
+    /// data from the client, `exchanges` exchanges, closed by the client's FIN.
+    pub fn upgraded(mut self, exchanges: u32) -> Self {
+        self.upgraded = true;
+        self.alpn = "";
+        self.exchanges_left = exchanges.max(1);
+        self.client_resets = false;
+        self
+    }
+
+    /// Record bytes of the client's request: a small request, or the bulk when upgraded.
+    fn request_size(&self, rng: &mut Rng) -> u64 {
+        if self.upgraded {
+            self.response_size(rng)
+        } else {
+            rng.range(60, 900)
+        }
+    }
+
+    /// Record bytes of the server's answer: a body, or a short status line when upgraded.
+    fn answer_size(&self, rng: &mut Rng) -> u64 {
+        if self.upgraded {
+            rng.range(40, 200)
+        } else {
+            self.response_size(rng)
         }
     }
 
@@ -246,7 +283,11 @@ impl TcpApp for TlsApp {
                 Dir::ToServer,
                 ByteStream::new().bytes(client_hello(
                     &self.sni,
-                    &["h2", "http/1.1"],
+                    if self.upgraded {
+                        &[]
+                    } else {
+                        &["h2", "http/1.1"]
+                    },
                     &self.session_id,
                     rng,
                 )),
@@ -323,7 +364,7 @@ impl TcpApp for TlsApp {
                             rng.range(200, 300) as usize,
                             rng,
                         ))
-                        .tls_records(self.response_size(rng));
+                        .tls_records(self.answer_size(rng));
                     self.exchanges_left -= 1;
                     Step::Request
                 } else {
@@ -347,14 +388,14 @@ impl TcpApp for TlsApp {
                 self.exchanges_left -= 1;
                 (
                     Dir::ToServer,
-                    ByteStream::new().tls_records(rng.range(60, 900)),
+                    ByteStream::new().tls_records(self.request_size(rng)),
                     rng.log_uniform(500, 1_500_000),
                     Step::Response,
                 )
             }
             Step::Response => (
                 Dir::ToClient,
-                ByteStream::new().tls_records(self.response_size(rng)),
+                ByteStream::new().tls_records(self.answer_size(rng)),
                 rng.log_uniform(200, 100_000),
                 Step::Request,
             ),
