@@ -8,6 +8,8 @@
 #   dns     bench/smallflows.py dns: DNS over UDP, about one flow per query         2,000,000 packets
 #   scan    bench/smallflows.py scan: SYN scan, SYN/RST and unanswered SYNs          2,250,000 packets
 #   beacon  bench/smallflows.py beacon: many short TCP connections with tiny bodies 1,500,000 packets
+#   mail    gencap --kind mail: SMTP (MIME attachments, STARTTLS for some), FTP     MAIL_SIZE, default 300M
+#           with its data connections, SSH logins and scp/sftp, some DNS
 #
 #   bench/analyzer.sh                                 # every workload
 #   bench/analyzer.sh FILE...                         # your own captures instead (table printed,
@@ -15,6 +17,7 @@
 #   WORKLOADS="dns scan" bench/analyzer.sh            # some of them
 #   BASE=/tmp/pcapd-before bench/analyzer.sh          # also time an older pcapd build (same run)
 #   SIZE=4G SEED=7 bench/analyzer.sh                  # another mixed capture
+#   WORKLOADS=mail MAIL_SIZE=200M bench/analyzer.sh   # the mail mix alone, smaller
 #
 # The smallflows captures are written by a separate Python generator, not by pcapd's own
 # synthesizer, so the figures do not rest on one generator. Captures are cached in bench/out/
@@ -25,7 +28,11 @@
 #   tshark -n -q -r FILE -z conv,tcp -z conv,udp (tshark's conversation table: the anchor)
 # and prints a Markdown table (CPU seconds, MB/s, packets/s and new connections/s per
 # CPU-second, CPU µs per connection, peak RSS, CPU ratio to tshark), which also replaces the
-# analyzer section of docs/benchmarks.md (not for FILE arguments). Exits non-zero if a measured command failed; the rows that ran are kept.
+# analyzer section of docs/benchmarks.md (not for FILE arguments); when WORKLOADS names only
+# some workloads, their rows replace theirs and the other workloads' rows are kept. Besides
+# conn.log, a workload may require logs of its protocols (mail: smtp, ftp, ssh) from the
+# all-logs run. Exits non-zero if a measured command failed or a required log is missing; the
+# rows that ran are kept.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,9 +41,13 @@ cd "$root"
 source bench/lib.sh
 size=${SIZE:-1G}
 seed=${SEED:-1}
-workloads=${WORKLOADS:-mixed http tls dns scan beacon}
+all_workloads="mixed http tls dns scan beacon mail"
+workloads=${WORKLOADS:-$all_workloads}
 http_size=${HTTP_SIZE:-300M}
 tls_size=${TLS_SIZE:-300M}
+mail_size=${MAIL_SIZE:-300M}
+# Logs the all-logs run must write for a workload's timing to count (besides conn.log).
+declare -A required_logs=([mail]="smtp ftp ssh")
 # A user's captures: each file is a workload of its own, named by its position.
 declare -A user_file
 user_files=$#
@@ -96,10 +107,14 @@ capture_for() {
             f=$out/tls-$tls_size-seed$seed.pcap
             [ -s "$f" ] || "$gencap" --kind tls --size "$tls_size" --seed "$seed" "$f" 2> "$f.stats" >&2
             ;;
+        mail)
+            f=$out/mail-$mail_size-seed$seed.pcap
+            [ -s "$f" ] || "$gencap" --kind mail --size "$mail_size" --seed "$seed" "$f" 2> "$f.stats" >&2
+            ;;
         dns) f=$out/dns.pcap; [ -s "$f" ] || python3 bench/smallflows.py dns --packets 2000000 --seed "$seed" "$f" ;;
         scan) f=$out/scan.pcap; [ -s "$f" ] || python3 bench/smallflows.py scan --packets 2250000 --seed "$seed" "$f" ;;
         beacon) f=$out/beacon.pcap; [ -s "$f" ] || python3 bench/smallflows.py beacon --packets 1500000 --seed "$seed" "$f" ;;
-        *) echo "unknown workload $w (mixed, http, tls, dns, scan, beacon)" >&2; return 1 ;;
+        *) echo "unknown workload $w (${all_workloads// /, })" >&2; return 1 ;;
     esac
     echo "$f"
 }
@@ -150,6 +165,9 @@ for w in $workloads; do
     measure "$w" tshark tshark -n -q -r "$capture" -z conv,tcp -z conv,udp
     cap_packets[$w]=$(sed -n 's/^\([0-9]*\) packets,.*/\1/p' "$out/run-$w-pcapd-conn.log" | head -1)
     [ -s "$out/logs-$w-conn/conn.log" ] || { echo "!! no conn.log for $w: its timing is not a result" >&2; failed=1; }
+    for log in ${required_logs[$w]:-}; do
+        [ -s "$out/logs-$w-all/$log.log" ] || { echo "!! no $log.log for $w: the all-logs timing leaves out its protocol" >&2; failed=1; }
+    done
 done
 
 sizes=""
@@ -179,27 +197,58 @@ table=$(awk -v sizes="$sizes" '
         }
     }' "$results")
 
+# A run of some workloads keeps the other workloads' rows and capture lines from the current
+# section, in the usual workload order, and says when those were measured.
+kept_note=""
+if [ "$user_files" -eq 0 ] && [ -f docs/benchmarks.md ]; then
+    old_section=$(sed -n '/<!-- analyzer-bench:start/,/<!-- analyzer-bench:end/p' docs/benchmarks.md)
+    kept=()
+    merged=$(head -n 2 <<< "$table")
+    for w in $all_workloads; do
+        if [[ " $workloads " == *" $w "* ]]; then
+            rows=$(grep -F "| $w |" <<< "$table" || true)
+        else
+            rows=$(grep -F "| $w |" <<< "$old_section" || true)
+            [ -z "$rows" ] || kept+=("$w")
+        fi
+        [ -z "$rows" ] || merged="$merged
+$rows"
+    done
+    table=$merged
+    if [ ${#kept[@]} -gt 0 ]; then
+        old_date=$(sed -n 's/^Measured \([0-9-]*\) .*/\1/p' <<< "$old_section" | head -1)
+        old_binary=$(sed -n 's/^pcapd binary: \(.*\)\.$/\1/p' <<< "$old_section" | head -1)
+        kept_note="Rows of ${kept[*]} are kept from the earlier run (${old_date:-date unknown}${old_binary:+, pcapd binary: $old_binary}); this run measured $workloads."
+        for w in "${kept[@]}"; do
+            line=$(grep -F -- "- \`$w\`:" <<< "$old_section" || true)
+            [ -z "$line" ] || kept_captures="${kept_captures:-}
+$line"
+        done
+    fi
+fi
+
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 cores=$(nproc)
 tshark_version=$(tshark --version 2>/dev/null | head -1)
 rustc_version=$(rustc --version 2>/dev/null || echo unknown)
 today=$(date -u +%Y-%m-%d)
-captures_text=""
+captures_text="${kept_captures:-}"
 for w in $workloads; do
     captures_text="$captures_text
 - \`$w\`: ${user_file[$w]:+\`${user_file[$w]}\`, }${cap_bytes[$w]} bytes, ${cap_packets[$w]:-?} packets"
 done
 
-captures_intro="Captures (\`mixed\`, \`http\`, \`tls\`: \`gencap --kind KIND --seed $seed\` with \`--size\` $size,
-$http_size and $tls_size; \`dns\`, \`scan\`, \`beacon\`: \`bench/smallflows.py --seed $seed\`, a
-generator independent of pcapd's own):"
+captures_intro="Captures (\`mixed\`, \`http\`, \`tls\`, \`mail\`: \`gencap --kind KIND --seed $seed\` with
+\`--size\` $size, $http_size, $tls_size and $mail_size; \`dns\`, \`scan\`, \`beacon\`:
+\`bench/smallflows.py --seed $seed\`, a generator independent of pcapd's own):"
 [ "$user_files" -eq 0 ] || captures_intro="Captures given on the command line:"
 
 report=$(cat <<REPORT
 <!-- analyzer-bench:start (written by bench/analyzer.sh; edits here are overwritten) -->
 ## Analyzer throughput
 
-Measured $today on $cores CPUs ($cpu_model), $tshark_version, $rustc_version.
+Measured $today on $cores CPUs ($cpu_model), $tshark_version, $rustc_version.${kept_note:+
+$kept_note}
 pcapd binary: \`$pcapd\`${base:+; \`BASE\` = \`$base\` (the build before the change under test)}.
 
 $captures_intro
