@@ -371,11 +371,13 @@ impl SshApp {
         put_string(&mut reply, &signature);
         let mut flight = clear_packet(&reply, rng);
         flight.extend_from_slice(&clear_packet(&[MSG_NEWKEYS], rng));
-        q.push_back(turn(
-            Dir::ToClient,
-            ByteStream::new().bytes(flight),
-            rng.range(1_000, 30_000),
-        ));
+        let mut flight = ByteStream::new().bytes(flight);
+        if self.client.kex.contains("ext-info-c") {
+            // RFC 8308: EXT_INFO (server-sig-algs, ...) as the first encrypted packet, right
+            // after the server's NEWKEYS.
+            flight = flight.random(self.framing.packet_len(rng.range(250, 290) as usize));
+        }
+        q.push_back(turn(Dir::ToClient, flight, rng.range(1_000, 30_000)));
         q.push_back(turn(
             Dir::ToServer,
             ByteStream::new().bytes(clear_packet(&[MSG_NEWKEYS], rng)),
@@ -385,9 +387,10 @@ impl SshApp {
 
     fn auth(&mut self, rng: &mut Rng) {
         let turns = [
-            // SERVICE_REQUEST ssh-userauth; EXT_INFO (server-sig-algs) and SERVICE_ACCEPT.
+            // SERVICE_REQUEST ssh-userauth and SERVICE_ACCEPT. Zeek infers the auth outcome
+            // from the server's packet sizes relative to this SERVICE_ACCEPT.
             self.encrypted(Dir::ToServer, &[17], rng.range(100, 2_000)),
-            self.encrypted(Dir::ToClient, &[262, 17], rng.range(100, 2_000)),
+            self.encrypted(Dir::ToClient, &[17], rng.range(100, 2_000)),
             // USERAUTH_REQUEST "none"; FAILURE "publickey,password".
             self.encrypted(
                 Dir::ToServer,
@@ -587,10 +590,11 @@ mod tests {
         out
     }
 
-    /// Splits clear-text binary packets into their payloads, checking the framing.
-    fn payloads(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    /// Splits clear-text binary packets into their payloads, checking the framing; stops
+    /// after `limit` packets (what follows NEWKEYS is encrypted).
+    fn payloads_upto(mut bytes: &[u8], limit: usize) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        while !bytes.is_empty() {
+        while !bytes.is_empty() && out.len() < limit {
             let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
             let padding = usize::from(bytes[4]);
             assert_eq!((4 + len) % 8, 0, "packets are a multiple of 8");
@@ -599,6 +603,10 @@ mod tests {
             bytes = &bytes[4 + len..];
         }
         out
+    }
+
+    fn payloads(bytes: &[u8]) -> Vec<Vec<u8>> {
+        payloads_upto(bytes, usize::MAX)
     }
 
     fn name_lists(kexinit: &[u8]) -> Vec<String> {
@@ -673,13 +681,45 @@ mod tests {
             assert_eq!(init[0][0], MSG_KEX_ECDH_INIT);
             let kex = negotiate(app.client.kex, app.server.kex).unwrap();
             assert_eq!(init[0].len(), 1 + 4 + exchange_value_lens(kex).0);
-            let reply = payloads(&turns[5].1);
+            let reply = payloads_upto(&turns[5].1, 2);
             assert_eq!(
                 (reply[0][0], reply[1].as_slice()),
                 (MSG_KEX_ECDH_REPLY, &[MSG_NEWKEYS][..])
             );
             assert_eq!(payloads(&turns[6].1), vec![vec![MSG_NEWKEYS]]);
             assert!(turns.len() > 12, "an encrypted phase follows");
+        }
+    }
+
+    /// Byte counts of the server's turns after its NEWKEYS flight.
+    fn server_turns_after_kex(seed: u64, password_fails: bool) -> Vec<usize> {
+        let mut rng = Rng::new(seed);
+        let mut app = SshApp::new("git.example.org", 100_000, &mut rng);
+        app.password_fails = password_fails;
+        let mut lens = Vec::new();
+        let mut index = 0;
+        while let Some(mut turn) = app.next_turn(&mut rng, 0) {
+            let bytes = drain(&mut turn.stream, &mut rng);
+            if index > 6 && turn.dir == Dir::ToClient {
+                lens.push(bytes.len());
+            }
+            index += 1;
+        }
+        lens
+    }
+
+    /// Zeek's SSH analyzer infers the outcome from sizes: USERAUTH_SUCCESS is 16 bytes
+    /// shorter than SERVICE_ACCEPT, failures repeat the first FAILURE's size.
+    #[test]
+    fn auth_packet_sizes_tell_success_from_failure_as_zeek_infers_it() {
+        for seed in 0..20 {
+            let ok = server_turns_after_kex(seed, false);
+            let accept = ok[0];
+            assert!(ok.iter().any(|&len| len + 16 == accept), "{ok:?}");
+            let failed = server_turns_after_kex(seed, true);
+            let failure = failed[1];
+            assert_eq!(failed.iter().filter(|&&len| len == failure).count(), 4);
+            assert!(!failed.iter().any(|&len| len + 16 == failed[0]));
         }
     }
 
