@@ -21,6 +21,7 @@ use super::uid::Uid;
 
 pub mod dns;
 pub mod files;
+pub mod ftp;
 pub mod http;
 pub mod ssh;
 pub mod ssl;
@@ -29,6 +30,7 @@ pub mod x509;
 
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
+pub use ftp::{FtpAnalyzer, FTP_SCHEMA};
 pub use http::{HttpAnalyzer, HTTP_SCHEMA};
 pub use ssh::{SshAnalyzer, SSH_SCHEMA};
 pub use ssl::{SslAnalyzer, SSL_SCHEMA};
@@ -72,6 +74,30 @@ pub struct AppOutput<'a> {
     /// Weirds raised by the analyzer: `(name, addl)`; the flow table writes them to
     /// weird.log with the connection's uid and 5-tuple.
     pub weirds: &'a mut Vec<(&'static str, String)>,
+    /// Connections the analyzer announces (FTP's data channels); the flow table attaches
+    /// their analyzer when they start.
+    pub expected: &'a mut Vec<ExpectedConn>,
+}
+
+/// A TCP connection an analyzer announces before it starts (Zeek's
+/// `Analyzer::schedule_analyzer`): one from `orig_h` to `resp_h:resp_p` that starts within
+/// the wait of its announcement gets the analyzer `start` makes from its first packet on,
+/// whatever its content.
+pub struct ExpectedConn {
+    pub orig_h: IpAddr,
+    pub resp_h: IpAddr,
+    pub resp_p: u16,
+    pub start: Box<dyn Fn() -> Box<dyn AppAnalyzer> + Send>,
+}
+
+impl std::fmt::Debug for ExpectedConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExpectedConn")
+            .field("orig_h", &self.orig_h)
+            .field("resp_h", &self.resp_h)
+            .field("resp_p", &self.resp_p)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One application protocol on one connection.
@@ -127,7 +153,8 @@ pub trait AppAnalyzer: Send {
 ///
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
 /// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
-/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), a DNS header with a decodable question (over TCP behind its 2-byte length).
+/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), an FTP `USER` command
+/// (see [`ftp::looks_like_ftp`]), a DNS header with a decodable question (over TCP behind its 2-byte length).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
 /// nothing.
@@ -150,6 +177,9 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
             }
             if http::looks_like_http(is_orig, data) {
                 return Some(Box::new(HttpAnalyzer::new()));
+            }
+            if ftp::looks_like_ftp(conn, is_orig, data) {
+                return Some(Box::new(FtpAnalyzer::new()));
             }
             let framed = be16(data, 0).and_then(|len| {
                 let len = usize::from(len);
@@ -229,6 +259,7 @@ pub(crate) mod tests {
         pub c: ConnInfo,
         pub sink: Collect,
         pub weirds: Vec<(&'static str, String)>,
+        pub expected: Vec<ExpectedConn>,
     }
 
     impl<A: AppAnalyzer> Driver<A> {
@@ -238,6 +269,7 @@ pub(crate) mod tests {
                 c,
                 sink: Collect::default(),
                 weirds: Vec::new(),
+                expected: Vec::new(),
             }
         }
 
@@ -245,6 +277,7 @@ pub(crate) mod tests {
             let out = AppOutput {
                 logs: &mut self.sink,
                 weirds: &mut self.weirds,
+                expected: &mut self.expected,
             };
             (&mut self.a, &self.c, out)
         }
@@ -380,14 +413,17 @@ pub(crate) mod tests {
                 Box::new(SslAnalyzer::new()),
                 Box::new(SslAnalyzer::new_dtls()),
                 Box::new(SshAnalyzer::new()),
+                Box::new(FtpAnalyzer::new()),
             ];
             analyzers.extend(detect(&c, true, &orig));
             let mut sink = Collect::default();
             let mut weirds = Vec::new();
+            let mut expected = Vec::new();
             for a in analyzers.iter_mut() {
                 let mut out = AppOutput {
                     logs: &mut sink,
                     weirds: &mut weirds,
+                    expected: &mut expected,
                 };
                 for (is_orig, data) in [(true, &orig), (false, &resp)] {
                     let mut rest = &data[..];

@@ -1,5 +1,5 @@
-//! Byte-string helpers shared by the text protocols (HTTP, MIME): blanks, trimming,
-//! substring search.
+//! Byte-string helpers shared by the text protocols (HTTP, MIME, FTP, SMTP): blanks,
+//! trimming, substring search, and the line splitter of the line-based protocols.
 
 /// `data` without its leading blanks (space, tab, CR, LF).
 pub(crate) fn skip_blank(data: &[u8]) -> &[u8] {
@@ -25,6 +25,63 @@ pub(crate) fn trim_ws(s: &[u8]) -> &[u8] {
     &s[..end]
 }
 
+/// Splits one side's stream into lines as Zeek's content-line analyzer does for FTP and
+/// SMTP: a line ends at LF, a CR before it is dropped, and a line longer than `max` is cut
+/// there (its rest becomes the next line) so that a side without newlines holds at most
+/// `max` bytes.
+#[derive(Debug)]
+pub(crate) struct Lines {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl Lines {
+    pub(crate) fn new(max: usize) -> Self {
+        Lines {
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    /// Hands every complete line in `data` (after what was held back) to `each`.
+    pub(crate) fn feed(&mut self, mut data: &[u8], mut each: impl FnMut(&[u8])) {
+        while !data.is_empty() {
+            let room = self.max.saturating_sub(self.buf.len()).max(1);
+            let window = &data[..data.len().min(room)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    let line = &window[..i];
+                    if self.buf.is_empty() {
+                        each(strip_cr(line));
+                    } else {
+                        self.buf.extend_from_slice(line);
+                        each(strip_cr(&self.buf));
+                        self.buf.clear();
+                    }
+                    data = &data[i + 1..];
+                }
+                None => {
+                    self.buf.extend_from_slice(window);
+                    data = &data[window.len()..];
+                    if self.buf.len() >= self.max {
+                        each(&self.buf);
+                        self.buf.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bytes of an unfinished line, given up (a gap, or the end of the stream).
+    pub(crate) fn take_partial(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +93,16 @@ mod tests {
         assert_eq!(trim_ws(b" \t "), b"");
         assert!(contains(b"chunked, gzip", b"gzip"));
         assert!(!contains(b"gz", b"gzip"));
+    }
+
+    #[test]
+    fn lines_split_at_lf_and_are_capped() {
+        let mut lines = Lines::new(8);
+        let mut got = Vec::new();
+        lines.feed(b"ab\r\ncd", |l| got.push(l.to_vec()));
+        lines.feed(b"e\nfghijklmnop\n", |l| got.push(l.to_vec()));
+        assert_eq!(got, [&b"ab"[..], b"cde", b"fghijklm", b"nop"]);
+        lines.feed(b"x", |_| {});
+        assert_eq!(lines.take_partial(), b"x");
     }
 }

@@ -25,10 +25,10 @@ mod slab;
 pub mod tcp;
 mod tcp_rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use super::app::{self, AppOutput, ConnInfo, Transport};
+use super::app::{self, AppAnalyzer, AppOutput, ConnInfo, ExpectedConn, Transport};
 use super::decode::{self, IpPacket, ACK, SYN};
 use super::log::LogSink;
 use super::uid::UidGenerator;
@@ -50,6 +50,19 @@ const SWEEP_PREFETCH: usize = 8;
 const DETECT_MAX_BYTES_PER_SIDE: usize = 4096;
 /// ... or this many payload chunks in total (or twice the per-side bytes held in total).
 const DETECT_MAX_CHUNKS: u32 = 16;
+
+/// Most announced connections awaited at once (Zeek's `FTP::max_expected_data_channels`);
+/// an announcement past it is dropped.
+const MAX_AWAITED: usize = 100_000;
+/// How long an announced connection is awaited (Zeek schedules the analyzer for 5 min).
+const AWAIT_NS: i64 = 300 * conn::NS;
+
+/// A connection an analyzer announced, awaited at its responder address and port.
+struct Awaited {
+    orig_h: IpAddr,
+    until_ns: i64,
+    start: Box<dyn Fn() -> Box<dyn AppAnalyzer> + Send>,
+}
 
 /// Which logs the table produces.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +87,9 @@ pub struct FlowTable {
     /// reused between sweeps.
     entries: Vec<Due>,
     due: Vec<(u64, Slot)>,
+    /// Announced connections by responder address and port (the last announcement of one
+    /// wins, as in Zeek's `ftp_data_expected`).
+    awaited: HashMap<(IpAddr, u16), Awaited>,
 }
 
 impl FlowTable {
@@ -86,6 +102,7 @@ impl FlowTable {
                 opts,
                 weirds: WeirdLog::default(),
                 app_weirds: Vec::new(),
+                app_expected: Vec::new(),
                 connections: 0,
                 services: BTreeMap::new(),
             },
@@ -95,6 +112,7 @@ impl FlowTable {
             events: Vec::new(),
             entries: Vec::new(),
             due: Vec::new(),
+            awaited: HashMap::new(),
         }
     }
 
@@ -190,9 +208,57 @@ impl FlowTable {
     /// are not moved out to be logged). The caller has removed its key from the index.
     fn end_slot(&mut self, slot: Slot, sink: &mut dyn LogSink) {
         if let Some(conn) = self.slots.get_mut(slot) {
+            let ts_ns = conn.last_ns;
             self.ends.end(conn, sink);
+            self.await_announced(ts_ns);
         }
         self.slots.discard(slot);
+    }
+
+    /// Takes the connections analyzers announced during the last call into the table.
+    fn await_announced(&mut self, ts_ns: i64) {
+        for e in self.ends.app_expected.drain(..) {
+            let key = (e.resp_h, e.resp_p);
+            if self.awaited.len() >= MAX_AWAITED && !self.awaited.contains_key(&key) {
+                self.awaited.retain(|_, a| a.until_ns > ts_ns);
+                if self.awaited.len() >= MAX_AWAITED {
+                    continue;
+                }
+            }
+            self.awaited.insert(
+                key,
+                Awaited {
+                    orig_h: e.orig_h,
+                    until_ns: ts_ns.saturating_add(AWAIT_NS),
+                    start: e.start,
+                },
+            );
+        }
+    }
+
+    /// Gives a new TCP connection the analyzer announced for it, if any (Zeek's
+    /// `scheduled_analyzer_applied`): its service is known from the start.
+    fn attach_awaited(&mut self, slot: Slot, ts_ns: i64) {
+        if self.awaited.is_empty() {
+            return;
+        }
+        let Some(conn) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let key = (conn.info.resp_h, conn.info.resp_p);
+        let Some(a) = self.awaited.get(&key) else {
+            return;
+        };
+        if a.until_ns <= ts_ns {
+            self.awaited.remove(&key);
+            return;
+        }
+        if a.orig_h != conn.info.orig_h {
+            return;
+        }
+        let analyzer = (a.start)();
+        conn.service = analyzer.service();
+        conn.app = AppState::Active(analyzer);
     }
 
     /// Pushes the connection's deadline to the expiry queue if it moved earlier than the one
@@ -354,7 +420,7 @@ impl FlowTable {
                     pure_syn,
                     seg.flags & SYN != 0,
                 );
-                self.create(
+                let slot = self.create(
                     key,
                     ts_ns,
                     ip.src,
@@ -364,7 +430,9 @@ impl FlowTable {
                     Proto::Tcp,
                     6,
                     flip,
-                )
+                );
+                self.attach_awaited(slot, ts_ns);
+                slot
             }
         };
         let check = !self.ends.opts.ignore_checksums && ip.complete();
@@ -453,6 +521,7 @@ impl FlowTable {
                                 let mut out = AppOutput {
                                     logs: &mut *sink,
                                     weirds: &mut self.ends.app_weirds,
+                                    expected: &mut self.ends.app_expected,
                                 };
                                 a.gap(&conn.info, secs(ts_ns), side_is_orig, *len, &mut out);
                             }
@@ -462,6 +531,7 @@ impl FlowTable {
                             AppState::Settled | AppState::Off => {}
                         }
                     }
+                    self.await_announced(ts_ns);
                     self.flush_app_weirds(slot, ts_ns, sink);
                 }
                 StreamEvent::Data(data) => self.deliver_app(slot, side_is_orig, ts_ns, data, sink),
@@ -604,6 +674,7 @@ impl FlowTable {
         let mut out = AppOutput {
             logs: &mut *sink,
             weirds: &mut self.ends.app_weirds,
+            expected: &mut self.ends.app_expected,
         };
         match &mut conn.app {
             AppState::Off | AppState::Settled => return,
@@ -681,6 +752,7 @@ impl FlowTable {
                 conn.app = AppState::Settled;
             }
         }
+        self.await_announced(ts_ns);
         self.flush_app_weirds(slot, ts_ns, sink);
     }
 
@@ -730,6 +802,8 @@ struct Ends {
     weirds: WeirdLog,
     /// Weirds an analyzer raised during one call, written by the table.
     app_weirds: Vec<(&'static str, String)>,
+    /// Connections an analyzer announced during one call, awaited by the table.
+    app_expected: Vec<ExpectedConn>,
     /// Connections logged so far.
     connections: u64,
     /// Connections per service ("-" for none).
@@ -750,6 +824,7 @@ impl Ends {
                 let mut out = AppOutput {
                     logs: &mut *sink,
                     weirds: &mut self.app_weirds,
+                    expected: &mut self.app_expected,
                 };
                 for (i, ev) in events.iter().enumerate() {
                     let is_orig = i < split;
@@ -770,6 +845,7 @@ impl Ends {
             let mut out = AppOutput {
                 logs: &mut *sink,
                 weirds: &mut self.app_weirds,
+                expected: &mut self.app_expected,
             };
             a.finish(&conn.info, secs(conn.last_ns), &mut out);
             if conn.service.is_none() {

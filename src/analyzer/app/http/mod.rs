@@ -20,9 +20,7 @@ mod parser;
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
-use super::files::{disposition_filename, FileState, MultipartSplitter, PartEvent};
+use super::files::{disposition_filename, FileState, FuidGenerator, MultipartSplitter, PartEvent};
 use super::text::contains;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{LogSink, Set, Time, Vector};
@@ -234,7 +232,7 @@ pub struct HttpAnalyzer {
     request_methods: std::collections::VecDeque<String>,
     /// Method of the request the response being read answers.
     response_method: Option<String>,
-    files_created: u64,
+    fuids: FuidGenerator,
 }
 
 impl Default for HttpAnalyzer {
@@ -259,7 +257,7 @@ impl HttpAnalyzer {
             trans_depth: 0,
             request_methods: Default::default(),
             response_method: None,
-            files_created: 0,
+            fuids: FuidGenerator::default(),
         }
     }
 
@@ -288,17 +286,7 @@ impl HttpAnalyzer {
     }
 
     fn new_fuid(&mut self, conn: &ConnInfo) -> String {
-        self.files_created += 1;
-        let digest = Sha256::digest(format!("{}/{}", conn.uid, self.files_created).as_bytes());
-        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut id = String::from("F");
-        id.extend(
-            digest
-                .iter()
-                .take(17)
-                .map(|b| char::from(ALPHABET[usize::from(*b) % 62])),
-        );
-        id
+        self.fuids.next(conn)
     }
 
     fn process(
@@ -706,14 +694,11 @@ impl HttpAnalyzer {
                     .and_then(|v| v.trim().parse().ok()),
             };
             let no_bof = side == RESP && code == Some(206) && !matches!(range, Some(Some((0, _))));
-            let file = FileState::new(
-                fuid,
-                ts,
-                s.header("CONTENT-ENCODING"),
-                no_bof,
-                filename,
-                total,
-            );
+            let file = FileState::new("HTTP", fuid, ts)
+                .content_encoding(s.header("CONTENT-ENCODING"))
+                .without_bof(no_bof)
+                .named(filename)
+                .sized(total);
             self.sides[side].file = Some(file);
         }
         let s = &mut self.sides[side];
@@ -746,7 +731,11 @@ impl HttpAnalyzer {
                     };
                     if r.file.is_none() {
                         let fuid = self.new_fuid(conn);
-                        r.file = Some(FileState::new(fuid, ts, None, start != 0, None, total));
+                        r.file = Some(
+                            FileState::new("HTTP", fuid, ts)
+                                .without_bof(start != 0)
+                                .sized(total),
+                        );
                     }
                     let Some(f) = r.file.as_mut() else { continue };
                     let offset = f.seen().saturating_add(f.missing());
@@ -824,7 +813,7 @@ impl HttpAnalyzer {
                             continue;
                         }
                         let fuid = self.new_fuid(conn);
-                        m.current = Some(FileState::new(fuid, ts, None, false, name, None));
+                        m.current = Some(FileState::new("HTTP", fuid, ts).named(name));
                     }
                     if let Some(f) = m.current.as_mut() {
                         f.data(ts, &bytes, weirds);

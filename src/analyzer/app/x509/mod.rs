@@ -484,9 +484,11 @@ pub(crate) mod tests {
         let c = Certificate::parse(&cert("a", "a")).expect("certificate");
         let mut sink = Collect::default();
         let mut weirds = Vec::new();
+        let mut expected = Vec::new();
         let mut out = AppOutput {
             logs: &mut sink,
             weirds: &mut weirds,
+            expected: &mut expected,
         };
         log_certificate(1.0, &c, true, false, &mut out);
         log_certificate(2.0, &c, true, false, &mut out);
