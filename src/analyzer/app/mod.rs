@@ -1,13 +1,17 @@
-//! Application-layer analyzers (DNS, HTTP, TLS, SSH) that the flow table feeds.
+//! Application-layer analyzers (DNS, HTTP, TLS, SSH, FTP, SMTP) that the flow table feeds.
 //!
 //! The flow table owns connections, reassembles TCP streams and calls one
 //! [`AppAnalyzer`] per connection once [`detect`] has picked a protocol from the payload
 //! (never from the port alone). Analyzers write their own logs (`dns.log`, `http.log`,
-//! `ssl.log`, `ssh.log`, `files.log`) through [`AppOutput`] and report oddities as weirds.
+//! `ssl.log`, `ssh.log`, `ftp.log`, `smtp.log`, `files.log`) through [`AppOutput`] and
+//! report oddities as weirds; an analyzer may announce a connection it expects (FTP's data
+//! channels, [`ExpectedConn`]).
 //!
-//! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (HTTP bodies
-//! as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS handshakes), `ssh`
-//! (SSH version and key exchange, authentication guessed from packet sizes), `x509`
+//! Modules: `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions), `files` (the files
+//! of every protocol: decoding, MIME sniffing, MIME messages, multipart, files.log), `ssl` (TLS handshakes), `ssh`
+//! (SSH version and key exchange, authentication guessed from packet sizes), `ftp` (FTP
+//! commands and data channels), `smtp` (mail transactions, STARTTLS, MIME entities as
+//! files), `x509`
 //! (certificates of TLS handshakes: x509.log, fingerprints, host-name check), `text`
 //! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
 //! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
@@ -23,6 +27,7 @@ pub mod dns;
 pub mod files;
 pub mod ftp;
 pub mod http;
+pub mod smtp;
 pub mod ssh;
 pub mod ssl;
 mod text;
@@ -32,6 +37,7 @@ pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
 pub use ftp::{FtpAnalyzer, FTP_SCHEMA};
 pub use http::{HttpAnalyzer, HTTP_SCHEMA};
+pub use smtp::{SmtpAnalyzer, SMTP_SCHEMA};
 pub use ssh::{SshAnalyzer, SSH_SCHEMA};
 pub use ssl::{SslAnalyzer, SSL_SCHEMA};
 pub use x509::X509_SCHEMA;
@@ -154,7 +160,7 @@ pub trait AppAnalyzer: Send {
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
 /// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
 /// status line), an SSH version line (see [`ssh::looks_like_ssh`]), an FTP `USER` command
-/// (see [`ftp::looks_like_ftp`]), a DNS header with a decodable question (over TCP behind its 2-byte length).
+/// (see [`ftp::looks_like_ftp`]), an SMTP `HELO`/`EHLO` (see [`smtp::looks_like_smtp`]), a DNS header with a decodable question (over TCP behind its 2-byte length).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
 /// nothing.
@@ -180,6 +186,9 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
             }
             if ftp::looks_like_ftp(conn, is_orig, data) {
                 return Some(Box::new(FtpAnalyzer::new()));
+            }
+            if smtp::looks_like_smtp(conn, is_orig, data) {
+                return Some(Box::new(SmtpAnalyzer::new()));
             }
             let framed = be16(data, 0).and_then(|len| {
                 let len = usize::from(len);
@@ -414,6 +423,7 @@ pub(crate) mod tests {
                 Box::new(SslAnalyzer::new_dtls()),
                 Box::new(SshAnalyzer::new()),
                 Box::new(FtpAnalyzer::new()),
+                Box::new(SmtpAnalyzer::new()),
             ];
             analyzers.extend(detect(&c, true, &orig));
             let mut sink = Collect::default();

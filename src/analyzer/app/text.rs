@@ -45,41 +45,44 @@ impl Lines {
 
     /// Hands every complete line in `data` (after what was held back) to `each`.
     pub(crate) fn feed(&mut self, mut data: &[u8], mut each: impl FnMut(&[u8])) {
+        while let Some(line) = self.next_line(&mut data) {
+            each(&line);
+        }
+    }
+
+    /// The first line completed by `data`, which is advanced past it; `None` once `data`
+    /// is used up (an unfinished line is held back for the next call). For protocols that
+    /// switch to raw bytes after a line (SMTP's `BDAT`).
+    pub(crate) fn next_line(&mut self, data: &mut &[u8]) -> Option<Vec<u8>> {
         while !data.is_empty() {
             let room = self.max.saturating_sub(self.buf.len()).max(1);
             let window = &data[..data.len().min(room)];
             match window.iter().position(|&b| b == b'\n') {
                 Some(i) => {
-                    let line = &window[..i];
-                    if self.buf.is_empty() {
-                        each(strip_cr(line));
-                    } else {
-                        self.buf.extend_from_slice(line);
-                        each(strip_cr(&self.buf));
-                        self.buf.clear();
+                    self.buf.extend_from_slice(&window[..i]);
+                    *data = &data[i + 1..];
+                    let mut line = std::mem::take(&mut self.buf);
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
                     }
-                    data = &data[i + 1..];
+                    return Some(line);
                 }
                 None => {
                     self.buf.extend_from_slice(window);
-                    data = &data[window.len()..];
+                    *data = &data[window.len()..];
                     if self.buf.len() >= self.max {
-                        each(&self.buf);
-                        self.buf.clear();
+                        return Some(std::mem::take(&mut self.buf));
                     }
                 }
             }
         }
+        None
     }
 
     /// The bytes of an unfinished line, given up (a gap, or the end of the stream).
     pub(crate) fn take_partial(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
     }
-}
-
-fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 #[cfg(test)]

@@ -680,8 +680,9 @@ impl FlowTable {
             AppState::Off | AppState::Settled => return,
             AppState::Active(a) => {
                 a.deliver(&conn.info, ts, is_orig, data, &mut out);
-                if conn.service.is_none() {
-                    conn.service = a.service();
+                // A service may grow (SMTP after STARTTLS is "smtp,ssl").
+                if let Some(service) = a.service() {
+                    conn.service = Some(service);
                 }
                 if a.take_role_flip() {
                     conn.flip();

@@ -10,14 +10,16 @@
 //! (decompressed) body is.
 //!
 //! Layout: `magic` sniffs types by Zeek's file signatures (`magic.tsv`), `hash` keeps the
-//! digests, `extract` writes chosen files under `extract_files/`, `multipart` splits MIME
-//! bodies, `log` is the files.log row; this file follows one file through decoding and
+//! digests, `extract` writes chosen files under `extract_files/`, `multipart` splits
+//! multipart HTTP bodies, `mime` reads MIME messages (mail) into entities, `log` is the
+//! files.log row; this file follows one file through decoding and
 //! names files ([`FuidGenerator`]).
 
 mod extract;
 mod hash;
 mod log;
 mod magic;
+mod mime;
 mod multipart;
 
 use std::io::Write;
@@ -33,6 +35,7 @@ pub use hash::{DigestSet, HashScope};
 use hash::{Digests, Hashes};
 pub use log::{FilesRow, FILES_SCHEMA};
 use magic::sniff_mime;
+pub(crate) use mime::{header_filename, MimeEvent, MimeMessage};
 pub(crate) use multipart::{disposition_filename, MultipartSplitter, PartEvent};
 
 /// Bytes of a body kept for MIME sniffing (Zeek's default BOF buffer).
@@ -280,6 +283,12 @@ impl FileState {
     /// The size the protocol announces (Content-Length).
     pub(crate) fn sized(mut self, total: Option<u64>) -> Self {
         self.total = total;
+        self
+    }
+
+    /// files.log `depth` (SMTP: the number of MIME entities begun in the session).
+    pub(crate) fn at_depth(mut self, depth: u64) -> Self {
+        self.depth = depth;
         self
     }
 
