@@ -9,6 +9,8 @@
 #   - a Python venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/venv with Burp-UI's own
 #     code: burp-ui 1.1.1 (the client side, its "parallel" backend) and burp-ui-monitor
 #     1.1.1 (the real bui-monitor that pcapd replaces);
+#   - a venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/traffic-venv with pyftpdlib and
+#     aiosmtpd, the FTP and SMTP servers of tests/it/traffic.rs (curl is their client);
 #   - a venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/api-venv with schemathesis and
 #     openapi-spec-validator (the gateway against docs/openapi.json); cargo-deb (cargo
 #     install), Debian's prometheus, lintian, man-db and dpkg-dev (metrics and packaging);
@@ -186,6 +188,27 @@ import burpui_monitor.__main__
 ' 2>&1)"; then
     echo "$out" >&2
     die "the venv at $venv cannot import burp-ui / burp-ui-monitor; remove it and rerun"
+fi
+
+# ---- The FTP and SMTP servers' venv (tests/it/traffic.rs) ------------------------------
+
+traffic_venv="$env_dir/traffic-venv"
+TRAFFIC_PINS=(pyftpdlib==2.2.0 aiosmtpd==1.4.6)
+make_venv "$traffic_venv"
+mapfile -t traffic_need < <(unmet_pins "$traffic_venv" "${TRAFFIC_PINS[@]}")
+if [ "${#traffic_need[@]}" -gt 0 ]; then
+    log="$env_dir/traffic-pip-install.log"
+    if ! "$traffic_venv/bin/python" -m pip install --disable-pip-version-check -q "${TRAFFIC_PINS[@]}" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "pip install ${TRAFFIC_PINS[*]} failed (log: $log)"
+    fi
+    for pin in "${traffic_need[@]}"; do
+        echo "installed (pip): $pin"
+    done
+fi
+if ! out="$("$traffic_venv/bin/python" -c 'import pyftpdlib.servers, aiosmtpd.controller' 2>&1)"; then
+    echo "$out" >&2
+    die "the venv at $traffic_venv cannot import pyftpdlib / aiosmtpd; remove it and rerun"
 fi
 
 # ---- The OpenAPI tools' venv (tests/it/openapi.rs) --------------------------------------
