@@ -395,6 +395,18 @@ pub(crate) mod tests {
             ssh_flight(b"SSH-2.0-C\r\n", "curve25519-sha256,aes128-ctr"),
             ssh_flight(b"pre\r\nSSH-2.0-S\r\n", "aes128-ctr,curve25519-sha256"),
         ));
+        seeds.push((
+            Transport::Tcp,
+            21,
+            b"USER anonymous\r\nPASS a@b\r\nCWD /pub\r\nEPSV\r\nRETR x.txt\r\nPORT 10,0,0,1,4,1\r\nSTOR y\r\nQUIT\r\n".to_vec(),
+            b"220 hi\r\n331 ok\r\n230-a\r\n 230 b\r\n230 c\r\n250 ok\r\n229 (|||5000|)\r\n150 (12 bytes)\r\n226 ok\r\n200 ok\r\n227 (10,0,0,2,4,2)\r\n221 bye\r\n".to_vec(),
+        ));
+        seeds.push((
+            Transport::Tcp,
+            25,
+            b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--x\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\na=3Db=\r\n--x--\r\n.\r\nBDAT 5 LAST\r\nab\r\ncRSET\r\nSTARTTLS\r\n".to_vec(),
+            b"220 mx\r\n250-mx\r\n250 CHUNKING\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n250 ok\r\n250 ok\r\n220 tls\r\n".to_vec(),
+        ));
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..2500 {
             let (transport, port, orig, resp) = &seeds[round % seeds.len()];

@@ -324,6 +324,9 @@ impl FtpAnalyzer {
                 "CDUP" => s.cwd = parser::build_path_compressed(&s.cwd, b"/.."),
                 _ => s.cwd = parser::extract_path(&msg),
             }
+            // Zeek's working directory grows without bound; pcapd keeps what an argument
+            // may show.
+            s.cwd.truncate(MAX_ARG_LENGTH);
         }
         if s.pending.len() > 1 {
             s.pending.remove(&cmdarg.seq);
