@@ -43,16 +43,10 @@ impl Lines {
         }
     }
 
-    /// Hands every complete line in `data` (after what was held back) to `each`.
-    pub(crate) fn feed(&mut self, mut data: &[u8], mut each: impl FnMut(&[u8])) {
-        while let Some(line) = self.next_line(&mut data) {
-            each(&line);
-        }
-    }
-
     /// The first line completed by `data`, which is advanced past it; `None` once `data`
-    /// is used up (an unfinished line is held back for the next call). For protocols that
-    /// switch to raw bytes after a line (SMTP's `BDAT`).
+    /// is used up (an unfinished line is held back for the next call). One line at a time,
+    /// so that a protocol can switch to raw bytes after a line (SMTP's `BDAT`, TLS after
+    /// `STARTTLS`).
     pub(crate) fn next_line(&mut self, data: &mut &[u8]) -> Option<Vec<u8>> {
         while !data.is_empty() {
             let room = self.max.saturating_sub(self.buf.len()).max(1);
@@ -102,10 +96,12 @@ mod tests {
     fn lines_split_at_lf_and_are_capped() {
         let mut lines = Lines::new(8);
         let mut got = Vec::new();
-        lines.feed(b"ab\r\ncd", |l| got.push(l.to_vec()));
-        lines.feed(b"e\nfghijklmnop\n", |l| got.push(l.to_vec()));
+        for mut chunk in [&b"ab\r\ncd"[..], b"e\nfghijklmnop\n", b"x"] {
+            while let Some(line) = lines.next_line(&mut chunk) {
+                got.push(line);
+            }
+        }
         assert_eq!(got, [&b"ab"[..], b"cde", b"fghijklm", b"nop"]);
-        lines.feed(b"x", |_| {});
         assert_eq!(lines.take_partial(), b"x");
     }
 }

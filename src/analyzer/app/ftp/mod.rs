@@ -14,6 +14,9 @@
 //! next row through the shared [`Transfer`], as Zeek's `ftp_data_expected` shares the
 //! session's record.
 //!
+//! `AUTH TLS` answered by `234` hands the rest of the control connection to the TLS
+//! analyzer, as Zeek does.
+//!
 //! Layout: `parser` (lines, replies, address arguments, paths), `consts` (Zeek's tables),
 //! `log` (the ftp.log row); this file is the semantics.
 
@@ -26,6 +29,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::files::{FileState, FuidGenerator};
+use super::ssl::SslAnalyzer;
 use super::text::Lines;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo, ExpectedConn, Transport};
 use crate::analyzer::log::Time;
@@ -189,6 +193,10 @@ pub struct FtpAnalyzer {
     /// A valid command was seen (Zeek's analyzer confirmation).
     confirmed: bool,
     transfer: SharedTransfer,
+    /// The argument of the last `AUTH` command.
+    auth_requested: Option<Vec<u8>>,
+    /// After `AUTH TLS` was accepted (`234`), the rest of the connection is TLS.
+    tls: Option<Box<SslAnalyzer>>,
 }
 
 impl Default for FtpAnalyzer {
@@ -199,6 +207,8 @@ impl Default for FtpAnalyzer {
             session: None,
             confirmed: false,
             transfer: SharedTransfer::default(),
+            auth_requested: None,
+            tls: None,
         }
     }
 }
@@ -220,6 +230,9 @@ impl FtpAnalyzer {
             return;
         };
         self.confirmed = true;
+        if cmd == "AUTH" {
+            self.auth_requested = Some(arg.clone());
+        }
         if let Some(s) = self.session.as_mut() {
             if let (Some(c), Some(_)) = (&s.cmdarg, s.reply_code) {
                 if s.pending.remove(&c.seq).is_some() {
@@ -451,7 +464,11 @@ fn write_row(s: &Session, transfer: &Transfer, conn: &ConnInfo, out: &mut AppOut
 
 impl AppAnalyzer for FtpAnalyzer {
     fn service(&self) -> Option<&'static str> {
-        self.confirmed.then_some("ftp")
+        match (self.confirmed, self.tls.as_ref()) {
+            (true, Some(t)) if t.service().is_some() => Some("ftp,ssl"),
+            (true, _) => Some("ftp"),
+            _ => None,
+        }
     }
 
     fn deliver(
@@ -459,33 +476,44 @@ impl AppAnalyzer for FtpAnalyzer {
         conn: &ConnInfo,
         ts: f64,
         is_orig: bool,
-        data: &[u8],
+        mut data: &[u8],
         out: &mut AppOutput<'_>,
     ) {
-        let mut lines = Vec::new();
-        self.lines[usize::from(!is_orig)].feed(data, |l| lines.push(l.to_vec()));
-        for line in lines {
+        while !data.is_empty() {
+            if let Some(tls) = self.tls.as_mut() {
+                tls.deliver(conn, ts, is_orig, data, out);
+                return;
+            }
+            let Some(line) = self.lines[usize::from(!is_orig)].next_line(&mut data) else {
+                break;
+            };
             if is_orig {
                 self.request(conn, ts, &line, out);
             } else if let Some(reply) = self.replies.line(&line) {
+                let code = reply.code;
                 self.reply(conn, ts, reply, out);
+                // Zeek's FTP analyzer hands the connection to TLS once `AUTH TLS` is
+                // accepted (`ftp_starttls`).
+                if code == 234 && self.auth_requested.as_deref() == Some(b"TLS") {
+                    self.tls = Some(Box::new(SslAnalyzer::new()));
+                }
             }
         }
     }
 
-    fn gap(
-        &mut self,
-        _conn: &ConnInfo,
-        _ts: f64,
-        is_orig: bool,
-        _len: u64,
-        _out: &mut AppOutput<'_>,
-    ) {
+    fn gap(&mut self, conn: &ConnInfo, ts: f64, is_orig: bool, len: u64, out: &mut AppOutput<'_>) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.gap(conn, ts, is_orig, len, out);
+            return;
+        }
         // A line cut by missing bytes is no line.
         self.lines[usize::from(!is_orig)].take_partial();
     }
 
-    fn finish(&mut self, conn: &ConnInfo, _ts: f64, out: &mut AppOutput<'_>) {
+    fn finish(&mut self, conn: &ConnInfo, ts: f64, out: &mut AppOutput<'_>) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.finish(conn, ts, out);
+        }
         let Some(s) = self.session.as_mut() else {
             return;
         };
@@ -505,7 +533,7 @@ impl AppAnalyzer for FtpAnalyzer {
     }
 
     fn logs(&self) -> &'static [&'static str] {
-        &["ftp"]
+        &["ftp", "ssl", "x509"]
     }
 
     fn conn_settled(&self) -> bool {

@@ -176,3 +176,20 @@ fn detection_needs_a_user_command_or_the_ftp_port() {
     ));
     assert!(!looks_like_ftp(&c, true, b"EHLO x\r\n"));
 }
+
+#[test]
+fn auth_tls_hands_the_connection_to_tls() {
+    let mut d = session(&[
+        (false, "220 ready"),
+        (true, "AUTH TLS"),
+        (false, "234 AUTH TLS successful"),
+    ]);
+    let hello = b"\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x00\x00\x02\xc0\x2f\x01\x00\x00\x00";
+    d.send(10.0, true, hello);
+    let server_hello = b"\x16\x03\x03\x00\x2a\x02\x00\x00\x26\x03\x03BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB\x00\xc0\x2f\x00";
+    d.send(10.5, false, server_hello);
+    assert_eq!(d.a.service(), Some("ftp,ssl"));
+    d.finish(20.0);
+    assert_eq!(d.sink.of("ssl").len(), 1);
+    assert!(d.weirds.is_empty(), "{:?}", d.weirds);
+}
