@@ -159,7 +159,7 @@ pub trait AppAnalyzer: Send {
 ///
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
 /// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
-/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), an FTP `USER` command
+/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), an FTP server greeting and login reply
 /// (see [`ftp::looks_like_ftp`]), an SMTP `HELO`/`EHLO` (see [`smtp::looks_like_smtp`]), a DNS header with a decodable question (over TCP behind its 2-byte length).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes

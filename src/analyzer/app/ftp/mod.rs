@@ -47,22 +47,28 @@ const MAX_LINE: usize = 16 * 1024;
 /// The ports Zeek attaches its FTP analyzer to without looking at the content.
 const FTP_PORTS: [u16; 2] = [21, 2811];
 
-/// Whether a connection's payload starts FTP: a client line `USER …` (Zeek's
-/// `dpd_ftp_client` signature), or on FTP's ports a server reply line.
+/// Whether a connection's payload starts FTP: the server's greeting (`120`/`220`) followed by
+/// a reply to a login (`230`/`331`), Zeek's `dpd_ftp_server` signature (a POP3 `USER` gets
+/// no such reply), or on FTP's ports, where Zeek attaches the analyzer by port, any server
+/// reply line. `data` is the responder's stream so far.
 pub(crate) fn looks_like_ftp(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> bool {
-    if conn.transport != Transport::Tcp {
+    if conn.transport != Transport::Tcp || is_orig {
         return false;
     }
-    if is_orig {
-        return data.split(|&b| b == b'\n' || b == b'\r').any(|line| {
-            let line = line.trim_ascii_start();
-            line.len() >= 5 && line[..4].eq_ignore_ascii_case(b"USER") && line[4] == b' '
-        });
+    let code_then = |d: &[u8], codes: &[&[u8]]| {
+        codes.iter().any(|c| d.starts_with(c)) && d.get(3).is_some_and(|b| !b.is_ascii_digit())
+    };
+    let greeting = data.trim_ascii_start();
+    if FTP_PORTS.contains(&conn.resp_p) {
+        return greeting.len() >= 4
+            && greeting[..3].iter().all(u8::is_ascii_digit)
+            && matches!(greeting[3], b' ' | b'-');
     }
-    FTP_PORTS.contains(&conn.resp_p)
-        && data.len() >= 4
-        && data[..3].iter().all(u8::is_ascii_digit)
-        && matches!(data[3], b' ' | b'-')
+    code_then(greeting, &[b"120", b"220"])
+        && greeting
+            .split(|&b| b == b'\n' || b == b'\r')
+            .skip(1)
+            .any(|line| code_then(line.trim_ascii_start(), &[b"230", b"331"]))
 }
 
 /// What a data connection reports back to its control session: the id of the file it

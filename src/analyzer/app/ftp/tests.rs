@@ -165,16 +165,21 @@ impl AppAnalyzer for DataProbe {
 }
 
 #[test]
-fn detection_needs_a_user_command_or_the_ftp_port() {
+fn detection_needs_a_login_reply_or_the_ftp_port() {
     let c = conn(Transport::Tcp, 2121);
-    assert!(looks_like_ftp(&c, true, b"USER anonymous\r\n"));
     assert!(!looks_like_ftp(&c, false, b"220 ready\r\n"));
+    assert!(looks_like_ftp(
+        &c,
+        false,
+        b"220-hi\r\n220 ready\r\n331 Password required\r\n"
+    ));
+    assert!(!looks_like_ftp(&c, false, b"+OK POP3\r\n+OK\r\n"));
+    assert!(!looks_like_ftp(&c, true, b"USER anonymous\r\n"));
     assert!(looks_like_ftp(
         &conn(Transport::Tcp, 21),
         false,
         b"220 ready\r\n"
     ));
-    assert!(!looks_like_ftp(&c, true, b"EHLO x\r\n"));
 }
 
 #[test]
