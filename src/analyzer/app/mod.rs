@@ -143,6 +143,12 @@ pub trait AppAnalyzer: Send {
     }
     /// The logs (by `#path`) this analyzer writes besides weird.log.
     fn logs(&self) -> &'static [&'static str];
+    /// weird.log's `source` for a weird this analyzer raised, when it is not the
+    /// connection's service in upper case (Zeek names the analyzer that raised it: a
+    /// sub-analyzer such as SMTP's `SMTP_BDAT`, or the TLS analyzer after STARTTLS).
+    fn weird_source(&self, _name: &'static str) -> Option<&'static str> {
+        None
+    }
     /// Whether nothing the analyzer will still see can change what conn.log says of the
     /// connection (its `service`, its roles). Once this holds and none of [`logs`] nor
     /// weird.log is kept, the flow table stops feeding the analyzer (`--logs conn`).

@@ -761,12 +761,11 @@ impl FlowTable {
         if self.ends.app_weirds.is_empty() {
             return;
         }
-        let source = self
-            .conn(slot)
-            .and_then(|c| c.service)
-            .map(str::to_ascii_uppercase)
-            .unwrap_or_default();
         for (name, addl) in std::mem::take(&mut self.ends.app_weirds) {
+            let source = self
+                .conn(slot)
+                .map(|c| app_weird_source(c, name))
+                .unwrap_or_default();
             self.conn_weird(slot, ts_ns, name, addl, &source, sink);
         }
     }
@@ -849,16 +848,13 @@ impl Ends {
                 expected: &mut self.app_expected,
             };
             a.finish(&conn.info, secs(conn.last_ns), &mut out);
-            if conn.service.is_none() {
-                conn.service = a.service();
+            if let Some(service) = a.service() {
+                conn.service = Some(service);
             }
         }
         if !self.app_weirds.is_empty() && self.opts.write_weird {
-            let source = conn
-                .service
-                .map(str::to_ascii_uppercase)
-                .unwrap_or_default();
             for (name, addl) in std::mem::take(&mut self.app_weirds) {
+                let source = app_weird_source(conn, name);
                 if !conn.weirds_logged.contains(&name) {
                     conn.weirds_logged.push(name);
                     self.weirds.conn(
@@ -885,6 +881,20 @@ impl Ends {
             conn.summary().write(sink);
         }
     }
+}
+
+/// weird.log's `source` of a weird an application analyzer raised: what the analyzer says,
+/// else its protocol, the connection's (first) service in upper case.
+fn app_weird_source(conn: &Conn, name: &'static str) -> String {
+    if let AppState::Active(a) = &conn.app {
+        if let Some(source) = a.weird_source(name) {
+            return source.to_string();
+        }
+    }
+    conn.service
+        .and_then(|s| s.split(',').next())
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_default()
 }
 
 /// Detection gives up on a connection after enough chunks or bytes without a match.

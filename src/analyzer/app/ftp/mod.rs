@@ -542,6 +542,14 @@ impl AppAnalyzer for FtpAnalyzer {
         &["ftp", "ssl", "x509"]
     }
 
+    fn weird_source(&self, name: &'static str) -> Option<&'static str> {
+        if name.starts_with("FTP_") {
+            Some("FTP")
+        } else {
+            self.tls.as_ref().map(|_| "SSL")
+        }
+    }
+
     fn conn_settled(&self) -> bool {
         // The data connections it announces depend on seeing every command.
         false

@@ -857,6 +857,18 @@ impl AppAnalyzer for SmtpAnalyzer {
         &["smtp", "files", "ssl", "x509"]
     }
 
+    fn weird_source(&self, name: &'static str) -> Option<&'static str> {
+        match name {
+            // Raised by Zeek's SMTP analyzer itself when a message ends early.
+            "smtp_bdat_remaining_at_end_data" => Some("SMTP"),
+            // Raised by its BDAT sub-analyzer, which cuts chunks into lines.
+            n if n.starts_with("smtp_bdat_") => Some("SMTP_BDAT"),
+            n if n.starts_with("smtp_") => Some("SMTP"),
+            _ if self.tls.is_some() => Some("SSL"),
+            _ => None,
+        }
+    }
+
     fn conn_settled(&self) -> bool {
         false
     }

@@ -177,3 +177,20 @@ fn detection() {
     ));
     assert!(!looks_like_smtp(&c, true, b"USER x\r\n"));
 }
+
+#[test]
+fn weirds_name_the_analyzer_that_raised_them() {
+    let a = SmtpAnalyzer::new();
+    assert_eq!(
+        a.weird_source("smtp_bdat_undelivered_at_done"),
+        Some("SMTP_BDAT")
+    );
+    assert_eq!(
+        a.weird_source("smtp_bdat_remaining_at_end_data"),
+        Some("SMTP")
+    );
+    assert_eq!(
+        a.weird_source("smtp_mail_transaction_invalid"),
+        Some("SMTP")
+    );
+}
