@@ -491,7 +491,10 @@ impl FlowTable {
     }
 
     /// Hands stream events collected by the TCP rules (own data, and gaps found on either
-    /// side) to the application layer.
+    /// side) to the application layer. The peer's events go first, as in Zeek, which
+    /// processes a segment's acknowledgement (releasing the peer's data held behind a hole)
+    /// before the segment's own data: a reply released by an ack precedes the request that
+    /// carries the ack.
     fn dispatch_stream_events(
         &mut self,
         slot: Slot,
@@ -505,12 +508,13 @@ impl FlowTable {
             return;
         }
         let events = std::mem::take(&mut self.events);
-        for (i, ev) in events.iter().enumerate() {
-            let side_is_orig = if i < peer_events_start {
-                is_orig
-            } else {
-                !is_orig
-            };
+        let start = peer_events_start.min(events.len());
+        let (own, peer) = events.split_at(start);
+        let ordered = peer
+            .iter()
+            .map(|ev| (!is_orig, ev))
+            .chain(own.iter().map(|ev| (is_orig, ev)));
+        for (side_is_orig, ev) in ordered {
             match ev {
                 StreamEvent::Gap(len) => {
                     if let Some(conn) = self.slots.get_mut(slot) {
