@@ -143,6 +143,13 @@ pub trait AppAnalyzer: Send {
     }
     /// The logs (by `#path`) this analyzer writes besides weird.log.
     fn logs(&self) -> &'static [&'static str];
+    /// Whether the connection's end must be seen when its timer fires rather than at the
+    /// flow table's next periodic sweep: an FTP data connection's files end when Zeek
+    /// removes the connection, and what they are (their MIME type) goes into the control
+    /// connection's next ftp.log row, so the moment matters. Such connections are few.
+    fn ends_promptly(&self) -> bool {
+        false
+    }
     /// weird.log's `source` for a weird this analyzer raised, when it is not the
     /// connection's service in upper case (Zeek names the analyzer that raised it: a
     /// sub-analyzer such as SMTP's `SMTP_BDAT`, or the TLS analyzer after STARTTLS).

@@ -90,6 +90,10 @@ pub struct FlowTable {
     /// Announced connections by responder address and port (the last announcement of one
     /// wins, as in Zeek's `ftp_data_expected`).
     awaited: HashMap<(IpAddr, u16), Awaited>,
+    /// Live connections whose analyzer ends promptly, by slot and serial, and the earliest
+    /// of their deadlines: a sweep runs then, not only every [`SWEEP_INTERVAL_NS`].
+    prompt: Vec<(Slot, u64)>,
+    prompt_due_ns: i64,
 }
 
 impl FlowTable {
@@ -113,6 +117,8 @@ impl FlowTable {
             entries: Vec::new(),
             due: Vec::new(),
             awaited: HashMap::new(),
+            prompt: Vec::new(),
+            prompt_due_ns: i64::MAX,
         }
     }
 
@@ -258,6 +264,9 @@ impl FlowTable {
         }
         let analyzer = (a.start)();
         conn.service = analyzer.service();
+        if analyzer.ends_promptly() {
+            self.prompt.push((slot, conn.serial));
+        }
         conn.app = AppState::Active(analyzer);
     }
 
@@ -268,6 +277,13 @@ impl FlowTable {
             return;
         };
         let at_ns = conn.deadline_ns();
+        let serial = conn.serial;
+        if !self.prompt.is_empty() && self.prompt.contains(&(slot, serial)) {
+            self.prompt_due_ns = self.prompt_due_ns.min(at_ns);
+        }
+        let Some(conn) = self.conn(slot) else {
+            return;
+        };
         if at_ns < conn.scheduled_ns {
             conn.scheduled_ns = at_ns;
             let serial = conn.serial;
@@ -283,10 +299,12 @@ impl FlowTable {
         let due_at = *self
             .next_sweep_ns
             .get_or_insert(now_ns.saturating_add(SWEEP_INTERVAL_NS));
-        if now_ns < due_at {
+        if now_ns < due_at && now_ns < self.prompt_due_ns {
             return;
         }
-        self.next_sweep_ns = Some(now_ns.saturating_add(SWEEP_INTERVAL_NS));
+        if now_ns >= due_at {
+            self.next_sweep_ns = Some(now_ns.saturating_add(SWEEP_INTERVAL_NS));
+        }
         let mut entries = std::mem::take(&mut self.entries);
         self.expiry.drain_due(now_ns, &mut entries);
         let mut due = std::mem::take(&mut self.due);
@@ -333,6 +351,21 @@ impl FlowTable {
         due.clear();
         self.due = due;
         self.entries = entries;
+        self.update_prompt_due();
+    }
+
+    /// The earliest deadline of the live connections that end promptly (see
+    /// [`AppAnalyzer::ends_promptly`]); forgets those that are gone.
+    fn update_prompt_due(&mut self) {
+        let slots = &self.slots;
+        self.prompt
+            .retain(|&(slot, serial)| slots.get(slot).is_some_and(|c| c.serial == serial));
+        self.prompt_due_ns = self
+            .prompt
+            .iter()
+            .filter_map(|&(slot, _)| slots.get(slot).map(Conn::deadline_ns))
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     /// Finds the connection of `key`, first removing (and logging) it if one of its timers

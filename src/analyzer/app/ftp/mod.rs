@@ -639,6 +639,10 @@ impl AppAnalyzer for FtpDataAnalyzer {
     fn logs(&self) -> &'static [&'static str] {
         &["files"]
     }
+
+    fn ends_promptly(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
