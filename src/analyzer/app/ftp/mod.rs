@@ -39,7 +39,7 @@ use consts::{
     MAX_USER_LENGTH,
 };
 pub use log::{DataChannel, DataChannelColumns, FtpRow, FTP_SCHEMA};
-use parser::{HostPort, Reply, ReplyReader};
+use parser::{HostPort, InvalidCommand, Reply, ReplyReader};
 
 /// Longest line kept per side; a longer one is cut there.
 const MAX_LINE: usize = 16 * 1024;
@@ -229,11 +229,20 @@ impl FtpAnalyzer {
     }
 
     fn request(&mut self, conn: &ConnInfo, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
-        let Ok(parser::Command { cmd, mut arg }) = parser::command(line) else {
-            if self.confirmed {
-                out.weirds.push(("FTP_invalid_command", String::new()));
+        let parser::Command { cmd, mut arg } = match parser::command(line) {
+            Ok(c) => c,
+            Err(e) => {
+                if self.confirmed {
+                    out.weirds.push(match e {
+                        InvalidCommand::NotAWord => ("FTP_invalid_command", String::new()),
+                        InvalidCommand::TooLong(n) => (
+                            "FTP_max_command_length_exceeded",
+                            format!("{n} > {}", parser::MAX_COMMAND_LENGTH),
+                        ),
+                    });
+                }
+                return;
             }
-            return;
         };
         self.confirmed = true;
         if cmd == "AUTH" {

@@ -12,12 +12,17 @@ pub(crate) struct Command {
     pub arg: Vec<u8>,
 }
 
-/// Why a client line is no command (Zeek raises `FTP_invalid_command` once confirmed).
+/// Why a client line is no command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct InvalidCommand;
+pub(crate) enum InvalidCommand {
+    /// Not a word of at least three printable characters (Zeek: `FTP_invalid_command`).
+    NotAWord,
+    /// A word longer than [`MAX_COMMAND_LENGTH`] (Zeek: `FTP_max_command_length_exceeded`).
+    TooLong(usize),
+}
 
 /// Longest command word Zeek accepts (`FTP::max_command_length`).
-const MAX_COMMAND_LENGTH: usize = 100;
+pub(crate) const MAX_COMMAND_LENGTH: usize = 100;
 
 /// Parses a client line: leading blanks, a word of at least three printable characters, the
 /// blanks after it, and the rest as the argument.
@@ -28,11 +33,11 @@ pub(crate) fn command(line: &[u8]) -> Result<Command, InvalidCommand> {
         .position(|b| b.is_ascii_whitespace())
         .unwrap_or(line.len());
     let word = &line[..end];
-    if word.len() < 3
-        || word.len() > MAX_COMMAND_LENGTH
-        || !word.iter().all(|b| b.is_ascii_graphic())
-    {
-        return Err(InvalidCommand);
+    if word.len() < 3 || !word.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(InvalidCommand::NotAWord);
+    }
+    if word.len() > MAX_COMMAND_LENGTH {
+        return Err(InvalidCommand::TooLong(word.len()));
     }
     Ok(Command {
         cmd: String::from_utf8_lossy(word).to_ascii_uppercase(),
@@ -319,8 +324,9 @@ mod tests {
         let c = command(b"  retr robots.txt ").unwrap();
         assert_eq!((c.cmd.as_str(), &c.arg[..]), ("RETR", &b"robots.txt "[..]));
         assert_eq!(command(b"QUIT").unwrap().arg, b"");
-        assert_eq!(command(b"ab x"), Err(InvalidCommand));
-        assert_eq!(command(b"\x16\x03\x01"), Err(InvalidCommand));
+        assert_eq!(command(b"ab x"), Err(InvalidCommand::NotAWord));
+        assert_eq!(command(b"\x16\x03\x01"), Err(InvalidCommand::NotAWord));
+        assert_eq!(command(&[b'A'; 132]), Err(InvalidCommand::TooLong(132)));
     }
 
     #[test]

@@ -808,9 +808,13 @@ impl AppAnalyzer for SmtpAnalyzer {
                     }
                 }
             }
-            let Some(line) = self.lines[side].next_line(&mut data) else {
+            let Some(mut line) = self.lines[side].next_line(&mut data) else {
                 break;
             };
+            // Zeek drops every CR at a line's end, not just the one before the LF.
+            while line.last() == Some(&b'\r') {
+                line.pop();
+            }
             if is_orig {
                 self.client_line(conn, ts, &line, out);
             } else {
