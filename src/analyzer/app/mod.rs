@@ -143,6 +143,12 @@ pub trait AppAnalyzer: Send {
     }
     /// The logs (by `#path`) this analyzer writes besides weird.log.
     fn logs(&self) -> &'static [&'static str];
+    /// Whether the analyzer gave up on a protocol violation (Zeek's DPD disables an analyzer
+    /// whose protocol is violated early in the connection and takes it out of the service):
+    /// conn.log's `service` is cleared; the analyzer still finishes at the connection's end.
+    fn failed(&self) -> bool {
+        false
+    }
     /// Whether the connection's end must be seen when its timer fires rather than at the
     /// flow table's next periodic sweep: an FTP data connection's files end when Zeek
     /// removes the connection, and what they are (their MIME type) goes into the control

@@ -717,9 +717,12 @@ impl FlowTable {
             AppState::Off | AppState::Settled => return,
             AppState::Active(a) => {
                 a.deliver(&conn.info, ts, is_orig, data, &mut out);
-                // A service may grow (SMTP after STARTTLS is "smtp,ssl").
+                // A service may grow (SMTP after STARTTLS is "smtp,ssl"), or go on a
+                // protocol violation.
                 if let Some(service) = a.service() {
                     conn.service = Some(service);
+                } else if a.failed() {
+                    conn.service = None;
                 }
                 if a.take_role_flip() {
                     conn.flip();

@@ -44,6 +44,10 @@ use parser::{HostPort, InvalidCommand, Reply, ReplyReader};
 /// Longest line kept per side; a longer one is cut there.
 const MAX_LINE: usize = 16 * 1024;
 
+/// A protocol violation only stops the analyzer within this many bytes of the connection
+/// (Zeek's `DPD::ignore_violations_after`).
+const IGNORE_VIOLATIONS_AFTER: u64 = 10 * 1024;
+
 /// The ports Zeek attaches its FTP analyzer to without looking at the content.
 const FTP_PORTS: [u16; 2] = [21, 2811];
 
@@ -203,6 +207,11 @@ pub struct FtpAnalyzer {
     auth_requested: Option<Vec<u8>>,
     /// After `AUTH TLS` was accepted (`234`), the rest of the connection is TLS.
     tls: Option<Box<SslAnalyzer>>,
+    /// Bytes delivered so far, both sides.
+    seen: u64,
+    /// A server line that is no reply came early in the connection: Zeek's DPD disables
+    /// the analyzer and takes `ftp` out of the service.
+    failed: bool,
 }
 
 impl Default for FtpAnalyzer {
@@ -215,6 +224,8 @@ impl Default for FtpAnalyzer {
             transfer: SharedTransfer::default(),
             auth_requested: None,
             tls: None,
+            seen: 0,
+            failed: false,
         }
     }
 }
@@ -479,11 +490,15 @@ fn write_row(s: &Session, transfer: &Transfer, conn: &ConnInfo, out: &mut AppOut
 
 impl AppAnalyzer for FtpAnalyzer {
     fn service(&self) -> Option<&'static str> {
-        match (self.confirmed, self.tls.as_ref()) {
+        match (self.confirmed && !self.failed, self.tls.as_ref()) {
             (true, Some(t)) if t.service().is_some() => Some("ftp,ssl"),
             (true, _) => Some("ftp"),
             _ => None,
         }
+    }
+
+    fn failed(&self) -> bool {
+        self.failed
     }
 
     fn deliver(
@@ -494,7 +509,8 @@ impl AppAnalyzer for FtpAnalyzer {
         mut data: &[u8],
         out: &mut AppOutput<'_>,
     ) {
-        while !data.is_empty() {
+        self.seen = self.seen.saturating_add(data.len() as u64);
+        while !data.is_empty() && !self.failed {
             if let Some(tls) = self.tls.as_mut() {
                 tls.deliver(conn, ts, is_orig, data, out);
                 return;
@@ -502,6 +518,9 @@ impl AppAnalyzer for FtpAnalyzer {
             let Some(line) = self.lines[usize::from(!is_orig)].next_line(&mut data) else {
                 break;
             };
+            if line.is_empty() {
+                continue;
+            }
             if is_orig {
                 self.request(conn, ts, &line, out);
             } else if let Some(reply) = self.replies.line(&line) {
@@ -512,6 +531,8 @@ impl AppAnalyzer for FtpAnalyzer {
                 if code == 234 && self.auth_requested.as_deref() == Some(b"TLS") {
                     self.tls = Some(Box::new(SslAnalyzer::new()));
                 }
+            } else if self.seen <= IGNORE_VIOLATIONS_AFTER {
+                self.failed = true;
             }
         }
     }

@@ -62,8 +62,8 @@ pub(crate) struct ReplyReader {
 }
 
 impl ReplyReader {
-    /// The reply a line makes, or `None` for a line that is no reply (Zeek: an analyzer
-    /// violation; the line is skipped).
+    /// The reply a (non-empty) line makes, or `None` for a line that is no reply (Zeek: an
+    /// analyzer violation).
     pub(crate) fn line(&mut self, line: &[u8]) -> Option<Reply> {
         let code = reply_code(line);
         if self.pending != 0 {

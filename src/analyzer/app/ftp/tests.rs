@@ -198,3 +198,25 @@ fn auth_tls_hands_the_connection_to_tls() {
     assert_eq!(d.sink.of("ssl").len(), 1);
     assert!(d.weirds.is_empty(), "{:?}", d.weirds);
 }
+
+#[test]
+fn a_reply_line_without_a_code_disables_the_analyzer() {
+    let mut d = session(&[
+        (false, "220 ready"),
+        (true, "USER alice"),
+        (false, "331 Password please"),
+        (true, ""),
+        (true, "PASS x"),
+        (false, "whatever this is"),
+        (true, "QUIT"),
+        (false, "221 Bye"),
+    ]);
+    assert!(d.a.failed());
+    assert_eq!(d.a.service(), None);
+    assert!(d.weirds.is_empty(), "{:?}", d.weirds);
+    d.finish(20.0);
+    // The summary row shows the session as it stood when the analyzer stopped.
+    let rows = d.sink.of("ftp");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(col(rows[0], "reply_code"), &OwnedValue::Count(331));
+}
