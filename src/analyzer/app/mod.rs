@@ -11,7 +11,7 @@
 //! of every protocol: decoding, MIME sniffing, MIME messages, multipart, files.log), `ssl` (TLS handshakes), `ssh`
 //! (SSH version and key exchange, authentication guessed from packet sizes), `ftp` (FTP
 //! commands and data channels), `smtp` (mail transactions, STARTTLS, MIME entities as
-//! files), `x509`
+//! files), `tunnel` (the protocol inside an HTTP CONNECT tunnel, detected afresh), `x509`
 //! (certificates of TLS handshakes: x509.log, fingerprints, host-name check), `text`
 //! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
 //! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
@@ -31,6 +31,7 @@ pub mod smtp;
 pub mod ssh;
 pub mod ssl;
 mod text;
+mod tunnel;
 pub mod x509;
 
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};

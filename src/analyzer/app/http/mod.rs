@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 
 use super::files::{disposition_filename, FileState, FuidGenerator, MultipartSplitter, PartEvent};
 use super::text::contains;
+use super::tunnel::Tunnel;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{LogSink, Set, Time, Vector};
 use consts::{HTTP_PORTS, KNOWN_METHODS, PROXY_HEADERS};
@@ -233,6 +234,8 @@ pub struct HttpAnalyzer {
     /// Method of the request the response being read answers.
     response_method: Option<String>,
     fuids: FuidGenerator,
+    /// After a `CONNECT` was answered 2xx: the protocol the proxy tunnel carries.
+    tunnel: Option<Tunnel>,
 }
 
 impl Default for HttpAnalyzer {
@@ -258,6 +261,7 @@ impl HttpAnalyzer {
             request_methods: Default::default(),
             response_method: None,
             fuids: FuidGenerator::default(),
+            tunnel: None,
         }
     }
 
@@ -299,7 +303,12 @@ impl HttpAnalyzer {
     ) {
         while !data.is_empty() {
             match self.sides[side].phase {
-                Phase::Lost => return,
+                Phase::Lost => {
+                    if let Some(t) = self.tunnel.as_mut() {
+                        t.deliver(conn, ts, side == ORIG, data, out);
+                    }
+                    return;
+                }
                 Phase::Body(body) => {
                     let used = self.body_bytes(conn, ts, side, body, data, out);
                     data = &data[used..];
@@ -544,6 +553,8 @@ impl HttpAnalyzer {
                 // the open transaction is logged at the end, as Zeek does.
                 if code != Some(101) {
                     self.message_done(conn, ts, side, out);
+                    // Zeek looks for the tunnel's protocol afresh.
+                    self.tunnel = Some(Tunnel::default());
                 }
                 self.sides[ORIG].phase = Phase::Lost;
                 self.sides[RESP].phase = Phase::Lost;
@@ -894,11 +905,27 @@ impl HttpAnalyzer {
 
 impl AppAnalyzer for HttpAnalyzer {
     fn logs(&self) -> &'static [&'static str] {
-        &["http", "files"]
+        // A CONNECT tunnel may carry any protocol.
+        &["http", "files", "ssl", "x509", "ssh", "smtp", "ftp", "dns"]
     }
 
     fn service(&self) -> Option<&'static str> {
-        self.confirmed().then_some("http")
+        if !self.confirmed() {
+            return None;
+        }
+        Some(match self.tunnel.as_ref().and_then(Tunnel::service) {
+            Some("ssl") => "http,ssl",
+            Some("smtp") => "http,smtp",
+            Some("smtp,ssl") => "http,smtp,ssl",
+            Some("ssh") => "http,ssh",
+            Some("ftp") => "http,ftp",
+            Some("dns") => "http,dns",
+            _ => "http",
+        })
+    }
+
+    fn conn_settled(&self) -> bool {
+        self.service().is_some() && self.tunnel.as_ref().is_none_or(Tunnel::settled)
     }
 
     fn deliver(
@@ -953,7 +980,11 @@ impl AppAnalyzer for HttpAnalyzer {
                 }
                 s.body_len += len;
             }
-            Phase::Lost => {}
+            Phase::Lost => {
+                if let Some(t) = self.tunnel.as_mut() {
+                    t.gap(conn, ts, is_orig, len, out);
+                }
+            }
             // Framing is unknown after the gap: stop parsing this side. Zeek reports this
             // as an `http_event`, not a weird.
             _ => {
@@ -964,6 +995,9 @@ impl AppAnalyzer for HttpAnalyzer {
     }
 
     fn finish(&mut self, conn: &ConnInfo, ts: f64, out: &mut AppOutput<'_>) {
+        if let Some(t) = self.tunnel.as_mut() {
+            t.finish(conn, ts, out);
+        }
         // A body delimited by the close ends now; other unfinished messages still count
         // what they carried.
         for side in [ORIG, RESP] {
@@ -1124,6 +1158,24 @@ mod tests {
         let names: Vec<_> = r.weirds.iter().map(|w| w.0).collect();
         assert_eq!(names, vec!["unknown_HTTP_method", "HTTP_version_mismatch"]);
         assert_eq!(r.http()[1][11], s("1.0"));
+    }
+
+    #[test]
+    fn a_connect_tunnel_is_analyzed_as_what_it_carries() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"CONNECT mx:25 HTTP/1.1\r\nHost: mx:25\r\n\r\n");
+        r.send(
+            1.1,
+            false,
+            b"HTTP/1.1 200 Connection established\r\n\r\n220 mx ESMTP\r\n",
+        );
+        r.send(1.2, true, b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n");
+        r.send(1.3, false, b"250 mx\r\n250 ok\r\n250 ok\r\n");
+        assert_eq!(r.a.service(), Some("http,smtp"));
+        r.finish(9.0);
+        assert_eq!(r.http().len(), 1);
+        assert_eq!(r.sink.of("smtp").len(), 1);
+        assert!(r.weirds.is_empty(), "{:?}", r.weirds);
     }
 
     #[test]
