@@ -1,5 +1,6 @@
-//! SMTP tables: the commands Zeek's analyzer knows (`src/analyzer/protocol/smtp/SMTP_cmd.def`)
-//! and the limits of `base/protocols/smtp/main.zeek`.
+//! SMTP tables: the commands Zeek's analyzer knows (`src/analyzer/protocol/smtp/SMTP_cmd.def`),
+//! the limits of `base/protocols/smtp/main.zeek`, and the webmail user agents of
+//! `policy/protocols/smtp/software.zeek`.
 
 /// A command Zeek's SMTP analyzer recognises; others are "unknown" and raise no event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +79,28 @@ impl Command {
     }
 }
 
+/// `SMTP::webmail_user_agents` (`policy/protocols/smtp/software.zeek`): user agents of
+/// webmail front ends, as (anchored at the start, text).
+pub(crate) const WEBMAIL_USER_AGENTS: &[(bool, &str)] = &[
+    (true, "iPlanet Messenger"),
+    (true, "Sun Java(tm) System Messenger Express"),
+    (false, "(IMP)"),
+    (true, "SquirrelMail"),
+    (true, "NeoMail"),
+    (false, "ZimbraWebClient"),
+];
+
+/// Whether a user agent is a webmail front end's.
+pub(crate) fn is_webmail_agent(agent: &str) -> bool {
+    WEBMAIL_USER_AGENTS.iter().any(|&(anchored, text)| {
+        if anchored {
+            agent.starts_with(text)
+        } else {
+            agent.contains(text)
+        }
+    })
+}
+
 /// `SMTP::max_invalid_mail_transactions`: past it, the analyzer stops.
 pub(crate) const MAX_INVALID_MAIL_TRANSACTIONS: u64 = 25;
 /// `SMTP::max_rcptto_addresses`, `max_to_addresses`, `max_cc_addresses`,
@@ -101,5 +124,8 @@ mod tests {
         assert_eq!(Command::parse(b"Hello,"), None);
         assert_eq!(Command::EndOfData.reply_name(), ".");
         assert_eq!(Command::Bdat.reply_name(), "BDAT");
+        assert!(is_webmail_agent("SquirrelMail/1.4.22"));
+        assert!(is_webmail_agent("Horde Application Framework (IMP) 4"));
+        assert!(!is_webmail_agent("Mozilla Thunderbird"));
     }
 }

@@ -6,7 +6,8 @@ use crate::analyzer::log::{log_row, ConnId, Set, Time, Vector};
 
 log_row! {
     /// One smtp.log line (Zeek's `SMTP::Info`, `base/protocols/smtp/main.zeek`, with the
-    /// `fuids` column of `base/protocols/smtp/files.zeek`).
+    /// `fuids` column of `base/protocols/smtp/files.zeek` and `is_webmail` of
+    /// `policy/protocols/smtp/software.zeek`, which Zeek's default `local.zeek` loads).
     pub struct SmtpRow<'a> => SMTP_SCHEMA("smtp") {
         ts: Time,
         id: ConnId<'a>,
@@ -30,6 +31,7 @@ log_row! {
         user_agent: Option<&'a str>,
         tls: bool,
         fuids: Vector<'a, String>,
+        is_webmail: bool,
     }
 }
 
@@ -68,6 +70,7 @@ mod tests {
             user_agent: Some("ua"),
             tls: false,
             fuids: Vector(&names),
+            is_webmail: false,
         });
     }
 }

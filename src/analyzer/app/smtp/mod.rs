@@ -28,8 +28,9 @@ use super::text::Lines;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo, Transport};
 use crate::analyzer::log::{Set, Time, Vector};
 use consts::{
-    Command, BDAT_MAX_LINE_LENGTH, MAX_CC_ADDRESSES, MAX_INVALID_MAIL_TRANSACTIONS,
-    MAX_PATH_LENGTH, MAX_PENDING_COMMANDS, MAX_RCPTTO_ADDRESSES, MAX_TO_ADDRESSES,
+    is_webmail_agent, Command, BDAT_MAX_LINE_LENGTH, MAX_CC_ADDRESSES,
+    MAX_INVALID_MAIL_TRANSACTIONS, MAX_PATH_LENGTH, MAX_PENDING_COMMANDS, MAX_RCPTTO_ADDRESSES,
+    MAX_TO_ADDRESSES,
 };
 pub use log::{SmtpRow, SMTP_SCHEMA};
 
@@ -107,6 +108,7 @@ struct Info {
     user_agent: Option<String>,
     tls: bool,
     fuids: Vec<String>,
+    is_webmail: bool,
     process_received_from: bool,
     has_client_activity: bool,
     process_smtp_headers: bool,
@@ -659,6 +661,19 @@ impl SmtpAnalyzer {
                 *entity = header_filename(value).map(|n| escape_bytes(&n));
             }
         }
+        // `software.zeek` (after `main.zeek` has taken a top-level User-Agent as the
+        // message's): a User-Agent header, at any depth, marks webmail when the message's
+        // user agent is a webmail front end's.
+        if let Some(info) = self.info.as_mut().filter(|_| name == "USER-AGENT") {
+            let agent = if info.process_smtp_headers {
+                Some(escape_bytes(value))
+            } else {
+                info.user_agent.clone()
+            };
+            if agent.as_deref().is_some_and(is_webmail_agent) {
+                info.is_webmail = true;
+            }
+        }
         let Some(info) = self.info.as_mut().filter(|i| i.process_smtp_headers) else {
             return;
         };
@@ -767,6 +782,7 @@ fn write_row(info: &Info, conn: &ConnInfo, out: &mut AppOutput<'_>) {
         user_agent: info.user_agent.as_deref(),
         tls: info.tls,
         fuids: Vector(&info.fuids),
+        is_webmail: info.is_webmail,
     });
 }
 

@@ -194,3 +194,22 @@ fn weirds_name_the_analyzer_that_raised_them() {
         Some("SMTP")
     );
 }
+
+#[test]
+fn webmail_user_agents_are_flagged() {
+    let mut d = session(&[
+        (false, "220 mx ESMTP\n"),
+        (true, "HELO web\nMAIL FROM:<a@x>\nRCPT TO:<b@y>\nDATA\n"),
+        (false, "250 ok\n250 ok\n250 ok\n354 go\n"),
+        (
+            true,
+            "User-Agent: SquirrelMail/1.4.22\nSubject: s\n\nhi\n.\n",
+        ),
+        (false, "250 queued\n"),
+    ]);
+    d.finish(20.0);
+    let rows = d.sink.of("smtp");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(smtp(rows[0], "user_agent"), &s("SquirrelMail/1.4.22"));
+    assert_eq!(smtp(rows[0], "is_webmail"), &OwnedValue::Bool(true));
+}
