@@ -12,6 +12,8 @@
 #     ID reference implementation that tests/it/udp_logs.rs checks conn.log against);
 #   - tcpdump, dnsmasq (dnsmasq-base: the binary, no system service) and busybox (udhcpc,
 #     httpd, wget, ping, nc) for the real-traffic tests of tests/it/udp_logs.rs;
+#   - a venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/traffic-venv with pyftpdlib and
+#     aiosmtpd, the FTP and SMTP servers of tests/it/traffic.rs (curl is their client);
 #   - a venv at ${PCAPD_TEST_ENV:-<repo>/target/test-env}/api-venv with schemathesis and
 #     openapi-spec-validator (the gateway against docs/openapi.json); cargo-deb (cargo
 #     install), Debian's prometheus, lintian, man-db and dpkg-dev (metrics and packaging);
@@ -194,6 +196,27 @@ import communityid
 ' 2>&1)"; then
     echo "$out" >&2
     die "the venv at $venv cannot import burp-ui / burp-ui-monitor / communityid; remove it and rerun"
+fi
+
+# ---- The FTP and SMTP servers' venv (tests/it/traffic.rs) ------------------------------
+
+traffic_venv="$env_dir/traffic-venv"
+TRAFFIC_PINS=(pyftpdlib==2.2.0 aiosmtpd==1.4.6)
+make_venv "$traffic_venv"
+mapfile -t traffic_need < <(unmet_pins "$traffic_venv" "${TRAFFIC_PINS[@]}")
+if [ "${#traffic_need[@]}" -gt 0 ]; then
+    log="$env_dir/traffic-pip-install.log"
+    if ! "$traffic_venv/bin/python" -m pip install --disable-pip-version-check -q "${TRAFFIC_PINS[@]}" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "pip install ${TRAFFIC_PINS[*]} failed (log: $log)"
+    fi
+    for pin in "${traffic_need[@]}"; do
+        echo "installed (pip): $pin"
+    done
+fi
+if ! out="$("$traffic_venv/bin/python" -c 'import pyftpdlib.servers, aiosmtpd.controller' 2>&1)"; then
+    echo "$out" >&2
+    die "the venv at $traffic_venv cannot import pyftpdlib / aiosmtpd; remove it and rerun"
 fi
 
 # ---- The OpenAPI tools' venv (tests/it/openapi.rs) --------------------------------------

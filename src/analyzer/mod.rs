@@ -38,14 +38,16 @@ use frag::{FragOutcome, Reassembler};
 use writer::LogWriterSet;
 
 /// Every log the builtin analyzer can write, by `#path` (`conn` → `conn.log`).
-pub fn log_names() -> [&'static str; 10] {
+pub fn log_names() -> [&'static str; 12] {
     [
         conn_log::CONN_SCHEMA.path,
         app::dhcp::DHCP_SCHEMA.path,
         app::dns::DNS_SCHEMA.path,
         app::files::FILES_SCHEMA.path,
+        app::ftp::FTP_SCHEMA.path,
         app::http::HTTP_SCHEMA.path,
         app::ntp::NTP_SCHEMA.path,
+        app::smtp::SMTP_SCHEMA.path,
         app::ssh::SSH_SCHEMA.path,
         app::ssl::SSL_SCHEMA.path,
         weird::WEIRD_SCHEMA.path,

@@ -186,6 +186,11 @@ impl Metrics {
         self.jobs_accepted.inc();
     }
 
+    /// Submissions that became jobs since start (`statistics` reports it too).
+    pub fn jobs_accepted(&self) -> u64 {
+        self.jobs_accepted.get()
+    }
+
     /// A submission was refused (`queue_full`, `disk_full`, `upload_too_large`, …).
     pub fn job_refused(&self, reason: ErrorCode) {
         self.jobs_refused

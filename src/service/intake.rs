@@ -28,7 +28,6 @@ pub struct Intake {
     disk: Arc<DiskWatch>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-    accepted: AtomicU64,
     /// Submissions refused with `queue_full` before they reached the pool.
     rejected: AtomicU64,
 }
@@ -51,14 +50,13 @@ impl Intake {
             disk,
             metrics,
             shutdown,
-            accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         }
     }
 
     /// Jobs acknowledged since start.
     pub fn accepted(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
+        self.metrics.jobs_accepted()
     }
 
     /// Submissions refused for a full queue before they were stored.
@@ -122,7 +120,6 @@ impl Intake {
     async fn accept(&self, record: JobRecord) -> Result<Submitted, ServiceError> {
         match self.dispatch.accept(&record).await {
             Ok(()) => {
-                self.accepted.fetch_add(1, Ordering::Relaxed);
                 self.metrics.job_accepted();
                 tracing::info!(job = %record.job_id, tag = record.tag.as_deref().unwrap_or("-"), files = record.files.len(), "job accepted");
                 Ok(Submitted::of(&record))

@@ -67,6 +67,8 @@ fn schemathesis(daemon: &TestDaemon, name: &str, extra: &[&str]) {
         .arg(&report_dir)
         .args(extra)
         .env("SCHEMATHESIS_HOOKS", "")
+        // Its example cache goes in the test's directory, not the checkout.
+        .current_dir(&daemon.dir)
         .output()
         .expect("run schemathesis");
     let report = String::from_utf8_lossy(&output.stdout);

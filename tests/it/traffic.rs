@@ -1,5 +1,6 @@
 //! Real traffic on loopback, captured and analyzed: ssh.log against Debian's OpenSSH and
-//! x509.log/ssl.log against OpenSSL's TLS 1.2 server.
+//! x509.log/ssl.log against OpenSSL's TLS 1.2 server; ftp.log and smtp.log with their files
+//! against pyftpdlib and aiosmtpd (module `mail`).
 //!
 //! Each test starts its server on 127.0.0.1 and a free high port with keys and config it
 //! generates in its own directory, captures the port with `tcpdump` on `lo`, runs the real
@@ -35,7 +36,7 @@ use nix::unistd::Pid;
 use crate::files::tsv_log;
 use crate::harness::{temp_dir, write_file, PCAPD};
 
-const HINT: &str = "run tests/setup.sh as root (the README's test command does)";
+pub(crate) const HINT: &str = "run tests/setup.sh as root (the README's test command does)";
 
 /// How long a server or tcpdump may take to be ready.
 const START_DEADLINE: Duration = Duration::from_secs(20);
@@ -44,14 +45,14 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long one client run may take.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
 }
 
-fn require_root_and(programs: &[&str]) {
+pub(crate) fn require_root_and(programs: &[&str]) {
     assert!(
         nix::unistd::geteuid().is_root(),
         "these tests capture with tcpdump and run sshd: they need root; {HINT}"
@@ -67,14 +68,14 @@ fn require_root_and(programs: &[&str]) {
 
 /// A process this test started, stopped by its pid (SIGTERM, then SIGKILL after
 /// [`STOP_GRACE`]) when dropped or [`Started::stop`]ped.
-struct Started {
+pub(crate) struct Started {
     name: &'static str,
     child: Option<Child>,
     stderr: PathBuf,
 }
 
 impl Started {
-    fn spawn(name: &'static str, dir: &Path, cmd: &mut Command) -> Started {
+    pub(crate) fn spawn(name: &'static str, dir: &Path, cmd: &mut Command) -> Started {
         let stderr = dir.join(format!("{name}.stderr"));
         let stdout = dir.join(format!("{name}.stdout"));
         let file =
@@ -94,14 +95,14 @@ impl Started {
         }
     }
 
-    fn output(&self, which: &str) -> String {
+    pub(crate) fn output(&self, which: &str) -> String {
         let path = self.stderr.with_file_name(format!("{}.{which}", self.name));
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
     /// Waits until `ready` holds, failing with the process's stderr if it exits first or
     /// the deadline passes.
-    fn wait_until(&mut self, what: &str, mut ready: impl FnMut(&Started) -> bool) {
+    pub(crate) fn wait_until(&mut self, what: &str, mut ready: impl FnMut(&Started) -> bool) {
         let start = Instant::now();
         while !ready(self) {
             if let Some(status) = self
@@ -125,7 +126,7 @@ impl Started {
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -153,24 +154,43 @@ impl Drop for Started {
 }
 
 /// tcpdump writing every packet of `port` on `lo` to `pcap`, ready once it says so.
-fn capture(dir: &Path, port: u16, pcap: &Path) -> Started {
+pub(crate) fn capture(dir: &Path, port: u16, pcap: &Path) -> Started {
+    capture_filter(dir, &format!("tcp port {port}"), pcap)
+}
+
+/// tcpdump writing the packets on `lo` that `filter` (a pcap filter) admits to `pcap`.
+pub(crate) fn capture_filter(dir: &Path, filter: &str, pcap: &Path) -> Started {
     let mut tcpdump = Started::spawn(
         "tcpdump",
         dir,
         Command::new("tcpdump")
             // Immediate mode: packets reach the file as they come, not when a ring-buffer
             // block fills or times out (a block still pending at SIGTERM would be lost).
-            .args(["-i", "lo", "--immediate-mode", "-U", "-s", "0", "-n", "-w"])
+            .args(["-i", "lo", "--immediate-mode", "-U", "-s", "0", "-n"])
+            // A 64 MiB kernel buffer: loopback packets are up to 64 KiB, and a busy machine
+            // may be slow to drain them.
+            .args(["-B", "65536", "-w"])
             .arg(pcap)
-            .args(["tcp", "port", &port.to_string()]),
+            .arg(filter),
     );
     tcpdump.wait_until("listening", |t| t.output("stderr").contains("listening on"));
     tcpdump
 }
 
+/// Fails if the stopped `tcpdump` reports packets the kernel dropped: a capture with holes
+/// cannot be checked against what was sent.
+pub(crate) fn assert_complete_capture(tcpdump: &Started) {
+    let report = tcpdump.output("stderr");
+    let dropped = report
+        .lines()
+        .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert_eq!(dropped, Some(0), "tcpdump lost packets:\n{report}");
+}
+
 /// Runs a command to its end, with a deadline; panics with its output if `ok` rejects
 /// its exit code.
-fn run(what: &str, cmd: &mut Command, ok: impl Fn(Option<i32>) -> bool) -> Output {
+pub(crate) fn run(what: &str, cmd: &mut Command, ok: impl Fn(Option<i32>) -> bool) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -199,16 +219,23 @@ fn run(what: &str, cmd: &mut Command, ok: impl Fn(Option<i32>) -> bool) -> Outpu
     out
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// `pcapd analyze -C` of a capture into `out`.
 fn analyze(pcap: &Path, out: &Path) {
+    analyze_with(pcap, out, &[]);
+}
+
+/// `pcapd analyze -C` with more flags (`--extract '*'`).
+pub(crate) fn analyze_with(pcap: &Path, out: &Path, flags: &[&str]) {
     run(
         "pcapd analyze",
         Command::new(PCAPD)
-            .args(["analyze", "-C", "-o"])
+            .args(["analyze", "-C"])
+            .args(flags)
+            .arg("-o")
             .arg(out)
             .arg(pcap),
         |c| c == Some(0),
@@ -217,7 +244,13 @@ fn analyze(pcap: &Path, out: &Path) {
 
 /// tshark's first value of each field, per packet matching `filter`, with `port` decoded
 /// as `proto`.
-fn tshark(pcap: &Path, port: u16, proto: &str, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+pub(crate) fn tshark(
+    pcap: &Path,
+    port: u16,
+    proto: &str,
+    filter: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-r")
         .arg(pcap)
@@ -533,3 +566,5 @@ fn tls12_certificate_against_openssl() {
     assert_eq!(ssl[0]["client_cert_chain_fps"], "(empty)");
     assert_eq!(ssl[0]["sni_matches_cert"], "T");
 }
+
+mod mail;

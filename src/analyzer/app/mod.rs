@@ -1,16 +1,20 @@
-//! Application-layer analyzers (DNS, HTTP, TLS, SSH, NTP, DHCP) that the flow table feeds.
+//! Application-layer analyzers (DNS, HTTP, TLS, SSH, FTP, SMTP, NTP, DHCP) that the flow table feeds.
 //!
 //! The flow table owns connections, reassembles TCP streams and calls one
 //! [`AppAnalyzer`] per connection once [`detect`] has picked a protocol from the payload
 //! (never from the port alone). Analyzers write their own logs (`dns.log`, `http.log`,
-//! `ssl.log`, `ssh.log`, `files.log`, `ntp.log`, `dhcp.log`) through [`AppOutput`] and report
-//! oddities as weirds; what spans connections (DHCP exchanges) lives in [`SharedState`].
+//! `ssl.log`, `ssh.log`, `ftp.log`, `smtp.log`, `files.log`, `ntp.log`, `dhcp.log`) through
+//! [`AppOutput`] and report oddities as weirds; what spans connections (DHCP exchanges, the
+//! certificates logged) lives in [`SharedState`], and an analyzer may announce a connection
+//! it expects (FTP's data channels, [`ExpectedConn`]).
 //!
-//! Modules: `dhcp` (DHCP exchanges), `dns` (DNS over UDP/TCP), `http` (HTTP/1.x transactions),
-//! `files` (HTTP bodies as files: decoding, MIME sniffing, multipart, files.log), `ssl` (TLS
-//! handshakes), `ssh` (SSH version and key exchange, authentication guessed from packet
-//! sizes), `x509` (certificates of TLS handshakes: x509.log, fingerprints, host-name check),
-//! `ntp` (NTP messages), `text`
+//! Modules: `dhcp` (DHCP exchanges), `dns` (DNS over UDP/TCP), `http` (HTTP/1.x
+//! transactions), `files` (the files of every protocol: decoding, MIME sniffing, MIME
+//! messages, multipart, files.log), `ssl` (TLS handshakes), `ssh` (SSH version and key
+//! exchange, authentication guessed from packet sizes), `ftp` (FTP commands and data
+//! channels), `smtp` (mail transactions, STARTTLS, MIME entities as files), `ntp` (NTP
+//! messages), `tunnel` (the protocol inside an HTTP CONNECT tunnel, detected afresh), `x509`
+//! (certificates of TLS handshakes: x509.log, fingerprints, host-name check), `text`
 //! (byte-string helpers of the text protocols). Each protocol directory keeps one layout:
 //! `parser.rs` (wire format to typed messages), `mod.rs` (Zeek's semantics, the
 //! [`AppAnalyzer`]), `consts.rs` (name tables of Zeek's scripts), `log.rs` (the log's row).
@@ -24,18 +28,23 @@ use super::uid::Uid;
 pub mod dhcp;
 pub mod dns;
 pub mod files;
+pub mod ftp;
 pub mod http;
 pub mod ntp;
+pub mod smtp;
 pub mod ssh;
 pub mod ssl;
 mod text;
+mod tunnel;
 pub mod x509;
 
 pub use dhcp::{DhcpAnalyzer, DHCP_SCHEMA};
 pub use dns::{DnsAnalyzer, DNS_SCHEMA};
 pub use files::FILES_SCHEMA;
+pub use ftp::{FtpAnalyzer, FTP_SCHEMA};
 pub use http::{HttpAnalyzer, HTTP_SCHEMA};
 pub use ntp::{NtpAnalyzer, NTP_SCHEMA};
+pub use smtp::{SmtpAnalyzer, SMTP_SCHEMA};
 pub use ssh::{SshAnalyzer, SSH_SCHEMA};
 pub use ssl::{SslAnalyzer, SSL_SCHEMA};
 pub use x509::X509_SCHEMA;
@@ -78,7 +87,8 @@ pub struct AppOutput<'a> {
     /// Weirds raised by the analyzer: `(name, addl)`; the flow table writes them to
     /// weird.log with the connection's uid and 5-tuple.
     pub weirds: &'a mut Vec<(&'static str, String)>,
-    /// What outlives the connection (DHCP exchanges).
+    /// What outlives the call: DHCP exchanges, the certificates logged, and the
+    /// connections the analyzer announces.
     pub shared: &'a mut SharedState,
 }
 
@@ -90,6 +100,9 @@ pub struct SharedState {
     pub dhcp: dhcp::Transactions,
     /// Certificates x509.log has a line for already.
     pub certificates: x509::Logged,
+    /// Connections an analyzer announced during the call (FTP's data channels); the flow
+    /// table takes them after each call and attaches their analyzer when they start.
+    pub expected: Vec<ExpectedConn>,
 }
 
 impl SharedState {
@@ -101,6 +114,27 @@ impl SharedState {
     /// End of the capture: writes everything still open.
     pub fn finish(&mut self, logs: &mut dyn LogSink) {
         self.dhcp.flush(logs);
+    }
+}
+
+/// A TCP connection an analyzer announces before it starts (Zeek's
+/// `Analyzer::schedule_analyzer`): one from `orig_h` to `resp_h:resp_p` that starts within
+/// the wait of its announcement gets the analyzer `start` makes from its first packet on,
+/// whatever its content.
+pub struct ExpectedConn {
+    pub orig_h: IpAddr,
+    pub resp_h: IpAddr,
+    pub resp_p: u16,
+    pub start: Box<dyn Fn() -> Box<dyn AppAnalyzer> + Send>,
+}
+
+impl std::fmt::Debug for ExpectedConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExpectedConn")
+            .field("orig_h", &self.orig_h)
+            .field("resp_h", &self.resp_h)
+            .field("resp_p", &self.resp_p)
+            .finish_non_exhaustive()
     }
 }
 
@@ -141,6 +175,25 @@ pub trait AppAnalyzer: Send {
     }
     /// The logs (by `#path`) this analyzer writes besides weird.log.
     fn logs(&self) -> &'static [&'static str];
+    /// Whether the analyzer gave up on a protocol violation (Zeek's DPD disables an analyzer
+    /// whose protocol is violated early in the connection and takes it out of the service):
+    /// conn.log's `service` is cleared; the analyzer still finishes at the connection's end.
+    fn failed(&self) -> bool {
+        false
+    }
+    /// Whether the connection's end must be seen when its timer fires rather than at the
+    /// flow table's next periodic sweep: an FTP data connection's files end when Zeek
+    /// removes the connection, and what they are (their MIME type) goes into the control
+    /// connection's next ftp.log row, so the moment matters. Such connections are few.
+    fn ends_promptly(&self) -> bool {
+        false
+    }
+    /// weird.log's `source` for a weird this analyzer raised, when it is not the
+    /// connection's service in upper case (Zeek names the analyzer that raised it: a
+    /// sub-analyzer such as SMTP's `SMTP_BDAT`, or the TLS analyzer after STARTTLS).
+    fn weird_source(&self, _name: &'static str) -> Option<&'static str> {
+        None
+    }
     /// Whether nothing the analyzer will still see can change what conn.log says of the
     /// connection (its `service`, its roles). Once this holds and none of [`logs`] nor
     /// weird.log is kept, the flow table stops feeding the analyzer (`--logs conn`).
@@ -157,10 +210,11 @@ pub trait AppAnalyzer: Send {
 ///
 /// Detection looks at content: a TLS handshake record carrying a ClientHello/ServerHello
 /// (or an SSLv2-compatible ClientHello; over UDP a DTLS handshake), an HTTP request line (or, from the responder, a
-/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), a DNS header with a
-/// decodable question (over TCP behind its 2-byte length), an NTP message on port 123 (Zeek
-/// registers NTP by port only), a DHCP message (the magic cookie at offset 236, Zeek's
-/// `dhcp_cookie` signature).
+/// status line), an SSH version line (see [`ssh::looks_like_ssh`]), an FTP server greeting
+/// and login reply (see [`ftp::looks_like_ftp`]), an SMTP `HELO`/`EHLO` (see
+/// [`smtp::looks_like_smtp`]), a DNS header with a decodable question (over TCP behind its
+/// 2-byte length), an NTP message on port 123 (Zeek registers NTP by port only), a DHCP
+/// message (the magic cookie at offset 236, Zeek's `dhcp_cookie` signature).
 /// Well-known DNS ports only admit DNS messages that carry no question. The flow table is
 /// expected to deliver `data` again through [`AppAnalyzer::deliver`]: detection consumes
 /// nothing.
@@ -189,6 +243,12 @@ pub fn detect(conn: &ConnInfo, is_orig: bool, data: &[u8]) -> Option<Box<dyn App
             }
             if http::looks_like_http(is_orig, data) {
                 return Some(Box::new(HttpAnalyzer::new()));
+            }
+            if ftp::looks_like_ftp(conn, is_orig, data) {
+                return Some(Box::new(FtpAnalyzer::new()));
+            }
+            if smtp::looks_like_smtp(conn, is_orig, data) {
+                return Some(Box::new(SmtpAnalyzer::new()));
             }
             let framed = be16(data, 0).and_then(|len| {
                 let len = usize::from(len);
@@ -425,6 +485,18 @@ pub(crate) mod tests {
             ssh_flight(b"SSH-2.0-C\r\n", "curve25519-sha256,aes128-ctr"),
             ssh_flight(b"pre\r\nSSH-2.0-S\r\n", "aes128-ctr,curve25519-sha256"),
         ));
+        seeds.push((
+            Transport::Tcp,
+            21,
+            b"USER anonymous\r\nPASS a@b\r\nCWD /pub\r\nEPSV\r\nRETR x.txt\r\nPORT 10,0,0,1,4,1\r\nSTOR y\r\nQUIT\r\n".to_vec(),
+            b"220 hi\r\n331 ok\r\n230-a\r\n 230 b\r\n230 c\r\n250 ok\r\n229 (|||5000|)\r\n150 (12 bytes)\r\n226 ok\r\n200 ok\r\n227 (10,0,0,2,4,2)\r\n221 bye\r\n".to_vec(),
+        ));
+        seeds.push((
+            Transport::Tcp,
+            25,
+            b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--x\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\na=3Db=\r\n--x--\r\n.\r\nBDAT 5 LAST\r\nab\r\ncRSET\r\nSTARTTLS\r\n".to_vec(),
+            b"220 mx\r\n250-mx\r\n250 CHUNKING\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n250 ok\r\n250 ok\r\n220 tls\r\n".to_vec(),
+        ));
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for round in 0..2500 {
             let (transport, port, orig, resp) = &seeds[round % seeds.len()];
@@ -454,6 +526,8 @@ pub(crate) mod tests {
                 Box::new(SshAnalyzer::new()),
                 Box::new(NtpAnalyzer::new()),
                 Box::new(DhcpAnalyzer::new()),
+                Box::new(FtpAnalyzer::new()),
+                Box::new(SmtpAnalyzer::new()),
             ];
             analyzers.extend(detect(&c, true, &orig));
             let mut sink = Collect::default();

@@ -1,5 +1,5 @@
-//! Byte-string helpers shared by the text protocols (HTTP, MIME): blanks, trimming,
-//! substring search.
+//! Byte-string helpers shared by the text protocols (HTTP, MIME, FTP, SMTP): blanks,
+//! trimming, substring search, and the line splitter of the line-based protocols.
 
 /// `data` without its leading blanks (space, tab, CR, LF).
 pub(crate) fn skip_blank(data: &[u8]) -> &[u8] {
@@ -25,6 +25,60 @@ pub(crate) fn trim_ws(s: &[u8]) -> &[u8] {
     &s[..end]
 }
 
+/// Splits one side's stream into lines as Zeek's content-line analyzer does for FTP and
+/// SMTP: a line ends at LF, a CR before it is dropped, and a line longer than `max` is cut
+/// there (its rest becomes the next line) so that a side without newlines holds at most
+/// `max` bytes.
+#[derive(Debug)]
+pub(crate) struct Lines {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl Lines {
+    pub(crate) fn new(max: usize) -> Self {
+        Lines {
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    /// The first line completed by `data`, which is advanced past it; `None` once `data`
+    /// is used up (an unfinished line is held back for the next call). One line at a time,
+    /// so that a protocol can switch to raw bytes after a line (SMTP's `BDAT`, TLS after
+    /// `STARTTLS`).
+    pub(crate) fn next_line(&mut self, data: &mut &[u8]) -> Option<Vec<u8>> {
+        while !data.is_empty() {
+            let room = self.max.saturating_sub(self.buf.len()).max(1);
+            let window = &data[..data.len().min(room)];
+            match window.iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.buf.extend_from_slice(&window[..i]);
+                    *data = &data[i + 1..];
+                    let mut line = std::mem::take(&mut self.buf);
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    return Some(line);
+                }
+                None => {
+                    self.buf.extend_from_slice(window);
+                    *data = &data[window.len()..];
+                    if self.buf.len() >= self.max {
+                        return Some(std::mem::take(&mut self.buf));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The bytes of an unfinished line, given up (a gap, or the end of the stream).
+    pub(crate) fn take_partial(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +90,18 @@ mod tests {
         assert_eq!(trim_ws(b" \t "), b"");
         assert!(contains(b"chunked, gzip", b"gzip"));
         assert!(!contains(b"gz", b"gzip"));
+    }
+
+    #[test]
+    fn lines_split_at_lf_and_are_capped() {
+        let mut lines = Lines::new(8);
+        let mut got = Vec::new();
+        for mut chunk in [&b"ab\r\ncd"[..], b"e\nfghijklmnop\n", b"x"] {
+            while let Some(line) = lines.next_line(&mut chunk) {
+                got.push(line);
+            }
+        }
+        assert_eq!(got, [&b"ab"[..], b"cde", b"fghijklm", b"nop"]);
+        assert_eq!(lines.take_partial(), b"x");
     }
 }

@@ -25,10 +25,10 @@ mod slab;
 pub mod tcp;
 mod tcp_rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use super::app::{self, AppOutput, ConnInfo, SharedState, Transport};
+use super::app::{self, AppAnalyzer, AppOutput, ConnInfo, SharedState, Transport};
 use super::decode::{self, IpPacket, ACK, SYN};
 use super::log::LogSink;
 use super::uid::UidGenerator;
@@ -50,6 +50,19 @@ const SWEEP_PREFETCH: usize = 8;
 const DETECT_MAX_BYTES_PER_SIDE: usize = 4096;
 /// ... or this many payload chunks in total (or twice the per-side bytes held in total).
 const DETECT_MAX_CHUNKS: u32 = 16;
+
+/// Most announced connections awaited at once (Zeek's `FTP::max_expected_data_channels`);
+/// an announcement past it is dropped.
+const MAX_AWAITED: usize = 100_000;
+/// How long an announced connection is awaited (Zeek schedules the analyzer for 5 min).
+const AWAIT_NS: i64 = 300 * conn::NS;
+
+/// A connection an analyzer announced, awaited at its responder address and port.
+struct Awaited {
+    orig_h: IpAddr,
+    until_ns: i64,
+    start: Box<dyn Fn() -> Box<dyn AppAnalyzer> + Send>,
+}
 
 /// Which logs the table produces.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +89,13 @@ pub struct FlowTable {
     /// reused between sweeps.
     entries: Vec<Due>,
     due: Vec<(u64, Slot)>,
+    /// Announced connections by responder address and port (the last announcement of one
+    /// wins, as in Zeek's `ftp_data_expected`).
+    awaited: HashMap<(IpAddr, u16), Awaited>,
+    /// Live connections whose analyzer ends promptly, by slot and serial, and the earliest
+    /// of their deadlines: a sweep runs then, not only every [`SWEEP_INTERVAL_NS`].
+    prompt: Vec<(Slot, u64)>,
+    prompt_due_ns: i64,
 }
 
 impl FlowTable {
@@ -98,6 +118,9 @@ impl FlowTable {
             events: Vec::new(),
             entries: Vec::new(),
             due: Vec::new(),
+            awaited: HashMap::new(),
+            prompt: Vec::new(),
+            prompt_due_ns: i64::MAX,
         }
     }
 
@@ -196,9 +219,60 @@ impl FlowTable {
     /// are not moved out to be logged). The caller has removed its key from the index.
     fn end_slot(&mut self, slot: Slot, sink: &mut dyn LogSink) {
         if let Some(conn) = self.slots.get_mut(slot) {
+            let ts_ns = conn.last_ns;
             self.ends.end(conn, sink);
+            self.await_announced(ts_ns);
         }
         self.slots.discard(slot);
+    }
+
+    /// Takes the connections analyzers announced during the last call into the table.
+    fn await_announced(&mut self, ts_ns: i64) {
+        for e in self.ends.shared.expected.drain(..) {
+            let key = (e.resp_h, e.resp_p);
+            if self.awaited.len() >= MAX_AWAITED && !self.awaited.contains_key(&key) {
+                self.awaited.retain(|_, a| a.until_ns > ts_ns);
+                if self.awaited.len() >= MAX_AWAITED {
+                    continue;
+                }
+            }
+            self.awaited.insert(
+                key,
+                Awaited {
+                    orig_h: e.orig_h,
+                    until_ns: ts_ns.saturating_add(AWAIT_NS),
+                    start: e.start,
+                },
+            );
+        }
+    }
+
+    /// Gives a new TCP connection the analyzer announced for it, if any (Zeek's
+    /// `scheduled_analyzer_applied`): its service is known from the start.
+    fn attach_awaited(&mut self, slot: Slot, ts_ns: i64) {
+        if self.awaited.is_empty() {
+            return;
+        }
+        let Some(conn) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let key = (conn.info.resp_h, conn.info.resp_p);
+        let Some(a) = self.awaited.get(&key) else {
+            return;
+        };
+        if a.until_ns <= ts_ns {
+            self.awaited.remove(&key);
+            return;
+        }
+        if a.orig_h != conn.info.orig_h {
+            return;
+        }
+        let analyzer = (a.start)();
+        conn.service = analyzer.service();
+        if analyzer.ends_promptly() {
+            self.prompt.push((slot, conn.serial));
+        }
+        conn.app = AppState::Active(analyzer);
     }
 
     /// Pushes the connection's deadline to the expiry queue if it moved earlier than the one
@@ -208,6 +282,13 @@ impl FlowTable {
             return;
         };
         let at_ns = conn.deadline_ns();
+        let serial = conn.serial;
+        if !self.prompt.is_empty() && self.prompt.contains(&(slot, serial)) {
+            self.prompt_due_ns = self.prompt_due_ns.min(at_ns);
+        }
+        let Some(conn) = self.conn(slot) else {
+            return;
+        };
         if at_ns < conn.scheduled_ns {
             conn.scheduled_ns = at_ns;
             let serial = conn.serial;
@@ -223,10 +304,12 @@ impl FlowTable {
         let due_at = *self
             .next_sweep_ns
             .get_or_insert(now_ns.saturating_add(SWEEP_INTERVAL_NS));
-        if now_ns < due_at {
+        if now_ns < due_at && now_ns < self.prompt_due_ns {
             return;
         }
-        self.next_sweep_ns = Some(now_ns.saturating_add(SWEEP_INTERVAL_NS));
+        if now_ns >= due_at {
+            self.next_sweep_ns = Some(now_ns.saturating_add(SWEEP_INTERVAL_NS));
+        }
         let mut entries = std::mem::take(&mut self.entries);
         self.expiry.drain_due(now_ns, &mut entries);
         let mut due = std::mem::take(&mut self.due);
@@ -273,6 +356,21 @@ impl FlowTable {
         due.clear();
         self.due = due;
         self.entries = entries;
+        self.update_prompt_due();
+    }
+
+    /// The earliest deadline of the live connections that end promptly (see
+    /// [`AppAnalyzer::ends_promptly`]); forgets those that are gone.
+    fn update_prompt_due(&mut self) {
+        let slots = &self.slots;
+        self.prompt
+            .retain(|&(slot, serial)| slots.get(slot).is_some_and(|c| c.serial == serial));
+        self.prompt_due_ns = self
+            .prompt
+            .iter()
+            .filter_map(|&(slot, _)| slots.get(slot).map(Conn::deadline_ns))
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     /// Finds the connection of `key`, first removing (and logging) it if one of its timers
@@ -360,7 +458,7 @@ impl FlowTable {
                     pure_syn,
                     seg.flags & SYN != 0,
                 );
-                self.create(
+                let slot = self.create(
                     key,
                     ts_ns,
                     ip.src,
@@ -370,7 +468,9 @@ impl FlowTable {
                     Proto::Tcp,
                     6,
                     flip,
-                )
+                );
+                self.attach_awaited(slot, ts_ns);
+                slot
             }
         };
         let check = !self.ends.opts.ignore_checksums && ip.complete();
@@ -429,7 +529,10 @@ impl FlowTable {
     }
 
     /// Hands stream events collected by the TCP rules (own data, and gaps found on either
-    /// side) to the application layer.
+    /// side) to the application layer. The peer's events go first, as in Zeek, which
+    /// processes a segment's acknowledgement (releasing the peer's data held behind a hole)
+    /// before the segment's own data: a reply released by an ack precedes the request that
+    /// carries the ack.
     fn dispatch_stream_events(
         &mut self,
         slot: Slot,
@@ -443,12 +546,13 @@ impl FlowTable {
             return;
         }
         let events = std::mem::take(&mut self.events);
-        for (i, ev) in events.iter().enumerate() {
-            let side_is_orig = if i < peer_events_start {
-                is_orig
-            } else {
-                !is_orig
-            };
+        let start = peer_events_start.min(events.len());
+        let (own, peer) = events.split_at(start);
+        let ordered = peer
+            .iter()
+            .map(|ev| (!is_orig, ev))
+            .chain(own.iter().map(|ev| (is_orig, ev)));
+        for (side_is_orig, ev) in ordered {
             match ev {
                 StreamEvent::Gap(len) => {
                     if let Some(conn) = self.slots.get_mut(slot) {
@@ -469,6 +573,7 @@ impl FlowTable {
                             AppState::Settled | AppState::Off => {}
                         }
                     }
+                    self.await_announced(ts_ns);
                     self.flush_app_weirds(slot, ts_ns, sink);
                 }
                 StreamEvent::Data(data) => self.deliver_app(slot, side_is_orig, ts_ns, data, sink),
@@ -621,8 +726,12 @@ impl FlowTable {
             AppState::Off | AppState::Settled => return,
             AppState::Active(a) => {
                 a.deliver(&conn.info, ts, is_orig, data, &mut out);
-                if conn.service.is_none() {
-                    conn.service = a.service();
+                // A service may grow (SMTP after STARTTLS is "smtp,ssl"), or go on a
+                // protocol violation.
+                if let Some(service) = a.service() {
+                    conn.service = Some(service);
+                } else if a.failed() {
+                    conn.service = None;
                 }
                 if a.take_role_flip() {
                     conn.flip();
@@ -693,6 +802,7 @@ impl FlowTable {
                 conn.app = AppState::Settled;
             }
         }
+        self.await_announced(ts_ns);
         self.flush_app_weirds(slot, ts_ns, sink);
     }
 
@@ -700,12 +810,11 @@ impl FlowTable {
         if self.ends.app_weirds.is_empty() {
             return;
         }
-        let source = self
-            .conn(slot)
-            .and_then(|c| c.service)
-            .map(str::to_ascii_uppercase)
-            .unwrap_or_default();
         for (name, addl) in std::mem::take(&mut self.ends.app_weirds) {
+            let source = self
+                .conn(slot)
+                .map(|c| app_weird_source(c, name))
+                .unwrap_or_default();
             self.conn_weird(slot, ts_ns, name, addl, &source, sink);
         }
     }
@@ -788,16 +897,13 @@ impl Ends {
                 shared: &mut self.shared,
             };
             a.finish(&conn.info, secs(conn.last_ns), &mut out);
-            if conn.service.is_none() {
-                conn.service = a.service();
+            if let Some(service) = a.service() {
+                conn.service = Some(service);
             }
         }
         if !self.app_weirds.is_empty() && self.opts.write_weird {
-            let source = conn
-                .service
-                .map(str::to_ascii_uppercase)
-                .unwrap_or_default();
             for (name, addl) in std::mem::take(&mut self.app_weirds) {
+                let source = app_weird_source(conn, name);
                 if !conn.weirds_logged.contains(&name) {
                     conn.weirds_logged.push(name);
                     self.weirds.conn(
@@ -824,6 +930,20 @@ impl Ends {
             conn.summary().write(sink, self.opts.community_id);
         }
     }
+}
+
+/// weird.log's `source` of a weird an application analyzer raised: what the analyzer says,
+/// else its protocol, the connection's (first) service in upper case.
+fn app_weird_source(conn: &Conn, name: &'static str) -> String {
+    if let AppState::Active(a) = &conn.app {
+        if let Some(source) = a.weird_source(name) {
+            return source.to_string();
+        }
+    }
+    conn.service
+        .and_then(|s| s.split(',').next())
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_default()
 }
 
 /// Detection gives up on a connection after enough chunks or bytes without a match.

@@ -1,6 +1,8 @@
-//! Files carried in HTTP bodies: content decoding (gzip/deflate), MIME sniffing from the
-//! first bytes, hashing, extraction, and the `files.log` line Zeek's file analysis writes for
-//! each body.
+//! Files carried by the traffic (HTTP bodies, SMTP MIME entities, FTP data transfers):
+//! content decoding (gzip/deflate), MIME sniffing from the first bytes, hashing,
+//! extraction, and the `files.log` line Zeek's file analysis writes for each file. The
+//! protocol analyzers create a [`FileState`] per file (its `source` says which protocol
+//! carried it), feed it the file's bytes and write its line when it ends.
 //!
 //! Everything is streamed and memory per file is bounded: decoded bytes are counted and
 //! hashed as they come, only the first [`SNIFF_LEN`] are kept until the MIME type is known,
@@ -8,18 +10,22 @@
 //! (decompressed) body is.
 //!
 //! Layout: `magic` sniffs types by Zeek's file signatures (`magic.tsv`), `hash` keeps the
-//! digests, `extract` writes chosen files under `extract_files/`, `multipart` splits MIME
-//! bodies, `log` is the files.log row; this file follows one file through decoding.
+//! digests, `extract` writes chosen files under `extract_files/`, `multipart` splits
+//! multipart HTTP bodies, `mime` reads MIME messages (mail) into entities, `log` is the
+//! files.log row; this file follows one file through decoding and
+//! names files ([`FuidGenerator`]).
 
 mod extract;
 mod hash;
 mod log;
 mod magic;
+mod mime;
 mod multipart;
 
 use std::io::Write;
 
 use flate2::write::{GzDecoder, ZlibDecoder};
+use sha2::{Digest, Sha256};
 
 use super::{AppOutput, ConnInfo};
 use crate::analyzer::log::{Interval, Set, Time};
@@ -29,10 +35,35 @@ pub use hash::{DigestSet, HashScope};
 use hash::{Digests, Hashes};
 pub use log::{FilesRow, FILES_SCHEMA};
 use magic::sniff_mime;
+pub(crate) use mime::{header_filename, MimeEvent, MimeMessage};
 pub(crate) use multipart::{disposition_filename, MultipartSplitter, PartEvent};
 
 /// Bytes of a body kept for MIME sniffing (Zeek's default BOF buffer).
 pub(crate) const SNIFF_LEN: usize = 4096;
+
+/// Names the files of one connection: Zeek-shaped ids (`F` and 17 base-62 characters),
+/// derived from the connection's uid and a counter so that a run is reproducible.
+#[derive(Debug, Default)]
+pub(crate) struct FuidGenerator {
+    created: u64,
+}
+
+impl FuidGenerator {
+    /// The next file id of the connection `conn`.
+    pub(crate) fn next(&mut self, conn: &ConnInfo) -> String {
+        self.created += 1;
+        let digest = Sha256::digest(format!("{}/{}", conn.uid, self.created).as_bytes());
+        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut id = String::from("F");
+        id.extend(
+            digest
+                .iter()
+                .take(17)
+                .map(|b| char::from(ALPHABET[usize::from(*b) % 62])),
+        );
+        id
+    }
+}
 
 /// What a file needs to know to settle its type and start extraction.
 #[derive(Debug, Clone, Default)]
@@ -184,11 +215,16 @@ impl Decoder {
     }
 }
 
-/// One HTTP body tracked as a file (Zeek's file analysis of an HTTP entity).
+/// One file tracked through Zeek's file analysis: an HTTP body, an SMTP MIME entity, an FTP
+/// transfer.
 #[derive(Debug)]
 pub(crate) struct FileState {
     pub fuid: String,
     pub filename: Option<String>,
+    /// files.log `source`: `HTTP`, `SMTP`, `FTP_DATA`.
+    source: &'static str,
+    /// files.log `depth`: the MIME entity's depth for SMTP, 0 otherwise.
+    depth: u64,
     first_ts: f64,
     last_ts: f64,
     decoder: Decoder,
@@ -199,31 +235,61 @@ pub(crate) struct FileState {
 }
 
 impl FileState {
-    pub(crate) fn new(
-        fuid: String,
-        ts: f64,
-        content_encoding: Option<&[u8]>,
-        no_bof: bool,
-        filename: Option<String>,
-        total: Option<u64>,
-    ) -> Self {
+    /// A file of `source` whose first byte comes at `ts`; the builder methods below add
+    /// what the protocol knows of it before its first byte.
+    pub(crate) fn new(source: &'static str, fuid: String, ts: f64) -> Self {
         let tap = Tap::new(Pending {
             fuid: fuid.clone(),
             ts,
-            source: "HTTP",
-            no_bof,
+            source,
+            no_bof: false,
         });
         FileState {
             fuid,
-            filename,
+            filename: None,
+            source,
+            depth: 0,
             first_ts: ts,
             last_ts: ts,
-            decoder: Decoder::for_encoding(content_encoding, tap),
+            decoder: Decoder::Identity(tap),
             missing: 0,
-            total,
+            total: None,
             digests: None,
             extracted: None,
         }
+    }
+
+    /// The body is sent with this Content-Encoding (HTTP): it is decoded before analysis.
+    pub(crate) fn content_encoding(mut self, encoding: Option<&[u8]>) -> Self {
+        let tap = std::mem::take(self.decoder.tap_mut());
+        self.decoder = Decoder::for_encoding(encoding, tap);
+        self
+    }
+
+    /// The bytes do not start at the file's first byte (an HTTP 206): no MIME sniffing.
+    pub(crate) fn without_bof(mut self, no_bof: bool) -> Self {
+        if let Some(p) = self.decoder.tap_mut().pending.as_mut() {
+            p.no_bof = no_bof;
+        }
+        self
+    }
+
+    /// The name the protocol gives the file (Content-Disposition).
+    pub(crate) fn named(mut self, filename: Option<String>) -> Self {
+        self.filename = filename;
+        self
+    }
+
+    /// The size the protocol announces (Content-Length).
+    pub(crate) fn sized(mut self, total: Option<u64>) -> Self {
+        self.total = total;
+        self
+    }
+
+    /// files.log `depth` (SMTP: the number of MIME entities begun in the session).
+    pub(crate) fn at_depth(mut self, depth: u64) -> Self {
+        self.depth = depth;
+        self
     }
 
     /// Decoded bytes seen so far.
@@ -239,6 +305,12 @@ impl FileState {
     /// The MIME type, once settled.
     pub(crate) fn mime(&self) -> Option<&'static str> {
         self.decoder.tap().mime
+    }
+
+    /// Whether the MIME type is settled (Zeek's `file_sniff` happened): the first
+    /// [`SNIFF_LEN`] bytes were seen, bytes went missing, or the file ended.
+    pub(crate) fn sniffed(&self) -> bool {
+        self.decoder.tap().pending.is_none()
     }
 
     /// Feeds raw (still encoded) body bytes.
@@ -287,8 +359,8 @@ impl FileState {
             ts: Time(self.first_ts),
             fuid: &self.fuid,
             id: conn.id(),
-            source: "HTTP",
-            depth: 0,
+            source: self.source,
+            depth: self.depth,
             analyzers: Set(analyzers),
             mime_type: self.mime(),
             filename: self.filename.as_deref(),
@@ -323,7 +395,7 @@ mod tests {
         let mut enc = GzEncoder::new(Vec::new(), Compression::default());
         enc.write_all(&plain).unwrap();
         let gz = enc.finish().unwrap();
-        let mut f = FileState::new("Fx".into(), 1.0, Some(b" gzip"), false, None, None);
+        let mut f = FileState::new("HTTP", "Fx".into(), 1.0).content_encoding(Some(b" gzip"));
         let mut weirds = Vec::new();
         let (a, b) = gz.split_at(gz.len() / 2);
         f.data(1.0, a, &mut weirds);
@@ -332,7 +404,7 @@ mod tests {
         assert_eq!(f.seen(), plain.len() as u64);
         assert_eq!(f.mime(), Some("text/plain"));
         assert!(weirds.is_empty());
-        let mut bad = FileState::new("Fy".into(), 1.0, Some(b"gzip"), false, None, None);
+        let mut bad = FileState::new("HTTP", "Fy".into(), 1.0).content_encoding(Some(b"gzip"));
         bad.data(1.0, b"not gzip at all", &mut weirds);
         assert_eq!(weirds, vec![("zip_decompress_error", String::new())]);
     }

@@ -20,10 +20,9 @@ mod parser;
 
 use std::collections::BTreeMap;
 
-use sha2::{Digest, Sha256};
-
-use super::files::{disposition_filename, FileState, MultipartSplitter, PartEvent};
+use super::files::{disposition_filename, FileState, FuidGenerator, MultipartSplitter, PartEvent};
 use super::text::contains;
+use super::tunnel::Tunnel;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
 use crate::analyzer::log::{LogSink, Set, Time, Vector};
 use consts::{HTTP_PORTS, KNOWN_METHODS, PROXY_HEADERS};
@@ -234,7 +233,9 @@ pub struct HttpAnalyzer {
     request_methods: std::collections::VecDeque<String>,
     /// Method of the request the response being read answers.
     response_method: Option<String>,
-    files_created: u64,
+    fuids: FuidGenerator,
+    /// After a `CONNECT` was answered 2xx: the protocol the proxy tunnel carries.
+    tunnel: Option<Tunnel>,
 }
 
 impl Default for HttpAnalyzer {
@@ -259,7 +260,8 @@ impl HttpAnalyzer {
             trans_depth: 0,
             request_methods: Default::default(),
             response_method: None,
-            files_created: 0,
+            fuids: FuidGenerator::default(),
+            tunnel: None,
         }
     }
 
@@ -288,17 +290,7 @@ impl HttpAnalyzer {
     }
 
     fn new_fuid(&mut self, conn: &ConnInfo) -> String {
-        self.files_created += 1;
-        let digest = Sha256::digest(format!("{}/{}", conn.uid, self.files_created).as_bytes());
-        const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut id = String::from("F");
-        id.extend(
-            digest
-                .iter()
-                .take(17)
-                .map(|b| char::from(ALPHABET[usize::from(*b) % 62])),
-        );
-        id
+        self.fuids.next(conn)
     }
 
     fn process(
@@ -311,7 +303,12 @@ impl HttpAnalyzer {
     ) {
         while !data.is_empty() {
             match self.sides[side].phase {
-                Phase::Lost => return,
+                Phase::Lost => {
+                    if let Some(t) = self.tunnel.as_mut() {
+                        t.deliver(conn, ts, side == ORIG, data, out);
+                    }
+                    return;
+                }
                 Phase::Body(body) => {
                     let used = self.body_bytes(conn, ts, side, body, data, out);
                     data = &data[used..];
@@ -556,6 +553,8 @@ impl HttpAnalyzer {
                 // the open transaction is logged at the end, as Zeek does.
                 if code != Some(101) {
                     self.message_done(conn, ts, side, out);
+                    // Zeek looks for the tunnel's protocol afresh.
+                    self.tunnel = Some(Tunnel::default());
                 }
                 self.sides[ORIG].phase = Phase::Lost;
                 self.sides[RESP].phase = Phase::Lost;
@@ -706,14 +705,11 @@ impl HttpAnalyzer {
                     .and_then(|v| v.trim().parse().ok()),
             };
             let no_bof = side == RESP && code == Some(206) && !matches!(range, Some(Some((0, _))));
-            let file = FileState::new(
-                fuid,
-                ts,
-                s.header("CONTENT-ENCODING"),
-                no_bof,
-                filename,
-                total,
-            );
+            let file = FileState::new("HTTP", fuid, ts)
+                .content_encoding(s.header("CONTENT-ENCODING"))
+                .without_bof(no_bof)
+                .named(filename)
+                .sized(total);
             self.sides[side].file = Some(file);
         }
         let s = &mut self.sides[side];
@@ -746,7 +742,11 @@ impl HttpAnalyzer {
                     };
                     if r.file.is_none() {
                         let fuid = self.new_fuid(conn);
-                        r.file = Some(FileState::new(fuid, ts, None, start != 0, None, total));
+                        r.file = Some(
+                            FileState::new("HTTP", fuid, ts)
+                                .without_bof(start != 0)
+                                .sized(total),
+                        );
                     }
                     let Some(f) = r.file.as_mut() else { continue };
                     let offset = f.seen().saturating_add(f.missing());
@@ -824,7 +824,7 @@ impl HttpAnalyzer {
                             continue;
                         }
                         let fuid = self.new_fuid(conn);
-                        m.current = Some(FileState::new(fuid, ts, None, false, name, None));
+                        m.current = Some(FileState::new("HTTP", fuid, ts).named(name));
                     }
                     if let Some(f) = m.current.as_mut() {
                         f.data(ts, &bytes, weirds);
@@ -905,11 +905,27 @@ impl HttpAnalyzer {
 
 impl AppAnalyzer for HttpAnalyzer {
     fn logs(&self) -> &'static [&'static str] {
-        &["http", "files"]
+        // A CONNECT tunnel may carry any protocol.
+        &["http", "files", "ssl", "x509", "ssh", "smtp", "ftp", "dns"]
     }
 
     fn service(&self) -> Option<&'static str> {
-        self.confirmed().then_some("http")
+        if !self.confirmed() {
+            return None;
+        }
+        Some(match self.tunnel.as_ref().and_then(Tunnel::service) {
+            Some("ssl") => "http,ssl",
+            Some("smtp") => "http,smtp",
+            Some("smtp,ssl") => "http,smtp,ssl",
+            Some("ssh") => "http,ssh",
+            Some("ftp") => "http,ftp",
+            Some("dns") => "http,dns",
+            _ => "http",
+        })
+    }
+
+    fn conn_settled(&self) -> bool {
+        self.service().is_some() && self.tunnel.as_ref().is_none_or(Tunnel::settled)
     }
 
     fn deliver(
@@ -964,7 +980,11 @@ impl AppAnalyzer for HttpAnalyzer {
                 }
                 s.body_len += len;
             }
-            Phase::Lost => {}
+            Phase::Lost => {
+                if let Some(t) = self.tunnel.as_mut() {
+                    t.gap(conn, ts, is_orig, len, out);
+                }
+            }
             // Framing is unknown after the gap: stop parsing this side. Zeek reports this
             // as an `http_event`, not a weird.
             _ => {
@@ -975,6 +995,9 @@ impl AppAnalyzer for HttpAnalyzer {
     }
 
     fn finish(&mut self, conn: &ConnInfo, ts: f64, out: &mut AppOutput<'_>) {
+        if let Some(t) = self.tunnel.as_mut() {
+            t.finish(conn, ts, out);
+        }
         // A body delimited by the close ends now; other unfinished messages still count
         // what they carried.
         for side in [ORIG, RESP] {
@@ -1135,6 +1158,24 @@ mod tests {
         let names: Vec<_> = r.weirds.iter().map(|w| w.0).collect();
         assert_eq!(names, vec!["unknown_HTTP_method", "HTTP_version_mismatch"]);
         assert_eq!(r.http()[1][11], s("1.0"));
+    }
+
+    #[test]
+    fn a_connect_tunnel_is_analyzed_as_what_it_carries() {
+        let mut r = Run::new();
+        r.send(1.0, true, b"CONNECT mx:25 HTTP/1.1\r\nHost: mx:25\r\n\r\n");
+        r.send(
+            1.1,
+            false,
+            b"HTTP/1.1 200 Connection established\r\n\r\n220 mx ESMTP\r\n",
+        );
+        r.send(1.2, true, b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n");
+        r.send(1.3, false, b"250 mx\r\n250 ok\r\n250 ok\r\n");
+        assert_eq!(r.a.service(), Some("http,smtp"));
+        r.finish(9.0);
+        assert_eq!(r.http().len(), 1);
+        assert_eq!(r.sink.of("smtp").len(), 1);
+        assert!(r.weirds.is_empty(), "{:?}", r.weirds);
     }
 
     #[test]
