@@ -5,7 +5,8 @@
 //! carries messages behind a 2-byte length prefix, buffered per side up to
 //! [`MAX_TCP_MESSAGE`]. A query opens a pending record; the reply with the same id completes
 //! and logs it. Records still pending when the connection ends (unanswered queries, replies
-//! whose query was never seen) are logged by [`AppAnalyzer::finish`].
+//! whose query was never seen) are logged by [`AppAnalyzer::finish`]. Messages to a
+//! multicast responder (mDNS, LLMNR) are never paired: each is logged as it is seen.
 //!
 //! Layout: `parser` reads the wire format into typed messages, `consts` holds the name
 //! tables of Zeek's `consts.zeek`, `log` the dns.log row; this file is Zeek's semantics
@@ -262,7 +263,14 @@ impl DnsAnalyzer {
         if !matches!(h.opcode, OP_QUERY | OP_NOTIFY | OP_UPDATE) {
             return;
         }
-        let mut rec = self.take_session(ts, &h);
+        // Zeek's `DNS::multicast_subnets` (224.0.0.0/4, ff00::/8): messages to a multicast
+        // responder (mDNS, LLMNR) are never paired; each is a record of its own, logged now.
+        let multicast = conn.resp_h.is_multicast();
+        let mut rec = if multicast {
+            DnsRecord::new(ts, h.id)
+        } else {
+            self.take_session(ts, &h)
+        };
         let netbios = conn.resp_p == 137 || conn.orig_p == 137;
         rec.opcode = Some(h.opcode);
         rec.opcode_name = Some(if netbios {
@@ -321,7 +329,7 @@ impl DnsAnalyzer {
         } else {
             rec.saw_query = true;
         }
-        if rec.saw_query && rec.saw_reply {
+        if multicast || (rec.saw_query && rec.saw_reply) {
             rec.write(conn, out.logs);
         } else if h.qr {
             Self::enqueue(&mut self.pending_replies, rec, conn, out);
@@ -623,6 +631,40 @@ mod tests {
             row[21],
             OwnedValue::Vector(vec![OwnedValue::Str("TXT 5 hello TXT 2 hi".into())])
         );
+    }
+
+    #[test]
+    fn multicast_messages_are_never_paired() {
+        // mDNS: a query and an unrelated reply, both trans_id 0, both to 224.0.0.251:5353.
+        let mut c = conn(Transport::Udp, 5353);
+        c.resp_h = IpAddr::V4(std::net::Ipv4Addr::new(224, 0, 0, 251));
+        let q = msg(0, 0x0000, &[Q_WWW], &[], 0, 0);
+        let a = rr(b"\xc0\x0c", 1, 120, &[192, 0, 2, 9]);
+        let r = msg(0, 0x8400, &[Q_WWW], &[a], 0, 0);
+        let (sink, _) = run(&c, &[(1.0, true, q.clone()), (1.5, true, r.clone())]);
+        assert_eq!(sink.rows.len(), 2);
+        let (query, reply) = (&sink.rows[0].1, &sink.rows[1].1);
+        assert_eq!(query[8], OwnedValue::Unset);
+        assert_eq!(query[13], OwnedValue::Str("A".into()));
+        assert_eq!(query[14], OwnedValue::Unset);
+        assert_eq!(query[16], OwnedValue::Bool(false));
+        assert_eq!(query[21], OwnedValue::Unset);
+        assert_eq!(reply[8], OwnedValue::Unset);
+        assert_eq!(reply[9], OwnedValue::Str("www.example.com".into()));
+        assert_eq!(reply[13], OwnedValue::Unset);
+        assert_eq!(reply[15], OwnedValue::Str("NOERROR".into()));
+        assert_eq!(reply[16], OwnedValue::Bool(true));
+        assert_eq!(
+            reply[21],
+            OwnedValue::Vector(vec![OwnedValue::Str("192.0.2.9".into())])
+        );
+        // The same pair to a unicast responder is one paired row.
+        let (sink, _) = run(
+            &conn(Transport::Udp, 5353),
+            &[(1.0, true, q), (1.5, false, r)],
+        );
+        assert_eq!(sink.rows.len(), 1);
+        assert_eq!(sink.rows[0].1[8], OwnedValue::Interval(0.5));
     }
 
     #[test]
