@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use super::flow::icmp_counterpart;
+use super::icmp::icmp_counterpart;
 
 /// Length of `1:` plus the base64 of a 20-byte SHA-1 digest.
 const TEXT_LEN: usize = 2 + 28;
@@ -97,17 +97,13 @@ fn icmp_is_one_way(v6: bool, icmp_type: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyzer::icmp::icmp_ports;
 
     fn ep(addr: &str, port: u16) -> Endpoint {
         Endpoint {
             addr: addr.parse().expect("address"),
             port,
         }
-    }
-
-    /// conn.log's ICMP ports for a message of `icmp_type`/`code`, as the flow table sets them.
-    fn icmp_ports(v6: bool, icmp_type: u8, code: u8) -> (u16, u16) {
-        crate::analyzer::flow::icmp_ports(v6, icmp_type, code)
     }
 
     fn hex(digest: [u8; 20]) -> String {

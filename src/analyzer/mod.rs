@@ -18,6 +18,7 @@ pub mod decode;
 pub mod flow;
 pub mod frag;
 pub mod hash;
+mod icmp;
 pub mod log;
 mod prefetch;
 pub mod site;
