@@ -175,18 +175,24 @@ for pin in sys.argv[1:]:
 ' "$@" || printf '%s\n' "$@"
 }
 
-make_venv "$venv"
-mapfile -t need < <(unmet_pins "$venv" "${PY_PINS[@]}")
-if [ "${#need[@]}" -gt 0 ]; then
-    log="$env_dir/pip-install.log"
-    if ! "$venv/bin/python" -m pip install --disable-pip-version-check -q "${PY_PINS[@]}" >"$log" 2>&1; then
+# venv_with_pins DIR LOG PIN...: a venv at DIR holding every pin (NAME==VERSION); pip runs
+# only for what is missing, its output in $env_dir/LOG.
+venv_with_pins() {
+    local dir="$1" log="$env_dir/$2" need pin
+    shift 2
+    make_venv "$dir"
+    mapfile -t need < <(unmet_pins "$dir" "$@")
+    [ "${#need[@]}" -gt 0 ] || return 0
+    if ! "$dir/bin/python" -m pip install --disable-pip-version-check -q "$@" >"$log" 2>&1; then
         cat "$log" >&2
-        die "pip install ${PY_PINS[*]} failed (log: $log)"
+        die "pip install $* failed (log: $log)"
     fi
     for pin in "${need[@]}"; do
         echo "installed (pip): $pin"
     done
-fi
+}
+
+venv_with_pins "$venv" pip-install.log "${PY_PINS[@]}"
 
 # The pieces the tests import, checked once so a broken venv fails here and not mid-test.
 if ! out="$("$venv/bin/python" -c '
@@ -202,18 +208,7 @@ fi
 
 traffic_venv="$env_dir/traffic-venv"
 TRAFFIC_PINS=(pyftpdlib==2.2.0 aiosmtpd==1.4.6)
-make_venv "$traffic_venv"
-mapfile -t traffic_need < <(unmet_pins "$traffic_venv" "${TRAFFIC_PINS[@]}")
-if [ "${#traffic_need[@]}" -gt 0 ]; then
-    log="$env_dir/traffic-pip-install.log"
-    if ! "$traffic_venv/bin/python" -m pip install --disable-pip-version-check -q "${TRAFFIC_PINS[@]}" >"$log" 2>&1; then
-        cat "$log" >&2
-        die "pip install ${TRAFFIC_PINS[*]} failed (log: $log)"
-    fi
-    for pin in "${traffic_need[@]}"; do
-        echo "installed (pip): $pin"
-    done
-fi
+venv_with_pins "$traffic_venv" traffic-pip-install.log "${TRAFFIC_PINS[@]}"
 if ! out="$("$traffic_venv/bin/python" -c 'import pyftpdlib.servers, aiosmtpd.controller' 2>&1)"; then
     echo "$out" >&2
     die "the venv at $traffic_venv cannot import pyftpdlib / aiosmtpd; remove it and rerun"
@@ -223,18 +218,7 @@ fi
 
 api_venv="$env_dir/api-venv"
 API_PINS=(schemathesis==4.32.5 openapi-spec-validator==0.9.0)
-make_venv "$api_venv"
-mapfile -t api_need < <(unmet_pins "$api_venv" "${API_PINS[@]}")
-if [ "${#api_need[@]}" -gt 0 ]; then
-    log="$env_dir/api-pip-install.log"
-    if ! "$api_venv/bin/python" -m pip install --disable-pip-version-check -q "${API_PINS[@]}" >"$log" 2>&1; then
-        cat "$log" >&2
-        die "pip install ${API_PINS[*]} failed (log: $log)"
-    fi
-    for pin in "${api_need[@]}"; do
-        echo "installed (pip): $pin"
-    done
-fi
+venv_with_pins "$api_venv" api-pip-install.log "${API_PINS[@]}"
 [ -x "$api_venv/bin/schemathesis" ] && [ -x "$api_venv/bin/openapi-spec-validator" ] \
     || die "the venv at $api_venv lacks schemathesis or openapi-spec-validator; remove it and rerun"
 
