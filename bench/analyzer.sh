@@ -65,27 +65,8 @@ base=${BASE:-}
 out=bench/out
 mkdir -p "$out"
 
-need_apt=()
-command -v tshark >/dev/null || need_apt+=(tshark)
-[ -x /usr/bin/time ] || need_apt+=(time)
-command -v python3 >/dev/null || need_apt+=(python3)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "== installing ${need_apt[*]}"
-    sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo_cmd[@]}" apt-get update -qq
-    "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
-
-echo "== building (release)"
-cargo build --release --bin pcapd --example gencap 2>&1 | grep -v -E '^\s*(Compiling|Finished)' || true
-pcapd=${PCAPD:-target/release/pcapd}  # PCAPD=path overrides
-gencap=target/release/examples/gencap
-if [ -n "$base" ] && [ ! -x "$base" ]; then
-    echo "BASE=$base is not an executable" >&2
-    exit 2
-fi
+apt_install_missing tshark time python3
+build_release
 
 # capture_for WORKLOAD: makes the workload's capture once and prints its path.
 capture_for() {

@@ -32,27 +32,8 @@ base=${BASE:-}
 out=bench/out
 mkdir -p "$out"
 
-need_apt=()
-command -v tshark >/dev/null || need_apt+=(tshark)
-command -v yara >/dev/null || need_apt+=(yara)
-[ -x /usr/bin/time ] || need_apt+=(time)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "== installing ${need_apt[*]}"
-    sudo_cmd=()
-    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo_cmd[@]}" apt-get update -qq
-    "${sudo_cmd[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
-
-echo "== building (release)"
-cargo build --release --bin pcapd --example gencap 2>&1 | grep -v -E '^\s*(Compiling|Finished)' || true
-pcapd=${PCAPD:-target/release/pcapd}
-gencap=target/release/examples/gencap
-if [ -n "$base" ] && [ ! -x "$base" ]; then
-    echo "BASE=$base is not an executable" >&2
-    exit 2
-fi
+apt_install_missing tshark yara time
+build_release
 
 capture=$out/bench-$size-seed$seed.pcap
 [ -s "$capture" ] || "$gencap" --kind mixed --size "$size" --seed "$seed" "$capture" 2> "$capture.stats" >&2

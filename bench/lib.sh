@@ -17,3 +17,35 @@ write_doc_section() {
     printf '\n%s\n' "$report" >> "$doc"
   fi
 }
+
+# apt_install_missing PACKAGE...: installs with apt-get those of PACKAGE whose command (the
+# same name; `time` for /usr/bin/time) is missing; sudo when not root.
+apt_install_missing() {
+  local need=() p
+  for p in "$@"; do
+    case "$p" in
+      time) [ -x /usr/bin/time ] || need+=(time) ;;
+      *) command -v "$p" >/dev/null || need+=("$p") ;;
+    esac
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
+  echo "== installing ${need[*]}"
+  local sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
+# build_release: pcapd and gencap in release; sets $pcapd (PCAPD=path overrides) and $gencap,
+# and checks BASE (an earlier build to compare with) when given.
+build_release() {
+  echo "== building (release)"
+  cargo build --release --bin pcapd --example gencap 2>&1 | grep -v -E '^\s*(Compiling|Finished)' || true
+  pcapd=${PCAPD:-target/release/pcapd}
+  gencap=target/release/examples/gencap
+  if [ -n "${base:-}" ] && [ ! -x "$base" ]; then
+    echo "BASE=$base is not an executable" >&2
+    exit 2
+  fi
+}
