@@ -113,34 +113,20 @@ pub async fn run(
         source,
     })?;
     let http_listener = match &config.http {
-        Some(http) => {
-            let addr = SocketAddr::new(http.bind, http.port);
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind { addr, source })?;
-            let bound = listener
-                .local_addr()
-                .map_err(|source| DaemonError::Bind { addr, source })?;
-            Some((listener, bound, http.ssl, http.metrics_auth))
-        }
+        Some(http) => Some((
+            bind(SocketAddr::new(http.bind, http.port)).await?,
+            http.ssl,
+            http.metrics_auth,
+        )),
         None => None,
     };
     let metrics_listener = match &config.metrics {
-        Some(m) => {
-            let addr = SocketAddr::new(m.bind, m.port);
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind { addr, source })?;
-            let bound = listener
-                .local_addr()
-                .map_err(|source| DaemonError::Bind { addr, source })?;
-            Some((listener, bound))
-        }
+        Some(m) => Some(bind(SocketAddr::new(m.bind, m.port)).await?),
         None => None,
     };
     let ready = Ready {
         addr,
-        http_addr: http_listener.as_ref().map(|(_, bound, _, _)| *bound),
+        http_addr: http_listener.as_ref().map(|((_, bound), _, _)| *bound),
         metrics_addr: metrics_listener.as_ref().map(|(_, bound)| *bound),
     };
     write_listen_addr(&config.global.state_dir, addr);
@@ -159,39 +145,36 @@ pub async fn run(
         shutdown.clone(),
         connections.clone(),
     ));
-    let http_task = http_listener.map(|(listener, bound, ssl, metrics_auth)| {
-        tracing::info!(addr = %bound, ssl, "HTTP gateway listening");
-        let gateway = Arc::new(GatewayHandler {
-            service: service.clone(),
-            limits: conn_limits(&config),
-            routes: RouteSet::Gateway { metrics_auth },
-        });
-        tokio::spawn(run_listener(
-            listener,
-            tls.clone().filter(|_| ssl),
-            gateway,
-            limits,
-            DoorCounter::new(metrics.clone(), Door::Http),
-            shutdown.clone(),
-            connections.clone(),
-        ))
-    });
-    let metrics_task = metrics_listener.map(|(listener, bound)| {
-        tracing::info!(addr = %bound, "metrics port listening");
+    // The gateway and the metrics port: the same HTTP handler with its own routes.
+    let spawn_http = |listener: TcpListener, tls, routes, door| {
         let handler = Arc::new(GatewayHandler {
             service: service.clone(),
             limits: conn_limits(&config),
-            routes: RouteSet::MetricsOnly,
+            routes,
         });
         tokio::spawn(run_listener(
             listener,
-            None,
+            tls,
             handler,
             limits,
-            DoorCounter::new(metrics.clone(), Door::Metrics),
+            DoorCounter::new(metrics.clone(), door),
             shutdown.clone(),
             connections.clone(),
         ))
+    };
+    let http_task = http_listener.map(|((listener, bound), ssl, metrics_auth)| {
+        tracing::info!(addr = %bound, ssl, "HTTP gateway listening");
+        let tls = tls.clone().filter(|_| ssl);
+        spawn_http(
+            listener,
+            tls,
+            RouteSet::Gateway { metrics_auth },
+            Door::Http,
+        )
+    });
+    let metrics_task = metrics_listener.map(|(listener, bound)| {
+        tracing::info!(addr = %bound, "metrics port listening");
+        spawn_http(listener, None, RouteSet::MetricsOnly, Door::Metrics)
     });
     crate::systemd::notify("READY=1\nSTATUS=accepting jobs");
     tracing::info!(%addr, pool = config.global.pool, backend = config.global.backend.name(), "pcapd ready");
@@ -227,4 +210,16 @@ pub async fn run(
     ledger.close().await;
     tracing::info!("pcapd stopped");
     Ok(())
+}
+
+/// Binds a listener of the HTTP gateway or the metrics port; returns it with the address it
+/// got (port 0 picks one).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), DaemonError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Bind { addr, source })?;
+    Ok((listener, bound))
 }
