@@ -43,34 +43,37 @@ impl Lines {
         }
     }
 
-    /// The first line completed by `data`, which is advanced past it; `None` once `data`
-    /// is used up (an unfinished line is held back for the next call). One line at a time,
-    /// so that a protocol can switch to raw bytes after a line (SMTP's `BDAT`, TLS after
-    /// `STARTTLS`).
-    pub(crate) fn next_line(&mut self, data: &mut &[u8]) -> Option<Vec<u8>> {
+    /// Reads the first line completed by `data` into `line` (replacing what it held) and
+    /// advances `data` past it; false once `data` is used up (an unfinished line is held
+    /// back for the next call). One line at a time, so that a protocol can switch to raw
+    /// bytes after a line (SMTP's `BDAT`, TLS after `STARTTLS`). The caller keeps `line`
+    /// from call to call, so that reading a line allocates nothing.
+    pub(crate) fn next_line(&mut self, data: &mut &[u8], line: &mut Vec<u8>) -> bool {
+        line.clear();
         while !data.is_empty() {
             let room = self.max.saturating_sub(self.buf.len()).max(1);
             let window = &data[..data.len().min(room)];
-            match window.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', window) {
                 Some(i) => {
-                    self.buf.extend_from_slice(&window[..i]);
+                    line.append(&mut self.buf);
+                    line.extend_from_slice(&window[..i]);
                     *data = &data[i + 1..];
-                    let mut line = std::mem::take(&mut self.buf);
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
-                    return Some(line);
+                    return true;
                 }
                 None => {
                     self.buf.extend_from_slice(window);
                     *data = &data[window.len()..];
                     if self.buf.len() >= self.max {
-                        return Some(std::mem::take(&mut self.buf));
+                        line.append(&mut self.buf);
+                        return true;
                     }
                 }
             }
         }
-        None
+        false
     }
 
     /// The bytes of an unfinished line, given up (a gap, or the end of the stream).
@@ -96,9 +99,10 @@ mod tests {
     fn lines_split_at_lf_and_are_capped() {
         let mut lines = Lines::new(8);
         let mut got = Vec::new();
+        let mut line = Vec::new();
         for mut chunk in [&b"ab\r\ncd"[..], b"e\nfghijklmnop\n", b"x"] {
-            while let Some(line) = lines.next_line(&mut chunk) {
-                got.push(line);
+            while lines.next_line(&mut chunk, &mut line) {
+                got.push(line.clone());
             }
         }
         assert_eq!(got, [&b"ab"[..], b"cde", b"fghijklm", b"nop"]);

@@ -121,6 +121,16 @@ fn source_listed(sources: &[String], source: &str) -> bool {
     sources.iter().any(|s| s == family)
 }
 
+/// Whether the run's policy may extract files of `source` (a files.log source), whatever
+/// their type.
+pub(crate) fn may_extract(source: &str) -> bool {
+    SCOPE.with(|s| {
+        s.borrow().as_ref().is_some_and(|scope| {
+            !scope.config.mime.is_empty() && source_listed(&scope.config.sources, source)
+        })
+    })
+}
+
 /// Starts extracting a file if the run's policy wants it: `None` when extraction is off, the
 /// type or source is not chosen, or the file cannot be created (a warning of the run).
 pub(crate) fn begin(

@@ -56,6 +56,8 @@ struct Entity {
     /// to the delimiter (only for parts of a multipart entity).
     delayed_crlf: bool,
     in_multipart: bool,
+    /// Some content was decoded (what [`Content::Presence`] stops at).
+    has_content: bool,
 }
 
 impl Entity {
@@ -69,8 +71,20 @@ impl Entity {
             base64: Base64::default(),
             delayed_crlf: false,
             in_multipart,
+            has_content: false,
         }
     }
+}
+
+/// How much of each leaf entity's content a reader decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Content {
+    /// All of it: the entity's file is counted, hashed, sniffed or extracted.
+    Decoded,
+    /// Only up to its first decoded bytes, which say that the entity has content (and so a
+    /// file, whose id the protocol's log lists); the rest is skipped. For runs that keep
+    /// neither files.log nor extracted files, where decoding the bodies would be wasted.
+    Presence,
 }
 
 /// One message being read.
@@ -79,14 +93,17 @@ pub(crate) struct MimeMessage {
     /// The entity being read and its ancestors, the message first. An entity that ended
     /// stays until its parent moves on (lines after a closing boundary are dropped).
     stack: Vec<Entity>,
+    content: Content,
 }
 
 impl MimeMessage {
-    /// Starts a message: its top-level entity begins.
-    pub(crate) fn new(out: &mut Vec<MimeEvent>) -> Self {
+    /// Starts a message: its top-level entity begins. `content` says how much of the
+    /// entities' content to decode into [`MimeEvent::Data`].
+    pub(crate) fn new(content: Content, out: &mut Vec<MimeEvent>) -> Self {
         out.push(MimeEvent::BeginEntity);
         MimeMessage {
             stack: vec![Entity::new(false)],
+            content,
         }
     }
 
@@ -131,8 +148,12 @@ impl MimeMessage {
                 i += 1;
                 continue;
             }
+            if e.has_content && self.content == Content::Presence {
+                return;
+            }
             let data = decode_line(e, line, crlf);
             if !data.is_empty() {
+                e.has_content = true;
                 out.push(MimeEvent::Data(data));
             }
             return;
@@ -188,7 +209,9 @@ impl MimeMessage {
         if self.stack[i].in_header {
             self.finish_header(i, out);
             self.stack[i].in_header = false;
-        } else if self.stack[i].encoding == Encoding::Base64 {
+        } else if self.stack[i].encoding == Encoding::Base64
+            && !(self.stack[i].has_content && self.content == Content::Presence)
+        {
             let rest = self.stack[i].base64.finish();
             if !rest.is_empty() {
                 out.push(MimeEvent::Data(rest));
@@ -548,8 +571,12 @@ mod tests {
     use super::*;
 
     fn read(lines: &[&str]) -> Vec<MimeEvent> {
+        read_with(Content::Decoded, lines)
+    }
+
+    fn read_with(content: Content, lines: &[&str]) -> Vec<MimeEvent> {
         let mut out = Vec::new();
-        let mut m = MimeMessage::new(&mut out);
+        let mut m = MimeMessage::new(content, &mut out);
         for l in lines {
             m.line(l.as_bytes(), true, &mut out);
         }
@@ -570,37 +597,39 @@ mod tests {
         files
     }
 
+    const NESTED: &[&str] = &[
+        "Subject: hi",
+        "Content-Type: multipart/mixed;",
+        "\tboundary=\"outer\"",
+        "",
+        "preamble",
+        "--outer",
+        "Content-Type: multipart/alternative; boundary=inner",
+        "",
+        "--inner",
+        "Content-Type: text/plain",
+        "",
+        "line one",
+        "line two",
+        "--inner",
+        "Content-Transfer-Encoding: quoted-printable",
+        "",
+        "caf=C3=A9 =",
+        "soft",
+        "--inner--",
+        "--outer",
+        "Content-Transfer-Encoding: base64",
+        "Content-Disposition: attachment; filename=\"a.bin\"",
+        "",
+        "aGVsbG8g",
+        "d29ybGQ=",
+        "--outer--",
+        "epilogue",
+    ];
+
     #[test]
     fn nested_multipart_with_encodings() {
-        let ev = read(&[
-            "Subject: hi",
-            "Content-Type: multipart/mixed;",
-            "\tboundary=\"outer\"",
-            "",
-            "preamble",
-            "--outer",
-            "Content-Type: multipart/alternative; boundary=inner",
-            "",
-            "--inner",
-            "Content-Type: text/plain",
-            "",
-            "line one",
-            "line two",
-            "--inner",
-            "Content-Transfer-Encoding: quoted-printable",
-            "",
-            "caf=C3=A9 =",
-            "soft",
-            "--inner--",
-            "--outer",
-            "Content-Transfer-Encoding: base64",
-            "Content-Disposition: attachment; filename=\"a.bin\"",
-            "",
-            "aGVsbG8g",
-            "d29ybGQ=",
-            "--outer--",
-            "epilogue",
-        ]);
+        let ev = read(NESTED);
         let begins = ev.iter().filter(|e| **e == MimeEvent::BeginEntity).count();
         let ends = ev.iter().filter(|e| **e == MimeEvent::EndEntity).count();
         assert_eq!((begins, ends), (5, 5));
@@ -616,6 +645,28 @@ mod tests {
             name: "SUBJECT".into(),
             value: b"hi".to_vec()
         }));
+    }
+
+    #[test]
+    fn presence_stops_at_each_entitys_first_bytes() {
+        let full = read(NESTED);
+        let presence = read_with(Content::Presence, NESTED);
+        let structure = |ev: &[MimeEvent]| -> Vec<MimeEvent> {
+            ev.iter()
+                .filter(|e| !matches!(e, MimeEvent::Data(_)))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(structure(&presence), structure(&full));
+        // The same entities have content, each seen up to its first decoded line.
+        assert_eq!(
+            data_of(&presence),
+            vec![
+                b"line one".to_vec(),
+                "café ".as_bytes().to_vec(),
+                b"hello ".to_vec()
+            ]
+        );
     }
 
     #[test]

@@ -28,18 +28,29 @@ use flate2::write::{GzDecoder, ZlibDecoder};
 use sha2::{Digest, Sha256};
 
 use super::{AppOutput, ConnInfo};
-use crate::analyzer::log::{Interval, Set, Time};
+use crate::analyzer::log::{Interval, LogSink, Set, Time};
 pub use extract::{mime_matches, ExtractScope, ExtractStats, EXTRACT_DIR};
 use extract::{Extracted, Extraction};
 pub use hash::{DigestSet, HashScope};
 use hash::{Digests, Hashes};
 pub use log::{FilesRow, FILES_SCHEMA};
 use magic::sniff_mime;
-pub(crate) use mime::{header_filename, MimeEvent, MimeMessage};
+pub(crate) use mime::{header_filename, Content, MimeEvent, MimeMessage};
 pub(crate) use multipart::{disposition_filename, MultipartSplitter, PartEvent};
 
 /// Bytes of a body kept for MIME sniffing (Zeek's default BOF buffer).
 pub(crate) const SNIFF_LEN: usize = 4096;
+
+/// How much of the files of `source` (a files.log source) this run needs: all their
+/// content when files.log is kept or they may be extracted, else only whether they have
+/// any (the protocol's own log lists their ids).
+pub(crate) fn content_needed(logs: &dyn LogSink, source: &str) -> Content {
+    if logs.wants("files") || extract::may_extract(source) {
+        Content::Decoded
+    } else {
+        Content::Presence
+    }
+}
 
 /// Names the files of one connection: Zeek-shaped ids (`F` and 17 base-62 characters),
 /// derived from the connection's uid and a counter so that a run is reproducible.

@@ -198,6 +198,8 @@ impl Session {
 #[derive(Debug)]
 pub struct FtpAnalyzer {
     lines: [Lines; 2],
+    /// The line being read, kept between calls so that reading a line allocates nothing.
+    line: Vec<u8>,
     replies: ReplyReader,
     session: Option<Session>,
     /// A valid command was seen (Zeek's analyzer confirmation).
@@ -218,6 +220,7 @@ impl Default for FtpAnalyzer {
     fn default() -> Self {
         FtpAnalyzer {
             lines: [Lines::new(MAX_LINE), Lines::new(MAX_LINE)],
+            line: Vec::new(),
             replies: ReplyReader::default(),
             session: None,
             confirmed: false,
@@ -488,6 +491,32 @@ fn write_row(s: &Session, transfer: &Transfer, conn: &ConnInfo, out: &mut AppOut
     });
 }
 
+impl FtpAnalyzer {
+    /// One non-empty line of either side: a command, or a reply line.
+    fn line_read(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        is_orig: bool,
+        line: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
+        if is_orig {
+            self.request(conn, ts, line, out);
+        } else if let Some(reply) = self.replies.line(line) {
+            let code = reply.code;
+            self.reply(conn, ts, reply, out);
+            // Zeek's FTP analyzer hands the connection to TLS once `AUTH TLS` is
+            // accepted (`ftp_starttls`).
+            if code == 234 && self.auth_requested.as_deref() == Some(b"TLS") {
+                self.tls = Some(Box::new(SslAnalyzer::new()));
+            }
+        } else if self.seen <= IGNORE_VIOLATIONS_AFTER {
+            self.failed = true;
+        }
+    }
+}
+
 impl AppAnalyzer for FtpAnalyzer {
     fn service(&self) -> Option<&'static str> {
         match (self.confirmed && !self.failed, self.tls.as_ref()) {
@@ -515,24 +544,14 @@ impl AppAnalyzer for FtpAnalyzer {
                 tls.deliver(conn, ts, is_orig, data, out);
                 return;
             }
-            let Some(line) = self.lines[usize::from(!is_orig)].next_line(&mut data) else {
-                break;
-            };
-            if line.is_empty() {
-                continue;
+            let mut line = std::mem::take(&mut self.line);
+            let complete = self.lines[usize::from(!is_orig)].next_line(&mut data, &mut line);
+            if complete && !line.is_empty() {
+                self.line_read(conn, ts, is_orig, &line, out);
             }
-            if is_orig {
-                self.request(conn, ts, &line, out);
-            } else if let Some(reply) = self.replies.line(&line) {
-                let code = reply.code;
-                self.reply(conn, ts, reply, out);
-                // Zeek's FTP analyzer hands the connection to TLS once `AUTH TLS` is
-                // accepted (`ftp_starttls`).
-                if code == 234 && self.auth_requested.as_deref() == Some(b"TLS") {
-                    self.tls = Some(Box::new(SslAnalyzer::new()));
-                }
-            } else if self.seen <= IGNORE_VIOLATIONS_AFTER {
-                self.failed = true;
+            self.line = line;
+            if !complete {
+                break;
             }
         }
     }

@@ -22,7 +22,7 @@ mod parser;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use super::files::{header_filename, FileState, FuidGenerator, MimeEvent, MimeMessage};
+use super::files::{self, header_filename, FileState, FuidGenerator, MimeEvent, MimeMessage};
 use super::ssl::SslAnalyzer;
 use super::text::Lines;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo, Transport};
@@ -131,6 +131,8 @@ struct Session {
 #[derive(Debug)]
 pub struct SmtpAnalyzer {
     lines: [Lines; 2],
+    /// The line being read, kept between calls so that reading a line allocates nothing.
+    line: Vec<u8>,
     state: State,
     confirmed: bool,
     /// The command the next reply answers, those queued behind it, and the one the last
@@ -158,6 +160,7 @@ impl Default for SmtpAnalyzer {
     fn default() -> Self {
         SmtpAnalyzer {
             lines: [Lines::new(MAX_LINE), Lines::new(MAX_LINE)],
+            line: Vec::new(),
             state: State::Commands,
             confirmed: false,
             first_cmd: Some(Command::ConnEstablishment),
@@ -327,7 +330,8 @@ impl SmtpAnalyzer {
             m.finish(&mut self.events);
             self.mime_events(conn, ts, out);
         }
-        self.mail = Some(MimeMessage::new(&mut self.events));
+        let content = files::content_needed(out.logs, "SMTP");
+        self.mail = Some(MimeMessage::new(content, &mut self.events));
         self.mime_events(conn, ts, out);
     }
 
@@ -824,9 +828,11 @@ impl AppAnalyzer for SmtpAnalyzer {
                     }
                 }
             }
-            let Some(mut line) = self.lines[side].next_line(&mut data) else {
+            let mut line = std::mem::take(&mut self.line);
+            if !self.lines[side].next_line(&mut data, &mut line) {
+                self.line = line;
                 break;
-            };
+            }
             // Zeek drops every CR at a line's end, not just the one before the LF.
             while line.last() == Some(&b'\r') {
                 line.pop();
@@ -836,6 +842,7 @@ impl AppAnalyzer for SmtpAnalyzer {
             } else {
                 self.server_line(conn, ts, &line, out);
             }
+            self.line = line;
         }
     }
 
