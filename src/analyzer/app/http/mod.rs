@@ -30,7 +30,7 @@ pub use log::{HttpRow, HTTP_SCHEMA};
 pub(crate) use parser::looks_like_http;
 use parser::{
     basic_credentials, multipart_boundary, parse_chunk_size, parse_content_range, trim_cr,
-    unescape_uri, HeaderLine, RequestLine, StatusLine,
+    unescape_uri, HeaderLine, RequestLine, RequestVersion, StatusLine,
 };
 
 /// Longest start line, header line or chunk-size line buffered before giving up on a side.
@@ -65,6 +65,9 @@ enum Phase {
     StartLine,
     Headers,
     Body(Body),
+    /// The reply to an HTTP/0.9 request, before its first byte: it has no status line nor
+    /// headers, all the responder sends is its body.
+    Http09Reply,
     /// Framing is lost (gap, oversized line, garbage): ignore the rest of this side.
     Lost,
 }
@@ -313,6 +316,7 @@ impl HttpAnalyzer {
                     let used = self.body_bytes(conn, ts, side, body, data, out);
                     data = &data[used..];
                 }
+                Phase::Http09Reply => self.http09_reply(ts, out),
                 Phase::StartLine | Phase::Headers => {
                     let s = &mut self.sides[side];
                     let Some(nl) = data.iter().position(|&b| b == b'\n') else {
@@ -353,7 +357,7 @@ impl HttpAnalyzer {
                     return;
                 }
                 if side == ORIG {
-                    self.request_line(ts, line, out);
+                    self.request_line(conn, ts, line, out);
                 } else {
                     self.status_line(ts, line, out);
                 }
@@ -408,24 +412,40 @@ impl HttpAnalyzer {
                     self.message_done(conn, ts, side, out);
                 }
             }
-            Phase::Body(_) | Phase::Lost => {}
+            Phase::Body(_) | Phase::Http09Reply | Phase::Lost => {}
         }
     }
 
-    fn request_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
-        let Some(RequestLine {
+    fn request_line(&mut self, conn: &ConnInfo, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
+        let request = match RequestLine::parse(line) {
+            Ok(r) => r,
+            Err(bad) => {
+                out.weirds.push((bad.weird(), String::new()));
+                self.sides[ORIG].phase = Phase::Lost;
+                return;
+            }
+        };
+        for _ in 0..request.lowercase_keyword {
+            out.weirds.push(("lowercase_HTTP_keyword", String::new()));
+        }
+        if request.missing_uri {
+            out.weirds.push(("missing_HTTP_uri", String::new()));
+        }
+        let RequestLine {
             method,
             uri,
             version,
-        }) = RequestLine::parse(line)
-        else {
-            out.weirds.push(("bad_HTTP_request", String::new()));
-            self.sides[ORIG].phase = Phase::Lost;
-            return;
-        };
+            ..
+        } = request;
         self.saw_request = true;
         let method = String::from_utf8_lossy(method).into_owned();
-        self.check_version(ORIG, version.as_deref(), out);
+        let http09 = version == RequestVersion::Http09;
+        let version = match &version {
+            RequestVersion::Given(v) => Some(v.as_str()),
+            RequestVersion::Http09 => Some("0.9"),
+            RequestVersion::Bad => None,
+        };
+        self.check_version(ORIG, version, out);
         if self.current_request < self.current_response {
             out.weirds
                 .push(("HTTP_response_before_request", String::new()));
@@ -433,6 +453,10 @@ impl HttpAnalyzer {
         }
         self.current_request += 1;
         let uri = escape_bytes(&unescape_uri(uri, out.weirds));
+        if http09 && method != "GET" {
+            out.weirds
+                .push(("invalid_http_09_request_method", method.clone()));
+        }
         if !KNOWN_METHODS.contains(&method.as_str()) {
             out.weirds.push(("unknown_HTTP_method", method.clone()));
         }
@@ -449,6 +473,31 @@ impl HttpAnalyzer {
         s.headers.clear();
         s.header_count = 0;
         s.header_bytes = 0;
+        if http09 {
+            if matches!(self.sides[RESP].phase, Phase::Headers | Phase::Body(_)) {
+                out.weirds
+                    .push(("http_09_reply_before_request", String::new()));
+                self.message_done(conn, ts, RESP, out);
+            }
+            self.sides[RESP].phase = Phase::Http09Reply;
+        }
+    }
+
+    /// The first bytes of the reply to an HTTP/0.9 request: its transaction gets Zeek's
+    /// version 0.9, status 0 and `<empty>` message, and everything is body until the end.
+    fn http09_reply(&mut self, ts: f64, out: &mut AppOutput<'_>) {
+        self.saw_reply = true;
+        self.check_version(RESP, Some("0.9"), out);
+        self.current_response += 1;
+        self.response_method = self.request_methods.pop_front();
+        let rec = self.record(ts, RESP);
+        rec.status_code = Some(0);
+        rec.status_msg = Some("<empty>".to_owned());
+        rec.version = Some("0.9".to_owned());
+        let s = &mut self.sides[RESP];
+        s.headers.clear();
+        s.body_len = 0;
+        s.phase = Phase::Body(Body::UntilClose);
     }
 
     fn status_line(&mut self, ts: f64, line: &[u8], out: &mut AppOutput<'_>) {
@@ -922,6 +971,18 @@ impl AppAnalyzer for HttpAnalyzer {
             Some("dns") => "http,dns",
             _ => "http",
         })
+    }
+
+    fn weird_source(&self, name: &'static str) -> Option<&'static str> {
+        if name == "unknown_HTTP_method" {
+            // Raised by Zeek's script (`http/main.zeek`), which names no analyzer.
+            Some("")
+        } else if name.contains("HTTP") || name.contains("http") || name.contains("URI") {
+            // Raised by the analyzer itself, confirmed or not.
+            Some("HTTP")
+        } else {
+            None
+        }
     }
 
     fn conn_settled(&self) -> bool {

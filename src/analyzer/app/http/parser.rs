@@ -50,35 +50,152 @@ pub(crate) fn parse_version(v: &[u8]) -> Option<String> {
     ok.then(|| String::from_utf8_lossy(rest).into_owned())
 }
 
-/// A request line: METHOD, blanks, then the URI up to the blank before `HTTP/` (URIs may
-/// hold blanks, as Zeek allows); without a version it is an HTTP/0.9 request.
+/// A request line read as Zeek's HTTP analyzer reads it (`HTTP_RequestLine` and
+/// `ParseRequest` in `HTTP.cc`): the method is an HTTP token, the URI runs over URI
+/// characters and then up to the blanks before `HTTP/` (so URIs may hold blanks), and a
+/// line without a version is an HTTP/0.9 request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RequestLine<'a> {
     pub method: &'a [u8],
-    /// Still escaped.
+    /// Still escaped; empty when the line has no URI (`missing_uri`).
     pub uri: &'a [u8],
-    pub version: Option<String>,
+    pub version: RequestVersion,
+    /// `HTTP/` came right after the method (weird `missing_HTTP_uri`).
+    pub missing_uri: bool,
+    /// `HTTP/` was written in lower case (weird `lowercase_HTTP_keyword`), once per place
+    /// Zeek looks for it.
+    pub lowercase_keyword: u8,
+}
+
+/// The version a request line gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RequestVersion {
+    /// `HTTP/x.y`, as `"x.y"`.
+    Given(String),
+    /// No `HTTP/` at all: an HTTP/0.9 request (only `GET` is one; the reply is all body).
+    Http09,
+    /// `HTTP/` followed by something that is no version (Zeek's `bad_HTTP_version` event,
+    /// not a weird): the request stands without one.
+    Bad,
+}
+
+/// Why a line is no request line; each is the weird of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BadRequestLine {
+    /// `bad_HTTP_request`: no method token, no blank after it, or an HTTP/0.9 request
+    /// without URI or with a method shorter than `GET`.
+    Bad,
+    /// `bad_HTTP_request_with_version`: no method token, but the line ends like a request
+    /// line (` HTTP/x.y`).
+    BadWithVersion,
+}
+
+impl BadRequestLine {
+    pub(crate) fn weird(self) -> &'static str {
+        match self {
+            BadRequestLine::Bad => "bad_HTTP_request",
+            BadRequestLine::BadWithVersion => "bad_HTTP_request_with_version",
+        }
+    }
+}
+
+/// RFC 7230 token characters (what Zeek's `is_HTTP_token_char` admits).
+fn is_token_char(c: u8) -> bool {
+    (33..127).contains(&c) && !b"()<>@,;:\\\"/[]?={}".contains(&c)
+}
+
+/// Characters Zeek reads as part of a URI: RFC 3986 reserved and unreserved ones and `%`
+/// (and NUL, which its `strchr` test lets through).
+fn is_uri_char(c: u8) -> bool {
+    c == 0 || c.is_ascii_alphanumeric() || b":/?#[]@!$&'()*+,;=-_.~%".contains(&c)
+}
+
+/// Zeek's `skip_whitespace`: blanks are spaces and tabs.
+fn skip_space_tab(s: &[u8], mut at: usize) -> usize {
+    while at < s.len() && matches!(s[at], b' ' | b'\t') {
+        at += 1;
+    }
+    at
+}
+
+/// Whether `s[at..]` starts with `HTTP/`: `Some(false)` as written, `Some(true)` in
+/// another case.
+fn http_keyword_at(s: &[u8], at: usize) -> Option<bool> {
+    let word = s.get(at..at + 5)?;
+    if word == b"HTTP/" {
+        Some(false)
+    } else {
+        word.eq_ignore_ascii_case(b"HTTP/").then_some(true)
+    }
 }
 
 impl RequestLine<'_> {
-    /// `None` for a line without method or URI, or with a method that is not a word.
-    pub(crate) fn parse(line: &[u8]) -> Option<RequestLine<'_>> {
-        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-        let method = &line[..method_end];
-        let rest = skip_blank(&line[method_end..]);
-        let (uri, version) = match rest.windows(6).position(|w| w == b" HTTP/") {
-            Some(at) => (
-                trim_ws(&rest[..at]),
-                parse_version(trim_ws(&rest[at + 1..])),
-            ),
-            None => (trim_ws(rest), None),
+    pub(crate) fn parse(line: &[u8]) -> Result<RequestLine<'_>, BadRequestLine> {
+        let method_end = line
+            .iter()
+            .position(|&c| !is_token_char(c))
+            .unwrap_or(line.len());
+        if method_end == 0 {
+            let tail = line.len().checked_sub(9).map(|at| &line[at..at + 6]);
+            return Err(match tail {
+                Some(t) if t.eq_ignore_ascii_case(b" HTTP/") => BadRequestLine::BadWithVersion,
+                _ => BadRequestLine::Bad,
+            });
+        }
+        let rest_start = skip_space_tab(line, method_end);
+        if rest_start == method_end {
+            return Err(BadRequestLine::Bad);
+        }
+        let rest = &line[rest_start..];
+        let mut lowercase_keyword = 0;
+        let mut uri_end = rest
+            .iter()
+            .position(|&c| !is_uri_char(c))
+            .unwrap_or(rest.len());
+        let keyword_first = http_keyword_at(rest, 0);
+        if keyword_first == Some(true) {
+            lowercase_keyword += 1;
+        }
+        let missing_uri = uri_end >= rest.len() && keyword_first.is_some();
+        if missing_uri {
+            uri_end = 0;
+        }
+        // The version starts where, after blanks, `HTTP/` does; the URI ends before those
+        // blanks (or, without a version, one byte short of the line's end, as in Zeek).
+        let mut at = uri_end;
+        let mut version_at = None;
+        while at < rest.len() {
+            uri_end = at;
+            at = skip_space_tab(rest, at);
+            match http_keyword_at(rest, at) {
+                Some(lower) => {
+                    lowercase_keyword += u8::from(lower);
+                    version_at = Some(at);
+                    break;
+                }
+                None => at += 1,
+            }
+        }
+        let version = match version_at {
+            None => RequestVersion::Http09,
+            Some(v) if v + 8 <= rest.len() => match &rest[v + 5..v + 8] {
+                [major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+                    RequestVersion::Given(format!("{}.{}", *major as char, *minor as char))
+                }
+                _ => RequestVersion::Bad,
+            },
+            Some(_) => RequestVersion::Bad,
         };
-        let valid =
-            !method.is_empty() && !uri.is_empty() && method.iter().all(u8::is_ascii_alphabetic);
-        valid.then_some(RequestLine {
-            method,
+        let uri = &rest[..uri_end];
+        if version == RequestVersion::Http09 && (method_end < 3 || uri.is_empty()) {
+            return Err(BadRequestLine::Bad);
+        }
+        Ok(RequestLine {
+            method: &line[..method_end],
             uri,
             version,
+            missing_uri,
+            lowercase_keyword,
         })
     }
 }
@@ -270,17 +387,54 @@ pub(crate) fn unescape_uri(uri: &[u8], weirds: &mut Vec<(&'static str, String)>)
 mod tests {
     use super::*;
 
+    /// The request lines of Zeek's `http-methods` test trace, read as Zeek reads them.
+    #[test]
+    fn request_lines_as_zeek_reads_them() {
+        fn ok(line: &[u8]) -> RequestLine<'_> {
+            RequestLine::parse(line).expect("a request line")
+        }
+        let r = ok(b"OPTIONS HTTP/1.1");
+        assert!(r.missing_uri);
+        assert_eq!(
+            (r.uri, &r.version),
+            (&b""[..], &RequestVersion::Given("1.1".into()))
+        );
+        let r = ok(b"CCM_POST / HTTP/1.1");
+        assert_eq!((r.method, r.uri), (&b"CCM_POST"[..], &b"/"[..]));
+        assert_eq!(ok(b"CCM_POST / HTTP/1.").version, RequestVersion::Bad);
+        let r = ok(b"CCM_POST /HTTP/1.1");
+        assert_eq!(
+            (r.uri, &r.version),
+            (&b"/HTTP/1.1"[..], &RequestVersion::Http09)
+        );
+        // Without a version Zeek's URI stops one byte short of the line's end.
+        assert_eq!(ok(b"GET /foo bar").uri, b"/foo ba");
+        assert_eq!(ok(b"GET / http/1.1").lowercase_keyword, 1);
+        let bad = |line: &[u8]| {
+            RequestLine::parse(line)
+                .map(|r| r.uri.to_vec())
+                .unwrap_err()
+        };
+        assert_eq!(bad(b"OPTIONSHTTP/1.1"), BadRequestLine::Bad);
+        assert_eq!(bad(b"CCM_POST/ HTTP/1.1"), BadRequestLine::Bad);
+        assert_eq!(bad(b"\xc3\x83/ HTTP/1.1"), BadRequestLine::BadWithVersion);
+        assert_eq!(bad(b"GE /x"), BadRequestLine::Bad);
+        assert_eq!(bad(b"G3T"), BadRequestLine::Bad);
+    }
+
     #[test]
     fn start_and_header_lines() {
         let r = RequestLine::parse(b"GET /a b.html HTTP/1.1").expect("request");
         assert_eq!((r.method, r.uri), (&b"GET"[..], &b"/a b.html"[..]));
-        assert_eq!(r.version.as_deref(), Some("1.1"));
+        assert_eq!(r.version, RequestVersion::Given("1.1".into()));
         assert_eq!(
             RequestLine::parse(b"GET /old").map(|r| r.version),
-            Some(None)
+            Ok(RequestVersion::Http09)
         );
-        assert_eq!(RequestLine::parse(b"G3T / HTTP/1.1"), None);
-        assert_eq!(RequestLine::parse(b"GET"), None);
+        assert_eq!(
+            RequestLine::parse(b"GET").map(|r| r.uri),
+            Err(BadRequestLine::Bad)
+        );
         let s = StatusLine::parse(b"HTTP/1.0 404 Not Found ").expect("status");
         assert_eq!(
             (s.version.as_str(), s.code, s.reason),
