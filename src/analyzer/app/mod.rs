@@ -93,7 +93,8 @@ pub struct AppOutput<'a> {
 }
 
 /// What the analyzers keep across connections for one run: a DHCP exchange spans several
-/// connections (broadcasts, then unicast), so its log line is built here. The flow table
+/// connections (broadcasts, then unicast), so its log line is built here; so does a file
+/// fetched in pieces by HTTP range requests. The flow table
 /// owns it, lets it expire with capture time and flushes it at the end.
 #[derive(Debug, Default)]
 pub struct SharedState {
@@ -103,17 +104,21 @@ pub struct SharedState {
     /// Connections an analyzer announced during the call (FTP's data channels); the flow
     /// table takes them after each call and attaches their analyzer when they start.
     pub expected: Vec<ExpectedConn>,
+    /// Files fetched in pieces by HTTP range requests, which outlive their connections.
+    pub range_files: files::RangeFiles,
 }
 
 impl SharedState {
     /// Writes what is over by capture time `now` (seconds); cheap when nothing is due.
     pub fn expire(&mut self, now: f64, logs: &mut dyn LogSink) {
         self.dhcp.expire(now, logs);
+        self.range_files.expire(now, logs);
     }
 
     /// End of the capture: writes everything still open.
     pub fn finish(&mut self, logs: &mut dyn LogSink) {
         self.dhcp.flush(logs);
+        self.range_files.finish(logs);
     }
 }
 

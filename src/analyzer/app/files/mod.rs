@@ -21,13 +21,14 @@ mod log;
 mod magic;
 mod mime;
 mod multipart;
+mod range;
 
 use std::io::Write;
 
-use flate2::write::{GzDecoder, ZlibDecoder};
+use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
 use sha2::{Digest, Sha256};
 
-use super::{AppOutput, ConnInfo};
+use super::ConnInfo;
 use crate::analyzer::log::{Interval, LogSink, Set, Time};
 pub use extract::{mime_matches, ExtractScope, ExtractStats, EXTRACT_DIR};
 use extract::{Extracted, Extraction};
@@ -37,6 +38,8 @@ pub use log::{FilesRow, FILES_SCHEMA};
 use magic::sniff_mime;
 pub(crate) use mime::{header_filename, Content, MimeEvent, MimeMessage};
 pub(crate) use multipart::{disposition_filename, MultipartSplitter, PartEvent};
+pub use range::RangeFiles;
+pub(crate) use range::RangeKey;
 
 /// Bytes of a body kept for MIME sniffing (Zeek's default BOF buffer).
 pub(crate) const SNIFF_LEN: usize = 4096;
@@ -160,7 +163,12 @@ impl Write for Tap {
 enum Decoder {
     Identity(Tap),
     Gzip(Box<GzDecoder<Tap>>),
+    /// `deflate` before its first two bytes say whether a zlib header wraps the stream.
+    DeflateStart(Tap, Vec<u8>),
     Zlib(Box<ZlibDecoder<Tap>>),
+    /// `deflate` without the zlib header, as some servers send it (Zeek's ZIP analyzer
+    /// falls back to raw inflation too).
+    RawDeflate(Box<DeflateDecoder<Tap>>),
     /// Decoding failed or bytes went missing: what was decoded so far stands.
     Stopped(Tap),
 }
@@ -176,34 +184,54 @@ impl Decoder {
         let enc = encoding.map(|e| e.trim_ascii().to_ascii_lowercase());
         match enc.as_deref() {
             Some(b"gzip") | Some(b"x-gzip") => Decoder::Gzip(Box::new(GzDecoder::new(tap))),
-            Some(b"deflate") => Decoder::Zlib(Box::new(ZlibDecoder::new(tap))),
+            Some(b"deflate") => Decoder::DeflateStart(tap, Vec::new()),
             _ => Decoder::Identity(tap),
         }
     }
 
     fn tap(&self) -> &Tap {
         match self {
-            Decoder::Identity(t) | Decoder::Stopped(t) => t,
+            Decoder::Identity(t) | Decoder::Stopped(t) | Decoder::DeflateStart(t, _) => t,
             Decoder::Gzip(d) => d.get_ref(),
             Decoder::Zlib(d) => d.get_ref(),
+            Decoder::RawDeflate(d) => d.get_ref(),
         }
     }
 
     fn tap_mut(&mut self) -> &mut Tap {
         match self {
-            Decoder::Identity(t) | Decoder::Stopped(t) => t,
+            Decoder::Identity(t) | Decoder::Stopped(t) | Decoder::DeflateStart(t, _) => t,
             Decoder::Gzip(d) => d.get_mut(),
             Decoder::Zlib(d) => d.get_mut(),
+            Decoder::RawDeflate(d) => d.get_mut(),
         }
     }
 
     /// Feeds encoded bytes; false if the decoder gave up on them.
     fn write(&mut self, data: &[u8]) -> bool {
+        if let Decoder::DeflateStart(_, head) = self {
+            head.extend_from_slice(data);
+            if head.len() < 2 {
+                return true;
+            }
+            let head = std::mem::take(head);
+            let tap = std::mem::take(self.tap_mut());
+            // RFC 1950: compression method 8 and a header that is a multiple of 31.
+            let zlib =
+                head[0] & 0x0f == 8 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0;
+            *self = if zlib {
+                Decoder::Zlib(Box::new(ZlibDecoder::new(tap)))
+            } else {
+                Decoder::RawDeflate(Box::new(DeflateDecoder::new(tap)))
+            };
+            return self.write(&head);
+        }
         let ok = match self {
             Decoder::Identity(t) => t.write_all(data).is_ok(),
             Decoder::Gzip(d) => d.write_all(data).is_ok(),
             Decoder::Zlib(d) => d.write_all(data).is_ok(),
-            Decoder::Stopped(_) => return true,
+            Decoder::RawDeflate(d) => d.write_all(data).is_ok(),
+            Decoder::Stopped(_) | Decoder::DeflateStart(..) => return true,
         };
         if !ok {
             self.stop();
@@ -221,6 +249,7 @@ impl Decoder {
         let _ = match self {
             Decoder::Gzip(d) => d.try_finish(),
             Decoder::Zlib(d) => d.try_finish(),
+            Decoder::RawDeflate(d) => d.try_finish(),
             _ => Ok(()),
         };
     }
@@ -243,6 +272,9 @@ pub(crate) struct FileState {
     total: Option<u64>,
     digests: Option<Digests>,
     extracted: Option<Extracted>,
+    /// Seen and missing bytes when they are not those of one stream (a ranged file whose
+    /// pieces came out of order, see `range`).
+    counts: Option<(u64, u64)>,
 }
 
 impl FileState {
@@ -267,6 +299,7 @@ impl FileState {
             total: None,
             digests: None,
             extracted: None,
+            counts: None,
         }
     }
 
@@ -324,6 +357,42 @@ impl FileState {
         self.decoder.tap().pending.is_none()
     }
 
+    /// The size the protocol announced.
+    pub(crate) fn total(&self) -> Option<u64> {
+        self.total
+    }
+
+    /// When the first byte came.
+    pub(crate) fn first_ts(&self) -> f64 {
+        self.first_ts
+    }
+
+    /// Bytes at `offset` of the file (a piece of a ranged file): what continues the stream
+    /// is analyzed, bytes past it leave the gap missing, bytes behind it are only counted
+    /// (by the caller's coverage).
+    pub(crate) fn data_at(
+        &mut self,
+        ts: f64,
+        offset: u64,
+        data: &[u8],
+        weirds: &mut Vec<(&'static str, String)>,
+    ) {
+        self.last_ts = ts;
+        let position = self.seen().saturating_add(self.missing);
+        if offset > position {
+            self.gap(offset - position);
+        }
+        let behind = usize::try_from(position.saturating_sub(offset)).unwrap_or(usize::MAX);
+        if let Some(rest) = data.get(behind..).filter(|r| !r.is_empty()) {
+            self.data(ts, rest, weirds);
+        }
+    }
+
+    /// Seen and missing bytes as counted elsewhere (see [`FileState::data_at`]).
+    pub(crate) fn set_counts(&mut self, seen: u64, missing: u64) {
+        self.counts = Some((seen, missing));
+    }
+
     /// Feeds raw (still encoded) body bytes.
     pub(crate) fn data(&mut self, ts: f64, raw: &[u8], weirds: &mut Vec<(&'static str, String)>) {
         self.last_ts = ts;
@@ -350,13 +419,11 @@ impl FileState {
     }
 
     /// Writes this file's `files.log` line.
-    pub(crate) fn write_log(&self, conn: &ConnInfo, is_orig: bool, out: &mut AppOutput<'_>) {
-        let seen = self.seen();
+    pub(crate) fn write_log(&self, conn: &ConnInfo, is_orig: bool, logs: &mut dyn LogSink) {
+        let (seen, missing) = self.counts.unwrap_or((self.seen(), self.missing));
         // A file that ended short of its announced size stayed open until Zeek's file
         // timeout.
-        let timed_out = self
-            .total
-            .is_some_and(|t| seen.saturating_add(self.missing) < t);
+        let timed_out = self.total.is_some_and(|t| seen.saturating_add(missing) < t);
         let digests = self.digests.as_ref();
         let extracted = self.extracted.as_ref();
         // Zeek lists the analyzers attached to the file. The hash analyzers are left out
@@ -366,7 +433,7 @@ impl FileState {
         } else {
             &[]
         };
-        out.logs.write(&FilesRow {
+        logs.write(&FilesRow {
             ts: Time(self.first_ts),
             fuid: &self.fuid,
             id: conn.id(),
@@ -380,7 +447,7 @@ impl FileState {
             is_orig,
             seen_bytes: seen,
             total_bytes: self.total,
-            missing_bytes: self.missing,
+            missing_bytes: missing,
             overflow_bytes: 0,
             timedout: timed_out,
             parent_fuid: None,
@@ -414,6 +481,25 @@ mod tests {
         f.end();
         assert_eq!(f.seen(), plain.len() as u64);
         assert_eq!(f.mime(), Some("text/plain"));
+        assert!(weirds.is_empty());
+        // `deflate` comes zlib-wrapped or raw; both decode.
+        for raw in [false, true] {
+            let body = if raw {
+                let mut enc =
+                    flate2::write::DeflateEncoder::new(Vec::new(), Compression::default());
+                enc.write_all(&plain).unwrap();
+                enc.finish().unwrap()
+            } else {
+                let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+                enc.write_all(&plain).unwrap();
+                enc.finish().unwrap()
+            };
+            let mut f = FileState::new("HTTP", "Fd".into(), 1.0).content_encoding(Some(b"deflate"));
+            f.data(1.0, &body[..1], &mut weirds);
+            f.data(1.0, &body[1..], &mut weirds);
+            f.end();
+            assert_eq!(f.seen(), plain.len() as u64, "raw deflate: {raw}");
+        }
         assert!(weirds.is_empty());
         let mut bad = FileState::new("HTTP", "Fy".into(), 1.0).content_encoding(Some(b"gzip"));
         bad.data(1.0, b"not gzip at all", &mut weirds);

@@ -680,7 +680,7 @@ impl AppAnalyzer for FtpDataAnalyzer {
             if let Some(mut file) = slot.take() {
                 file.0.end();
                 Self::report_mime(&self.transfer, &mut file);
-                file.0.write_log(conn, side == 0, out);
+                file.0.write_log(conn, side == 0, out.logs);
             }
         }
     }

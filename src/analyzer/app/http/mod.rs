@@ -19,8 +19,11 @@ mod log;
 mod parser;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
-use super::files::{disposition_filename, FileState, FuidGenerator, MultipartSplitter, PartEvent};
+use super::files::{
+    disposition_filename, FileState, FuidGenerator, MultipartSplitter, PartEvent, RangeKey,
+};
 use super::text::contains;
 use super::tunnel::Tunnel;
 use super::{escape_bytes, AppAnalyzer, AppOutput, ConnInfo};
@@ -86,6 +89,9 @@ struct Side {
     file: Option<FileState>,
     /// A `multipart/*` body being collected: split into one file per part at its end.
     multipart: Option<Multipart>,
+    /// A `206` body that is a piece of a ranged file (`files::RangeFiles`), instead of
+    /// `file`.
+    range: Option<RangePiece>,
     /// Last HTTP version seen on this side, for `HTTP_version_mismatch`.
     version: Option<String>,
 }
@@ -101,6 +107,7 @@ impl Side {
             body_len: 0,
             file: None,
             multipart: None,
+            range: None,
             version: None,
         }
     }
@@ -112,6 +119,17 @@ impl Side {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
     }
+}
+
+/// The body of a `206` reply to a range request: a piece of the file the client and URL
+/// name, which outlives the message and the connection.
+#[derive(Debug)]
+struct RangePiece {
+    key: RangeKey,
+    /// Where the next body byte goes in the file.
+    offset: u64,
+    /// Whether the transaction lists the file already.
+    listed: bool,
 }
 
 /// Most parts of one multipart body analyzed as files; later parts are not.
@@ -160,6 +178,9 @@ struct HttpRecord {
     username: Option<String>,
     password: Option<String>,
     proxied: Option<Vec<String>>,
+    /// The request asked for a range (Zeek's `range_request`): a `206` reply's body is a
+    /// piece of a file named by the client and URL.
+    range_request: bool,
     orig_files: EntityFiles,
     resp_files: EntityFiles,
 }
@@ -175,9 +196,14 @@ struct EntityFiles {
 
 impl EntityFiles {
     fn push(&mut self, file: &FileState) {
-        self.fuids.push(file.fuid.clone());
+        self.push_id(file.fuid.clone());
         self.filenames.extend(file.filename.clone());
         self.mime_types.extend(file.mime());
+    }
+
+    /// A file known by its id only (a ranged file, still open elsewhere).
+    fn push_id(&mut self, fuid: String) {
+        self.fuids.push(fuid);
     }
 }
 
@@ -555,6 +581,7 @@ impl HttpAnalyzer {
                 match name.as_str() {
                     "REFERER" => rec.referrer = Some(lossy(value)),
                     "HOST" => rec.host = Some(lossy(value)),
+                    "RANGE" => rec.range_request = true,
                     "ORIGIN" => rec.origin = Some(lossy(value)),
                     "USER-AGENT" => rec.user_agent = Some(lossy(value)),
                     "AUTHORIZATION" | "PROXY-AUTHORIZATION" => {
@@ -658,7 +685,7 @@ impl HttpAnalyzer {
         match body {
             Body::Length(n) | Body::ChunkData(n) => {
                 let take = (data.len() as u64).min(n) as usize;
-                self.body_data(conn, ts, side, &data[..take], out.weirds);
+                self.body_data(conn, ts, side, &data[..take], out);
                 let left = n - take as u64;
                 let s = &mut self.sides[side];
                 match (body, left) {
@@ -670,7 +697,7 @@ impl HttpAnalyzer {
                 take
             }
             Body::UntilClose => {
-                self.body_data(conn, ts, side, data, out.weirds);
+                self.body_data(conn, ts, side, data, out);
                 data.len()
             }
             Body::ChunkSize | Body::ChunkEnd | Body::Trailer => {
@@ -700,13 +727,13 @@ impl HttpAnalyzer {
         ts: f64,
         side: usize,
         data: &[u8],
-        weirds: &mut Vec<(&'static str, String)>,
+        out: &mut AppOutput<'_>,
     ) {
         if data.is_empty() {
             return;
         }
         let s = &mut self.sides[side];
-        if s.file.is_none() && s.multipart.is_none() {
+        if s.file.is_none() && s.multipart.is_none() && s.range.is_none() {
             if let Some(boundary) = s.header("CONTENT-TYPE").and_then(multipart_boundary) {
                 let byteranges = s.header("CONTENT-TYPE").is_some_and(|t| {
                     t.trim_ascii_start()
@@ -725,47 +752,135 @@ impl HttpAnalyzer {
         if let Some(mut m) = s.multipart.take() {
             s.body_len += data.len() as u64;
             let events = m.splitter.feed(data);
-            self.parts(conn, ts, &mut m, events, weirds);
+            self.parts(conn, ts, &mut m, events, out.weirds);
             self.sides[side].multipart = Some(m);
             return;
         }
-        if self.sides[side].file.is_none() {
-            let fuid = self.new_fuid(conn);
-            let code = self
-                .pending
-                .get(&self.current_response)
-                .and_then(|r| r.status_code);
-            let s = &self.sides[side];
-            let range = s.header("CONTENT-RANGE").map(parse_content_range);
-            let filename = s
-                .header("CONTENT-DISPOSITION")
-                .and_then(disposition_filename);
-            // Sizes on the wire say nothing of a decoded file's size: Zeek sets none then.
-            let encoded = s.header("CONTENT-ENCODING").is_some_and(|e| {
-                let e = e.trim_ascii().to_ascii_lowercase();
-                matches!(e.as_slice(), b"gzip" | b"x-gzip" | b"deflate")
-            });
-            let total = match range {
-                _ if encoded => None,
-                Some(Some((_, total))) => total,
-                _ => s
-                    .header("CONTENT-LENGTH")
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .and_then(|v| v.trim().parse().ok()),
-            };
-            let no_bof = side == RESP && code == Some(206) && !matches!(range, Some(Some((0, _))));
-            let file = FileState::new("HTTP", fuid, ts)
-                .content_encoding(s.header("CONTENT-ENCODING"))
-                .without_bof(no_bof)
-                .named(filename)
-                .sized(total);
-            self.sides[side].file = Some(file);
+        if self.sides[side].file.is_none() && self.sides[side].range.is_none() {
+            match self.range_piece(conn, side) {
+                Some(piece) => self.sides[side].range = Some(piece),
+                None => {
+                    let file = self.new_file(conn, ts, side);
+                    self.sides[side].file = Some(file);
+                }
+            }
+        }
+        if self.sides[side].range.is_some() {
+            self.range_data(conn, ts, side, data, out);
+            return;
         }
         let s = &mut self.sides[side];
         if let Some(f) = s.file.as_mut() {
             let before = f.seen();
-            f.data(ts, data, weirds);
+            f.data(ts, data, out.weirds);
             s.body_len += f.seen() - before;
+        }
+    }
+
+    /// The file of the body starting on `side` (not a ranged one).
+    fn new_file(&mut self, conn: &ConnInfo, ts: f64, side: usize) -> FileState {
+        let fuid = self.new_fuid(conn);
+        let code = self
+            .pending
+            .get(&self.current_response)
+            .and_then(|r| r.status_code);
+        let s = &self.sides[side];
+        let range = s.header("CONTENT-RANGE").map(parse_content_range);
+        let filename = s
+            .header("CONTENT-DISPOSITION")
+            .and_then(disposition_filename);
+        // Sizes on the wire say nothing of a decoded file's size: Zeek sets none then.
+        let encoded = s.header("CONTENT-ENCODING").is_some_and(|e| {
+            let e = e.trim_ascii().to_ascii_lowercase();
+            matches!(e.as_slice(), b"gzip" | b"x-gzip" | b"deflate")
+        });
+        let total = match range {
+            _ if encoded => None,
+            Some(Some((_, total))) => total,
+            _ => s
+                .header("CONTENT-LENGTH")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse().ok()),
+        };
+        let no_bof = side == RESP && code == Some(206) && !matches!(range, Some(Some((0, _))));
+        FileState::new("HTTP", fuid, ts)
+            .content_encoding(s.header("CONTENT-ENCODING"))
+            .without_bof(no_bof)
+            .named(filename)
+            .sized(total)
+    }
+
+    /// The piece of a ranged file the starting body on `side` is, if it is one: a `206`
+    /// reply with a `Content-Range` to a request that asked for a range, its body not
+    /// content-encoded (Zeek's `get_file_handle` of `base/protocols/http/files.zeek`).
+    fn range_piece(&self, conn: &ConnInfo, side: usize) -> Option<RangePiece> {
+        if side != RESP {
+            return None;
+        }
+        let rec = self.pending.get(&self.current_response)?;
+        if rec.status_code != Some(206) || !rec.range_request {
+            return None;
+        }
+        let s = &self.sides[side];
+        if s.header("CONTENT-ENCODING").is_some() {
+            return None;
+        }
+        let (offset, _) = s.header("CONTENT-RANGE").and_then(parse_content_range)?;
+        // Zeek's `HTTP::build_url`: host (or the responder's address), the port unless 80,
+        // then the URI.
+        let mut url = match &rec.host {
+            Some(host) => host.clone(),
+            None => match conn.resp_h {
+                IpAddr::V6(a) => format!("[{a}]"),
+                a => a.to_string(),
+            },
+        };
+        if conn.resp_p != 80 {
+            url.push_str(&format!(":{}", conn.resp_p));
+        }
+        url.push_str(rec.uri.as_deref().unwrap_or("/<missed_request>"));
+        Some(RangePiece {
+            key: RangeKey {
+                client: conn.orig_h,
+                url,
+            },
+            offset,
+            listed: false,
+        })
+    }
+
+    /// Body bytes of a ranged file's piece.
+    fn range_data(
+        &mut self,
+        conn: &ConnInfo,
+        ts: f64,
+        side: usize,
+        data: &[u8],
+        out: &mut AppOutput<'_>,
+    ) {
+        let Some(piece) = self.sides[side].range.as_ref() else {
+            return;
+        };
+        let (key, offset) = (piece.key.clone(), piece.offset);
+        if !out.shared.range_files.is_open(&key) {
+            let file = self.new_file(conn, ts, side);
+            out.shared.range_files.open(key.clone(), file);
+        }
+        let fuid = out
+            .shared
+            .range_files
+            .piece(&key, conn, ts, offset, data, out.weirds, out.logs);
+        let s = &mut self.sides[side];
+        s.body_len += data.len() as u64;
+        let mut list = None;
+        if let Some(piece) = s.range.as_mut() {
+            piece.offset = offset.saturating_add(data.len() as u64);
+            if !std::mem::replace(&mut piece.listed, true) {
+                list = fuid;
+            }
+        }
+        if let Some(fuid) = list {
+            self.record(ts, side).resp_files.push_id(fuid);
         }
     }
 
@@ -903,6 +1018,7 @@ impl HttpAnalyzer {
             s.body_len += f.seen() - before;
         }
         let multipart = s.multipart.take();
+        s.range = None;
         let body_len = s.body_len;
         s.body_len = 0;
         s.phase = Phase::StartLine;
@@ -931,7 +1047,7 @@ impl HttpAnalyzer {
             } else {
                 rec.resp_files.push(&f);
             }
-            f.write_log(conn, side == ORIG, out);
+            f.write_log(conn, side == ORIG, out.logs);
         }
         if side == RESP {
             let final_response = !rec.status_code.is_some_and(|c| (100..200).contains(&c));
@@ -1020,6 +1136,9 @@ impl AppAnalyzer for HttpAnalyzer {
                 if let Some(f) = s.file.as_mut() {
                     f.gap(skipped);
                 }
+                if let Some(p) = s.range.as_mut() {
+                    p.offset = p.offset.saturating_add(skipped);
+                }
                 s.body_len += skipped;
                 let left = n - skipped;
                 let rest = len - skipped;
@@ -1038,6 +1157,9 @@ impl AppAnalyzer for HttpAnalyzer {
             Phase::Body(Body::UntilClose) => {
                 if let Some(f) = s.file.as_mut() {
                     f.gap(len);
+                }
+                if let Some(p) = s.range.as_mut() {
+                    p.offset = p.offset.saturating_add(len);
                 }
                 s.body_len += len;
             }

@@ -647,7 +647,7 @@ impl SmtpAnalyzer {
     fn end_file(&mut self, conn: &ConnInfo, out: &mut AppOutput<'_>) {
         if let Some(mut f) = self.file.take() {
             f.end();
-            f.write_log(conn, true, out);
+            f.write_log(conn, true, out.logs);
         }
     }
 

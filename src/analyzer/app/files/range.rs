@@ -1,0 +1,190 @@
+//! Files fetched in pieces by HTTP range requests, over one connection or several. Zeek
+//! names the file of a `206` reply to a request that asked for a range by the client and
+//! the URL (`base/protocols/http/files.zeek`), not by the connection, and places each piece
+//! at the offset its `Content-Range` gives; the file does not end with the message. So all
+//! the pieces a client fetches of one URL make one file: it ends once every byte up to its
+//! announced size was seen, when no piece came for Zeek's file timeout, or at the end of the
+//! capture, and files.log gets a line for each connection that carried a piece, all with the
+//! file's final counts (seen bytes, and the holes below the highest byte seen as missing).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::FileState;
+use crate::analyzer::app::ConnInfo;
+use crate::analyzer::log::LogSink;
+
+/// Zeek's `Files::default_timeout_interval`: a file no byte came for in this long ends.
+const FILE_TIMEOUT_SECS: f64 = 120.0;
+
+/// What names a ranged file: the client and the URL it fetched (Zeek's `HTTP::build_url`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RangeKey {
+    pub client: IpAddr,
+    pub url: String,
+}
+
+/// The byte ranges of a file seen so far, sorted and merged.
+#[derive(Debug, Default)]
+struct Coverage {
+    spans: Vec<(u64, u64)>,
+}
+
+impl Coverage {
+    /// Adds `[start, end)`.
+    fn add(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let (mut start, mut end) = (start, end);
+        self.spans.retain(|&(s, e)| {
+            let touches = s <= end && start <= e;
+            if touches {
+                start = start.min(s);
+                end = end.max(e);
+            }
+            !touches
+        });
+        let at = self.spans.partition_point(|&(s, _)| s < start);
+        self.spans.insert(at, (start, end));
+    }
+
+    fn seen(&self) -> u64 {
+        self.spans.iter().map(|(s, e)| e - s).sum()
+    }
+
+    /// The bytes below the highest one seen that were not.
+    fn missing(&self) -> u64 {
+        self.spans.last().map_or(0, |&(_, end)| end) - self.seen()
+    }
+}
+
+#[derive(Debug)]
+struct RangeFile {
+    file: FileState,
+    coverage: Coverage,
+    /// The connections that carried pieces, in the order they first did.
+    conns: Vec<ConnInfo>,
+    last_ts: f64,
+}
+
+impl RangeFile {
+    /// Ends the file and writes its files.log lines.
+    fn end(mut self, logs: &mut dyn LogSink) {
+        self.file.end();
+        self.file
+            .set_counts(self.coverage.seen(), self.coverage.missing());
+        for conn in &self.conns {
+            self.file.write_log(conn, false, logs);
+        }
+    }
+}
+
+/// The ranged files of a run that are still open (part of the analyzers' run-wide state).
+#[derive(Debug, Default)]
+pub struct RangeFiles {
+    open: HashMap<RangeKey, RangeFile>,
+}
+
+impl RangeFiles {
+    /// Whether the file `key` names is open.
+    pub(crate) fn is_open(&self, key: &RangeKey) -> bool {
+        self.open.contains_key(key)
+    }
+
+    /// Opens the file `key` names (its first piece is about to come).
+    pub(crate) fn open(&mut self, key: RangeKey, file: FileState) {
+        let last_ts = file.first_ts();
+        self.open.entry(key).or_insert(RangeFile {
+            file,
+            coverage: Coverage::default(),
+            conns: Vec::new(),
+            last_ts,
+        });
+    }
+
+    /// A piece of the open file `key` names: `data` at `offset`, carried by `conn` at `ts`.
+    /// Returns the file's id (`None` if it is not open). The file ends here when this
+    /// piece completes it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn piece(
+        &mut self,
+        key: &RangeKey,
+        conn: &ConnInfo,
+        ts: f64,
+        offset: u64,
+        data: &[u8],
+        weirds: &mut Vec<(&'static str, String)>,
+        logs: &mut dyn LogSink,
+    ) -> Option<String> {
+        let f = self.open.get_mut(key)?;
+        if !f.conns.iter().any(|c| c.uid == conn.uid) {
+            f.conns.push(conn.clone());
+        }
+        f.last_ts = ts;
+        f.coverage
+            .add(offset, offset.saturating_add(data.len() as u64));
+        f.file.data_at(ts, offset, data, weirds);
+        let fuid = f.file.fuid.clone();
+        let complete = f.file.total().is_some_and(|total| {
+            f.coverage
+                .spans
+                .first()
+                .is_some_and(|&(s, e)| s == 0 && e >= total)
+        });
+        if complete {
+            if let Some(done) = self.open.remove(key) {
+                done.end(logs);
+            }
+        }
+        Some(fuid)
+    }
+
+    /// Ends the files no piece came for in Zeek's file timeout, by capture time `now`.
+    pub fn expire(&mut self, now: f64, logs: &mut dyn LogSink) {
+        if self.open.is_empty() {
+            return;
+        }
+        let idle: Vec<RangeKey> = self
+            .open
+            .iter()
+            .filter(|(_, f)| now - f.last_ts > FILE_TIMEOUT_SECS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.end_all(idle, logs);
+    }
+
+    /// End of the capture: every file still open ends.
+    pub fn finish(&mut self, logs: &mut dyn LogSink) {
+        let keys: Vec<RangeKey> = self.open.keys().cloned().collect();
+        self.end_all(keys, logs);
+    }
+
+    /// Ends `keys`' files in the order they started, so that the log does not depend on
+    /// the map's order.
+    fn end_all(&mut self, keys: Vec<RangeKey>, logs: &mut dyn LogSink) {
+        let mut files: Vec<RangeFile> = keys.iter().filter_map(|k| self.open.remove(k)).collect();
+        files.sort_by(|a, b| a.file.first_ts().total_cmp(&b.file.first_ts()));
+        for f in files {
+            f.end(logs);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_merges_and_counts_holes() {
+        let mut c = Coverage::default();
+        c.add(100_000, 110_001);
+        c.add(0, 10_001);
+        c.add(200_000, 210_001);
+        c.add(105_000, 106_000);
+        assert_eq!(c.seen(), 30_003);
+        assert_eq!(c.missing(), 179_998);
+        c.add(10_001, 100_000);
+        assert_eq!(c.spans, vec![(0, 110_001), (200_000, 210_001)]);
+    }
+}
