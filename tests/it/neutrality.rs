@@ -380,3 +380,48 @@ fn open_and_close_lines_are_left_out() {
     assert_eq!(comparable_bytes(&other), b"#open\tkept\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a log says must not depend on which other logs are kept: `--logs` lets the analyzer
+/// skip work (MIME bodies without files.log, analyzers whose logs nobody keeps), never change
+/// a line. For every capture, each log of the full run is compared with the same log written
+/// alone (`-C --logs NAME`).
+#[test]
+fn a_log_does_not_depend_on_the_others_kept() {
+    let bin = binary();
+    let work = temp_dir("neutrality-alone");
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    for (name, capture) in captures() {
+        let mut full = BTreeMap::new();
+        run_one(&bin, &name, &capture, "-C", &work.join("full"), &mut full);
+        let logs: Vec<String> = full
+            .keys()
+            .filter_map(|(_, _, file)| file.strip_suffix(".log").map(str::to_string))
+            .filter(|log| !log.contains('/'))
+            .collect();
+        for log in logs {
+            let variant = format!("-C --logs {log}");
+            let mut alone = BTreeMap::new();
+            run_one(
+                &bin,
+                &name,
+                &capture,
+                &variant,
+                &work.join("alone"),
+                &mut alone,
+            );
+            let file = format!("{log}.log");
+            let full_digest = full.get(&(name.clone(), "-C".to_string(), file.clone()));
+            let alone_digest = alone.get(&(name.clone(), variant.clone(), file.clone()));
+            compared += 1;
+            if full_digest != alone_digest {
+                problems.push(format!(
+                    "{name}: {file} differs when it is the only log kept"
+                ));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    assert!(compared > 50, "too few logs compared: {compared}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

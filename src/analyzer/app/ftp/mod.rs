@@ -686,7 +686,8 @@ impl AppAnalyzer for FtpDataAnalyzer {
     }
 
     fn logs(&self) -> &'static [&'static str] {
-        &["files"]
+        // The MIME type of a transfer goes into the control connection's ftp.log row.
+        &["files", "ftp"]
     }
 
     fn ends_promptly(&self) -> bool {

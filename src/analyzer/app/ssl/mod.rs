@@ -445,7 +445,7 @@ impl SslAnalyzer {
 
 impl AppAnalyzer for SslAnalyzer {
     fn logs(&self) -> &'static [&'static str] {
-        &["ssl"]
+        &["ssl", "x509"]
     }
 
     fn service(&self) -> Option<&'static str> {
