@@ -93,12 +93,35 @@ pub struct Side {
     pub ip_bytes: u64,
     /// Payload bytes for UDP/ICMP (TCP uses sequence numbers instead).
     pub payload_bytes: u64,
-    pub tcp: Endpoint,
+    pub tcp: TcpSide,
     /// History letters on a logarithmic scale: `C`, `T`, `W`, `G`.
     pub checksum_errors: Scaled,
     pub retransmissions: Scaled,
     pub zero_windows: Scaled,
     pub gaps: Scaled,
+}
+
+/// A side's TCP state, allocated when it is first changed: UDP and ICMP connections (all
+/// of a DNS-heavy capture's) never pay for it, which keeps a connection at about half the
+/// size. Reading it before then gives the state of a side nothing was seen of.
+#[derive(Debug, Default)]
+pub struct TcpSide(Option<Box<Endpoint>>);
+
+/// What an untouched side's TCP state reads as.
+static UNTOUCHED: std::sync::LazyLock<Endpoint> = std::sync::LazyLock::new(Endpoint::default);
+
+impl std::ops::Deref for TcpSide {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        self.0.as_deref().unwrap_or(&UNTOUCHED)
+    }
+}
+
+impl std::ops::DerefMut for TcpSide {
+    fn deref_mut(&mut self) -> &mut Endpoint {
+        self.0.get_or_insert_with(Box::default)
+    }
 }
 
 /// Which application analyzer serves the connection.
