@@ -158,6 +158,7 @@ for name, r in points:
           f"| {mib(r['rss_kib']):.1f} MiB | {mib(r['anon_kib']):.1f} MiB | {r['threads']} |")
 print()
 print(f"Peak RSS over the run: {max(mib(r['rss_kib']) for r in rows):.1f} MiB.")
+open(sys.argv[1] + ".spread", "w").write(f"{spread:.1f}\n")
 PY
 cat "$OUT/soak.md"
 write_doc_section soak "<!-- soak:start (bench/soak.sh writes this section) -->
@@ -167,3 +168,11 @@ Run on $(date -u +%Y-%m-%d), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg
 
 $(cat "$OUT/soak.md")
 <!-- soak:end -->"
+# The promise is checked, not only printed: a spread over 10% fails the run.
+spread=$(cat "$OUT/samples.tsv.spread")
+if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= 10.0 else 1)' "$spread"; then
+  echo "# RSS spread ${spread}% (within 10%)" >&2
+else
+  echo "bench/soak.sh: RSS spread ${spread}% is over the 10% promised" >&2
+  exit 1
+fi
