@@ -86,9 +86,9 @@ struct Side {
     /// Headers of the message being read, names uppercased.
     headers: Vec<(String, Vec<u8>)>,
     body_len: u64,
-    file: Option<FileState>,
+    file: Option<Box<FileState>>,
     /// A `multipart/*` body being collected: split into one file per part at its end.
-    multipart: Option<Multipart>,
+    multipart: Option<Box<Multipart>>,
     /// A `206` body that is a piece of a ranged file (`files::RangeFiles`), instead of
     /// `file`.
     range: Option<RangePiece>,
@@ -254,7 +254,7 @@ pub struct HttpAnalyzer {
     saw_reply: bool,
     /// The responder port is one Zeek analyzes HTTP on without seeing a reply first.
     http_port: bool,
-    pending: BTreeMap<u64, HttpRecord>,
+    pending: BTreeMap<u64, Box<HttpRecord>>,
     current_request: u64,
     current_response: u64,
     trans_depth: u64,
@@ -310,11 +310,11 @@ impl HttpAnalyzer {
         let depth = &mut self.trans_depth;
         self.pending.entry(key).or_insert_with(|| {
             *depth += 1;
-            HttpRecord {
+            Box::new(HttpRecord {
                 ts,
                 trans_depth: *depth,
                 ..Default::default()
-            }
+            })
         })
     }
 
@@ -740,13 +740,13 @@ impl HttpAnalyzer {
                         .to_ascii_lowercase()
                         .starts_with(b"multipart/byteranges")
                 });
-                s.multipart = Some(Multipart {
+                s.multipart = Some(Box::new(Multipart {
                     byteranges: byteranges.then(Byteranges::default),
                     splitter: MultipartSplitter::new(&boundary),
                     current: None,
                     name: None,
                     done: Vec::new(),
-                });
+                }));
             }
         }
         if let Some(mut m) = s.multipart.take() {
@@ -761,7 +761,7 @@ impl HttpAnalyzer {
                 Some(piece) => self.sides[side].range = Some(piece),
                 None => {
                     let file = self.new_file(conn, ts, side);
-                    self.sides[side].file = Some(file);
+                    self.sides[side].file = Some(Box::new(file));
                 }
             }
         }
@@ -1025,7 +1025,7 @@ impl HttpAnalyzer {
         s.headers.clear();
         s.header_count = 0;
         s.header_bytes = 0;
-        let mut files: Vec<FileState> = file.into_iter().collect();
+        let mut files: Vec<FileState> = file.map(|f| *f).into_iter().collect();
         if let Some(mut m) = multipart {
             let events = m.splitter.finish();
             self.parts(conn, ts, &mut m, events, out.weirds);
