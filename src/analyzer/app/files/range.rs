@@ -16,6 +16,12 @@ use crate::analyzer::log::LogSink;
 
 /// Zeek's `Files::default_timeout_interval`: a file no byte came for in this long ends.
 const FILE_TIMEOUT_SECS: f64 = 120.0;
+/// Most ranged files open at once; beyond it the one idle longest ends early, so that a
+/// capture of range requests for ever new URLs keeps memory bounded.
+const MAX_OPEN: usize = 10_000;
+/// Most connections a ranged file lists (a files.log line each); pieces carried by more
+/// still count.
+const MAX_CONNS: usize = 1_000;
 
 /// What names a ranged file: the client and the URL it fetched (Zeek's `HTTP::build_url`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -92,8 +98,20 @@ impl RangeFiles {
         self.open.contains_key(key)
     }
 
-    /// Opens the file `key` names (its first piece is about to come).
-    pub(crate) fn open(&mut self, key: RangeKey, file: FileState) {
+    /// Opens the file `key` names (its first piece is about to come); at [`MAX_OPEN`] the
+    /// tenth of the files idle longest end first (a tenth at a time, so that a stream of
+    /// new URLs costs one sort per thousand files, not a scan per file).
+    pub(crate) fn open(&mut self, key: RangeKey, file: FileState, logs: &mut dyn LogSink) {
+        if self.open.len() >= MAX_OPEN && !self.open.contains_key(&key) {
+            let mut by_idle: Vec<(f64, RangeKey)> = self
+                .open
+                .iter()
+                .map(|(k, f)| (f.last_ts, k.clone()))
+                .collect();
+            by_idle.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let idle = by_idle.into_iter().take(MAX_OPEN / 10).map(|(_, k)| k);
+            self.end_all(idle.collect(), logs);
+        }
         let last_ts = file.first_ts();
         self.open.entry(key).or_insert(RangeFile {
             file,
@@ -118,7 +136,7 @@ impl RangeFiles {
         logs: &mut dyn LogSink,
     ) -> Option<String> {
         let f = self.open.get_mut(key)?;
-        if !f.conns.iter().any(|c| c.uid == conn.uid) {
+        if f.conns.len() < MAX_CONNS && !f.conns.iter().any(|c| c.uid == conn.uid) {
             f.conns.push(conn.clone());
         }
         f.last_ts = ts;
@@ -174,6 +192,45 @@ impl RangeFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log sink that counts the lines written.
+    #[derive(Default)]
+    struct Count(usize);
+
+    impl LogSink for Count {
+        fn write(&mut self, _row: &dyn crate::analyzer::log::LogRow) {
+            self.0 += 1;
+        }
+    }
+
+    #[test]
+    fn open_files_are_bounded_and_all_end() {
+        let conn = ConnInfo {
+            uid: crate::analyzer::uid::Uid::from_bits(1),
+            orig_h: "10.0.0.1".parse().unwrap(),
+            orig_p: 40000,
+            resp_h: "10.0.0.2".parse().unwrap(),
+            resp_p: 80,
+            transport: crate::analyzer::app::Transport::Tcp,
+        };
+        let mut files = RangeFiles::default();
+        let mut logs = Count::default();
+        let mut weirds = Vec::new();
+        for n in 0..MAX_OPEN + 5 {
+            let key = RangeKey {
+                client: conn.orig_h,
+                url: format!("host/{n}"),
+            };
+            let ts = n as f64 / 1000.0;
+            let file = FileState::new("HTTP", format!("F{n}"), ts).sized(Some(100));
+            files.open(key.clone(), file, &mut logs);
+            files.piece(&key, &conn, ts, 10, b"0123456789", &mut weirds, &mut logs);
+        }
+        assert!(files.open.len() <= MAX_OPEN);
+        assert_eq!(logs.0, MAX_OPEN / 10, "the idle tenth ended early");
+        files.finish(&mut logs);
+        assert_eq!(logs.0, MAX_OPEN + 5, "every file wrote its line");
+    }
 
     #[test]
     fn coverage_merges_and_counts_holes() {

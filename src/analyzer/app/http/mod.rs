@@ -864,7 +864,7 @@ impl HttpAnalyzer {
         let (key, offset) = (piece.key.clone(), piece.offset);
         if !out.shared.range_files.is_open(&key) {
             let file = self.new_file(conn, ts, side);
-            out.shared.range_files.open(key.clone(), file);
+            out.shared.range_files.open(key.clone(), file, out.logs);
         }
         let fuid = out
             .shared
