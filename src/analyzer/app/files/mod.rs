@@ -367,6 +367,11 @@ impl FileState {
         self.first_ts
     }
 
+    /// When the last byte came.
+    pub(crate) fn last_ts(&self) -> f64 {
+        self.last_ts
+    }
+
     /// Bytes at `offset` of the file (a piece of a ranged file): what continues the stream
     /// is analyzed, bytes past it leave the gap missing, bytes behind it are only counted
     /// (by the caller's coverage).

@@ -71,7 +71,6 @@ struct RangeFile {
     coverage: Coverage,
     /// The connections that carried pieces, in the order they first did.
     conns: Vec<ConnInfo>,
-    last_ts: f64,
 }
 
 impl RangeFile {
@@ -106,24 +105,26 @@ impl RangeFiles {
             let mut by_idle: Vec<(f64, RangeKey)> = self
                 .open
                 .iter()
-                .map(|(k, f)| (f.last_ts, k.clone()))
+                .map(|(k, f)| (f.file.last_ts(), k.clone()))
                 .collect();
             by_idle.sort_by(|a, b| a.0.total_cmp(&b.0));
             let idle = by_idle.into_iter().take(MAX_OPEN / 10).map(|(_, k)| k);
             self.end_all(idle.collect(), logs);
         }
-        let last_ts = file.first_ts();
         self.open.entry(key).or_insert(RangeFile {
             file,
             coverage: Coverage::default(),
             conns: Vec::new(),
-            last_ts,
         });
     }
 
-    /// A piece of the open file `key` names: `data` at `offset`, carried by `conn` at `ts`.
-    /// Returns the file's id (`None` if it is not open). The file ends here when this
-    /// piece completes it.
+    /// The id of the open file `key` names.
+    pub(crate) fn fuid(&self, key: &RangeKey) -> Option<&str> {
+        self.open.get(key).map(|f| f.file.fuid.as_str())
+    }
+
+    /// A piece of the open file `key` names (nothing if it is not open): `data` at
+    /// `offset`, carried by `conn` at `ts`. The file ends here when this piece completes it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn piece(
         &mut self,
@@ -134,16 +135,17 @@ impl RangeFiles {
         data: &[u8],
         weirds: &mut Vec<(&'static str, String)>,
         logs: &mut dyn LogSink,
-    ) -> Option<String> {
-        let f = self.open.get_mut(key)?;
-        if f.conns.len() < MAX_CONNS && !f.conns.iter().any(|c| c.uid == conn.uid) {
+    ) {
+        let Some(f) = self.open.get_mut(key) else {
+            return;
+        };
+        // The connection of the last piece is the likely one: looked at first.
+        if f.conns.len() < MAX_CONNS && !f.conns.iter().rev().any(|c| c.uid == conn.uid) {
             f.conns.push(conn.clone());
         }
-        f.last_ts = ts;
         f.coverage
             .add(offset, offset.saturating_add(data.len() as u64));
         f.file.data_at(ts, offset, data, weirds);
-        let fuid = f.file.fuid.clone();
         let complete = f.file.total().is_some_and(|total| {
             f.coverage
                 .spans
@@ -155,7 +157,6 @@ impl RangeFiles {
                 done.end(logs);
             }
         }
-        Some(fuid)
     }
 
     /// Ends the files no piece came for in Zeek's file timeout, by capture time `now`.
@@ -166,7 +167,7 @@ impl RangeFiles {
         let idle: Vec<RangeKey> = self
             .open
             .iter()
-            .filter(|(_, f)| now - f.last_ts > FILE_TIMEOUT_SECS)
+            .filter(|(_, f)| now - f.file.last_ts() > FILE_TIMEOUT_SECS)
             .map(|(k, _)| k.clone())
             .collect();
         self.end_all(idle, logs);

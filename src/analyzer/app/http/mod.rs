@@ -451,7 +451,7 @@ impl HttpAnalyzer {
                 return;
             }
         };
-        for _ in 0..request.lowercase_keyword {
+        if request.lowercase_keyword {
             out.weirds.push(("lowercase_HTTP_keyword", String::new()));
         }
         if request.missing_uri {
@@ -858,30 +858,35 @@ impl HttpAnalyzer {
         data: &[u8],
         out: &mut AppOutput<'_>,
     ) {
-        let Some(piece) = self.sides[side].range.as_ref() else {
+        let Some(mut piece) = self.sides[side].range.take() else {
             return;
         };
-        let (key, offset) = (piece.key.clone(), piece.offset);
-        if !out.shared.range_files.is_open(&key) {
+        let files = &mut out.shared.range_files;
+        if !files.is_open(&piece.key) {
             let file = self.new_file(conn, ts, side);
-            out.shared.range_files.open(key.clone(), file, out.logs);
+            files.open(piece.key.clone(), file, out.logs);
         }
-        let fuid = out
-            .shared
-            .range_files
-            .piece(&key, conn, ts, offset, data, out.weirds, out.logs);
-        let s = &mut self.sides[side];
-        s.body_len += data.len() as u64;
-        let mut list = None;
-        if let Some(piece) = s.range.as_mut() {
-            piece.offset = offset.saturating_add(data.len() as u64);
-            if !std::mem::replace(&mut piece.listed, true) {
-                list = fuid;
+        // Listed before the piece goes in: the piece may complete the file and end it.
+        if !std::mem::replace(&mut piece.listed, true) {
+            if let Some(fuid) = files.fuid(&piece.key) {
+                let fuid = fuid.to_owned();
+                self.record(ts, side).resp_files.push_id(fuid);
             }
         }
-        if let Some(fuid) = list {
-            self.record(ts, side).resp_files.push_id(fuid);
-        }
+        let files = &mut out.shared.range_files;
+        files.piece(
+            &piece.key,
+            conn,
+            ts,
+            piece.offset,
+            data,
+            out.weirds,
+            out.logs,
+        );
+        piece.offset = piece.offset.saturating_add(data.len() as u64);
+        let s = &mut self.sides[side];
+        s.body_len += data.len() as u64;
+        s.range = Some(piece);
     }
 
     /// The parts of a `multipart/byteranges` body into its one file (Zeek gives the ranges of

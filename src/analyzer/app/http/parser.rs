@@ -62,9 +62,9 @@ pub(crate) struct RequestLine<'a> {
     pub version: RequestVersion,
     /// `HTTP/` came right after the method (weird `missing_HTTP_uri`).
     pub missing_uri: bool,
-    /// `HTTP/` was written in lower case (weird `lowercase_HTTP_keyword`), once per place
-    /// Zeek looks for it.
-    pub lowercase_keyword: u8,
+    /// `HTTP/` was written in lower case (weird `lowercase_HTTP_keyword`; logged once per
+    /// connection however many places Zeek finds it in).
+    pub lowercase_keyword: bool,
 }
 
 /// The version a request line gives.
@@ -147,14 +147,14 @@ impl RequestLine<'_> {
             return Err(BadRequestLine::Bad);
         }
         let rest = &line[rest_start..];
-        let mut lowercase_keyword = 0;
+        let mut lowercase_keyword = false;
         let mut uri_end = rest
             .iter()
             .position(|&c| !is_uri_char(c))
             .unwrap_or(rest.len());
         let keyword_first = http_keyword_at(rest, 0);
         if keyword_first == Some(true) {
-            lowercase_keyword += 1;
+            lowercase_keyword = true;
         }
         let missing_uri = uri_end >= rest.len() && keyword_first.is_some();
         if missing_uri {
@@ -169,7 +169,7 @@ impl RequestLine<'_> {
             at = skip_space_tab(rest, at);
             match http_keyword_at(rest, at) {
                 Some(lower) => {
-                    lowercase_keyword += u8::from(lower);
+                    lowercase_keyword |= lower;
                     version_at = Some(at);
                     break;
                 }
@@ -409,7 +409,7 @@ mod tests {
         );
         // Without a version Zeek's URI stops one byte short of the line's end.
         assert_eq!(ok(b"GET /foo bar").uri, b"/foo ba");
-        assert_eq!(ok(b"GET / http/1.1").lowercase_keyword, 1);
+        assert!(ok(b"GET / http/1.1").lowercase_keyword);
         let bad = |line: &[u8]| {
             RequestLine::parse(line)
                 .map(|r| r.uri.to_vec())
