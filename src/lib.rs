@@ -16,7 +16,7 @@
 //! - `analyzer`: the builtin Zeek-compatible analyzer; `detect`: detectors on extracted files
 //! - `disk`: free space against `min_free`
 //! - leaves: `tls`, `time`, `durable` (atomic files), `backoff`, `addr_range`, `exit`,
-//!   `systemd`
+//!   `systemd`, `shell` (operators' `sh` command lines)
 //!
 //! The traffic generator for samples, tests and benchmarks is a crate of its own
 //! (`synth/`, `pcapd-synth`).
@@ -43,6 +43,7 @@ mod pool;
 pub mod protocol;
 mod server;
 mod service;
+mod shell;
 mod systemd;
 mod time;
 pub mod tls;

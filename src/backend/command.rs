@@ -1,13 +1,13 @@
-//! `backend = command`: an operator's command line, run with `sh -c` once per job.
+//! `backend = command`: an operator's command line, run as `sh -c` would run it once per job
+//! (directly when `sh` would only split it into words, see `crate::shell`).
 //!
 //! `{pcaps}` becomes the job's capture paths, each shell-quoted, space-separated; `{out}`
 //! becomes the quoted log directory. The command runs with the log directory as its cwd;
 //! whatever files it leaves there are the job's logs.
 
-use std::process::Command;
-
 use super::external::run_in_log_dir;
 use super::{JobFailure, JobInput, JobResult, StartError};
+use crate::shell::{quote as shell_quote, ShellLine};
 
 pub struct CommandBackend {
     template: String,
@@ -24,10 +24,8 @@ impl CommandBackend {
     }
 
     pub fn run(&self, job: &JobInput<'_>) -> Result<JobResult, JobFailure> {
-        let line = expand(&self.template, job);
-        let mut command = Command::new("sh");
-        command.arg("-c").arg(line);
-        run_in_log_dir(command, "command", job)
+        let line = ShellLine::new(expand(&self.template, job));
+        run_in_log_dir("command", job, Box::new(|configure| line.spawn(configure)))
     }
 }
 
@@ -43,22 +41,10 @@ fn expand(template: &str, job: &JobInput<'_>) -> String {
         .replace("{out}", &shell_quote(&job.out.to_string_lossy()))
 }
 
-/// POSIX single-quoting: safe for any byte string except NUL (paths have none).
-pub fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
-
-    #[test]
-    fn quotes_for_sh() {
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(""), "''");
-    }
 
     #[test]
     fn expands_placeholders() {

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use super::{JobFailure, JobInput, JobResult};
 use crate::protocol::worker::FailureKind;
@@ -19,24 +19,28 @@ use crate::protocol::worker::FailureKind;
 const STDERR_TAIL_LINES: usize = 10;
 const STDERR_TAIL_LINE_MAX: usize = 500;
 
-/// Runs `command` in `job.out` and lists the logs it left there.
+/// How a program is started: `spawn` is handed the set-up every `Command` it spawns must get
+/// (directory, stdio) and returns the child.
+pub type Spawn<'a> =
+    dyn FnOnce(&dyn Fn(&mut Command) -> std::io::Result<()>) -> std::io::Result<Child> + 'a;
+
+/// Starts a program with `spawn` in `job.out` and lists the logs it left there.
 pub fn run_in_log_dir(
-    mut command: Command,
     what: &str,
     job: &JobInput<'_>,
+    spawn: Box<Spawn<'_>>,
 ) -> Result<JobResult, JobFailure> {
     let internal = |error: String| JobFailure::new(FailureKind::Internal, error);
-    let stdout_to_stderr = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| internal(format!("duplicating stderr for {what}: {e}")))?;
-    command
-        .current_dir(job.out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout_to_stderr))
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
+    let configure = |command: &mut Command| -> std::io::Result<()> {
+        let stdout_to_stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
+        command
+            .current_dir(job.out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout_to_stderr))
+            .stderr(Stdio::piped());
+        Ok(())
+    };
+    let mut child = spawn(&configure)
         .map_err(|e| JobFailure::new(FailureKind::Analyzer, format!("cannot run {what}: {e}")))?;
     let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES);
     if let Some(stderr) = child.stderr.take() {

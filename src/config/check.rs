@@ -64,12 +64,6 @@ fn check_syslog_ca(config: &Config) -> Result<(), ConfigError> {
     }
 }
 
-/// Shell words that run no program of their own (`exec` runs the next word).
-const SHELL_BUILTINS: &[&str] = &[
-    ":", ".", "[", "cd", "command", "echo", "eval", "false", "kill", "printf", "read", "set",
-    "test", "true", "ulimit", "umask",
-];
-
 /// The program a detector's command runs first, if the check can tell (a plain first word).
 fn detector_program(command: &str) -> Option<&str> {
     let mut words = command.split_whitespace();
@@ -80,7 +74,7 @@ fn detector_program(command: &str) -> Option<&str> {
     let plain = first
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"/._+-".contains(&b));
-    (plain && !SHELL_BUILTINS.contains(&first)).then_some(first)
+    (plain && !crate::shell::is_sh_own_word(first)).then_some(first)
 }
 
 /// Whether `program` is an executable file: a path as given, a name on `PATH`.

@@ -19,8 +19,8 @@ use std::path::Path;
 use crate::analyzer::app::files::{mime_matches, EXTRACT_DIR};
 use crate::analyzer::log::{log_row, ConnId, LogSink, Time};
 use crate::analyzer::writer::LogWriterSet;
-use crate::backend::command::shell_quote;
 use crate::config::{DetectConfig, DetectorConfig, LogFormat};
+use crate::shell::quote as shell_quote;
 pub use files_log::{extracted_files, ExtractedFile, FilesLogError};
 use run::{Ending, RunResult};
 

@@ -1,4 +1,5 @@
-//! Running one detector command on one file: `/bin/sh -c` in a process group of its own
+//! Running one detector command on one file, as `/bin/sh -c` would (directly when `sh` would
+//! only split it into words, see `crate::shell`), in a process group of its own
 //! (killed whole at the timeout, and by the kernel if the worker dies), stdin from
 //! /dev/null, stdout and stderr read concurrently and kept up to a cap (the rest is read and
 //! dropped, so a chatty detector neither blocks nor fills memory).
@@ -7,6 +8,8 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
+
+use crate::shell::ShellLine;
 use std::time::{Duration, Instant};
 
 /// How a command ended.
@@ -55,7 +58,7 @@ fn kill_group(pgid: i32) {
     }
 }
 
-/// Runs `script` with `sh -c` and `env` added, for at most `timeout`.
+/// Runs `script` as `sh -c` would, with `env` added, for at most `timeout`.
 pub fn run(
     script: &str,
     env: &[(&str, &str)],
@@ -63,35 +66,35 @@ pub fn run(
     timeout: Duration,
     cap: usize,
 ) -> std::io::Result<RunResult> {
-    let mut command = Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(script)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    // SAFETY: prctl is async-signal-safe and touches only this (forked) process.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = command.spawn()?;
+    let configure = |command: &mut Command| -> std::io::Result<()> {
+        command
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        // SAFETY: prctl is async-signal-safe and touches only this (forked) process.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    };
+    let mut child = ShellLine::new(script.to_owned()).spawn(configure)?;
     let pgid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     let out = reader(child.stdout.take().expect("piped"), cap);
     let err = reader(child.stderr.take().expect("piped"), cap);
