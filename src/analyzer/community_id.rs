@@ -15,7 +15,6 @@
 use std::net::IpAddr;
 
 use base64::Engine as _;
-use sha1::{Digest, Sha1};
 
 use super::icmp::icmp_counterpart;
 
@@ -60,21 +59,45 @@ pub fn digest_v1(seed: u16, ip_proto: u8, orig: Endpoint, resp: Endpoint) -> [u8
     } else {
         (resp, orig)
     };
-    let mut hasher = Sha1::new();
-    hasher.update(seed.to_be_bytes());
+    // The message is at most 2 + 16 + 16 + 2 + 4 = 40 bytes: it and SHA-1's padding fit one
+    // 64-byte block, compressed once (the streaming hasher's buffering was most of the cost).
+    let mut block = [0u8; 64];
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        block[len..len + bytes.len()].copy_from_slice(bytes);
+        len += bytes.len();
+    };
+    put(&seed.to_be_bytes());
     for addr in [src.addr, dst.addr] {
         match addr {
-            IpAddr::V4(a) => hasher.update(a.octets()),
-            IpAddr::V6(a) => hasher.update(a.octets()),
+            IpAddr::V4(a) => put(&a.octets()),
+            IpAddr::V6(a) => put(&a.octets()),
         }
     }
-    hasher.update([ip_proto, 0]);
+    put(&[ip_proto, 0]);
     if has_ports {
-        hasher.update(src.port.to_be_bytes());
-        hasher.update(dst.port.to_be_bytes());
+        put(&src.port.to_be_bytes());
+        put(&dst.port.to_be_bytes());
     }
-    hasher.finalize().into()
+    block[len] = 0x80;
+    block[56..].copy_from_slice(&((len as u64) * 8).to_be_bytes());
+    let mut state = SHA1_INITIAL_STATE;
+    sha1::compress(&mut state, &[block.into()]);
+    let mut digest = [0u8; 20];
+    for (out, word) in digest.chunks_exact_mut(4).zip(state) {
+        out.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
 }
+
+/// SHA-1's initial hash value (FIPS 180-4, 5.3.1).
+const SHA1_INITIAL_STATE: [u32; 5] = [
+    0x6745_2301,
+    0xefcd_ab89,
+    0x98ba_dcfe,
+    0x1032_5476,
+    0xc3d2_e1f0,
+];
 
 /// The Community ID v1 of a flow (base64 form, the default of the spec and of Zeek).
 pub fn community_id_v1(seed: u16, ip_proto: u8, orig: Endpoint, resp: Endpoint) -> CommunityId {
@@ -263,6 +286,62 @@ mod tests {
             "c10ff69b0ae75cfe259897077462f978f8d1f9ed",
         ),
     ];
+
+    #[test]
+    fn one_block_digest_equals_the_streaming_hashers() {
+        use sha1::{Digest, Sha1};
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for i in 0..2000 {
+            let addr = |r: u64| -> IpAddr {
+                if i % 2 == 0 {
+                    IpAddr::from((r as u32).to_be_bytes())
+                } else {
+                    IpAddr::from(std::net::Ipv6Addr::from(
+                        u128::from(r) << 64 | u128::from(r.rotate_left(17)),
+                    ))
+                }
+            };
+            let orig = Endpoint {
+                addr: addr(next()),
+                port: next() as u16,
+            };
+            let resp = Endpoint {
+                addr: addr(next()),
+                port: next() as u16,
+            };
+            let proto = [6, 17, 132, 47][i % 4];
+            let seed = next() as u16;
+            let (a, b) = if (orig.addr, orig.port) < (resp.addr, resp.port) {
+                (orig, resp)
+            } else {
+                (resp, orig)
+            };
+            let mut message = seed.to_be_bytes().to_vec();
+            for ep in [a, b] {
+                match ep.addr {
+                    IpAddr::V4(x) => message.extend(x.octets()),
+                    IpAddr::V6(x) => message.extend(x.octets()),
+                }
+            }
+            message.extend([proto, 0]);
+            if proto != 47 {
+                message.extend(a.port.to_be_bytes());
+                message.extend(b.port.to_be_bytes());
+            }
+            let want: [u8; 20] = Sha1::digest(&message).into();
+            assert_eq!(
+                digest_v1(seed, proto, orig, resp),
+                want,
+                "{orig:?} {resp:?} {proto}"
+            );
+        }
+    }
 
     #[test]
     fn spec_baseline_vectors() {

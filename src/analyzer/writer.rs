@@ -1,17 +1,18 @@
 //! Log writers: Zeek's ASCII (TSV) format and Zeek's JSON-lines format.
 //!
-//! [`LogWriterSet`] is the [`LogSink`] of one analysis run: it keeps one buffered file per log
-//! path in the output directory, created when the first line of that log is written (so a run
-//! that saw no DNS leaves no empty `dns.log`). Rendering of every [`Value`] is decided here and
-//! only here: Zeek's escaping rules (separator, set separator and non-printable bytes as
-//! `\xNN`; a string equal to the unset marker is escaped too so it cannot be read back as unset),
-//! six-decimal times and intervals, and Zeek's short double format. A line is rendered straight
-//! from the row's borrowed values into one reused buffer: no allocation per line.
+//! [`LogWriterSet`] is the [`LogSink`] of one analysis run: it keeps one file per log path in
+//! the output directory, created when the first line of that log is written (so a run that
+//! saw no DNS leaves no empty `dns.log`), and renders each line straight from the row's
+//! borrowed values into that log's write buffer: no allocation or copy per line. Rendering of
+//! every [`Value`] is decided here and only here: Zeek's escaping rules (separator, set
+//! separator and non-printable bytes as `\xNN`; a string equal to the unset marker is escaped
+//! too so it cannot be read back as unset), six-decimal times and intervals, and Zeek's short
+//! double format.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,11 +31,29 @@ enum Destination {
     Discard,
 }
 
+/// Bytes of rendered lines a log holds before they are written to its file.
+const FLUSH_AT: usize = 256 * 1024;
+
+/// One log of the run, from its first line on.
 struct OpenLog {
     schema: &'static LogSchema,
-    file: Option<BufWriter<File>>,
+    /// Whether its lines are kept (`--logs`); a log that is not has no file.
+    kept: bool,
+    file: Option<File>,
+    /// Lines rendered and not yet written: lines are rendered straight into it.
+    pending: Vec<u8>,
     path: PathBuf,
     lines: u64,
+}
+
+impl OpenLog {
+    fn write_pending(&mut self) -> Result<(), std::io::Error> {
+        if let Some(file) = self.file.as_mut() {
+            file.write_all(&self.pending)?;
+        }
+        self.pending.clear();
+        Ok(())
+    }
 }
 
 /// One analysis run's set of log files.
@@ -42,9 +61,9 @@ pub struct LogWriterSet {
     destination: Destination,
     format: LogFormat,
     only_logs: Option<BTreeSet<String>>,
-    open: BTreeMap<&'static str, OpenLog>,
-    /// Reused for every line so rendering does not allocate per line.
-    line: Vec<u8>,
+    /// The logs seen so far, kept or not: a handful, found by a scan that compares the
+    /// schemas' static path first.
+    open: Vec<OpenLog>,
     /// First I/O error seen; `LogSink::write` cannot fail, so it is reported by `finish`.
     error: Option<(PathBuf, std::io::Error)>,
 }
@@ -69,8 +88,7 @@ impl LogWriterSet {
             destination,
             format,
             only_logs,
-            open: BTreeMap::new(),
-            line: Vec::with_capacity(1024),
+            open: Vec::new(),
             error: None,
         }
     }
@@ -87,44 +105,56 @@ impl LogWriterSet {
         }
         let close = format!("#close\t{}\n", zeek_open_time(SystemTime::now()));
         let mut names = Vec::new();
-        for (name, log) in std::mem::take(&mut self.open) {
-            if let Some(mut file) = log.file {
+        for mut log in std::mem::take(&mut self.open) {
+            if !log.kept {
+                continue;
+            }
+            if log.file.is_some() {
                 if self.format == LogFormat::Tsv {
-                    file.write_all(close.as_bytes())
-                        .map_err(|e| (log.path.clone(), e))?;
+                    log.pending.extend_from_slice(close.as_bytes());
                 }
-                file.flush().map_err(|e| (log.path.clone(), e))?;
-                names.push(format!("{name}.log"));
+                log.write_pending().map_err(|e| (log.path.clone(), e))?;
+                names.push(format!("{}.log", log.schema.path));
             } else if matches!(self.destination, Destination::Discard) && log.lines > 0 {
-                names.push(format!("{name}.log"));
+                names.push(format!("{}.log", log.schema.path));
             }
         }
+        names.sort();
         Ok(names)
     }
 
-    fn open_log(&mut self, schema: &'static LogSchema) -> Result<(), std::io::Error> {
+    /// The log of `schema`'s path, created (its file and header, when kept) on first use.
+    fn log_of(&mut self, schema: &'static LogSchema) -> Result<usize, (PathBuf, std::io::Error)> {
+        let same = |log: &OpenLog| {
+            std::ptr::eq(log.schema.path, schema.path) || log.schema.path == schema.path
+        };
+        if let Some(index) = self.open.iter().position(same) {
+            return Ok(index);
+        }
+        let kept = self.wants(schema.path);
         let path = match &self.destination {
             Destination::Dir(dir) => dir.join(format!("{}.log", schema.path)),
             Destination::Discard => PathBuf::new(),
         };
-        let mut file = None;
-        if matches!(self.destination, Destination::Dir(_)) {
-            let mut w = BufWriter::with_capacity(256 * 1024, File::create(&path)?);
-            if self.format == LogFormat::Tsv {
-                w.write_all(tsv_header(schema).as_bytes())?;
+        let mut log = OpenLog {
+            schema,
+            kept,
+            file: None,
+            pending: Vec::new(),
+            path,
+            lines: 0,
+        };
+        if kept {
+            log.pending.reserve(FLUSH_AT + 4096);
+            if matches!(self.destination, Destination::Dir(_)) {
+                log.file = Some(File::create(&log.path).map_err(|e| (log.path.clone(), e))?);
+                if self.format == LogFormat::Tsv {
+                    log.pending.extend_from_slice(tsv_header(schema).as_bytes());
+                }
             }
-            file = Some(w);
         }
-        self.open.insert(
-            schema.path,
-            OpenLog {
-                schema,
-                file,
-                path,
-                lines: 0,
-            },
-        );
-        Ok(())
+        self.open.push(log);
+        Ok(self.open.len() - 1)
     }
 }
 
@@ -134,32 +164,30 @@ impl LogSink for LogWriterSet {
     }
 
     fn write(&mut self, row: &dyn LogRow) {
-        let schema = row.schema();
-        if self.error.is_some() || !self.wants(schema.path) {
+        if self.error.is_some() {
             return;
         }
-        if !self.open.contains_key(schema.path) {
-            if let Err(e) = self.open_log(schema) {
-                let path = match &self.destination {
-                    Destination::Dir(dir) => dir.join(format!("{}.log", schema.path)),
-                    Destination::Discard => PathBuf::new(),
-                };
-                self.error = Some((path, e));
+        let schema = row.schema();
+        let index = match self.log_of(schema) {
+            Ok(index) => index,
+            Err(error) => {
+                self.error = Some(error);
                 return;
             }
-        }
-        self.line.clear();
-        match self.format {
-            LogFormat::Tsv => render_tsv_line(&mut self.line, row),
-            LogFormat::Json => render_json_line(&mut self.line, row),
-        }
-        let Some(log) = self.open.get_mut(schema.path) else {
-            return;
         };
+        let format = self.format;
+        let log = &mut self.open[index];
+        if !log.kept {
+            return;
+        }
         debug_assert!(std::ptr::eq(log.schema, schema) || log.schema.fields == schema.fields);
+        match format {
+            LogFormat::Tsv => render_tsv_line(&mut log.pending, row),
+            LogFormat::Json => render_json_line(&mut log.pending, row),
+        }
         log.lines += 1;
-        if let Some(file) = log.file.as_mut() {
-            if let Err(e) = file.write_all(&self.line) {
+        if log.pending.len() >= FLUSH_AT || log.file.is_none() {
+            if let Err(e) = log.write_pending() {
                 self.error = Some((log.path.clone(), e));
             }
         }
