@@ -94,11 +94,9 @@ pub struct Side {
     /// Payload bytes for UDP/ICMP (TCP uses sequence numbers instead).
     pub payload_bytes: u64,
     pub tcp: TcpSide,
-    /// History letters on a logarithmic scale: `C`, `T`, `W`, `G`.
+    /// Bad checksums, for the history's scaled letter `C` (the TCP-only `T`, `W` and `G`
+    /// count in the endpoint, so a UDP connection does not carry them).
     pub checksum_errors: Scaled,
-    pub retransmissions: Scaled,
-    pub zero_windows: Scaled,
-    pub gaps: Scaled,
 }
 
 /// A side's TCP state, allocated when it is first changed: UDP and ICMP connections (all
@@ -156,9 +154,26 @@ pub struct Detection {
     pub seen_bytes: usize,
 }
 
+/// When a timer fires (capture time, ns), or that it is unset: an `i64` that reserves
+/// `i64::MAX` for "unset", half the size of an `Option<i64>` (a connection carries two, and
+/// memory follows the connections alive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timer(i64);
+
+impl Timer {
+    pub const UNSET: Timer = Timer(i64::MAX);
+
+    /// A timer firing at `ns` (`i64::MAX`, a saturated time, never fires: unset).
+    pub fn at(ns: i64) -> Timer {
+        Timer(ns)
+    }
+
+    pub fn get(self) -> Option<i64> {
+        (self.0 != i64::MAX).then_some(self.0)
+    }
+}
+
 pub struct Conn {
-    /// The table's key of this connection (it does not change on a flip).
-    pub key: ConnKey,
     pub info: ConnInfo,
     pub proto: Proto,
     pub ip_proto: u8,
@@ -178,24 +193,20 @@ pub struct Conn {
     /// NTP: whether a message of each flow (`[resp, orig]`, by the `is_orig` it arrived
     /// with) already flipped the roles; Zeek's NTP analyzer flips at most once per flow.
     pub ntp_flipped: [bool; 2],
-    pub weirds_logged: Vec<&'static str>,
-    pub attempt_deadline_ns: Option<i64>,
-    pub remove_at_ns: Option<i64>,
+    /// The weirds logged for this connection (each is logged once); boxed, since most
+    /// connections have none.
+    weirds_logged: Option<Box<Vec<&'static str>>>,
+    /// The connection-attempt timer (an unanswered SYN) and the removal after a close or
+    /// reset.
+    pub attempt_deadline_ns: Timer,
+    pub remove_at_ns: Timer,
     /// The deadline the expiry queue holds for this connection (see `expiry`).
     pub scheduled_ns: i64,
 }
 
 impl Conn {
-    pub fn new(
-        key: ConnKey,
-        info: ConnInfo,
-        proto: Proto,
-        ip_proto: u8,
-        serial: u64,
-        ts_ns: i64,
-    ) -> Conn {
+    pub fn new(info: ConnInfo, proto: Proto, ip_proto: u8, serial: u64, ts_ns: i64) -> Conn {
         Conn {
-            key,
             info,
             proto,
             ip_proto,
@@ -214,11 +225,34 @@ impl Conn {
                 AppState::Undetected
             },
             ntp_flipped: [false; 2],
-            weirds_logged: Vec::new(),
-            attempt_deadline_ns: None,
-            remove_at_ns: None,
+            weirds_logged: None,
+            attempt_deadline_ns: Timer::UNSET,
+            remove_at_ns: Timer::UNSET,
             scheduled_ns: i64::MAX,
         }
+    }
+
+    /// The table's key of this connection, from its ends (it does not change on a flip); not
+    /// stored, as the addresses and ports are already in `info`.
+    pub fn key(&self) -> ConnKey {
+        ConnKey::new(
+            self.info.orig_h,
+            self.info.orig_p,
+            self.info.resp_h,
+            self.info.resp_p,
+            self.ip_proto,
+        )
+    }
+
+    /// Whether weird `name` is logged for this connection for the first time (and so is
+    /// to be logged); records it.
+    pub fn first_time_weird(&mut self, name: &'static str) -> bool {
+        let logged = self.weirds_logged.get_or_insert_with(Box::default);
+        if logged.contains(&name) {
+            return false;
+        }
+        logged.push(name);
+        true
     }
 
     pub fn is_orig(&self, src: IpAddr, sport: u16) -> bool {
@@ -307,10 +341,10 @@ impl Conn {
         let mut at = self
             .last_activity_ns
             .saturating_add(self.inactivity_timeout_ns());
-        if let Some(remove_at) = self.remove_at_ns {
+        if let Some(remove_at) = self.remove_at_ns.get() {
             at = at.min(remove_at);
         }
-        if let Some(deadline) = self.attempt_deadline_ns {
+        if let Some(deadline) = self.attempt_deadline_ns.get() {
             if self.attempt_pending() {
                 at = at.min(deadline);
             }
@@ -410,8 +444,7 @@ mod tests {
                 Transport::Udp
             },
         };
-        let key = ConnKey::new(info.orig_h, info.orig_p, info.resp_h, info.resp_p, 6);
-        Conn::new(key, info, proto, 6, 1, 100 * NS)
+        Conn::new(info, proto, 6, 1, 100 * NS)
     }
 
     #[test]
@@ -421,11 +454,11 @@ mod tests {
         assert!(!c.expired(400 * NS - 1) && c.expired(400 * NS));
         // An unanswered SYN: the attempt timer comes first while the responder is silent.
         c.orig.tcp.set_state(EndpointState::SynSent);
-        c.attempt_deadline_ns = Some(105 * NS);
+        c.attempt_deadline_ns = Timer::at(105 * NS);
         assert_eq!(c.deadline_ns(), 105 * NS);
         c.resp.tcp.set_state(EndpointState::Established);
         assert_eq!(c.deadline_ns(), 400 * NS);
-        c.remove_at_ns = Some(110 * NS);
+        c.remove_at_ns = Timer::at(110 * NS);
         assert_eq!(c.deadline_ns(), 110 * NS);
     }
 

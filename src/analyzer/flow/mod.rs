@@ -34,7 +34,7 @@ use super::icmp::icmp_ports;
 use super::log::LogSink;
 use super::uid::UidGenerator;
 use super::weird::WeirdLog;
-use conn::{secs, AppState, Conn, ConnKey, Detection, Proto, TCP_ATTEMPT_DELAY_NS};
+use conn::{secs, AppState, Conn, ConnKey, Detection, Proto, Timer, TCP_ATTEMPT_DELAY_NS};
 use direction::{flip_at_creation, ntp_mode_says_flip};
 use expiry::{Due, ExpiryQueue};
 use history::Once;
@@ -346,11 +346,11 @@ impl FlowTable {
             }
             if let Some(&(_, ahead)) = due.get(i + SWEEP_PREFETCH) {
                 if let Some(conn) = self.slots.get(ahead) {
-                    self.index.prefetch(key_hash(&conn.key));
+                    self.index.prefetch(key_hash(&conn.key()));
                 }
             }
             if let Some(conn) = self.slots.get(slot) {
-                self.index.remove(key_hash(&conn.key), slot);
+                self.index.remove(key_hash(&conn.key()), slot);
             }
             self.end_slot(slot, sink);
         }
@@ -387,7 +387,7 @@ impl FlowTable {
         let slots = &self.slots;
         let slot = self
             .index
-            .find(hash, |s| slots.get(s).is_some_and(|c| c.key == *key))?;
+            .find(hash, |s| slots.get(s).is_some_and(|c| c.key() == *key))?;
         let conn = self.slots.get(slot)?;
         if reuse(conn) || conn.expired(now_ns) {
             self.index.remove(hash, slot);
@@ -423,7 +423,11 @@ impl FlowTable {
                 Transport::Udp
             },
         };
-        let mut conn = Conn::new(key, info, proto, ip_proto, self.serial, ts_ns);
+        let mut conn = Conn::new(info, proto, ip_proto, self.serial, ts_ns);
+        debug_assert!(
+            conn.key() == key,
+            "a connection's key follows from its ends"
+        );
         if flip {
             conn.flip();
         }
@@ -496,7 +500,7 @@ impl FlowTable {
         // Zeek arms the connection-attempt timer when the originator's first packet is a
         // SYN (with or without ACK).
         if is_orig && seg.flags & SYN != 0 && conn.orig.tcp.state == EndpointState::Inactive {
-            conn.attempt_deadline_ns = Some(ts_ns.saturating_add(TCP_ATTEMPT_DELAY_NS));
+            conn.attempt_deadline_ns = Timer::at(ts_ns.saturating_add(TCP_ATTEMPT_DELAY_NS));
         }
         {
             let side = conn.side(is_orig);
@@ -558,7 +562,7 @@ impl FlowTable {
                 StreamEvent::Gap(len) => {
                     if let Some(conn) = self.slots.get_mut(slot) {
                         conn.missed_bytes += len;
-                        conn.scaled_history(side_is_orig, b'G', |s| &mut s.gaps);
+                        conn.scaled_history(side_is_orig, b'G', |s| &mut s.tcp.gaps);
                         match &mut conn.app {
                             AppState::Active(a) => {
                                 let mut out = AppOutput {
@@ -836,10 +840,9 @@ impl FlowTable {
         let Some(conn) = self.slots.get_mut(slot) else {
             return;
         };
-        if conn.weirds_logged.contains(&name) {
+        if !conn.first_time_weird(name) {
             return;
         }
-        conn.weirds_logged.push(name);
         self.ends
             .weirds
             .conn(sink, secs(ts_ns), &conn.weird_conn(), name, &addl, source);
@@ -905,8 +908,7 @@ impl Ends {
         if !self.app_weirds.is_empty() && self.opts.write_weird {
             for (name, addl) in std::mem::take(&mut self.app_weirds) {
                 let source = app_weird_source(conn, name);
-                if !conn.weirds_logged.contains(&name) {
-                    conn.weirds_logged.push(name);
+                if conn.first_time_weird(name) {
                     self.weirds.conn(
                         sink,
                         secs(conn.last_ns),

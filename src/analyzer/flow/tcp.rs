@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use super::history::Scaled;
+
 /// Out-of-order bytes held per side before the hole is declared a content gap.
 pub const MAX_BUFFERED_PER_SIDE: usize = 256 * 1024;
 
@@ -179,6 +181,11 @@ pub struct Endpoint {
     pub hist_last_fin: Option<u64>,
     pub hist_last_rst: Option<u64>,
     pub stream: Stream,
+    /// Retransmissions (`T`), zero windows (`W`) and content gaps (`G`) so far, for the
+    /// history's scaled letters.
+    pub retransmissions: Scaled,
+    pub zero_windows: Scaled,
+    pub gaps: Scaled,
 }
 
 impl Endpoint {

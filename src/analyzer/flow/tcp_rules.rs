@@ -4,7 +4,7 @@
 //! ([`account_sequence`]), then the removal timers ([`arm_removal`]). [`apply`] runs them
 //! all; each part is a function of the connection and the segment so it can be tested alone.
 
-use super::conn::{Conn, TCP_CLOSE_DELAY_NS};
+use super::conn::{Conn, Timer, TCP_CLOSE_DELAY_NS};
 use super::history::Once;
 use super::tcp::{EndpointState, StreamEvent};
 use crate::analyzer::decode::{ACK, FIN, RST, SYN};
@@ -108,7 +108,7 @@ pub fn record_history(conn: &mut Conn, is_orig: bool, seg: &Segment<'_>, rel: u6
         conn.history.once(is_orig, Once::Ack, b'A');
     }
     if seg.window == 0 && !syn && !rst {
-        conn.scaled_history(is_orig, b'W', |s| &mut s.zero_windows);
+        conn.scaled_history(is_orig, b'W', |s| &mut s.tcp.zero_windows);
     }
 }
 
@@ -222,7 +222,7 @@ pub fn account_sequence(
         peer.stream.acked(data_end, wants_data, events);
     }
     if retransmission {
-        conn.scaled_history(is_orig, b'T', |s| &mut s.retransmissions);
+        conn.scaled_history(is_orig, b'T', |s| &mut s.tcp.retransmissions);
     }
     peer_events_start
 }
@@ -231,8 +231,8 @@ pub fn account_sequence(
 pub fn arm_removal(conn: &mut Conn, seg: &Segment<'_>, ts_ns: i64) {
     let (o, r) = (conn.orig.tcp.state, conn.resp.tcp.state);
     let closed = |s: EndpointState| matches!(s, EndpointState::Closed | EndpointState::Reset);
-    if conn.remove_at_ns.is_none() && (seg.rst() || (closed(o) && closed(r))) {
-        conn.remove_at_ns = Some(ts_ns.saturating_add(TCP_CLOSE_DELAY_NS));
+    if conn.remove_at_ns.get().is_none() && (seg.rst() || (closed(o) && closed(r))) {
+        conn.remove_at_ns = Timer::at(ts_ns.saturating_add(TCP_CLOSE_DELAY_NS));
     }
 }
 
@@ -253,8 +253,7 @@ mod tests {
             resp_p: 80,
             transport: Transport::Tcp,
         };
-        let key = ConnKey::new(info.orig_h, info.orig_p, info.resp_h, info.resp_p, 6);
-        let mut c = Conn::new(key, info, Proto::Tcp, 6, 1, 0);
+        let mut c = Conn::new(info, Proto::Tcp, 6, 1, 0);
         c.app = AppState::Off;
         c
     }
@@ -306,7 +305,7 @@ mod tests {
             ),
             (5, 5)
         );
-        assert_eq!(c.remove_at_ns, Some(6 * NS + TCP_CLOSE_DELAY_NS));
+        assert_eq!(c.remove_at_ns.get(), Some(6 * NS + TCP_CLOSE_DELAY_NS));
     }
 
     #[test]
@@ -372,8 +371,8 @@ mod tests {
             apply(&mut c, true, &s, 0, &mut events);
         }
         assert_eq!(c.history.as_str(), "AWW");
-        assert_eq!(c.remove_at_ns, None);
+        assert_eq!(c.remove_at_ns.get(), None);
         apply(&mut c, false, &seg(RST, 5, 0, b""), 2 * NS, &mut events);
-        assert_eq!(c.remove_at_ns, Some(2 * NS + TCP_CLOSE_DELAY_NS));
+        assert_eq!(c.remove_at_ns.get(), Some(2 * NS + TCP_CLOSE_DELAY_NS));
     }
 }
