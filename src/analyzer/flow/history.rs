@@ -22,8 +22,12 @@ const INLINE: usize = 22;
 
 #[derive(Debug, Clone)]
 enum Letters {
-    Inline { buf: [u8; INLINE], len: u8 },
-    Heap(Vec<u8>),
+    Inline {
+        buf: [u8; INLINE],
+        len: u8,
+    },
+    /// Past `INLINE` letters (rare): boxed, so the inline form sets the size.
+    Heap(Box<Vec<u8>>),
 }
 
 /// A connection's history string plus the once-per-direction letters already seen.
@@ -66,7 +70,7 @@ impl History {
                 let mut v = Vec::with_capacity(INLINE * 2);
                 v.extend_from_slice(&buf[..usize::from(*len)]);
                 v.push(b);
-                self.letters = Letters::Heap(v);
+                self.letters = Letters::Heap(Box::new(v));
             }
             Letters::Heap(v) => v.push(b),
         }

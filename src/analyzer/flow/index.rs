@@ -1,10 +1,11 @@
 //! The flow table's index: connection key → slab slot, in a compact open-addressing table.
 //!
 //! Each entry is one `u64`: the key's 32-bit hash in the high half and the slot + 1 in the
-//! low half (0 is an empty entry). The keys themselves stay in the connections, so a probe
-//! walks 8-byte entries (eight to a cache line) and touches a connection only when the
-//! whole 32-bit hash matches, which for a miss almost never happens. A map holding the keys
-//! (40 bytes each) spent most of a port scan's time in cache misses on insert and removal.
+//! low half (0 is an empty entry). The keys are the connections' own (each follows from its
+//! connection's ends), so a probe walks 8-byte entries (eight to a cache line) and touches a
+//! connection only when the whole 32-bit hash matches, which for a miss almost never
+//! happens. A map holding the keys (40 bytes each) spent most of a port scan's time in cache
+//! misses on insert and removal.
 //!
 //! Linear probing, at most 70 % full, removal by backward shift (no tombstones), so probe
 //! sequences stay short however many connections come and go. Removal needs the hash and
