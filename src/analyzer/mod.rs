@@ -314,7 +314,7 @@ fn run(
         if let Some(&(_, _, Some(hash))) = ahead.get(LOOKAHEAD / 2) {
             table.prefetch_conn(hash);
         }
-        let Some((pkt, decoded, _)) = ahead.pop_front() else {
+        let Some((pkt, decoded, hash)) = ahead.pop_front() else {
             break;
         };
         summary.packets += 1;
@@ -393,12 +393,12 @@ fn run(
                         fragment: None,
                         ..ip
                     };
-                    table.packet(pkt.ts_ns, &whole, sink);
+                    table.packet(pkt.ts_ns, &whole, None, sink);
                 }
             }
             continue;
         }
-        table.packet(pkt.ts_ns, &ip, sink);
+        table.packet(pkt.ts_ns, &ip, hash, sink);
     }
     table.finish(sink);
 

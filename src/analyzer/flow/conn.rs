@@ -41,7 +41,16 @@ pub struct ConnKey {
 
 impl ConnKey {
     pub fn new(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, ip_proto: u8) -> Self {
-        if (src, sport) <= (dst, dport) {
+        let src_first = match (src, dst) {
+            // The common case as one integer compare: an IPv4 address orders as its
+            // big-endian value, then the port.
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                (u64::from(u32::from(s)) << 16 | u64::from(sport))
+                    <= (u64::from(u32::from(d)) << 16 | u64::from(dport))
+            }
+            _ => (src, sport) <= (dst, dport),
+        };
+        if src_first {
             ConnKey {
                 a: src,
                 b: dst,
@@ -445,6 +454,37 @@ mod tests {
             },
         };
         Conn::new(info, proto, 6, 1, 100 * NS)
+    }
+
+    #[test]
+    fn key_order_fast_path_agrees_with_address_order() {
+        let addrs: Vec<IpAddr> = [
+            "10.0.0.1",
+            "10.0.0.2",
+            "9.255.255.255",
+            "200.1.1.1",
+            "::1",
+            "10.0.0.1",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        for &a in &addrs {
+            for &b in &addrs {
+                for (pa, pb) in [(1, 2), (2, 1), (80, 80), (0, 65535)] {
+                    let key = ConnKey::new(a, pa, b, pb, 6);
+                    let (first, second) = if (a, pa) <= (b, pb) {
+                        ((a, pa), (b, pb))
+                    } else {
+                        ((b, pb), (a, pa))
+                    };
+                    assert_eq!(
+                        (key.a, key.a_port, key.b, key.b_port),
+                        (first.0, first.1, second.0, second.1)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -65,6 +65,21 @@ struct Awaited {
     start: Box<dyn Fn() -> Box<dyn AppAnalyzer> + Send>,
 }
 
+/// The index hash of `key`: `hint` when the packet's prefetch computed it already.
+fn hash_of(key: &ConnKey, hint: Option<u32>) -> u32 {
+    match hint {
+        Some(hash) => {
+            debug_assert_eq!(
+                hash,
+                key_hash(key),
+                "a prefetch hint is the packet's key hash"
+            );
+            hash
+        }
+        None => key_hash(key),
+    }
+}
+
 /// Which logs the table produces.
 #[derive(Debug, Clone, Copy)]
 pub struct TableOptions {
@@ -140,14 +155,22 @@ impl FlowTable {
         self.slots.len()
     }
 
-    /// Processes one (reassembled, if fragmented) IP packet.
-    pub fn packet(&mut self, ts_ns: i64, ip: &IpPacket<'_>, sink: &mut dyn LogSink) {
+    /// Processes one (reassembled, if fragmented) IP packet. `key_hash` is what
+    /// [`FlowTable::prefetch_index`] returned for it, if it was asked: the hash is not
+    /// computed twice.
+    pub fn packet(
+        &mut self,
+        ts_ns: i64,
+        ip: &IpPacket<'_>,
+        key_hash: Option<u32>,
+        sink: &mut dyn LogSink,
+    ) {
         self.sweep(ts_ns, sink);
         // Before the packet, as Zeek's timers run before its events.
         self.ends.shared.expire(secs(ts_ns), sink);
         let slot = match ip.proto {
-            6 => self.tcp_packet(ts_ns, ip, sink),
-            17 => self.udp_packet(ts_ns, ip, sink),
+            6 => self.tcp_packet(ts_ns, ip, key_hash, sink),
+            17 => self.udp_packet(ts_ns, ip, key_hash, sink),
             1 if ip.src.is_ipv4() => self.icmp_packet(ts_ns, ip, sink),
             58 if ip.src.is_ipv6() => self.icmp_packet(ts_ns, ip, sink),
             _ => None,
@@ -379,11 +402,11 @@ impl FlowTable {
     fn lookup(
         &mut self,
         key: &ConnKey,
+        hash: u32,
         now_ns: i64,
         reuse: impl FnOnce(&Conn) -> bool,
         sink: &mut dyn LogSink,
     ) -> Option<Slot> {
-        let hash = key_hash(key);
         let slots = &self.slots;
         let slot = self
             .index
@@ -401,6 +424,7 @@ impl FlowTable {
     fn create(
         &mut self,
         key: ConnKey,
+        hash: u32,
         ts_ns: i64,
         src: IpAddr,
         sport: u16,
@@ -432,7 +456,7 @@ impl FlowTable {
             conn.flip();
         }
         let slot = self.slots.insert(conn);
-        self.index.insert(key_hash(&key), slot);
+        self.index.insert(hash, slot);
         slot
     }
 
@@ -440,6 +464,7 @@ impl FlowTable {
         &mut self,
         ts_ns: i64,
         ip: &IpPacket<'_>,
+        hint: Option<u32>,
         sink: &mut dyn LogSink,
     ) -> Option<Slot> {
         let seg = match decode::parse_tcp(ip) {
@@ -450,8 +475,15 @@ impl FlowTable {
             }
         };
         let key = ConnKey::new(ip.src, seg.src_port, ip.dst, seg.dst_port, 6);
+        let hash = hash_of(&key, hint);
         let pure_syn = seg.flags & (SYN | ACK) == SYN;
-        let found = self.lookup(&key, ts_ns, |c| pure_syn && is_tcp_reuse(c, seg.seq), sink);
+        let found = self.lookup(
+            &key,
+            hash,
+            ts_ns,
+            |c| pure_syn && is_tcp_reuse(c, seg.seq),
+            sink,
+        );
         let slot = match found {
             Some(slot) => slot,
             None => {
@@ -465,6 +497,7 @@ impl FlowTable {
                 );
                 let slot = self.create(
                     key,
+                    hash,
                     ts_ns,
                     ip.src,
                     seg.src_port,
@@ -597,6 +630,7 @@ impl FlowTable {
         &mut self,
         ts_ns: i64,
         ip: &IpPacket<'_>,
+        hint: Option<u32>,
         sink: &mut dyn LogSink,
     ) -> Option<Slot> {
         let dg = match decode::parse_udp(ip) {
@@ -607,12 +641,14 @@ impl FlowTable {
             }
         };
         let key = ConnKey::new(ip.src, dg.src_port, ip.dst, dg.dst_port, 17);
-        let slot = match self.lookup(&key, ts_ns, |_| false, sink) {
+        let hash = hash_of(&key, hint);
+        let slot = match self.lookup(&key, hash, ts_ns, |_| false, sink) {
             Some(slot) => slot,
             None => {
                 let flip = flip_at_creation(false, dg.src_port, ip.dst, dg.dst_port, false, false);
                 self.create(
                     key,
+                    hash,
                     ts_ns,
                     ip.src,
                     dg.src_port,
@@ -673,10 +709,12 @@ impl FlowTable {
         };
         let (sport, dport) = icmp_ports(ip.src.is_ipv6(), msg.icmp_type, msg.code);
         let key = ConnKey::new(ip.src, sport, ip.dst, dport, ip.proto);
-        let slot = match self.lookup(&key, ts_ns, |_| false, sink) {
+        let hash = key_hash(&key);
+        let slot = match self.lookup(&key, hash, ts_ns, |_| false, sink) {
             Some(slot) => slot,
             None => self.create(
                 key,
+                hash,
                 ts_ns,
                 ip.src,
                 sport,
