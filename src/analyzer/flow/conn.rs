@@ -203,7 +203,8 @@ pub struct Conn {
     /// with) already flipped the roles; Zeek's NTP analyzer flips at most once per flow.
     pub ntp_flipped: [bool; 2],
     /// The weirds logged for this connection (each is logged once); boxed, since most
-    /// connections have none.
+    /// connections have none: 8 bytes in the connection instead of a `Vec`'s 24.
+    #[allow(clippy::box_collection)]
     weirds_logged: Option<Box<Vec<&'static str>>>,
     /// The connection-attempt timer (an unanswered SYN) and the removal after a close or
     /// reset.

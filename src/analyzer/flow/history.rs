@@ -26,7 +26,8 @@ enum Letters {
         buf: [u8; INLINE],
         len: u8,
     },
-    /// Past `INLINE` letters (rare): boxed, so the inline form sets the size.
+    /// Past `INLINE` letters (rare): boxed, so that the inline form sets the size.
+    #[allow(clippy::box_collection)]
     Heap(Box<Vec<u8>>),
 }
 

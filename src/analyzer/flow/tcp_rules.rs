@@ -240,7 +240,7 @@ pub fn arm_removal(conn: &mut Conn, seg: &Segment<'_>, ts_ns: i64) {
 mod tests {
     use super::*;
     use crate::analyzer::app::{ConnInfo, Transport};
-    use crate::analyzer::flow::conn::{AppState, ConnKey, Proto, NS};
+    use crate::analyzer::flow::conn::{AppState, Proto, NS};
     use crate::analyzer::uid::Uid;
     use std::net::IpAddr;
 
