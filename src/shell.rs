@@ -8,7 +8,8 @@
 //! strings, backslash escapes), whose first word is neither a reserved word nor a builtin of
 //! `sh`, is started directly with the words `sh` would have made. Every other line goes to
 //! `/bin/sh -c`, and so does a plain line whose direct start fails: `sh` then reports the
-//! missing or unusable program as it always did (exit 127 or 126, its message on stderr).
+//! missing or unusable program as it always did (exit 127 or 126, its message on stderr). A
+//! program started directly gets `PWD` in its environment, as `sh` exports it.
 
 use std::io;
 use std::process::{Child, Command};
@@ -65,6 +66,12 @@ impl ShellLine {
             let mut direct = Command::new(&words[0]);
             direct.args(&words[1..]);
             configure(&mut direct)?;
+            // `sh` exports `PWD`, its working directory, to what it runs: so does this.
+            let pwd_given = direct.get_envs().any(|(name, _)| name == "PWD");
+            if let (Some(dir), false) = (direct.get_current_dir(), pwd_given) {
+                let dir = std::path::absolute(dir)?;
+                direct.env("PWD", dir);
+            }
             if let Ok(child) = direct.spawn() {
                 return Ok(child);
             }
@@ -217,6 +224,25 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    #[test]
+    fn pwd_is_exported_as_sh_exports_it() {
+        let dir = std::env::temp_dir().canonicalize().unwrap();
+        for line in ["/usr/bin/printenv PWD", "/usr/bin/printenv PWD; :"] {
+            let child = ShellLine::new(line.into())
+                .spawn(|c| {
+                    c.current_dir(&dir).stdout(Stdio::piped());
+                    Ok(())
+                })
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                dir.to_string_lossy(),
+                "{line}"
+            );
+        }
     }
 
     #[test]
