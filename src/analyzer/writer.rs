@@ -144,13 +144,11 @@ impl LogWriterSet {
             path,
             lines: 0,
         };
-        if kept {
+        if kept && matches!(self.destination, Destination::Dir(_)) {
             log.pending.reserve(FLUSH_AT + 4096);
-            if matches!(self.destination, Destination::Dir(_)) {
-                log.file = Some(File::create(&log.path).map_err(|e| (log.path.clone(), e))?);
-                if self.format == LogFormat::Tsv {
-                    log.pending.extend_from_slice(tsv_header(schema).as_bytes());
-                }
+            log.file = Some(File::create(&log.path).map_err(|e| (log.path.clone(), e))?);
+            if self.format == LogFormat::Tsv {
+                log.pending.extend_from_slice(tsv_header(schema).as_bytes());
             }
         }
         self.open.push(log);

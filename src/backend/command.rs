@@ -25,7 +25,7 @@ impl CommandBackend {
 
     pub fn run(&self, job: &JobInput<'_>) -> Result<JobResult, JobFailure> {
         let line = ShellLine::new(expand(&self.template, job));
-        run_in_log_dir("command", job, Box::new(|configure| line.spawn(configure)))
+        run_in_log_dir("command", job, |configure| line.spawn(configure))
     }
 }
 

@@ -19,16 +19,13 @@ use crate::protocol::worker::FailureKind;
 const STDERR_TAIL_LINES: usize = 10;
 const STDERR_TAIL_LINE_MAX: usize = 500;
 
-/// How a program is started: `spawn` is handed the set-up every `Command` it spawns must get
-/// (directory, stdio) and returns the child.
-pub type Spawn<'a> =
-    dyn FnOnce(&dyn Fn(&mut Command) -> std::io::Result<()>) -> std::io::Result<Child> + 'a;
-
-/// Starts a program with `spawn` in `job.out` and lists the logs it left there.
+/// Starts a program with `spawn` in `job.out` and lists the logs it left there. `spawn` is
+/// handed the set-up every `Command` it spawns must get (directory, stdio) and returns the
+/// child.
 pub fn run_in_log_dir(
     what: &str,
     job: &JobInput<'_>,
-    spawn: Box<Spawn<'_>>,
+    spawn: impl FnOnce(&dyn Fn(&mut Command) -> std::io::Result<()>) -> std::io::Result<Child>,
 ) -> Result<JobResult, JobFailure> {
     let internal = |error: String| JobFailure::new(FailureKind::Internal, error);
     let configure = |command: &mut Command| -> std::io::Result<()> {

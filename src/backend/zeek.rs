@@ -36,16 +36,12 @@ impl Zeek {
 
     pub fn run(&self, job: &JobInput<'_>) -> Result<JobResult, JobFailure> {
         let args = self.arguments(job);
-        run_in_log_dir(
-            "zeek",
-            job,
-            Box::new(|configure| {
-                let mut command = Command::new(&self.zeekbin);
-                command.args(args);
-                configure(&mut command)?;
-                command.spawn()
-            }),
-        )
+        run_in_log_dir("zeek", job, |configure| {
+            let mut command = Command::new(&self.zeekbin);
+            command.args(args);
+            configure(&mut command)?;
+            command.spawn()
+        })
     }
 
     fn arguments(&self, job: &JobInput<'_>) -> Vec<OsString> {

@@ -155,22 +155,22 @@ impl FlowTable {
         self.slots.len()
     }
 
-    /// Processes one (reassembled, if fragmented) IP packet. `key_hash` is what
+    /// Processes one (reassembled, if fragmented) IP packet. `hash_hint` is what
     /// [`FlowTable::prefetch_index`] returned for it, if it was asked: the hash is not
     /// computed twice.
     pub fn packet(
         &mut self,
         ts_ns: i64,
         ip: &IpPacket<'_>,
-        key_hash: Option<u32>,
+        hash_hint: Option<u32>,
         sink: &mut dyn LogSink,
     ) {
         self.sweep(ts_ns, sink);
         // Before the packet, as Zeek's timers run before its events.
         self.ends.shared.expire(secs(ts_ns), sink);
         let slot = match ip.proto {
-            6 => self.tcp_packet(ts_ns, ip, key_hash, sink),
-            17 => self.udp_packet(ts_ns, ip, key_hash, sink),
+            6 => self.tcp_packet(ts_ns, ip, hash_hint, sink),
+            17 => self.udp_packet(ts_ns, ip, hash_hint, sink),
             1 if ip.src.is_ipv4() => self.icmp_packet(ts_ns, ip, sink),
             58 if ip.src.is_ipv6() => self.icmp_packet(ts_ns, ip, sink),
             _ => None,
